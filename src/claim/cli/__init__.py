@@ -1,0 +1,46 @@
+"""`claim` command line: one root parser, one module per subcommand (each parses and calls the library)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from claim import __version__
+from claim.cli import aha, demo, info, phantom
+from claim.errors import ClaimError
+
+__all__ = ["main", "build_parser"]
+
+_COMMANDS = (info, phantom, aha, demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="claim",
+        description="Clinically guided myocardial scar synthesis for LGE cardiac MRI.",
+    )
+    parser.add_argument("--version", action="version", version=f"claim {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _COMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except ClaimError as exc:
+        print(f"claim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"claim {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
