@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from tests.conftest import EMIDEC_SLICES, EMIDEC_VOLUMES, SMALL
 
 from claim.aha.geometry import assign_levels, compute_geometry, infer_apex_first, transmural_depth
 from claim.aha.orientation import OrientationMethod, estimate_orientation
@@ -15,7 +16,6 @@ from claim.data.layouts import read_dataset
 from claim.data.phantom import PhantomConfig, make_phantom_cohort
 from claim.demo import score_phantom_geometry
 from claim.labels import Label
-from tests.conftest import EMIDEC_SLICES, EMIDEC_VOLUMES, SMALL
 
 
 def _angle_error(a: float, b: float) -> float:

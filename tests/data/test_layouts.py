@@ -167,7 +167,8 @@ def test_label_values_outside_declared_set(png_root):
     labels = np.asarray(Image.open(path)).copy()
     labels[0, 0] = 9
     Image.fromarray(labels).save(path)
-    with pytest.raises(InputError, match=r"slice003\.png: label values \[9\] outside the declared set \[0, 1, 2, 3, 4\]"):
+    expected = r"slice003\.png: label values \[9\] outside the declared set \[0, 1, 2, 3, 4\]"
+    with pytest.raises(InputError, match=expected):
         read_dataset(png_root)
 
 

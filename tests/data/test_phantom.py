@@ -228,8 +228,15 @@ def test_reversed_order_is_the_exact_reverse() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(min_slices=2), dict(min_slices=8, max_slices=6), dict(pathological_fraction=1.5), dict(handedness="up"),
-     dict(spacing_mm=0.0), dict(wall_thickness_mm=(12.0, 6.0)), dict(scar_transmurality=(0.5, 1.5))],
+    [
+        dict(min_slices=2),
+        dict(min_slices=8, max_slices=6),
+        dict(pathological_fraction=1.5),
+        dict(handedness="up"),
+        dict(spacing_mm=0.0),
+        dict(wall_thickness_mm=(12.0, 6.0)),
+        dict(scar_transmurality=(0.5, 1.5)),
+    ],
 )
 def test_bad_config_is_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):

@@ -92,8 +92,14 @@ class PhantomConfig:
             raise ValueError("noise_sigma and blur_sigma_px must be >= 0 and intensity_scale > 0")
         if self.handedness not in tuple(Handedness):
             raise ValueError(f"handedness {self.handedness!r} must be one of {[h.value for h in Handedness]}")
-        for name in ("basal_cavity_radius_mm", "apical_cavity_radius_mm", "wall_thickness_mm", "scar_slices",
-                     "scar_width_deg", "scar_transmurality"):
+        for name in (
+            "basal_cavity_radius_mm",
+            "apical_cavity_radius_mm",
+            "wall_thickness_mm",
+            "scar_slices",
+            "scar_width_deg",
+            "scar_transmurality",
+        ):
             lo, hi = getattr(self, name)
             if not 0 < lo <= hi:
                 raise ValueError(f"{name} {(lo, hi)} must be a range 0 < low <= high")
@@ -108,7 +114,8 @@ class PhantomTruth:
     Attributes:
         segment_maps: ``(S, H, W)`` uint8 AHA segment, 0 outside the myocardium {2, 3, 4}, 1-17 inside.
         level_per_slice: ``Level`` per slice (``"basal"``, ``"mid"``, ``"apical"``, ``"apex"``).
-        origin_screen_deg: screen angle of AHA angle 0 (``septum - 120`` for ccw, ``septum + 120`` for cw).
+        origin_screen_deg: screen angle of AHA angle 0 (``septum - 120`` for ccw, ``septum + 120`` for cw). With
+            the segment table (segment 1 = [0, 60)), the anterior RV insertion point lies at AHA 60, the 1|2 boundary.
         handedness: ``Handedness`` of the display.
         centres_rc: ``(S, 2)`` float LV centre (row, col) per slice.
         apex_first: True when slice 0 is the apex end.
@@ -149,7 +156,11 @@ class _Tissue(IntEnum):
 
 _TISSUE_LABEL = np.zeros(len(_Tissue), dtype=np.uint8)
 _TISSUE_LABEL[[_Tissue.CAVITY, _Tissue.MYO, _Tissue.SCAR, _Tissue.MVO]] = [
-    Label.CAVITY, Label.MYOCARDIUM, Label.INFARCT, Label.MVO]
+    Label.CAVITY,
+    Label.MYOCARDIUM,
+    Label.INFARCT,
+    Label.MVO,
+]
 # Relative texture amplitude per tissue: lungs are mottled, blood is smooth, nulled myocardium is noisy-dark.
 _TEXTURE = np.array([0.0, 0.08, 0.06, 0.05, 0.3, 0.08, 0.15, 0.04, 0.15, 0.07, 0.15, 0.04])
 
@@ -173,8 +184,9 @@ def _harmonics(theta: np.ndarray, terms: np.ndarray) -> np.ndarray:
     return sum(amp * np.cos(k * theta - phase) for k, amp, phase in terms)
 
 
-def _blob_radius(x: np.ndarray, y: np.ndarray, centre: np.ndarray, axes: np.ndarray, rot: float,
-                 wobble: np.ndarray) -> np.ndarray:
+def _blob_radius(
+    x: np.ndarray, y: np.ndarray, centre: np.ndarray, axes: np.ndarray, rot: float, wobble: np.ndarray
+) -> np.ndarray:
     """Normalised radius (< 1 inside) of an ellipse with a wobbly boundary, for organ-like blobs."""
     u = (x - centre[0]) * np.cos(rot) + (y - centre[1]) * np.sin(rot)
     v = -(x - centre[0]) * np.sin(rot) + (y - centre[1]) * np.cos(rot)
@@ -202,8 +214,12 @@ def _sample_lv(rng: np.random.Generator, config: PhantomConfig, n_slices: int, h
     rot = rng.uniform(0, np.pi) + np.cumsum(rng.normal(0, 0.05, n_slices))
     lo, hi = config.wall_thickness_mm
     wall_mean = rng.uniform(lo + 0.25 * (hi - lo), hi - 0.25 * (hi - lo)) * (1 + rng.normal(0, 0.02, n_slices))
-    wall_terms = np.array([[1, rng.uniform(0.05, 0.25) * (hi - lo), rng.uniform(0, 2 * np.pi)],
-                           [2, rng.uniform(0, 0.15) * (hi - lo), rng.uniform(0, 2 * np.pi)]])
+    wall_terms = np.array(
+        [
+            [1, rng.uniform(0.05, 0.25) * (hi - lo), rng.uniform(0, 2 * np.pi)],
+            [2, rng.uniform(0, 0.15) * (hi - lo), rng.uniform(0, 2 * np.pi)],
+        ]
+    )
     offset = rng.uniform(-1, 1, 2) * config.centre_jitter_px
     drift = np.cumsum(rng.normal(0, 0.3, (n_slices, 2)), axis=0)
     centres = (np.array(config.shape, dtype=np.float64) - 1) / 2 + offset + drift - drift.mean(axis=0)
@@ -214,11 +230,27 @@ def _sample_lv(rng: np.random.Generator, config: PhantomConfig, n_slices: int, h
     # The RV vanishes toward the apex: zero width below a random fraction of the stack.
     rv_start = rng.uniform(0.0, 0.25)
     rv_width = rng.uniform(14, 22) * np.clip((t - rv_start) / (1 - rv_start), 0, 1) ** 0.7
-    fat_terms = np.array([[0, rng.uniform(0, 1.5), 0], [1, rng.uniform(1, 3), rng.uniform(0, 2 * np.pi)],
-                          [3, rng.uniform(0.5, 2), rng.uniform(0, 2 * np.pi)]])
-    return dict(t=t, axes=axes, rot=rot, wall_mean=np.clip(wall_mean, lo, hi), wall_terms=wall_terms,
-                centres=centres, cap_axes=cap_axes, rv_width=rv_width, rv_half_span=rng.uniform(55, 65),
-                rv_wall=rng.uniform(2.0, 3.5), fat_terms=fat_terms, wall_range=(lo, hi))
+    fat_terms = np.array(
+        [
+            [0, rng.uniform(0, 1.5), 0],
+            [1, rng.uniform(1, 3), rng.uniform(0, 2 * np.pi)],
+            [3, rng.uniform(0.5, 2), rng.uniform(0, 2 * np.pi)],
+        ]
+    )
+    return dict(
+        t=t,
+        axes=axes,
+        rot=rot,
+        wall_mean=np.clip(wall_mean, lo, hi),
+        wall_terms=wall_terms,
+        centres=centres,
+        cap_axes=cap_axes,
+        rv_width=rv_width,
+        rv_half_span=rng.uniform(55, 65),
+        rv_wall=rng.uniform(2.0, 3.5),
+        fat_terms=fat_terms,
+        wall_range=(lo, hi),
+    )
 
 
 def _sample_surroundings(rng: np.random.Generator, septum_deg: float, to_screen) -> dict:
@@ -227,21 +259,42 @@ def _sample_surroundings(rng: np.random.Generator, septum_deg: float, to_screen)
     posterior = _unit(anterior + 180.0)
 
     def wobble(scale: float) -> np.ndarray:
-        return np.array([[2, rng.uniform(0, scale), rng.uniform(0, 2 * np.pi)],
-                         [3, rng.uniform(0, scale), rng.uniform(0, 2 * np.pi)]])
+        return np.array(
+            [
+                [2, rng.uniform(0, scale), rng.uniform(0, 2 * np.pi)],
+                [3, rng.uniform(0, scale), rng.uniform(0, 2 * np.pi)],
+            ]
+        )
 
     lung_lat_dir = _unit(lateral) + 0.4 * posterior
     lung_sep_dir = _unit(septum_deg) + 0.5 * posterior
     return dict(
-        body=(posterior * rng.uniform(15, 35), np.array([rng.uniform(140, 180), rng.uniform(100, 125)]),
-              np.radians(anterior + 90.0), wobble(0.03)),
-        fat_mm=rng.uniform(6, 18), muscle_mm=rng.uniform(8, 15),
-        lung_lat=(lung_lat_dir / np.linalg.norm(lung_lat_dir) * rng.uniform(60, 75),
-                  np.array([rng.uniform(30, 45), rng.uniform(45, 65)]), np.radians(lateral), wobble(0.08)),
-        lung_sep=(lung_sep_dir / np.linalg.norm(lung_sep_dir) * rng.uniform(80, 95),
-                  np.array([rng.uniform(25, 40), rng.uniform(40, 60)]), np.radians(septum_deg), wobble(0.08)),
-        liver=(_unit(inferior) * rng.uniform(65, 85), np.array([rng.uniform(45, 65), rng.uniform(30, 45)]),
-               np.radians(inferior + 90.0), wobble(0.06)),
+        body=(
+            posterior * rng.uniform(15, 35),
+            np.array([rng.uniform(140, 180), rng.uniform(100, 125)]),
+            np.radians(anterior + 90.0),
+            wobble(0.03),
+        ),
+        fat_mm=rng.uniform(6, 18),
+        muscle_mm=rng.uniform(8, 15),
+        lung_lat=(
+            lung_lat_dir / np.linalg.norm(lung_lat_dir) * rng.uniform(60, 75),
+            np.array([rng.uniform(30, 45), rng.uniform(45, 65)]),
+            np.radians(lateral),
+            wobble(0.08),
+        ),
+        lung_sep=(
+            lung_sep_dir / np.linalg.norm(lung_sep_dir) * rng.uniform(80, 95),
+            np.array([rng.uniform(25, 40), rng.uniform(40, 60)]),
+            np.radians(septum_deg),
+            wobble(0.08),
+        ),
+        liver=(
+            _unit(inferior) * rng.uniform(65, 85),
+            np.array([rng.uniform(45, 65), rng.uniform(30, 45)]),
+            np.radians(inferior + 90.0),
+            wobble(0.06),
+        ),
     )
 
 
@@ -253,12 +306,14 @@ def _sample_scar(rng: np.random.Generator, config: PhantomConfig, cap_offset: in
     lo, hi = config.scar_transmurality
     peak = lo + (hi - lo) * np.sqrt(rng.random())  # skewed toward transmural, as ischemic infarcts in EMIDEC
     # Infarcts taper toward their first and last slice, and drift a little in angle along the stack.
-    return dict(slices=tuple(range(start, start + n)),
-                centre_deg=rng.uniform(0, 360) + rng.uniform(-15, 15) * u,
-                half_width_deg=rng.uniform(*config.scar_width_deg) / 2 * (1 - rng.uniform(0, 0.3) * u ** 2),
-                peak=peak * (1 - rng.uniform(0, 0.35) * u ** 2),
-                ripple=(rng.uniform(0, 0.15), rng.uniform(0, 2 * np.pi), rng.uniform(1, 3)),
-                mvo=bool(peak >= 0.6 and rng.random() < config.mvo_probability))
+    return dict(
+        slices=tuple(range(start, start + n)),
+        centre_deg=rng.uniform(0, 360) + rng.uniform(-15, 15) * u,
+        half_width_deg=rng.uniform(*config.scar_width_deg) / 2 * (1 - rng.uniform(0, 0.3) * u**2),
+        peak=peak * (1 - rng.uniform(0, 0.35) * u**2),
+        ripple=(rng.uniform(0, 0.15), rng.uniform(0, 2 * np.pi), rng.uniform(1, 3)),
+        mvo=bool(peak >= 0.6 and rng.random() < config.mvo_probability),
+    )
 
 
 def _render_scar(scar: dict, k: int, aha_deg: np.ndarray, depth: np.ndarray, myo_mask: np.ndarray):
@@ -285,17 +340,40 @@ def _lv_geometry(lv: dict, k: int, rows: np.ndarray, cols: np.ndarray, sp: float
     radius = np.hypot(rows - centre[0], cols - centre[1]) * sp
     if has_cap and k == 0:
         cap_edge = _ellipse_radius(theta, lv["cap_axes"], lv["rot"][0])
-        return dict(screen_deg=screen_deg, theta=theta, radius=radius, cavity=np.zeros_like(radius, dtype=bool),
-                    myo=radius < cap_edge, depth=np.zeros_like(radius), outer=cap_edge)
+        return dict(
+            screen_deg=screen_deg,
+            theta=theta,
+            radius=radius,
+            cavity=np.zeros_like(radius, dtype=bool),
+            myo=radius < cap_edge,
+            depth=np.zeros_like(radius),
+            outer=cap_edge,
+        )
     endo = _ellipse_radius(theta, lv["axes"][k], lv["rot"][k])
     wall = np.clip(lv["wall_mean"][k] + _harmonics(theta, lv["wall_terms"]), *lv["wall_range"])
     depth = (radius - endo) / wall
-    return dict(screen_deg=screen_deg, theta=theta, radius=radius, cavity=depth < 0,
-                myo=(depth >= 0) & (depth < 1), depth=depth, outer=endo + wall)
+    return dict(
+        screen_deg=screen_deg,
+        theta=theta,
+        radius=radius,
+        cavity=depth < 0,
+        myo=(depth >= 0) & (depth < 1),
+        depth=depth,
+        outer=endo + wall,
+    )
 
 
-def _paint_slice(config: PhantomConfig, lv: dict, env: dict, geom: dict, k: int, septum_deg: float,
-                 xy_mm: tuple[np.ndarray, np.ndarray], scar_mask: np.ndarray, mvo_mask: np.ndarray) -> np.ndarray:
+def _paint_slice(
+    config: PhantomConfig,
+    lv: dict,
+    env: dict,
+    geom: dict,
+    k: int,
+    septum_deg: float,
+    xy_mm: tuple[np.ndarray, np.ndarray],
+    scar_mask: np.ndarray,
+    mvo_mask: np.ndarray,
+) -> np.ndarray:
     """Tissue map of slice ``k``; later strokes win, and the LV is painted last so its labels are exact."""
     x, y = xy_mm
     t = lv["t"][k]
@@ -307,8 +385,11 @@ def _paint_slice(config: PhantomConfig, lv: dict, env: dict, geom: dict, k: int,
     interior = body_rho < 1 - (env["fat_mm"] + env["muscle_mm"]) / body_axes[1]
     tissue[interior] = _Tissue.SOFT
     # The liver dominates near the apex (diaphragm), the lungs near the base.
-    for name, scale, kind in (("liver", 1.25 - 0.5 * t, _Tissue.LIVER), ("lung_lat", 0.8 + 0.3 * t, _Tissue.LUNG),
-                              ("lung_sep", 0.8 + 0.3 * t, _Tissue.LUNG)):
+    for name, scale, kind in (
+        ("liver", 1.25 - 0.5 * t, _Tissue.LIVER),
+        ("lung_lat", 0.8 + 0.3 * t, _Tissue.LUNG),
+        ("lung_sep", 0.8 + 0.3 * t, _Tissue.LUNG),
+    ):
         centre, axes, rot, wobble = env[name]
         tissue[interior & (_blob_radius(x, y, centre, axes * scale, rot, wobble) < 1)] = kind
 
@@ -338,11 +419,20 @@ def _draw_intensities(rng: np.random.Generator, config: PhantomConfig, tissue: n
     level = np.zeros(len(_Tissue))
     # Inversion time nulls healthy myocardium; gadolinium lingers in scar, which ends up brighter than blood.
     level[[_Tissue.SOFT, _Tissue.MUSCLE, _Tissue.FAT, _Tissue.LUNG, _Tissue.LIVER]] = [
-        rng.uniform(0.18, 0.25), rng.uniform(0.25, 0.35), rng.uniform(0.65, 0.75), rng.uniform(0.03, 0.06),
-        rng.uniform(0.25, 0.35)]
+        rng.uniform(0.18, 0.25),
+        rng.uniform(0.25, 0.35),
+        rng.uniform(0.65, 0.75),
+        rng.uniform(0.03, 0.06),
+        rng.uniform(0.25, 0.35),
+    ]
     level[[_Tissue.RV_WALL, _Tissue.RV_BLOOD, _Tissue.MYO, _Tissue.SCAR, _Tissue.MVO, _Tissue.CAVITY]] = [
-        myo * rng.uniform(1.0, 1.5), blood * rng.uniform(0.95, 1.05), myo, rng.uniform(0.85, 0.97),
-        rng.uniform(0.07, 0.13), blood]
+        myo * rng.uniform(1.0, 1.5),
+        blood * rng.uniform(0.95, 1.05),
+        myo,
+        rng.uniform(0.85, 0.97),
+        rng.uniform(0.07, 0.13),
+        blood,
+    ]
     texture = ndimage.gaussian_filter(rng.standard_normal(tissue.shape), sigma=(0, 2, 2))
     image = np.clip(level[tissue] * (1 + _TEXTURE[tissue] * texture / texture.std()), 0, None)
     if config.blur_sigma_px > 0:
@@ -359,8 +449,14 @@ def _draw_intensities(rng: np.random.Generator, config: PhantomConfig, tissue: n
 _DEFAULT_CONFIG = PhantomConfig()
 
 
-def make_phantom(rng: np.random.Generator, config: PhantomConfig = _DEFAULT_CONFIG, *, patient_id: str = "Phantom_001",
-                 pathological: bool | None = None, apex_first: bool = True) -> PhantomCase:
+def make_phantom(
+    rng: np.random.Generator,
+    config: PhantomConfig = _DEFAULT_CONFIG,
+    *,
+    patient_id: str = "Phantom_001",
+    pathological: bool | None = None,
+    apex_first: bool = True,
+) -> PhantomCase:
     """Draw one phantom patient.
 
     Args:
@@ -399,8 +495,9 @@ def make_phantom(rng: np.random.Generator, config: PhantomConfig = _DEFAULT_CONF
 
     mean_centre = lv["centres"].mean(axis=0)
     xy_mm = ((cols - mean_centre[1]) * config.spacing_mm, -(rows - mean_centre[0]) * config.spacing_mm)
-    tissue = np.stack([_paint_slice(config, lv, env, geoms[k], k, septum_deg, xy_mm, *lesions[k])
-                       for k in range(n_slices)])
+    tissue = np.stack(
+        [_paint_slice(config, lv, env, geoms[k], k, septum_deg, xy_mm, *lesions[k]) for k in range(n_slices)]
+    )
     label_maps = _TISSUE_LABEL[tissue]
     if config.rv_label:
         label_maps[tissue == _Tissue.RV_BLOOD] = Label.RV
@@ -449,6 +546,7 @@ def make_phantom_cohort(n_patients: int, seed: int, config: PhantomConfig = _DEF
         frac = config.pathological_fraction
         pathological = int((k + 1) * frac) > int(k * frac)
         patient_id = f"Phantom_{'P' if pathological else 'N'}{k + 1:03d}"
-        cases.append(make_phantom(np.random.default_rng(child), config, patient_id=patient_id,
-                                  pathological=pathological))
+        cases.append(
+            make_phantom(np.random.default_rng(child), config, patient_id=patient_id, pathological=pathological)
+        )
     return cases

@@ -55,10 +55,7 @@ def lv_crop_box(
     if heart.ndim == 3:
         heart = heart.any(axis=0)
     shape = heart.shape
-    if heart.any():
-        centre = ndimage.center_of_mass(heart)
-    else:
-        centre = (shape[0] / 2, shape[1] / 2)
+    centre = ndimage.center_of_mass(heart) if heart.any() else (shape[0] / 2, shape[1] / 2)
     extent = out_size
     if spacing_mm is not None and target_spacing_mm is not None:
         # Square pixels are assumed for the window; anisotropic spacing uses the mean of the two.

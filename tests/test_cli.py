@@ -1,0 +1,106 @@
+"""The command line end to end on the phantom (and the real volumes when present)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from claim.cli import main
+from tests.conftest import EMIDEC_SLICES, EMIDEC_VOLUMES
+
+
+def _digest(root) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("info", "phantom", "aha", "demo"):
+        assert command in out
+
+
+def test_unknown_option_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["phantom", "--out", "x", "--patiens", "3"])
+    assert exc.value.code == 2
+
+
+def test_phantom_is_deterministic_per_seed(tmp_path):
+    assert main(["phantom", "--out", str(tmp_path / "a"), "--patients", "3", "--seed", "4"]) == 0
+    assert main(["phantom", "--out", str(tmp_path / "b"), "--patients", "3", "--seed", "4"]) == 0
+    assert main(["phantom", "--out", str(tmp_path / "c"), "--patients", "3", "--seed", "5"]) == 0
+    a, b, c = _digest(tmp_path / "a"), _digest(tmp_path / "b"), _digest(tmp_path / "c")
+    assert a == b
+    assert a != c
+    assert len([name for name in a if name.endswith(".nii.gz")]) == 6  # Images + Contours per patient
+
+
+def test_info_and_aha_on_phantom(tmp_path, capsys):
+    data = tmp_path / "phantom"
+    main(["phantom", "--out", str(data), "--patients", "3", "--seed", "1", "--pathological-fraction", "1.0"])
+    capsys.readouterr()
+    assert main(["info", "--data", str(data), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["layout"] == "emidec" and info["patients"] == 3 and info["pathological"] == 3
+    assert all(0 < r["scar_burden"] < 0.6 for r in info["records"])
+    out = tmp_path / "aha"
+    assert main(["aha", "--data", str(data), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for record in summary["patients"]:
+        pid = record["patient_id"]
+        assert (out / pid / "Segments" / f"{pid}.nii.gz").exists()
+        assert (out / "bullseye" / f"{pid}.png").exists()
+        assert record["orientation"]["method"] == "image"
+        assert record["apex_side"] in ("first", "last")
+        assert (
+            set(record["myocardium_pixels"]) == {str(k) for k in range(1, 18)} or len(record["myocardium_pixels"]) == 17
+        )
+        assert sum(record["scar_pixels"].values()) > 0
+
+
+def test_aha_with_given_angle_records_method(tmp_path):
+    data = tmp_path / "phantom"
+    main(["phantom", "--out", str(data), "--patients", "1", "--seed", "2"])
+    out = tmp_path / "aha"
+    assert main(["aha", "--data", str(data), "--out", str(out), "--orientation", "angle:45", "--no-bullseye"]) == 0
+    record = json.loads((out / "summary.json").read_text())["patients"][0]
+    assert record["orientation"]["method"] == "angle"
+    assert record["orientation"]["insertion_screen_deg"] == 45.0
+    assert not (out / "bullseye").exists()
+
+
+def test_bad_orientation_is_a_one_line_error(tmp_path, capsys):
+    code = main(["aha", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--orientation", "north"])
+    assert code == 2
+    assert "expected auto, rv, image or angle:DEG" in capsys.readouterr().err
+
+
+def test_demo_writes_report_and_metrics(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--patients", "3", "--seed", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["aha"]["agreement_known_orientation_mean"] >= 0.99
+    assert metrics["aha"]["apex_side_correct"] == 3
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.count("data:image/png;base64,") >= 4
+
+
+@pytest.mark.realdata
+def test_info_on_real_data(capsys):
+    assert main(["info", "--data", str(EMIDEC_VOLUMES), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    by_id = {r["patient_id"]: r for r in info["records"]}
+    assert by_id["samplePositive"]["spacing_mm"] == pytest.approx([1.40625, 1.40625])
+    assert by_id["samplePositive"]["label_pixels"]["mvo"] == 29
+    assert main(["info", "--data", str(EMIDEC_SLICES), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["patients"] == 75 and info["slices"] == 530 and info["pathological"] == 50
