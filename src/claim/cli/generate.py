@@ -1,0 +1,34 @@
+"""`claim generate`: paint synthetic scar into normal patients inside `claim masks` label maps."""
+
+from __future__ import annotations
+
+import argparse
+
+from claim.generator.generate import generate_scars
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("generate", help="synthesise scar images from a generator and masks")
+    parser.add_argument("--model", required=True, help="generator checkpoint (RUN/generator.pt)")
+    parser.add_argument("--data", required=True, help="folder of normal source patients")
+    parser.add_argument("--masks", required=True, help="output folder of `claim masks` (masks.json + label maps)")
+    parser.add_argument("-o", "--out", required=True, help="output folder")
+    parser.add_argument("--sampler", default=None, help="ddim:K or repaint:LxN (default: the checkpoint's)")
+    parser.add_argument("--hist-cluster", default="random", help="histogram centre index K, or random (default)")
+    parser.add_argument("-s", "--seed", type=int, default=0, help="random seed (same seed, same files)")
+    parser.add_argument("--limit", type=int, default=None, help="use at most N masks")
+    parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (default 1)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    parser.add_argument("--format", dest="output_format", choices=["layout", "nnunet"], default="layout",
+                        help="mirror the source layout (default) or write an nnU-Net v2 raw dataset")
+    parser.add_argument("--include-real", default=None, help="with --format nnunet: also add these real patients")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = generate_scars(args.model, args.data, args.masks, args.out, sampler=args.sampler,
+                            hist_cluster=args.hist_cluster, seed=args.seed, limit=args.limit,
+                            guidance=args.guidance, device=args.device, output_format=args.output_format,
+                            include_real=args.include_real)
+    print(f"{len(result.entries)} synthetic images -> {result.out_dir}")
+    return 0

@@ -1,0 +1,30 @@
+"""Lesion-focused diffusion generator: faithful LeFusion baseline (RePaint) and the context-conditioned default (DDIM).
+
+Maths (``schedule``, ``repaint``), network (``denoiser``) and loops (``sampling``, ``train``, ``generate``) are kept
+in separate modules; see each module's docstring.
+"""
+
+from __future__ import annotations
+
+from claim.generator.config import PRESETS, GeneratorConfig, Mode, preset_config
+from claim.generator.generate import GenerateResult, generate_scars
+from claim.generator.quality import scar_contrast
+from claim.generator.repaint import RePaintPlan
+from claim.generator.sampling import SamplerSpec, parse_sampler
+from claim.generator.train import TrainResult, load_generator, train_generator
+
+__all__ = [
+    "GeneratorConfig",
+    "Mode",
+    "PRESETS",
+    "preset_config",
+    "RePaintPlan",
+    "SamplerSpec",
+    "parse_sampler",
+    "train_generator",
+    "load_generator",
+    "TrainResult",
+    "generate_scars",
+    "GenerateResult",
+    "scar_contrast",
+]

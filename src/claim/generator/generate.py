@@ -1,0 +1,252 @@
+"""Paint scar into normal slices inside given masks and write full-size outputs in the source grid and layout.
+
+Per mask (an entry of ``MASKS_DIR/masks.json``): crop every slice that holds scar/MVO around its LV, inpaint the
+lesion (dilated by the blending band in ``claim`` mode), de-normalise, paste back into the original slice, and
+restore every pixel farther than 3 px from scar/MVO from the source so the contract holds whatever the resampling.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from claim.data.io import check_label_values, read_nifti, read_png, write_json
+from claim.data.layouts import (
+    check_output_location,
+    patient_files,
+    read_dataset,
+    write_nnunet_dataset_json,
+    write_patient,
+)
+from claim.data.patient import Layout, Patient
+from claim.data.preprocess import paste_slice
+from claim.errors import ClaimError, InputError
+from claim.generator.config import Mode
+from claim.generator.data import crop_patient_slice, lesion_masks, myocardium_masks, patient_norm
+from claim.generator.histogram import perturb_histogram
+from claim.generator.loss import dilate_mask
+from claim.generator.preview import label_panel, write_grid
+from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
+from claim.generator.train import LoadedGenerator, load_generator
+from claim.labels import EMIDEC_LABELS, infarct_mask
+
+__all__ = ["MASKS_FILE", "GENERATION_FILE", "KEEP_DISTANCE_PX", "GenerateResult", "read_mask_labels",
+           "inpaint_patient", "generate_scars"]
+
+MASKS_FILE = "masks.json"
+GENERATION_FILE = "generation.json"
+KEEP_DISTANCE_PX = 3.0  # pixels farther than this from scar/MVO are the source's, bit for bit
+_SLICE = re.compile(r"_slice(\d+)$")
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    """Written entries (as in ``generation.json``) and the output folder."""
+
+    entries: list[dict]
+    out_dir: Path
+
+
+def read_mask_labels(masks_dir: Path, entry: dict, source: Patient) -> np.ndarray:
+    """The ``(S, H, W)`` label maps of one ``masks.json`` entry, aligned with the source patient's slices."""
+    masks_dir = Path(masks_dir)
+    files = [masks_dir / f for f in entry["files"]]
+    for f in files:
+        if not f.is_file():
+            raise InputError(f, f"label file of mask {entry['id']} not found")
+    if len(files) == 1 and not files[0].name.endswith(".png"):
+        labels = np.moveaxis(read_nifti(files[0]).data, 2, 0)
+    else:
+        by_position = {}
+        for f in files:
+            match = _SLICE.search(Path(f.name).stem)
+            by_position[int(match[1]) if match else len(by_position)] = read_png(f)
+        order = list(source.slice_positions) if set(by_position) == set(source.slice_positions) else sorted(by_position)
+        labels = np.stack([by_position[k] for k in order])
+    if labels.shape != source.images.shape:
+        raise InputError(files[0], f"mask {entry['id']} has shape {labels.shape}, source {entry['source_id']} "
+                                   f"has {source.images.shape}")
+    return check_label_values(np.round(labels).astype(np.int64), EMIDEC_LABELS, files[0])
+
+
+def inpaint_patient(
+    generator: LoadedGenerator,
+    source: Patient,
+    label_maps: np.ndarray,
+    *,
+    sampler: str,
+    hist: np.ndarray,
+    guidance: float,
+    torch_generator: torch.Generator,
+) -> tuple[np.ndarray, dict]:
+    """Inpaint all slices of ``source`` whose ``label_maps`` hold scar/MVO, in one batch.
+
+    Returns:
+        ``(images (S, H, W) float32 in source units, info)``; info has ``nfe``, ``seconds`` (per inpainted slice),
+        ``slices`` (indices painted) and ``crops`` (source crop, label crop, synthetic crop per painted slice).
+    """
+    config, device = generator.config, next(generator.model.parameters()).device
+    spec = parse_sampler(sampler)
+    images = source.images.copy()
+    slices = [k for k in range(source.n_slices) if infarct_mask(label_maps[k]).any()]
+    info: dict = {"nfe": 0, "seconds": 0.0, "slices": slices, "crops": []}
+    if not slices:
+        return images, info
+    norm = patient_norm(source)
+    crops = [crop_patient_slice(source, k, config, norm, label_map=label_maps[k]) for k in slices]
+    known = torch.from_numpy(np.stack([c.image for c in crops]))[:, None].to(device)
+    labels = torch.from_numpy(np.stack([c.label_map for c in crops]).astype(np.int64))[:, None].to(device)
+    band = config.boundary_px if config.mode == Mode.CLAIM else 0
+    inpaint_mask = dilate_mask(lesion_masks(labels), band)
+    hist_t = torch.from_numpy(np.asarray(hist, dtype=np.float32))[None].expand(len(slices), -1).to(device)
+    eps_fn = make_eps_fn(generator.model, config.mode, known, inpaint_mask, myocardium_masks(labels), hist_t, guidance)
+    t0 = time.perf_counter()
+    out, calls = inpaint(eps_fn, generator.schedule, known, inpaint_mask, spec, torch_generator)
+    seconds = time.perf_counter() - t0
+    out_np, region_np = out[:, 0].cpu().numpy(), inpaint_mask[:, 0].cpu().numpy()
+    for i, k in enumerate(slices):
+        pasted = paste_slice(norm.denormalise(out_np[i]), crops[i].box, source.images[k], region_mask=region_np[i])
+        far = ndimage.distance_transform_edt(~infarct_mask(label_maps[k])) > KEEP_DISTANCE_PX
+        images[k] = np.where(far, source.images[k], pasted)
+        info["crops"].append((crops[i].image, crops[i].label_map, out_np[i]))
+    info["nfe"] = calls * (1 if guidance == 1.0 else 2)
+    info["seconds"] = seconds / len(slices)
+    return images, info
+
+
+def _choose_cluster(choice: str | int, n_centres: int, rng: np.random.Generator) -> int:
+    if str(choice) == "random":
+        return int(rng.integers(n_centres))
+    try:
+        k = int(choice)
+    except ValueError as exc:
+        raise ClaimError(f"--hist-cluster {choice!r} must be an integer or 'random'") from exc
+    if not 0 <= k < n_centres:
+        raise ClaimError(f"--hist-cluster {k} out of range; checkpoint has {n_centres} centres (0..{n_centres - 1})")
+    return k
+
+
+def _read_masks_json(masks_dir: Path) -> list[dict]:
+    path = Path(masks_dir) / MASKS_FILE
+    if not path.is_file():
+        raise InputError(path, "masks.json not found (expected the output folder of `claim masks`)")
+    try:
+        entries = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"not valid JSON ({exc})") from exc
+    if isinstance(entries, dict) and "masks" in entries:
+        entries = entries["masks"]
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise InputError(path, "expected a list of mask entries")
+    for e in entries:
+        missing = [k for k in ("id", "source_id", "files") if k not in e]
+        if missing:
+            raise InputError(path, f"mask entry {e.get('id', '?')} lacks {missing}")
+    return entries
+
+
+def generate_scars(
+    model: Path,
+    data_dir: Path,
+    masks_dir: Path,
+    out_dir: Path,
+    *,
+    sampler: str | None = None,
+    hist_cluster: str | int = "random",
+    seed: int = 0,
+    limit: int | None = None,
+    guidance: float = 1.0,
+    device: str = "cpu",
+    output_format: str = "layout",
+    include_real: Path | None = None,
+    previews: bool = True,
+) -> GenerateResult:
+    """Generate one synthetic patient per mask entry.
+
+    Args:
+        model: generator checkpoint.
+        data_dir: folder of source (normal) patients; entries' ``source_id`` name them.
+        masks_dir: ``claim masks`` output (``masks.json`` + label maps).
+        out_dir: output folder (refused inside an input folder).
+        sampler: ``ddim:K`` or ``repaint:LxN``; default: the checkpoint's ``default_sampler``.
+        hist_cluster: index of the stored histogram centre, or ``random`` (drawn per mask).
+        seed: the same seed gives the same files.
+        limit: at most this many masks (in ``masks.json`` order).
+        guidance: classifier-free guidance scale (1 = conditional only; other values double the NFE).
+        device: ``cpu`` | ``cuda`` | ``auto``.
+        output_format: ``layout`` (mirror the source layout) or ``nnunet`` (nnU-Net v2 raw dataset).
+        include_real: with ``nnunet``, also write these real patients into the dataset.
+        previews: write ``previews/<mask>_slice<k>.png`` (source | mask | synthetic crops).
+    """
+    out_dir = Path(out_dir)
+    if output_format not in ("layout", "nnunet"):
+        raise ClaimError(f"--format {output_format!r} must be layout or nnunet")
+    if include_real is not None and output_format != "nnunet":
+        raise ClaimError("--include-real only applies with --format nnunet")
+    check_output_location(out_dir, [Path(p) for p in (data_dir, masks_dir, include_real) if p is not None])
+    gen = load_generator(model, device)
+    sampler = sampler or gen.config.default_sampler
+    try:
+        spec = parse_sampler(sampler)
+    except ValueError as exc:
+        raise ClaimError(str(exc)) from exc
+    entries_in = _read_masks_json(masks_dir)[: limit if limit is not None else None]
+    sources = {p.patient_id: p for p in read_dataset(Path(data_dir))}
+    written: list[dict] = []
+    n_cases = 0
+    seeds = np.random.SeedSequence(seed).spawn(len(entries_in))
+    for index, entry in enumerate(entries_in):
+        source = sources.get(entry["source_id"])
+        if source is None:
+            raise InputError(Path(masks_dir) / MASKS_FILE,
+                             f"mask {entry['id']}: source_id {entry['source_id']} not found in {data_dir}")
+        label_maps = read_mask_labels(masks_dir, entry, source)
+        rng = np.random.default_rng(seeds[index])
+        k = _choose_cluster(hist_cluster, len(gen.hist_centres), rng)
+        hist = perturb_histogram(gen.hist_centres[k], rng)
+        tgen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        images, info = inpaint_patient(gen, source, label_maps, sampler=str(spec), hist=hist, guidance=guidance,
+                                       torch_generator=tgen)
+        synthetic = replace(source, patient_id=str(entry["id"]), images=images.astype(np.float32),
+                            label_maps=label_maps.astype(np.uint8), slice_stems=(),
+                            layout=Layout.NNUNET if output_format == "nnunet" else source.layout)
+        write_patient(synthetic, out_dir)
+        n_cases += 1
+        image_files = patient_files(synthetic, out_dir, "image")
+        label_files = patient_files(synthetic, out_dir, "label")
+        painted = set(info["slices"])
+        for j, (img_f, lab_f) in enumerate(zip(image_files, label_files, strict=True)):
+            per_slice = len(image_files) > 1
+            hit = (j in painted) if per_slice else bool(painted)
+            src_paths = source.image_paths
+            written.append({
+                "image": str(img_f.relative_to(out_dir)),
+                "label": str(lab_f.relative_to(out_dir)),
+                "source_image": str(src_paths[j] if per_slice and j < len(src_paths) else src_paths[0]),
+                "mask_id": str(entry["id"]),
+                "sampler": str(spec),
+                "nfe": info["nfe"] if hit else 0,
+                "seconds": round(info["seconds"] * (1 if per_slice else len(painted)), 4) if hit else 0.0,
+                "hist_cluster": k,
+            })
+        if previews:
+            for k_slice, (src_crop, lab_crop, syn_crop) in zip(info["slices"], info["crops"], strict=True):
+                name = f"{entry['id']}_slice{source.slice_positions[k_slice]:03d}.png"
+                write_grid(out_dir / "previews" / name, [[src_crop, label_panel(lab_crop), syn_crop]])
+    if output_format == "nnunet":
+        if include_real is not None:
+            for patient in read_dataset(Path(include_real)):
+                if patient.patient_id in {e["mask_id"] for e in written}:
+                    raise ClaimError(f"real patient {patient.patient_id} has the same id as a synthetic case")
+                write_patient(replace(patient, layout=Layout.NNUNET, slice_stems=()), out_dir)
+                n_cases += 1
+        write_nnunet_dataset_json(out_dir, n_cases, name="claim_synthetic")
+    write_json(out_dir / GENERATION_FILE, written)
+    return GenerateResult(written, out_dir)

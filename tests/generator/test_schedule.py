@@ -1,0 +1,39 @@
+"""Cosine schedule values (LeFusion's reference numbers, MONAI agreement) and the closed-form steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from monai.networks.schedulers.scheduler import _cosine_beta
+
+from claim.generator.schedule import NoiseSchedule, cosine_betas
+
+
+def test_cosine_betas_match_reference_values():
+    betas = cosine_betas(300)
+    assert betas.shape == (300,)
+    np.testing.assert_allclose(betas[[0, 150, 298]], [1.56e-4, 0.0105, 0.75], rtol=0.02)
+    assert betas[299] == 0.9999  # LeFusion's clip; MONAI clips at 0.999
+    abar = np.cumprod(1 - betas)
+    np.testing.assert_allclose(abar[[0, 150]], [0.99984, 0.489], rtol=1e-3)
+
+
+def test_agrees_with_monai_cosine_except_the_clip():
+    monai_betas = _cosine_beta(300)[0].double().numpy()
+    np.testing.assert_allclose(cosine_betas(300)[:-1], monai_betas[:-1], rtol=1e-3, atol=1e-6)
+
+
+def test_exact_eps_gives_back_x0():
+    schedule = NoiseSchedule(20)
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(2, 1, 8, 8, generator=g) * 2 - 1
+    noise = torch.randn(2, 1, 8, 8, generator=g)
+    t = torch.tensor([7, 19])
+    x_t = schedule.add_noise(x0, noise, t)
+    torch.testing.assert_close(schedule.predict_x0(x_t, noise, t), x0, atol=1e-3, rtol=0)
+    out = schedule.ddim_step(x_t, noise, t, torch.tensor([-1, -1]))
+    torch.testing.assert_close(out, x0, atol=1e-3, rtol=0)
+    # At t = 0 the ancestral step adds no noise and returns the clamped x0 estimate.
+    x_0 = schedule.add_noise(x0, noise, torch.zeros(2, dtype=torch.long))
+    step = schedule.ancestral_step(x_0, noise, torch.zeros(2, dtype=torch.long), torch.randn(2, 1, 8, 8))
+    torch.testing.assert_close(step, x0, atol=1e-4, rtol=0)
