@@ -8,12 +8,12 @@ import sys
 from collections.abc import Sequence
 
 from claim import __version__
-from claim.cli import aha, demo, generate, info, phantom, train_generator
+from claim.cli import aha, demo, generate, info, masks, phantom, train_generator
 from claim.errors import ClaimError
 
 __all__ = ["main", "build_parser"]
 
-_COMMANDS = (info, phantom, aha, demo, train_generator, generate)
+_COMMANDS = (info, phantom, aha, masks, demo, train_generator, generate)
 
 
 def build_parser() -> argparse.ArgumentParser:

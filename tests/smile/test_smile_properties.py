@@ -1,0 +1,170 @@
+"""Property tests: every SMILE mask is plausible, on phantom patients and on real EMIDEC patients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from claim.aha.geometry import compute_geometry
+from claim.aha.segments import Territory
+from claim.data.layouts import read_dataset
+from claim.labels import INFARCT_LABELS
+from claim.smile import (
+    Pattern,
+    ScarSpec,
+    SmileConfig,
+    SmileSampler,
+    render_scar,
+    sample_scar_spec,
+    territory_segments,
+)
+from tests.conftest import EMIDEC_SLICES
+from tests.smile.checks import check_mask
+
+FEW = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PATTERNS = st.sampled_from([Pattern.ISCHEMIC, Pattern.MIDWALL, Pattern.SUBEPICARDIAL, Pattern.PATCHY, Pattern.MIXED])
+
+
+class _Cases(list):
+    """Patients and geometries; a short repr keeps hypothesis' failure reports readable."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} patients: {', '.join(p.patient_id for p, _ in self)}>"
+
+
+@pytest.fixture(scope="module")
+def phantom_geometries(phantom_cohort):
+    return _Cases((case.patient, compute_geometry(case.patient)) for case in phantom_cohort)
+
+
+@pytest.fixture(scope="module")
+def real_geometries():
+    if not EMIDEC_SLICES.is_dir():
+        pytest.skip(f"real data not found at {EMIDEC_SLICES}")
+    patients = read_dataset(EMIDEC_SLICES)
+    chosen = patients[::8]  # 10 patients, normal and pathological, to keep the tests fast
+    return _Cases((p, compute_geometry(p)) for p in chosen)
+
+
+def _draw(patient, geometry, config: SmileConfig, seed: int):
+    sampler = SmileSampler(geometry, patient.label_maps, config)
+    result = sampler.sample_result(np.random.default_rng(seed))
+    return result, result.label_maps(patient.label_maps)
+
+
+@FEW
+@given(index=st.integers(0, 3), pattern=PATTERNS, seed=st.integers(0, 2**32 - 1))
+def test_phantom_masks_are_plausible(phantom_geometries, index, pattern, seed):
+    patient, geometry = phantom_geometries[index]
+    result, out = _draw(patient, geometry, SmileConfig(pattern=pattern), seed)
+    check_mask(patient.label_maps, out, result)
+    assert result.scar_pixels.size > 0
+
+
+@FEW
+@given(
+    index=st.integers(0, 3),
+    territory=st.sampled_from(list(Territory)),
+    burden=st.floats(0.02, 0.15),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_requested_territory_and_burden_are_met(phantom_geometries, index, territory, burden, seed):
+    patient, geometry = phantom_geometries[index]
+    config = SmileConfig(territory=territory, burden=(burden, burden + 0.01), transmurality=(0.5, 1.0))
+    result, out = _draw(patient, geometry, config, seed)
+    check_mask(patient.label_maps, out, result)
+    scar_segments = set(np.unique(geometry.segment_maps[np.isin(out, INFARCT_LABELS)]).tolist())
+    assert scar_segments <= set(territory_segments(territory))
+    assert result.spec.territory == territory
+    assert burden - 0.02 <= result.achieved_burden <= burden + 0.03
+
+
+@FEW
+@given(
+    segments=st.sampled_from([(7, 8, 13), (3, 4, 9, 10), (5, 11), (14, 15, 17), (1,)]),
+    pattern=st.sampled_from([Pattern.ISCHEMIC, Pattern.MIDWALL, Pattern.SUBEPICARDIAL, Pattern.PATCHY]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_requested_segments_are_respected(phantom_geometries, segments, pattern, seed):
+    patient, geometry = phantom_geometries[1]
+    result, out = _draw(patient, geometry, SmileConfig(pattern=pattern, segments=segments), seed)
+    check_mask(patient.label_maps, out, result)
+    assert result.spec.segments == tuple(sorted(segments))
+
+
+@FEW
+@given(index=st.integers(0, 3), pattern=st.sampled_from(list(Pattern)), seed=st.integers(0, 2**32 - 1))
+def test_same_seed_same_mask_and_spec_replays(phantom_geometries, index, pattern, seed):
+    patient, geometry = phantom_geometries[index]
+    sampler = SmileSampler(geometry, patient.label_maps, SmileConfig(pattern=pattern))
+    first, spec = sampler.sample(np.random.default_rng(seed))
+    second, spec_again = sampler.sample(np.random.default_rng(seed))
+    assert spec == spec_again
+    np.testing.assert_array_equal(first, second)
+    # The logged spec alone redraws the mask (JSON round trip, geometry instead of the canvas).
+    replayed = render_scar(ScarSpec.from_json(spec.to_json()), geometry)
+    np.testing.assert_array_equal(replayed.label_maps(patient.label_maps), first)
+
+
+def test_ischemic_scar_grows_with_burden_from_the_endocardium(phantom_geometries):
+    patient, geometry = phantom_geometries[0]
+    sampler = SmileSampler(geometry, patient.label_maps)
+    spec = sampler.sample_spec(np.random.default_rng(0))
+    small = render_scar(ScarSpec.from_json(spec.to_json() | {"target_burden": 0.05, "mvo": False}), geometry)
+    large = render_scar(ScarSpec.from_json(spec.to_json() | {"target_burden": 0.15, "mvo": False}), geometry)
+    # Monotone: the smaller scar lies inside the larger one (same fields, lower threshold).
+    assert set(small.scar_pixels.tolist()) <= set(large.scar_pixels.tolist())
+    depth = sampler.canvas.depth
+    assert depth[small.scar_pixels].mean() <= depth[large.scar_pixels].mean() + 0.05
+
+
+def test_mvo_is_an_endocardial_core(phantom_geometries):
+    patient, geometry = phantom_geometries[1]
+    sampler = SmileSampler(geometry, patient.label_maps, SmileConfig(burden=(0.25, 0.3), mvo_probability=1.0))
+    spec = sampler.sample_spec(np.random.default_rng(3))
+    assert spec.mvo
+    result = sampler.render(spec)
+    depth = sampler.canvas.depth
+    assert 0 < result.mvo_pixels.size < result.scar_pixels.size
+    assert depth[result.mvo_pixels].mean() < depth[result.scar_pixels].mean()
+    no_mvo = SmileSampler(geometry, patient.label_maps, SmileConfig(burden=(0.25, 0.3), mvo_probability=0.0))
+    assert not no_mvo.sample_spec(np.random.default_rng(3)).mvo
+
+
+def test_spec_sampling_uses_only_the_given_rng(phantom_geometries):
+    patient, geometry = phantom_geometries[2]
+    sampler = SmileSampler(geometry, patient.label_maps)
+    np.random.seed(1)
+    a = sample_scar_spec(np.random.default_rng(9), sampler.canvas)
+    np.random.seed(2)
+    b = sample_scar_spec(np.random.default_rng(9), sampler.canvas)
+    assert a == b
+
+
+@pytest.mark.realdata
+@FEW
+@given(index=st.integers(0, 9), pattern=PATTERNS, seed=st.integers(0, 2**32 - 1))
+def test_real_patients_masks_are_plausible(real_geometries, index, pattern, seed):
+    patient, geometry = real_geometries[index]
+    result, out = _draw(patient, geometry, SmileConfig(pattern=pattern), seed)
+    check_mask(patient.label_maps, out, result)
+
+
+@pytest.mark.realdata
+@FEW
+@given(
+    index=st.integers(0, 9),
+    territory=st.sampled_from(list(Territory)),
+    burden=st.floats(0.03, 0.2),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_real_patients_requested_territory_and_burden(real_geometries, index, territory, burden, seed):
+    patient, geometry = real_geometries[index]
+    config = SmileConfig(territory=territory, burden=(burden, burden), transmurality=(0.6, 1.0))
+    result, out = _draw(patient, geometry, config, seed)
+    check_mask(patient.label_maps, out, result)
+    scar_segments = set(np.unique(geometry.segment_maps[np.isin(out, INFARCT_LABELS)]).tolist())
+    assert scar_segments <= set(territory_segments(territory))
+    assert abs(result.achieved_burden - burden) <= 0.02
