@@ -168,3 +168,15 @@ def test_real_patients_requested_territory_and_burden(real_geometries, index, te
     scar_segments = set(np.unique(geometry.segment_maps[np.isin(out, INFARCT_LABELS)]).tolist())
     assert scar_segments <= set(territory_segments(territory))
     assert abs(result.achieved_burden - burden) <= 0.02
+
+
+@FEW
+@given(index=st.integers(0, 3), seed=st.integers(0, 2**32 - 1))
+def test_default_ischemic_scars_stay_in_one_territory(phantom_geometries, index, seed):
+    patient, geometry = phantom_geometries[index]
+    result, out = _draw(patient, geometry, SmileConfig(), seed)
+    spec = result.spec
+    assert spec.pattern == Pattern.ISCHEMIC and spec.territory is not None
+    allowed = set(territory_segments(Territory(spec.territory)))
+    scarred = set(np.unique(geometry.segment_maps[np.isin(out, INFARCT_LABELS)]).tolist()) - {0}
+    assert scarred <= allowed, (spec.territory, scarred)
