@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from claim.data.phantom import PhantomConfig, make_phantom, make_phantom_cohort
 
@@ -14,6 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CLAIM_SHARED_DATA", REPO.parent / "shared" / "data"))
 EMIDEC_SLICES = SHARED_DATA / "emidec-slices"
 EMIDEC_VOLUMES = SHARED_DATA / "emidec-volumes"
+
+# Tests run tiny models: one thread avoids oversubscribing small CI machines, where it was measured to make
+# tiny training steps tens of times slower when other processes share the cores.
+torch.set_num_threads(1)
 
 SMALL = PhantomConfig(shape=(96, 96), spacing_mm=2.0, min_slices=6, max_slices=7)
 

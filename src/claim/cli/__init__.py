@@ -8,12 +8,36 @@ import sys
 from collections.abc import Sequence
 
 from claim import __version__
-from claim.cli import aha, demo, generate, info, masks, phantom, train_generator
+from claim.cli import (
+    aha,
+    demo,
+    evaluate,
+    generate,
+    info,
+    masks,
+    phantom,
+    segment,
+    train_generator,
+    train_joint,
+    train_segmenter,
+)
 from claim.errors import ClaimError
 
 __all__ = ["main", "build_parser"]
 
-_COMMANDS = (info, phantom, aha, masks, demo, train_generator, generate)
+_COMMANDS = (
+    info,
+    phantom,
+    aha,
+    masks,
+    demo,
+    train_generator,
+    generate,
+    train_joint,
+    train_segmenter,
+    segment,
+    evaluate,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from claim.generator.generate import generate_scars
+from claim.generator.generate import generate_scars, parse_shard
+
+
+def _shard_type(text: str) -> tuple[int, int]:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", dest="output_format", choices=["layout", "nnunet"], default="layout",
                         help="mirror the source layout (default) or write an nnU-Net v2 raw dataset")
     parser.add_argument("--include-real", default=None, help="with --format nnunet: also add these real patients")
+    parser.add_argument("--shard", type=_shard_type, default=None, metavar="I/N",
+                        help="process only mask entries I, I+N, I+2N, ... (0-based; same files as the unsharded run "
+                        "for those entries; record in generation_shard<I>of<N>.json)")
     parser.set_defaults(run=run)
 
 
@@ -29,6 +39,6 @@ def run(args: argparse.Namespace) -> int:
     result = generate_scars(args.model, args.data, args.masks, args.out, sampler=args.sampler,
                             hist_cluster=args.hist_cluster, seed=args.seed, limit=args.limit,
                             guidance=args.guidance, device=args.device, output_format=args.output_format,
-                            include_real=args.include_real)
+                            include_real=args.include_real, shard=args.shard)
     print(f"{len(result.entries)} synthetic images -> {result.out_dir}")
     return 0

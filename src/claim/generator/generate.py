@@ -38,7 +38,7 @@ from claim.generator.train import LoadedGenerator, load_generator
 from claim.labels import EMIDEC_LABELS, infarct_mask
 
 __all__ = ["MASKS_FILE", "GENERATION_FILE", "KEEP_DISTANCE_PX", "GenerateResult", "read_mask_labels",
-           "inpaint_patient", "generate_scars"]
+           "inpaint_patient", "generate_scars", "parse_shard", "generation_file_name"]
 
 MASKS_FILE = "masks.json"
 GENERATION_FILE = "generation.json"
@@ -152,6 +152,23 @@ def _read_masks_json(masks_dir: Path) -> list[dict]:
     return entries
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; a ``ValueError`` explains a bad value."""
+    try:
+        i_text, n_text = text.split("/")
+        i, n = int(i_text), int(n_text)
+    except ValueError as exc:
+        raise ValueError(f"shard {text!r} must be I/N with integers, e.g. 0/4") from exc
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"shard {text!r} needs N >= 1 and 0 <= I < N (0-based)")
+    return i, n
+
+
+def generation_file_name(shard: tuple[int, int] | None) -> str:
+    """``generation.json``, or ``generation_shard<i>of<n>.json`` for a shard (shards may share an output folder)."""
+    return GENERATION_FILE if shard is None else f"generation_shard{shard[0]}of{shard[1]}.json"
+
+
 def generate_scars(
     model: Path,
     data_dir: Path,
@@ -167,6 +184,7 @@ def generate_scars(
     output_format: str = "layout",
     include_real: Path | None = None,
     previews: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> GenerateResult:
     """Generate one synthetic patient per mask entry.
 
@@ -184,12 +202,23 @@ def generate_scars(
         output_format: ``layout`` (mirror the source layout) or ``nnunet`` (nnU-Net v2 raw dataset).
         include_real: with ``nnunet``, also write these real patients into the dataset.
         previews: write ``previews/<mask>_slice<k>.png`` (source | mask | synthetic crops).
+        shard: ``(i, n)``: process only entries ``i, i + n, i + 2n, ...`` (0-based, after ``limit``). Each entry
+            keeps the seed it has in the unsharded run, so a shard's files equal the unsharded run's for its
+            entries; its record is ``generation_shard<i>of<n>.json`` (only its entries), so shards can write into
+            one folder and the union of their records is the unsharded ``generation.json``. Not with ``nnunet``
+            (each shard would write a ``dataset.json`` counting only its cases).
     """
     out_dir = Path(out_dir)
     if output_format not in ("layout", "nnunet"):
         raise ClaimError(f"--format {output_format!r} must be layout or nnunet")
     if include_real is not None and output_format != "nnunet":
         raise ClaimError("--include-real only applies with --format nnunet")
+    if shard is not None:
+        i_shard, n_shard = shard
+        if n_shard < 1 or not 0 <= i_shard < n_shard:
+            raise ClaimError(f"--shard {i_shard}/{n_shard} needs N >= 1 and 0 <= I < N (0-based)")
+        if output_format == "nnunet":
+            raise ClaimError("--shard works with --format layout only; convert the merged folder afterwards")
     check_output_location(out_dir, [Path(p) for p in (data_dir, masks_dir, include_real) if p is not None])
     gen = load_generator(model, device)
     sampler = sampler or gen.config.default_sampler
@@ -203,6 +232,8 @@ def generate_scars(
     n_cases = 0
     seeds = np.random.SeedSequence(seed).spawn(len(entries_in))
     for index, entry in enumerate(entries_in):
+        if shard is not None and index % shard[1] != shard[0]:
+            continue  # the seed of entry `index` is still seeds[index]: shards reproduce the unsharded run
         source = sources.get(entry["source_id"])
         if source is None:
             raise InputError(Path(masks_dir) / MASKS_FILE,
@@ -248,5 +279,5 @@ def generate_scars(
                 write_patient(replace(patient, layout=Layout.NNUNET, slice_stems=()), out_dir)
                 n_cases += 1
         write_nnunet_dataset_json(out_dir, n_cases, name="claim_synthetic")
-    write_json(out_dir / GENERATION_FILE, written)
+    write_json(out_dir / generation_file_name(shard), written)
     return GenerateResult(written, out_dir)

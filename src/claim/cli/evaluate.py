@@ -1,0 +1,40 @@
+"""`claim evaluate`: EMIDEC metrics of predicted label maps against ground truth, as a table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from claim.evaluation.metrics import METRIC_KEYS, evaluate_folders
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("evaluate", help="EMIDEC metrics (Dice, volume differences, Hausdorff)")
+    parser.add_argument("--pred", required=True, help="predictions (e.g. `claim segment` output)")
+    parser.add_argument("--gt", required=True, help="ground-truth folder (same layout and patient ids)")
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    parser.set_defaults(run=run)
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}" if abs(value) < 1000 else f"{value:.0f}"
+
+
+def format_table(result: dict) -> str:
+    """Plain-text table: one row per patient, then mean and SD."""
+    unit = result["unit"]
+    header = ["patient", *METRIC_KEYS]
+    rows = [[pid, *(_cell(m[k]) for k in METRIC_KEYS)] for pid, m in result["patients"].items()]
+    rows.append(["mean", *(_cell(result["mean"][k]) for k in METRIC_KEYS)])
+    rows.append(["sd", *(_cell(result["sd"][k]) for k in METRIC_KEYS)])
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+    volume = "mm3" if unit == "mm" else "voxels" if unit == "px" else "mixed units"
+    lines.append(f"units: *_vd in {volume}, myocardium_hd in {unit}; *_ratio_error = |dV| / V_myo_gt (fraction)")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = evaluate_folders(args.pred, args.gt)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0

@@ -1,0 +1,114 @@
+"""Normal canvases for joint training: patients without infarct, each with its SMILE sampler prepared once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from claim.aha.geometry import compute_geometry
+from claim.data.patient import Patient
+from claim.data.preprocess import IntensityNorm
+from claim.generator.config import GeneratorConfig
+from claim.generator.data import crop_patient_slice, patient_norm
+from claim.generator.histogram import perturb_histogram
+from claim.labels import INFARCT_LABELS, Label
+from claim.smile.prior import Prior
+from claim.smile.sampler import SmileSampler
+from claim.smile.spec import SmileConfig
+
+__all__ = ["Canvas", "CanvasCrops", "is_normal", "build_canvases", "sample_painted_stack", "sample_canvas_crops"]
+
+_MAX_TRIES = 20  # SMILE masks drawn before giving up on one canvas (a mask may miss every slice of a short stack)
+
+
+@dataclass(frozen=True, eq=False)
+class Canvas:
+    """A normal patient ready for painting: its intensity window and its SMILE sampler."""
+
+    patient: Patient
+    norm: IntensityNorm
+    sampler: SmileSampler
+
+
+@dataclass(frozen=True)
+class CanvasCrops:
+    """A consistency batch in G's crop frame.
+
+    Attributes:
+        known: ``(B, 1, C, C)`` clean canvas crops in [-1, 1].
+        label_maps: ``(B, 1, C, C)`` int64 SMILE label maps (scar 3, MVO 4 on the canvas myocardium).
+        hists: ``(B, bins)`` histogram conditions (perturbed stored centres).
+        extents: per item, the crop window side in source pixels (``!= C`` when the crop was resampled).
+    """
+
+    known: torch.Tensor
+    label_maps: torch.Tensor
+    hists: torch.Tensor
+    extents: tuple[int, ...]
+
+
+def is_normal(patient: Patient) -> bool:
+    """True when no slice holds scar or MVO."""
+    return not bool(np.isin(patient.label_maps, INFARCT_LABELS).any())
+
+
+def build_canvases(
+    patients: list[Patient], smile: SmileConfig = SmileConfig(), prior: Prior | None = None
+) -> list[Canvas]:
+    """One ``Canvas`` per normal patient (AHA geometry and SMILE sampler computed once)."""
+    canvases = []
+    for patient in patients:
+        if not is_normal(patient):
+            continue
+        sampler = SmileSampler(compute_geometry(patient), patient.label_maps, smile, prior)
+        canvases.append(Canvas(patient, patient_norm(patient), sampler))
+    return canvases
+
+
+def sample_painted_stack(canvas: Canvas, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+    """A fresh SMILE label-map stack on ``canvas`` and the slices it puts scar/MVO on (redrawn while empty)."""
+    for _ in range(_MAX_TRIES):
+        label_maps, _spec = canvas.sampler.sample(rng)
+        slices = [k for k in range(label_maps.shape[0]) if np.isin(label_maps[k], INFARCT_LABELS).any()]
+        if slices:
+            return label_maps, slices
+    raise ValueError(f"SMILE drew {_MAX_TRIES} empty masks on {canvas.patient.patient_id}; check its myocardium")
+
+
+def sample_canvas_crops(
+    canvases: list[Canvas],
+    n: int,
+    config: GeneratorConfig,
+    hist_centres: np.ndarray,
+    rng: np.random.Generator,
+) -> CanvasCrops:
+    """``n`` crops of random canvas slices, each under a fresh SMILE mask, with histogram conditions.
+
+    Only slices whose crop holds scar/MVO are used, so every item gives the consistency term something to paint.
+    """
+    known, labels, hists, extents = [], [], [], []
+    for _ in range(n * _MAX_TRIES):
+        if len(known) == n:
+            break
+        canvas = canvases[int(rng.integers(len(canvases)))]
+        label_maps, slices = sample_painted_stack(canvas, rng)
+        k = slices[int(rng.integers(len(slices)))]
+        crop = crop_patient_slice(canvas.patient, k, config, canvas.norm, label_map=label_maps[k])
+        if not np.isin(crop.label_map, INFARCT_LABELS).any():
+            continue
+        known.append(crop.image)
+        # RV (an orientation-only id) is background for the segmenter.
+        labels.append(np.where(crop.label_map == Label.RV, Label.BACKGROUND, crop.label_map))
+        centre = hist_centres[int(rng.integers(len(hist_centres)))]
+        hists.append(perturb_histogram(centre, rng))
+        extents.append(crop.box.extent)
+    if len(known) < n:
+        raise ValueError(f"SMILE masks kept missing the {config.crop_size}-pixel generator crops of the canvases")
+    return CanvasCrops(
+        known=torch.from_numpy(np.stack(known))[:, None],
+        label_maps=torch.from_numpy(np.stack(labels).astype(np.int64))[:, None],
+        hists=torch.from_numpy(np.stack(hists)),
+        extents=tuple(extents),
+    )

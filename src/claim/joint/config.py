@@ -1,0 +1,104 @@
+"""Frozen joint-training configuration and its presets (saved inside the run's state and ``config.json``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+__all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset"]
+
+
+@dataclass(frozen=True)
+class JointConfig:
+    """How generator G and segmenter S train together.
+
+    Step ``s`` (0-based, ``steps`` in total) belongs to one phase: ``s < generator_warmup``: G diffusion only;
+    then ``segmenter_warmup`` steps of S on real slices only; then joint steps, where G minimises its diffusion
+    loss plus ``lambda_consistency`` times the segmentation-consistency loss and S trains on real slices plus
+    ``synthetic_per_batch`` slices drawn from a replay buffer that G's EMA refreshes every ``refresh_every`` steps.
+
+    Attributes:
+        steps: total steps, warm-ups included (must exceed both warm-ups together).
+        lambda_consistency: weight of the consistency term in G's loss (0 turns the feedback off).
+        t_max: the consistency term noises canvases to ``t`` drawn uniformly from ``0..t_max-1`` (capped at T).
+        consistency_batch: canvas crops per consistency term.
+        refresh_every: joint steps between replay-buffer refreshes (the first joint step always refreshes).
+        masks_per_refresh: SMILE mask stacks (one canvas patient each) painted per refresh; every slice with scar
+            becomes one synthetic slice.
+        buffer_size: most synthetic slices kept (oldest dropped first).
+        synthetic_per_batch: synthetic slices added to each joint S step.
+        generator_warmup: G-only diffusion steps at the start.
+        segmenter_warmup: S-only real steps after G's warm-up.
+        sampler_steps: DDIM steps of the fast sampler that fills the buffer.
+        checkpoint_every: write both checkpoints every N steps (and always at the end).
+    """
+
+    steps: int = 2000
+    lambda_consistency: float = 0.1
+    t_max: int = 100
+    consistency_batch: int = 4
+    refresh_every: int = 50
+    masks_per_refresh: int = 1
+    buffer_size: int = 64
+    synthetic_per_batch: int = 2
+    generator_warmup: int = 200
+    segmenter_warmup: int = 200
+    sampler_steps: int = 10
+    checkpoint_every: int = 250
+
+    def __post_init__(self) -> None:
+        positive = ("t_max", "consistency_batch", "refresh_every", "masks_per_refresh", "buffer_size", "sampler_steps")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("generator_warmup", "segmenter_warmup", "synthetic_per_batch", "checkpoint_every"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.lambda_consistency < 0:
+            raise ValueError(f"lambda_consistency must be >= 0, got {self.lambda_consistency}")
+        if self.steps <= self.generator_warmup + self.segmenter_warmup:
+            raise ValueError(
+                f"steps {self.steps} leave no joint step after the warm-ups ({self.generator_warmup} generator + "
+                f"{self.segmenter_warmup} segmenter); raise --steps or lower the warm-ups"
+            )
+        if self.synthetic_per_batch > self.buffer_size:
+            raise ValueError(f"synthetic_per_batch {self.synthetic_per_batch} exceeds buffer_size {self.buffer_size}")
+
+    @property
+    def joint_start(self) -> int:
+        """Index of the first joint step."""
+        return self.generator_warmup + self.segmenter_warmup
+
+    def phase(self, step: int) -> str:
+        """``generator`` | ``segmenter`` | ``joint`` for 0-based step ``step``."""
+        if step < self.generator_warmup:
+            return "generator"
+        return "segmenter" if step < self.joint_start else "joint"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JointConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown joint config keys {unknown}")
+        return cls(**data)
+
+
+JOINT_PRESETS: dict[str, dict[str, Any]] = {
+    # Tests and demo: a handful of steps of each phase.
+    "tiny": dict(steps=12, generator_warmup=3, segmenter_warmup=3, refresh_every=3, buffer_size=16,
+                 synthetic_per_batch=2, consistency_batch=2, sampler_steps=3, checkpoint_every=0),
+    "standard": {},
+}
+
+
+def joint_preset(name: str, **overrides: Any) -> JointConfig:
+    """Joint config of preset ``name`` (``tiny`` or ``standard``) with keyword overrides."""
+    if name not in JOINT_PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(JOINT_PRESETS)}")
+    values = dict(JOINT_PRESETS[name])
+    values.update(overrides)
+    return replace(JointConfig(), **values)

@@ -1,0 +1,126 @@
+"""Segmentation-consistency loss: G's one-step x0 estimate, composited into the canvas, must read as its mask to S.
+
+This is the feedback the original joint training lacked (its loss was computed on argmax outputs and re-marked as a
+leaf, so no gradient reached either network). Here the path canvas -> x_t -> G -> x0 -> composite -> S -> Dice+CE
+is differentiable end to end; S's parameters are frozen for this term, so only G learns from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from claim.generator.config import GeneratorConfig, Mode
+from claim.generator.data import lesion_masks, myocardium_masks
+from claim.generator.denoiser import HistogramUNet
+from claim.generator.loss import dilate_mask
+from claim.generator.sampling import make_eps_fn
+from claim.generator.schedule import NoiseSchedule
+from claim.segmentation.loss import dice_ce_loss
+from claim.segmentation.net import normalise_images
+
+__all__ = ["frozen", "to_segmenter_frame", "consistency_loss"]
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """Parameters without gradients and eval mode (no norm statistics updated) for the block; restored after."""
+    flags = [p.requires_grad for p in module.parameters()]
+    training = module.training
+    module.requires_grad_(False)
+    module.eval()
+    try:
+        yield module
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+        module.train(training)
+
+
+def to_segmenter_frame(
+    images: torch.Tensor, label_maps: torch.Tensor, multiple: int, extents: Sequence[int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bring G's crops to S's pixel scale and a size S accepts, differentiably for the images.
+
+    Each item is resized to its source-pixel window ``extents[i]`` (bilinear; labels nearest) when G's crop was
+    resampled, then centre-padded to the smallest common side that is a multiple of ``multiple`` (images with -1,
+    the darkest value, as S pads with the slice minimum; labels with background).
+
+    Args:
+        images: ``(B, 1, C, C)`` in [-1, 1]; label_maps: ``(B, 1, C, C)`` or ``(B, C, C)`` integer ids.
+        multiple: S's total stride ``2 ** (levels - 1)``.
+        extents: per item, the window side in source pixels (None: no resampling).
+
+    Returns:
+        ``(images (B, 1, S, S), labels (B, S, S) int64)``.
+    """
+    labels = label_maps.reshape(images.shape[0], 1, *images.shape[-2:]).long()
+    size = images.shape[-1]
+    extents = [size] * images.shape[0] if extents is None else [int(e) for e in extents]
+    side = -(-max(extents) // multiple) * multiple
+    out_images, out_labels = [], []
+    for i, extent in enumerate(extents):
+        img, lab = images[i : i + 1], labels[i : i + 1]
+        if extent != size:
+            img = F.interpolate(img, size=(extent, extent), mode="bilinear", align_corners=False)
+            lab = F.interpolate(lab.float(), size=(extent, extent), mode="nearest").long()
+        before = (side - extent) // 2
+        pad = (before, side - extent - before, before, side - extent - before)
+        out_images.append(F.pad(img, pad, value=-1.0))
+        out_labels.append(F.pad(lab, pad, value=0))
+    return torch.cat(out_images), torch.cat(out_labels)[:, 0]
+
+
+def consistency_loss(
+    denoiser: HistogramUNet,
+    schedule: NoiseSchedule,
+    config: GeneratorConfig,
+    segmenter: nn.Module,
+    known: torch.Tensor,
+    label_maps: torch.Tensor,
+    hists: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    t_max: int,
+    multiple: int,
+    extents: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """Dice + CE of frozen S on G's inpainted x0 estimate against the mask's label map.
+
+    The canvas is noised to ``t ~ U{0..min(t_max, T)-1}``; G predicts x0 (differentiable, clamped to [-1, 1] as in
+    sampling); the estimate replaces the canvas inside the inpainting region (lesion dilated by the blending band in
+    ``claim`` mode) and the known canvas stays outside; the composite goes through S's per-image normalisation
+    (affine-invariant, so G's [-1, 1] scale needs no inverse) and S. S's parameters get no gradient.
+
+    Args:
+        denoiser / schedule / config: G, its schedule and config (tensors on the denoiser's device).
+        segmenter: S, mapping normalised ``(B, 1, H, W)`` to logits ``(B, 5, H, W)``.
+        known: ``(B, 1, C, C)`` clean normal canvas crops in [-1, 1].
+        label_maps: ``(B, 1, C, C)`` SMILE label maps (ids 0-4) on those canvases.
+        hists: ``(B, bins)`` histogram conditions.
+        generator: CPU generator for ``t`` and the noise.
+        t_max: largest noise level (exclusive).
+        multiple: S's total stride.
+        extents: per item, source-pixel window of the crop (see ``to_segmenter_frame``).
+
+    Returns:
+        Scalar loss; its gradient reaches G's parameters only.
+    """
+    device = known.device
+    b = known.shape[0]
+    t = torch.randint(0, min(int(t_max), schedule.timesteps), (b,), generator=generator).to(device)
+    noise = torch.randn(known.shape, generator=generator).to(device)
+    lesion = lesion_masks(label_maps)
+    inpaint_mask = dilate_mask(lesion, config.boundary_px if config.mode == Mode.CLAIM else 0)
+    x_t = schedule.add_noise(known, noise, t)
+    eps_fn = make_eps_fn(denoiser, config.mode, known, inpaint_mask, myocardium_masks(label_maps), hists)
+    x0 = schedule.predict_x0(x_t, eps_fn(x_t, t), t)
+    composite = torch.where(inpaint_mask, x0, known)
+    images, labels = to_segmenter_frame(composite, label_maps, multiple, extents)
+    with frozen(segmenter):
+        logits = segmenter(normalise_images(images))
+    return dice_ce_loss(logits, labels)

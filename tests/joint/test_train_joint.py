@@ -1,0 +1,105 @@
+"""End to end: a tiny joint run writes both checkpoints and its log, is deterministic, resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from claim.cli import main
+from claim.errors import ClaimError
+from claim.generator.train import load_generator
+from claim.joint.config import JointConfig
+from claim.joint.train import train_joint
+from claim.segmentation.train import load_segmenter
+from tests.joint.conftest import TINY_G, TINY_J, TINY_S
+
+
+def _run(data, out, steps, resume=False):
+    joint = TINY_J if steps == TINY_J.steps else JointConfig(**{**TINY_J.to_dict(), "steps": steps})
+    return train_joint(data, out, joint=joint, generator=TINY_G, segmenter=TINY_S, seed=3, resume=resume,
+                       progress=False)
+
+
+@pytest.fixture(scope="module")
+def full_run(joint_dir, tmp_path_factory):
+    return _run(joint_dir, tmp_path_factory.mktemp("joint_full"), TINY_J.steps)
+
+
+def test_run_writes_checkpoints_log_and_usable_generator(full_run):
+    run = full_run.generator_checkpoint.parent
+    assert full_run.segmenter_checkpoint == run / "segmenter.pt"
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == list(range(1, TINY_J.steps + 1))
+    assert [e["phase"] for e in log] == ["generator"] * 2 + ["segmenter"] + ["joint"] * 3
+    joint = [e for e in log if e["phase"] == "joint"]
+    assert all("consistency_loss" in e and "segmenter_loss" in e and "diffusion_loss" in e for e in joint)
+    assert joint[0]["refreshed"] > 0 and joint[0]["buffer"] > 0
+    assert full_run.history == log
+    loaded = load_generator(full_run.generator_checkpoint)  # what `claim generate` uses
+    assert loaded.config == TINY_G and loaded.step == 5  # 2 warm-up + 3 joint G updates
+    model, config = load_segmenter(full_run.segmenter_checkpoint)
+    assert config.filters == TINY_S.filters
+    assert (run / "config.json").is_file()
+
+
+def test_same_seed_same_run_and_exact_resume(full_run, joint_dir, tmp_path):
+    part = _run(joint_dir, tmp_path, 4)
+    rest = _run(joint_dir, tmp_path, TINY_J.steps, resume=True)
+    full_log = full_run.history
+    assert part.history == [{**e, "seconds": p["seconds"]} for e, p in zip(full_log[:4], part.history, strict=True)]
+    strip = [{k: v for k, v in e.items() if k != "seconds"} for e in rest.history]
+    assert strip == [{k: v for k, v in e.items() if k != "seconds"} for e in full_log[4:]]
+    for name in ("generator.pt", "segmenter.pt"):
+        a = torch.load(full_run.generator_checkpoint.parent / name, weights_only=False)
+        b = torch.load(tmp_path / name, weights_only=False)
+        for key in ("model", "ema") if name == "generator.pt" else ("model",):
+            for param, value in a[key].items():
+                torch.testing.assert_close(b[key][param], value, rtol=1e-5, atol=1e-6)
+
+
+def test_existing_run_needs_resume(full_run, joint_dir):
+    with pytest.raises(ClaimError, match="exists already"):
+        _run(joint_dir, full_run.generator_checkpoint.parent, TINY_J.steps)
+
+
+def test_no_normal_patients_is_a_clear_error(joint_dir, tmp_path):
+    with pytest.raises(ClaimError, match="no normal patient"):
+        train_joint(joint_dir, tmp_path / "run", joint=TINY_J, generator=TINY_G, segmenter=TINY_S,
+                    train_patients=["Phantom_P002", "Phantom_P004"], progress=False)
+    only_scar = tmp_path / "scar_only"
+    for case in ("Phantom_P002", "Phantom_P004"):
+        shutil.copytree(joint_dir / case, only_scar / case)
+    code = main(["train-joint", "--data", str(only_scar), "--out", str(tmp_path / "cli"), "--preset", "tiny"])
+    assert code == 2
+
+
+def test_config_rejects_runs_without_joint_steps():
+    with pytest.raises(ValueError, match="no joint step"):
+        JointConfig(steps=4, generator_warmup=2, segmenter_warmup=2)
+    assert TINY_J.phase(0) == "generator" and TINY_J.phase(2) == "segmenter" and TINY_J.phase(3) == "joint"
+
+
+def test_init_generator_fine_tunes_a_checkpoint(full_run, joint_dir, tmp_path):
+    result = train_joint(joint_dir, tmp_path / "ft", joint=TINY_J, segmenter=TINY_S, seed=1,
+                         init_generator=full_run.generator_checkpoint, progress=False,
+                         train_patients=["Phantom_N001", "Phantom_P002", "Phantom_P004"])
+    loaded = load_generator(result.generator_checkpoint)
+    assert loaded.config == TINY_G and loaded.step == 5 + 5  # the checkpoint's 5 updates, then 5 more
+    assert "infarct_dice" in result.history[-1]["val"]  # the held-out patient N003, scored at the end
+    assert all("val" not in e for e in result.history[:-1])
+    with pytest.raises(ClaimError, match="config differs"):
+        train_joint(joint_dir, tmp_path / "bad", joint=TINY_J, generator=TINY_G.__class__(), segmenter=TINY_S,
+                    init_generator=full_run.generator_checkpoint, progress=False)
+
+
+def test_cli_runs_and_resumes(joint_dir, tmp_path):
+    args = ["train-joint", "--data", str(joint_dir), "--out", str(tmp_path / "run"), "--preset", "tiny",
+            "--generator-warmup", "1", "--segmenter-warmup", "1", "--t-max", "50", "--lambda", "0.5"]
+    assert main([*args, "--steps", "3"]) == 0
+    assert main([*args, "--steps", "4", "--resume"]) == 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["phase"] for e in log] == ["generator", "segmenter", "joint", "joint"]
+    assert load_generator(tmp_path / "run" / "generator.pt").config.crop_size == 48

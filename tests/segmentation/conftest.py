@@ -1,0 +1,30 @@
+"""Segmenter fixtures: a phantom cohort on disk and a config small enough for 2 busy CPU cores."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from claim.data.cohort import write_phantom_cohort
+from claim.segmentation.config import SegmenterConfig
+from tests.conftest import SMALL
+
+# Smaller than the "tiny" preset (crop 64, 4 levels): tests only need the loop, not accuracy.
+TEST_CONFIG = SegmenterConfig(crop_size=32, filters=(4, 8, 16), batch_size=2, steps=3, val_every=2, lr=1e-2)
+
+
+@pytest.fixture(scope="session")
+def seg_data_dir(tmp_path_factory):
+    """Four phantom patients (2 normal, 2 pathological) in the EMIDEC layout."""
+    root = tmp_path_factory.mktemp("seg_phantom")
+    write_phantom_cohort(root, 4, seed=5, config=SMALL, progress=False)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets on shared, busy cores: one intra-op thread is ~100x faster than two fighting for them."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,0 +1,52 @@
+"""Loss keeps the gradient; normalisation is per image, robust and differentiable; the network's shapes."""
+
+from __future__ import annotations
+
+import torch
+
+from claim.segmentation.config import segmenter_preset
+from claim.segmentation.loss import dice_ce_loss, soft_dice
+from claim.segmentation.net import build_segmenter, normalise_images
+from tests.segmentation.conftest import TEST_CONFIG
+
+
+def test_loss_gradient_reaches_logits_and_is_differentiable():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 6, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 5, (2, 6, 6), generator=g)
+    loss = dice_ce_loss(logits, labels)
+    loss.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+    small = torch.randn(1, 5, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: dice_ce_loss(x, labels[:1, :3, :3]), (small,))
+
+
+def test_perfect_logits_give_dice_one_and_lower_loss():
+    labels = torch.randint(0, 5, (2, 8, 8), generator=torch.Generator().manual_seed(1))
+    perfect = 50.0 * torch.nn.functional.one_hot(labels, 5).permute(0, 3, 1, 2).float()
+    assert torch.allclose(soft_dice(perfect, labels), torch.ones(4), atol=1e-4)
+    assert dice_ce_loss(perfect, labels) < 1e-3 < dice_ce_loss(torch.zeros_like(perfect), labels)
+
+
+def test_normalise_images_per_image_robust_and_differentiable():
+    g = torch.Generator().manual_seed(2)
+    raw = torch.rand(3, 1, 16, 16, generator=g) * 255
+    out = normalise_images(raw)
+    scaled = normalise_images(torch.cat([raw[:1] * 16 + 7, raw[1:]]))  # affine change of image 0 only
+    torch.testing.assert_close(out, scaled, atol=1e-4, rtol=1e-4)
+    assert torch.allclose(out.flatten(1).mean(1), torch.zeros(3), atol=1e-4)
+    spiky = raw.clone()
+    spiky[0, 0, 0, 0] = 1e6  # one outlier is clipped at the 99.5th percentile
+    assert normalise_images(spiky)[0].abs().max() < 5
+    x = raw.clone().requires_grad_(True)
+    (normalise_images(x) * torch.randn(x.shape, generator=g)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_network_shapes_for_presets():
+    for config in (TEST_CONFIG, segmenter_preset("tiny")):
+        net = build_segmenter(config)
+        c = config.crop_size
+        assert net(torch.zeros(2, 1, c, c)).shape == (2, 5, c, c)
+    standard = segmenter_preset("standard")
+    assert standard.crop_size == 128 and standard.filters == (16, 32, 64, 128, 256)
