@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/claim demo --out outputs/demo
+	$(BIN)/claim demo --out outputs/demo --threads 1
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -1,0 +1,145 @@
+"""The study's presets: every step count, synthetic-set size and sampler of each arm, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from claim.generator.config import GeneratorConfig, Mode, preset_config
+from claim.joint.config import JointConfig, joint_preset
+from claim.segmentation.config import SegmenterConfig, segmenter_preset
+
+__all__ = ["ARMS", "SYNTHETIC_ARMS", "ExperimentConfig", "EXPERIMENT_PRESETS", "experiment_preset"]
+
+ARMS = ("real_only", "lefusion", "smile", "claim")
+SYNTHETIC_ARMS = ("lefusion", "smile", "claim")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One study: the same segmenter recipe and step budget in every arm; arms differ only in synthetic data.
+
+    Attributes:
+        name: preset name (recorded in ``metrics.json``).
+        generator_preset / generator_overrides: ``claim.generator.config`` preset for both generators (the
+            ``lefusion`` arm's gets ``mode="lefusion"``).
+        generator_steps: diffusion training steps of each generator (lefusion and claim alike).
+        lefusion_sampler / claim_sampler: sampler of the faithful baseline (RePaint) and of claim (DDIM).
+        joint_preset / joint_overrides: ``claim.joint`` config; the ``claim`` arm fine-tunes the ``smile`` arm's
+            generator for ``joint.steps`` more steps (so its generator saw ``generator_steps + joint.steps``).
+        segmenter_preset / segmenter_overrides: the one segmenter recipe of all four arms.
+        masks_per_canvas: synthetic patients drawn on each normal training patient (canvas) per synthetic arm.
+        max_synthetic_patients: cap on synthetic patients per arm (None: no cap).
+        val_fraction: share of the real training patients held out for model selection (same for all arms).
+        bootstrap: paired bootstrap resamples for the confidence intervals.
+    """
+
+    name: str
+    generator_preset: str = "tiny"
+    generator_overrides: dict[str, Any] = field(default_factory=dict)
+    generator_steps: int = 150
+    lefusion_sampler: str = "repaint:2x2"
+    claim_sampler: str = "ddim:10"
+    joint_preset: str = "tiny"
+    joint_overrides: dict[str, Any] = field(default_factory=dict)
+    segmenter_preset: str = "tiny"
+    segmenter_overrides: dict[str, Any] = field(default_factory=dict)
+    masks_per_canvas: int = 1
+    max_synthetic_patients: int | None = 6
+    val_fraction: float = 0.25
+    bootstrap: int = 2000
+
+    def generator(self, mode: Mode) -> GeneratorConfig:
+        overrides = dict(self.generator_overrides)
+        if mode == Mode.LEFUSION:
+            overrides["default_sampler"] = self.lefusion_sampler
+        else:
+            overrides["default_sampler"] = self.claim_sampler
+        return preset_config(self.generator_preset, mode=mode, **overrides)
+
+    def joint(self) -> JointConfig:
+        return joint_preset(self.joint_preset, **self.joint_overrides)
+
+    def segmenter(self) -> SegmenterConfig:
+        return segmenter_preset(self.segmenter_preset, val_fraction=self.val_fraction, **self.segmenter_overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def budget(self) -> dict[str, Any]:
+        """Steps each arm's models saw (for the report's budget table)."""
+        seg = self.segmenter().steps
+        joint = self.joint().steps
+        return {
+            "segmenter_steps_per_arm": seg,
+            "generator_steps": {
+                "real_only": 0,
+                "lefusion": self.generator_steps,
+                "smile": self.generator_steps,
+                "claim": self.generator_steps + joint,
+            },
+            "joint_steps": joint,
+            "samplers": {"lefusion": self.lefusion_sampler, "smile": self.claim_sampler, "claim": self.claim_sampler},
+        }
+
+
+EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
+    # Phantom-sized: <= 10 min on 2 CPU cores. Both generators use T = 100 diffusion steps (not LeFusion's 300)
+    # so RePaint 2x2 costs 198 denoiser evaluations per slice batch instead of 598.
+    "quick": ExperimentConfig(
+        name="quick",
+        generator_preset="tiny",
+        generator_overrides={"timesteps": 100},
+        generator_steps=150,
+        lefusion_sampler="repaint:2x2",
+        claim_sampler="ddim:10",
+        joint_preset="tiny",
+        joint_overrides={"steps": 40, "generator_warmup": 0, "segmenter_warmup": 10, "refresh_every": 10,
+                         "sampler_steps": 5},
+        segmenter_preset="tiny",
+        segmenter_overrides={"steps": 160, "val_every": 40},
+        masks_per_canvas=1,
+        max_synthetic_patients=6,
+        bootstrap=1000,
+    ),
+    # EMIDEC-sized (50 pathological + 25 normal patients): target <= 90 min, <= 4 GB RSS on 2 CPU cores.
+    "standard": ExperimentConfig(
+        name="standard",
+        generator_preset="standard",
+        generator_steps=1200,
+        lefusion_sampler="repaint:2x2",
+        claim_sampler="ddim:25",
+        joint_preset="standard",
+        joint_overrides={"steps": 400, "generator_warmup": 0, "segmenter_warmup": 100, "refresh_every": 50},
+        segmenter_preset="standard",
+        segmenter_overrides={"steps": 800, "val_every": 100},
+        masks_per_canvas=2,
+        max_synthetic_patients=40,
+        bootstrap=2000,
+    ),
+    # Tests only (hidden from the CLI help): seconds per stage.
+    "smoke": ExperimentConfig(
+        name="smoke",
+        generator_preset="tiny",
+        generator_overrides={"timesteps": 20, "crop_size": 32, "channels": (8, 16), "num_head_channels": 8,
+                             "batch_size": 2, "ema_warmup": 2},
+        generator_steps=4,
+        lefusion_sampler="repaint:2x2",
+        claim_sampler="ddim:3",
+        joint_preset="tiny",
+        joint_overrides={"steps": 6, "generator_warmup": 0, "segmenter_warmup": 2, "refresh_every": 2,
+                         "consistency_batch": 1, "synthetic_per_batch": 1, "sampler_steps": 2},
+        segmenter_preset="tiny",
+        segmenter_overrides={"steps": 6, "val_every": 3, "crop_size": 48, "filters": (8, 16, 32), "batch_size": 2},
+        masks_per_canvas=1,
+        max_synthetic_patients=2,
+        bootstrap=200,
+    ),
+}
+
+
+def experiment_preset(name: str, **overrides: Any) -> ExperimentConfig:
+    """Preset ``quick`` | ``standard`` (``smoke`` for tests) with field overrides."""
+    if name not in EXPERIMENT_PRESETS:
+        raise ValueError(f"unknown experiment preset {name!r}; choose one of quick, standard")
+    return replace(EXPERIMENT_PRESETS[name], **overrides)

@@ -1,0 +1,111 @@
+"""Patient-level train/test split written as two folders in the input's layout (files copied, inputs untouched)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from claim.data.io import write_json
+from claim.data.layouts import check_output_location, read_dataset, write_nnunet_dataset_json
+from claim.data.patient import Layout, Patient
+from claim.errors import ClaimError
+from claim.labels import INFARCT_LABELS
+
+__all__ = ["SplitResult", "SPLIT_FILE", "is_pathological", "choose_split", "split_dataset"]
+
+SPLIT_FILE = "split.json"
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """Patient ids on each side and the two folders written."""
+
+    train_ids: tuple[str, ...]
+    test_ids: tuple[str, ...]
+    train_dir: Path
+    test_dir: Path
+    seed: int
+
+
+def is_pathological(patient: Patient) -> bool:
+    """A patient is pathological when any slice holds infarct (scar or MVO) labels."""
+    return bool(np.isin(patient.label_maps, INFARCT_LABELS).any())
+
+
+def choose_split(
+    pathological_ids: list[str], normal_ids: list[str], test_pathological: int, test_normal: int, seed: int
+) -> tuple[list[str], list[str]]:
+    """Draw ``test_pathological`` + ``test_normal`` test patients (seeded); the rest is training. Sorted lists."""
+    if not 0 <= test_pathological <= len(pathological_ids):
+        raise ClaimError(f"--test-pathological {test_pathological} not in 0..{len(pathological_ids)} (pathological)")
+    if not 0 <= test_normal <= len(normal_ids):
+        raise ClaimError(f"--test-normal {test_normal} not in 0..{len(normal_ids)} (normal patients)")
+    rng = np.random.default_rng(seed)
+    path_sorted, normal_sorted = sorted(pathological_ids), sorted(normal_ids)
+    test = [path_sorted[i] for i in rng.permutation(len(path_sorted))[:test_pathological]]
+    test += [normal_sorted[i] for i in rng.permutation(len(normal_sorted))[:test_normal]]
+    train = [p for p in path_sorted + normal_sorted if p not in set(test)]
+    return sorted(train), sorted(test)
+
+
+def _copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+
+
+def _copy_patient(patient: Patient, data_dir: Path, out_dir: Path) -> None:
+    if patient.layout == Layout.EMIDEC:
+        case_dir = patient.image_paths[0].parent.parent
+        target = out_dir if case_dir.resolve() == data_dir.resolve() else out_dir / case_dir.name
+        shutil.copytree(case_dir, target, dirs_exist_ok=True)
+        return
+    folder = {Layout.NNUNET: ("imagesTr", "labelsTr"), Layout.PNG: ("images", "labels")}[patient.layout]
+    for path in patient.image_paths:
+        _copy(path, out_dir / folder[0] / path.name)
+    for path in patient.label_paths:
+        if path.exists():
+            _copy(path, out_dir / folder[1] / path.name)
+
+
+def split_dataset(
+    data_dir: Path, out_dir: Path, *, test_pathological: int, test_normal: int, seed: int = 0, progress: bool = False
+) -> SplitResult:
+    """Split ``data_dir`` by patient into ``OUT/train`` and ``OUT/test`` (same layout) plus ``OUT/split.json``.
+
+    Pathological means the patient holds infarct labels. No patient appears on both sides; the choice depends
+    only on the sorted patient ids and ``seed``. Refuses an output inside the input and a non-empty target.
+    """
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    check_output_location(out_dir, data_dir)
+    for side in ("train", "test"):
+        if (out_dir / side).exists() and any((out_dir / side).iterdir()):
+            raise ClaimError(f"{out_dir / side} exists and is not empty; choose another --out")
+    patients = read_dataset(data_dir, progress=progress)
+    if len({p.patient_id for p in patients}) != len(patients):
+        raise ClaimError(f"{data_dir}: duplicate patient ids")
+    pathological = [p.patient_id for p in patients if is_pathological(p)]
+    normal = [p.patient_id for p in patients if not is_pathological(p)]
+    train_ids, test_ids = choose_split(pathological, normal, test_pathological, test_normal, seed)
+    by_id = {p.patient_id: p for p in patients}
+    for side, ids in (("train", train_ids), ("test", test_ids)):
+        (out_dir / side).mkdir(parents=True, exist_ok=True)
+        for pid in ids:
+            _copy_patient(by_id[pid], data_dir, out_dir / side)
+        if patients[0].layout == Layout.NNUNET:
+            write_nnunet_dataset_json(out_dir / side, len(ids), name=f"claim_{side}")
+    write_json(
+        out_dir / SPLIT_FILE,
+        {
+            "source": str(data_dir),
+            "seed": seed,
+            "layout": patients[0].layout.value,
+            "train": train_ids,
+            "test": test_ids,
+            "train_pathological": [p for p in train_ids if p in set(pathological)],
+            "test_pathological": [p for p in test_ids if p in set(pathological)],
+        },
+    )
+    return SplitResult(tuple(train_ids), tuple(test_ids), out_dir / "train", out_dir / "test", seed)

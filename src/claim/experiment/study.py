@@ -1,0 +1,448 @@
+"""``claim experiment``: the four-arm study, resumable at stage granularity.
+
+Layout of ``OUT``::
+
+    state.json              finished stages (seconds, RSS) + the run's identity (config, seed, folders)
+    prepare.json            patient roles: fit / val (from the training data only), canvases, donors, test ids
+    data/fit/               the training patients minus the validation ones (what generators train on)
+    masks/smile|transplant/ conditioning masks on the normal training patients (masks.json + label maps)
+    runs/generator_lefusion|generator_claim|joint|<arm>/   checkpoints and train_log.jsonl
+    synthetic/<arm>/        synthetic patients (``claim generate`` output) per synthetic arm
+    evaluation/             per-arm predictions summary, gallery crops, bull's-eye counts
+    metrics.json, report.html
+
+The test folder is read only by the ``evaluate`` stage; validation patients come from the training folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from claim import __version__
+from claim.aha.geometry import PatientGeometry, compute_geometry
+from claim.data.io import write_json
+from claim.data.layouts import check_output_location, read_dataset, write_label_maps
+from claim.data.patient import Patient
+from claim.errors import ClaimError
+from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig
+from claim.experiment.split import _copy_patient, is_pathological
+from claim.experiment.stats import mean_sd, paired_bootstrap_ci
+from claim.experiment.transplant import transplant_scar
+from claim.generator.config import Mode
+from claim.labels import INFARCT_LABELS, Label, myocardium_mask
+
+__all__ = ["STATE_FILE", "METRICS_FILE", "REPORT_FILE", "ARM_METRICS", "run_experiment", "peak_rss_mb"]
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+METRICS_FILE = "metrics.json"
+REPORT_FILE = "report.html"
+# metrics.json name -> claim.evaluation.metrics.patient_metrics name
+ARM_METRICS = {
+    "infarct_dice": "infarct_dice",
+    "myocardium_dice": "myocardium_dice",
+    "mvo_dice": "mvo_dice",
+    "infarct_volume_ratio_error": "infarct_ratio_error",
+}
+_GALLERY_SLICES = 4
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and of finished children), MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0  # Linux reports KiB
+
+
+@dataclass(frozen=True)
+class _Stage:
+    name: str
+    outputs: tuple[Path, ...]  # all must exist for the stage to count as complete
+    clear: tuple[Path, ...]  # removed before (re)running, so a crashed stage restarts clean
+    run: Callable[[], None]
+
+
+class _Study:
+    def __init__(self, train_dir: Path, test_dir: Path, out_dir: Path, config: ExperimentConfig, seed: int,
+                 device: str, progress: bool) -> None:
+        self.train_dir, self.test_dir, self.out = Path(train_dir), Path(test_dir), Path(out_dir)
+        self.config, self.seed, self.device, self.progress = config, seed, device, progress
+        self.fit_dir = self.out / "data" / "fit"
+        self._train: list[Patient] | None = None
+        self._geometries: dict[str, PatientGeometry] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def train_patients(self) -> list[Patient]:
+        if self._train is None:
+            self._train = read_dataset(self.train_dir, progress=self.progress)
+        return self._train
+
+    def patient(self, patient_id: str) -> Patient:
+        return next(p for p in self.train_patients() if p.patient_id == patient_id)
+
+    def geometry(self, patient: Patient) -> PatientGeometry:
+        if patient.patient_id not in self._geometries:
+            self._geometries[patient.patient_id] = compute_geometry(patient)
+        return self._geometries[patient.patient_id]
+
+    def roles(self) -> dict:
+        return json.loads((self.out / "prepare.json").read_text())
+
+    def run_dir(self, name: str) -> Path:
+        return self.out / "runs" / name
+
+    # ------------------------------------------------------------------ stages
+    def prepare(self) -> None:
+        patients = self.train_patients()
+        test_ids = _patient_ids(self.test_dir)
+        overlap = sorted({p.patient_id for p in patients} & set(test_ids))
+        if overlap:
+            raise ClaimError(f"patients {overlap[:5]} are in both --train-data and --test-data")
+        pathological = sorted(p.patient_id for p in patients if is_pathological(p))
+        normal = sorted(p.patient_id for p in patients if not is_pathological(p))
+        if len(pathological) < 2 or not normal:
+            raise ClaimError(f"{self.train_dir}: the study needs >= 2 pathological and >= 1 normal training patients "
+                             f"(found {len(pathological)} and {len(normal)})")
+        rng = np.random.default_rng([self.seed, 7])
+        n_val = min(max(1, round(self.config.val_fraction * len(pathological))), len(pathological) - 1)
+        val = [pathological[i] for i in sorted(rng.permutation(len(pathological))[:n_val])]
+        n_val_normal = min(round(self.config.val_fraction * len(normal)), len(normal) - 1)
+        val += [normal[i] for i in sorted(rng.permutation(len(normal))[:n_val_normal])]
+        fit = sorted(set(pathological + normal) - set(val))
+        self.fit_dir.mkdir(parents=True, exist_ok=True)
+        for patient in patients:
+            if patient.patient_id in fit:
+                _copy_patient(patient, self.train_dir, self.fit_dir)
+        write_json(self.out / "prepare.json", {
+            "train_dir": str(self.train_dir), "test_dir": str(self.test_dir),
+            "fit": fit, "val": sorted(val),
+            "canvases": [p for p in normal if p in fit], "donors": [p for p in pathological if p in fit],
+            "test": test_ids,
+        })
+
+    def _mask_plan(self) -> list[tuple[int, int]]:
+        """(canvas index, draw index) pairs, round-robin over canvases, capped."""
+        n_canvas = len(self.roles()["canvases"])
+        plan = [(i, k) for k in range(self.config.masks_per_canvas) for i in range(n_canvas)]
+        cap = self.config.max_synthetic_patients
+        return plan[:cap] if cap is not None else plan
+
+    def masks_smile(self) -> None:
+        from claim.smile.sampler import SmileSampler
+
+        roles, root = self.roles(), self.out / "masks" / "smile"
+        entries, samplers = [], {}
+        for i, k in self._mask_plan():
+            canvas = self.patient(roles["canvases"][i])
+            if i not in samplers:
+                samplers[i] = SmileSampler(self.geometry(canvas), canvas.label_maps)
+            result = samplers[i].sample_result(np.random.default_rng([self.seed, i, k]))
+            label_maps = result.label_maps(canvas.label_maps)
+            entries.append(_write_mask(root, canvas, f"{canvas.patient_id}_smile{k + 1}", label_maps,
+                                       {"pattern": result.spec.pattern.value, "segments": list(result.spec.segments)}))
+        write_json(root / "masks.json", entries)
+
+    def masks_transplant(self) -> None:
+        roles, root = self.roles(), self.out / "masks" / "transplant"
+        donors = roles["donors"]
+        entries = []
+        for n, (i, k) in enumerate(self._mask_plan()):
+            canvas = self.patient(roles["canvases"][i])
+            donor = self.patient(donors[(n + self.seed) % len(donors)])
+            label_maps = transplant_scar(donor, self.geometry(donor), canvas, self.geometry(canvas))
+            entries.append(_write_mask(root, canvas, f"{canvas.patient_id}_tx{k + 1}", label_maps,
+                                       {"donor_id": donor.patient_id}))
+        write_json(root / "masks.json", entries)
+
+    def train_generator(self, mode: Mode) -> None:
+        from claim.generator.train import train_generator
+
+        name = "generator_lefusion" if mode == Mode.LEFUSION else "generator_claim"
+        train_generator(self.fit_dir, self.run_dir(name), self.config.generator(mode),
+                        steps=self.config.generator_steps, seed=self.seed, device=self.device,
+                        progress=self.progress, checkpoint_every=10**9)
+
+    def joint(self) -> None:
+        from claim.joint import train_joint
+
+        roles = self.roles()
+        train_joint(self.train_dir, self.run_dir("joint"), joint=self.config.joint(),
+                    segmenter=self.config.segmenter(),
+                    init_generator=self.run_dir("generator_claim") / "generator.pt", seed=self.seed,
+                    device=self.device, train_patients=roles["fit"], progress=self.progress)
+
+    def synthesize(self, arm: str) -> None:
+        from claim.generator.generate import generate_scars
+
+        model = {"lefusion": self.run_dir("generator_lefusion"), "smile": self.run_dir("generator_claim"),
+                 "claim": self.run_dir("joint")}[arm] / "generator.pt"
+        masks = self.out / "masks" / ("transplant" if arm == "lefusion" else "smile")
+        sampler = self.config.lefusion_sampler if arm == "lefusion" else self.config.claim_sampler
+        generate_scars(model, self.fit_dir, masks, self.out / "synthetic" / arm, sampler=sampler, seed=self.seed,
+                       device=self.device, previews=False)
+
+    def train_segmenter(self, arm: str) -> None:
+        from claim.segmentation.train import train_segmenter
+
+        synthetic = () if arm == "real_only" else (self.out / "synthetic" / arm,)
+        train_segmenter([self.train_dir], self.run_dir(arm), self.config.segmenter(), synthetic_dirs=synthetic,
+                        seed=self.seed, device=self.device, val_patients=self.roles()["val"],
+                        progress=self.progress)
+
+    def evaluate(self) -> None:
+        from claim.evaluation.metrics import dice, patient_metrics
+        from claim.segmentation import load_segmenter, predict_label_maps
+
+        out = self.out / "evaluation"
+        test = read_dataset(self.test_dir, progress=self.progress)
+        models = {arm: load_segmenter(self.run_dir(arm) / "segmenter.pt", self.device) for arm in ARMS}
+        per_arm: dict[str, dict] = {}
+        for arm, (model, seg_config) in models.items():
+            records = {}
+            for patient in test:
+                pred = predict_label_maps(model, seg_config, patient.images)
+                record = patient_metrics(pred, patient.label_maps, patient.spacing_mm, patient.slice_thickness_mm)
+                record["pathological"] = is_pathological(patient)
+                records[patient.patient_id] = record
+            per_arm[arm] = records
+        judge, judge_config = models["real_only"]
+        roles = self.roles()
+        canvases = {pid: self.patient(pid) for pid in roles["canvases"]}
+        fidelity: dict[str, dict] = {}
+        bullseye = {"real_training_scar": _segment_fraction([(p.label_maps, self.geometry(p))
+                                                             for p in map(self.patient, roles["donors"])])}
+        gallery = {}
+        for arm in SYNTHETIC_ARMS:
+            synthetic = read_dataset(self.out / "synthetic" / arm)
+            scores, judged, conditioned, crops = {}, [], [], []
+            for patient in synthetic:
+                pred = predict_label_maps(judge, judge_config, patient.images)
+                wanted = np.isin(patient.label_maps, INFARCT_LABELS)
+                scores[patient.patient_id] = dice(np.isin(pred, INFARCT_LABELS), wanted)
+                source = _source_id(patient.patient_id, canvases)
+                if source is not None:
+                    geometry = self.geometry(canvases[source])
+                    judged.append((np.where(myocardium_mask(canvases[source].label_maps), pred, 0), geometry))
+                    conditioned.append((patient.label_maps, geometry))
+                    for s in np.flatnonzero(wanted.reshape(len(wanted), -1).any(axis=1)):
+                        if len(crops) < _GALLERY_SLICES:
+                            crops.append({"id": f"{patient.patient_id} slice {int(s)}",
+                                          "canvas": canvases[source].images[s], "mask": patient.label_maps[s],
+                                          "synthetic": patient.images[s], "judge": pred[s]})
+            fidelity[arm] = scores
+            bullseye[f"{arm}_mask"] = _segment_fraction(conditioned)
+            bullseye[f"{arm}_judge"] = _segment_fraction(judged)
+            gallery[arm] = crops
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "per_patient.json", {"arms": per_arm, "fidelity": fidelity, "bullseye": bullseye})
+        np.savez_compressed(out / "gallery.npz", **{
+            f"{arm}__{j}__{key}": np.asarray(item[key]) for arm, items in gallery.items()
+            for j, item in enumerate(items) for key in ("canvas", "mask", "synthetic", "judge")
+        })
+        write_json(out / "gallery.json", {arm: [item["id"] for item in items] for arm, items in gallery.items()})
+
+    # ------------------------------------------------------------------ orchestration
+    def stages(self) -> list[_Stage]:
+        out, runs = self.out, self.out / "runs"
+        stages = [
+            _Stage("prepare", (out / "prepare.json",), (self.fit_dir,), self.prepare),
+            _Stage("masks_smile", (out / "masks/smile/masks.json",), (out / "masks/smile",), self.masks_smile),
+            _Stage("masks_transplant", (out / "masks/transplant/masks.json",), (out / "masks/transplant",),
+                   self.masks_transplant),
+            _Stage("generator_lefusion", (runs / "generator_lefusion/generator.pt",), (runs / "generator_lefusion",),
+                   lambda: self.train_generator(Mode.LEFUSION)),
+            _Stage("generator_claim", (runs / "generator_claim/generator.pt",), (runs / "generator_claim",),
+                   lambda: self.train_generator(Mode.CLAIM)),
+            _Stage("joint", (runs / "joint/generator.pt", runs / "joint/segmenter.pt"), (runs / "joint",),
+                   self.joint),
+        ]
+        for arm in SYNTHETIC_ARMS:
+            stages.append(_Stage(f"synthetic_{arm}", (out / "synthetic" / arm / "generation.json",),
+                                 (out / "synthetic" / arm,), lambda arm=arm: self.synthesize(arm)))
+        for arm in ARMS:
+            stages.append(_Stage(f"segmenter_{arm}", (runs / arm / "segmenter.pt",), (runs / arm,),
+                                 lambda arm=arm: self.train_segmenter(arm)))
+        stages.append(_Stage("evaluate", (out / "evaluation/per_patient.json", out / "evaluation/gallery.npz"),
+                             (out / "evaluation",), self.evaluate))
+        return stages
+
+    def identity(self) -> dict:
+        return {"config": json.loads(json.dumps(self.config.to_dict(), default=list)), "seed": self.seed,
+                "train_dir": str(self.train_dir.resolve()), "test_dir": str(self.test_dir.resolve())}
+
+    def run(self) -> dict:
+        check_output_location(self.out, [self.train_dir, self.test_dir])
+        for folder in (self.train_dir, self.test_dir):
+            if self.out.resolve() in Path(folder).resolve().parents:
+                raise ClaimError(f"input folder {folder} lies inside --out {self.out}; choose another --out")
+        state_path = self.out / STATE_FILE
+        state = json.loads(state_path.read_text()) if state_path.exists() else {}
+        if state and state.get("identity") != self.identity():
+            raise ClaimError(f"{self.out} holds a study with another configuration, seed or data folders; "
+                             "choose another --out (or delete it to start over)")
+        state = {"identity": self.identity(), "claim_version": __version__, "stages": state.get("stages", {})}
+        self.out.mkdir(parents=True, exist_ok=True)
+        for stage in self.stages():
+            done = state["stages"].get(stage.name)
+            if done and all(p.exists() for p in stage.outputs):
+                log.info("experiment: %s already complete, skipped", stage.name)
+                continue
+            for folder in stage.clear:
+                if folder.exists():
+                    shutil.rmtree(folder)
+            log.info("experiment: %s ...", stage.name)
+            start = time.perf_counter()
+            stage.run()
+            missing = [str(p) for p in stage.outputs if not p.exists()]
+            if missing:
+                raise ClaimError(f"stage {stage.name} finished without writing {missing}")
+            state["stages"][stage.name] = {"seconds": round(time.perf_counter() - start, 3),
+                                           "peak_rss_mb": round(peak_rss_mb(), 1)}
+            write_json(state_path, state)
+        metrics = _json_safe(self.metrics(state))
+        write_json(self.out / METRICS_FILE, metrics)
+        from claim.report.study import write_study_report
+
+        write_study_report(self.out, metrics)
+        return metrics
+
+    def metrics(self, state: dict) -> dict:
+        evaluation = json.loads((self.out / "evaluation" / "per_patient.json").read_text())
+        per_arm = evaluation["arms"]
+        pathological = sorted(pid for pid, r in per_arm["real_only"].items() if r["pathological"])
+        arms: dict[str, dict] = {}
+        for arm in ARMS:
+            records = per_arm[arm]
+            entry: dict = {}
+            sd, ci = {}, {}
+            for key, source in ARM_METRICS.items():
+                values = [_finite(records[pid][source]) for pid in pathological]
+                entry[key], sd[key] = mean_sd(values)
+                if arm != "real_only":
+                    base = [_finite(per_arm["real_only"][pid][source]) for pid in pathological]
+                    ci[key] = paired_bootstrap_ci(values, base, resamples=self.config.bootstrap, seed=self.seed)
+            entry["sd"] = sd
+            if ci:
+                entry["ci95_minus_real_only"] = ci
+            entry["n_patients"] = len(pathological)
+            entry["per_patient"] = {pid: {key: _finite(records[pid][src]) for key, src in ARM_METRICS.items()}
+                                    for pid in pathological}
+            entry["normal_test_patients"] = {
+                pid: {key: _finite(records[pid][src]) for key, src in ARM_METRICS.items()}
+                for pid in sorted(records) if not records[pid]["pathological"]
+            }
+            arms[arm] = entry
+        fidelity = {arm: mean_sd(list(scores.values()))[0] for arm, scores in evaluation["fidelity"].items()}
+        stages = {name: record["seconds"] for name, record in state["stages"].items()}
+        return {
+            "preset": self.config.name,
+            "seed": self.seed,
+            "arms": arms,
+            "fidelity": fidelity,
+            "fidelity_per_patient": evaluation["fidelity"],
+            "timing": {
+                "stages_s": stages,
+                "total_s": round(sum(stages.values()), 3),
+                "peak_rss_mb": round(max([peak_rss_mb()] + [r.get("peak_rss_mb", 0) for r in state["stages"].values()]),
+                                     1),
+            },
+            "budget": self.config.budget(),
+            "config": self.identity()["config"],
+            "patients": {k: v for k, v in self.roles().items() if k in ("fit", "val", "canvases", "donors", "test")},
+            "test_pathological": pathological,
+            "bullseye": evaluation["bullseye"],
+            "claim_version": __version__,
+        }
+
+
+def _json_safe(value):
+    """NaN/inf -> None (strict JSON: metrics.json must load in any JSON reader)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _finite(value) -> float:
+    return float(value) if value is not None and np.isfinite(value) else float("nan")
+
+
+def _patient_ids(data_dir: Path) -> list[str]:
+    """Patient ids of the test folder: read only to check that no patient is on both sides."""
+    return sorted(p.patient_id for p in read_dataset(data_dir, require_labels=False, require_myocardium=False))
+
+
+def _source_id(synthetic_id: str, canvases: dict) -> str | None:
+    for pid in sorted(canvases, key=len, reverse=True):
+        if synthetic_id.startswith(pid + "_"):
+            return pid
+    return None
+
+
+def _write_mask(root: Path, canvas: Patient, mask_id: str, label_maps: np.ndarray, extra: dict) -> dict:
+    files = write_label_maps(canvas.with_arrays(patient_id=mask_id), root, label_maps)
+    scar = np.isin(label_maps, INFARCT_LABELS)
+    return {
+        "id": mask_id,
+        "source_id": canvas.patient_id,
+        "files": [str(f.relative_to(root)) for f in files],
+        "source_files": [str(p) for p in canvas.label_paths],
+        "burden": float(scar.sum() / max(int(myocardium_mask(label_maps).sum()), 1)),
+        "mvo": bool((label_maps == Label.MVO).any()),
+        **extra,
+    }
+
+
+def _segment_fraction(items: list[tuple[np.ndarray, PatientGeometry]]) -> dict[str, float]:
+    """Per AHA segment: scar pixels / myocardium pixels, summed over the given (label maps, geometry) pairs."""
+    scar, myo = np.zeros(18), np.zeros(18)
+    for label_maps, geometry in items:
+        seg = geometry.segment_maps
+        myo += np.bincount(seg.ravel(), minlength=18)
+        scar += np.bincount(seg[np.isin(label_maps, INFARCT_LABELS) & (seg > 0)], minlength=18)
+    return {str(k): float(scar[k] / myo[k]) if myo[k] else float("nan") for k in range(1, 18)}
+
+
+def run_experiment(
+    train_dir: Path,
+    test_dir: Path,
+    out_dir: Path,
+    config: ExperimentConfig,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run (or resume) the study; returns the content of ``OUT/metrics.json`` and writes ``OUT/report.html``.
+
+    Stages whose outputs are complete (recorded in ``OUT/state.json``) are skipped, so an interrupted run
+    continues where it stopped. Restarting with another config, seed or data folders is refused.
+    ``threads`` sets torch's intra-op threads for the run (restored afterwards); on shared, oversubscribed
+    cores 1 thread is many times faster than 2 for these small models.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if threads is not None:
+        if threads < 1:
+            raise ClaimError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    try:
+        return _Study(train_dir, test_dir, out_dir, config, seed, device, progress).run()
+    finally:
+        torch.set_num_threads(previous)
