@@ -97,7 +97,7 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
         joint_overrides={"steps": 40, "generator_warmup": 0, "segmenter_warmup": 10, "refresh_every": 10,
                          "sampler_steps": 5},
         segmenter_preset="tiny",
-        segmenter_overrides={"steps": 160, "val_every": 40},
+        segmenter_overrides={"steps": 400, "val_every": 100},
         masks_per_canvas=1,
         max_synthetic_patients=6,
         bootstrap=1000,
