@@ -22,7 +22,7 @@ from claim.data.io import (
 )
 from claim.data.patient import Layout, Patient
 from claim.errors import InputError
-from claim.labels import ALL_LABELS, EMIDEC_LABELS, Label, apply_label_mapping
+from claim.labels import ALL_LABELS, EMIDEC_LABELS, apply_label_mapping
 
 __all__ = [
     "detect_layout",
@@ -372,7 +372,3 @@ def check_output_location(out_dir: Path, inputs: Iterable[Path] | Path) -> None:
         if out == src or src in out.parents:
             raise InputError(out_dir, f"output folder is inside the input folder {source}; choose a folder outside it")
 
-
-def label_names() -> dict[int, str]:
-    """Human names of label ids for reports."""
-    return {int(label): label.name.lower() for label in Label}
