@@ -14,6 +14,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -90,6 +91,9 @@ def main() -> None:
         )
         results["models"][str(model_path)] = record
         _save_grid(crops, args.out / f"generator_samples_{mode}.png", f"{mode} ({sampler}) step {generator.step}")
+        record.update(_training_summary(model_path.parent / "train_log.jsonl"))
+
+    _save_loss_curves(args.models, args.out / "generator_loss.png")
 
     write_json(args.out / "generator_quality.json", results)
     keys = ("scar_vs_remote", "scar_vs_blood")
@@ -108,6 +112,38 @@ def main() -> None:
                 f"  gap {record[f'gap_{key}']:+.3f}"
             )
     print(f"-> {args.out / 'generator_quality.json'}")
+
+
+def _read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _training_summary(log_path: Path) -> dict:
+    """Wall time and throughput of the run that produced a checkpoint (from its train_log.jsonl)."""
+    log = _read_log(log_path)
+    if not log:
+        return {}
+    seconds = float(log[-1].get("seconds", float("nan")))
+    return {"train_steps": log[-1]["step"], "train_seconds": seconds, "train_steps_per_s": log[-1]["step"] / seconds}
+
+
+def _save_loss_curves(models: list[Path], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.0, 3.5))
+    for model_path in models:
+        log = _read_log(model_path.parent / "train_log.jsonl")
+        if not log:
+            continue
+        steps = np.array([entry["step"] for entry in log])
+        losses = np.array([entry["loss"] for entry in log])
+        window = max(len(losses) // 50, 1)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        ax.plot(steps, losses, alpha=0.2)
+        ax.plot(steps[window - 1 :], smooth, label=f"{model_path.parent.name} (moving mean of {window})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    save_figure(fig, path, dpi=100)
 
 
 def _save_grid(crops: list, path: Path, title: str) -> None:

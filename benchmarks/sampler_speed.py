@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         gen = load_generator(model_path)
         cfg = gen.config
         results["model"] = {"path": str(args.model or "tiny (trained here)"), "mode": str(cfg.mode),
-                            "channels": list(cfg.channels), "crop": cfg.crop_size, "T": cfg.timesteps,
+                            "prediction": cfg.prediction, "channels": list(cfg.channels), "crop": cfg.crop_size,
+                            "T": cfg.timesteps,
                             "params": sum(p.numel() for p in gen.model.parameters())}
         g = torch.Generator().manual_seed(0)
         size = cfg.crop_size
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         lesion[..., size // 3 : size // 2, size // 3 : size // 2] = True
         inpaint_mask = dilate_mask(lesion, cfg.boundary_px)
         hist = torch.from_numpy(gen.hist_centres[:1])
-        eps_fn = make_eps_fn(gen.model, cfg.mode, known, inpaint_mask, dilate_mask(lesion, 4), hist)
+        eps_fn = make_eps_fn(gen.model, cfg.mode, known, inpaint_mask, dilate_mask(lesion, 4), hist,
+                             schedule=gen.schedule, prediction=cfg.prediction)
         with torch.no_grad():  # warm-up: the first forward pays one-off kernel/allocator set-up
             eps_fn(known, torch.zeros(1, dtype=torch.long))
         for name in args.samplers.split(","):

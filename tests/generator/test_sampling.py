@@ -9,8 +9,8 @@ from claim.generator.config import Mode
 from claim.generator.denoiser import build_denoiser
 from claim.generator.loss import dilate_mask
 from claim.generator.repaint import RePaintPlan
-from claim.generator.sampling import ddim_inpaint, make_eps_fn, parse_sampler, repaint_inpaint
-from claim.generator.schedule import NoiseSchedule
+from claim.generator.sampling import ddim_inpaint, make_eps_fn, make_model_fn, parse_sampler, repaint_inpaint
+from claim.generator.schedule import NoiseSchedule, model_outputs
 from tests.generator.conftest import TINY
 
 
@@ -49,16 +49,17 @@ class _Counter:
         return self.fn(x, t)
 
 
-@pytest.mark.parametrize("mode", [Mode.CLAIM, Mode.LEFUSION])
+@pytest.mark.parametrize(("mode", "prediction"), [(Mode.CLAIM, "eps"), (Mode.CLAIM, "x0"), (Mode.LEFUSION, "eps")])
 @pytest.mark.parametrize("sampler", ["ddim:4", "repaint:2x2"])
-def test_background_exact_nfe_and_determinism(setup, mode, sampler):
+def test_background_exact_nfe_and_determinism(setup, mode, prediction, sampler):
     model, schedule, known, inpaint_mask, myo, _ = setup
     config_model = model if mode == Mode.CLAIM else _lefusion_model()
     hist = setup[5]
     spec = parse_sampler(sampler)
     outs = []
     for _ in range(2):
-        eps_fn = _Counter(make_eps_fn(config_model, mode, known, inpaint_mask, myo, hist))
+        eps_fn = _Counter(make_eps_fn(config_model, mode, known, inpaint_mask, myo, hist, schedule=schedule,
+                                      prediction=prediction))
         g = torch.Generator().manual_seed(42)
         if spec.kind == "ddim":
             out, calls = ddim_inpaint(eps_fn, schedule, known, inpaint_mask, spec.steps, g)
@@ -83,21 +84,63 @@ def _lefusion_model():
 @pytest.mark.parametrize("k", [1, 7, 20])
 def test_ddim_nfe_equals_k(setup, k):
     model, schedule, known, inpaint_mask, myo, hist = setup
-    eps_fn = _Counter(make_eps_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist))
+    eps_fn = _Counter(make_eps_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist, schedule=schedule,
+                                  prediction="eps"))
     _, calls = ddim_inpaint(eps_fn, schedule, known, inpaint_mask, k, torch.Generator().manual_seed(0))
     assert calls == eps_fn.calls == k == parse_sampler(f"ddim:{k}").nfe(schedule.timesteps)
 
 
-def test_guidance_changes_output_but_not_background(setup):
+@pytest.mark.parametrize("prediction", ["eps", "x0"])
+def test_guidance_changes_output_but_not_background(setup, prediction):
     model, schedule, known, inpaint_mask, myo, hist = setup
     with torch.no_grad():
         model.null_hist.fill_(0.5)
-    a = make_eps_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist, guidance=1.0)
-    b = make_eps_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist, guidance=3.0)
+    a = make_eps_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist, guidance=1.0, schedule=schedule,
+                    prediction=prediction)
+    b = make_eps_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist, guidance=3.0, schedule=schedule,
+                    prediction=prediction)
     out_a, _ = ddim_inpaint(a, schedule, known, inpaint_mask, 3, torch.Generator().manual_seed(0))
     out_b, _ = ddim_inpaint(b, schedule, known, inpaint_mask, 3, torch.Generator().manual_seed(0))
     assert torch.equal(out_b[~inpaint_mask], known[~inpaint_mask])
     assert not torch.equal(out_a, out_b)
+
+
+@pytest.mark.parametrize("guidance", [1.0, 3.0])
+def test_x0_eps_fn_is_consistent_with_the_networks_clamped_x0(setup, guidance):
+    """For x0 nets the samplers get the eps of the network's clamped x0: predict_x0 gives that x0 back, at every t."""
+    model, schedule, known, inpaint_mask, myo, hist = setup
+    eps_fn = make_eps_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist, guidance, schedule=schedule,
+                         prediction="x0")
+    raw_fn = make_model_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist, guidance)
+    g = torch.Generator().manual_seed(5)
+    x0_true = torch.rand(known.shape, generator=g) * 2 - 1
+    noise = torch.randn(known.shape, generator=g)
+    with torch.no_grad():
+        for level in (0, 1, schedule.timesteps // 2, schedule.timesteps - 1):
+            t = torch.full((known.shape[0],), level, dtype=torch.long)
+            x_t = schedule.add_noise(x0_true, noise, t)
+            raw = raw_fn(x_t, t) * 4  # scaled so some outputs leave [-1, 1] and the clamp matters
+            eps, x0 = model_outputs(raw, x_t, t, schedule, "x0")
+            assert torch.isfinite(eps).all()
+            torch.testing.assert_close(x0, raw.clamp(-1, 1))
+            torch.testing.assert_close(schedule.predict_x0(x_t, eps, t), x0, atol=1e-3, rtol=0)
+            out = eps_fn(x_t, t)
+            torch.testing.assert_close(schedule.predict_x0(x_t, out, t), raw_fn(x_t, t).clamp(-1, 1),
+                                       atol=1e-3, rtol=0)
+            # and the eps re-noises the clamped x0 back to x_t (add_noise consistency)
+            torch.testing.assert_close(schedule.add_noise(raw_fn(x_t, t).clamp(-1, 1), out, t), x_t,
+                                       atol=1e-3, rtol=0)
+
+
+def test_eps_prediction_passes_the_raw_output_through(setup):
+    model, schedule, known, inpaint_mask, myo, hist = setup
+    eps_fn = make_eps_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist, schedule=schedule, prediction="eps")
+    raw_fn = make_model_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist)
+    x, t = torch.randn(known.shape), torch.tensor([3, 7])
+    with torch.no_grad():
+        torch.testing.assert_close(eps_fn(x, t), raw_fn(x, t), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="prediction"):
+        make_eps_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist, schedule=schedule, prediction="v")
 
 
 @pytest.mark.parametrize("text", ["ddim", "ddim:0", "repaint:5", "repaint:0x5", "euler:10"])

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from monai.networks.schedulers.scheduler import _cosine_beta
 
-from claim.generator.schedule import NoiseSchedule, cosine_betas
+from claim.generator.schedule import NoiseSchedule, cosine_betas, model_outputs
 
 
 def test_cosine_betas_match_reference_values():
@@ -37,3 +38,26 @@ def test_exact_eps_gives_back_x0():
     x_0 = schedule.add_noise(x0, noise, torch.zeros(2, dtype=torch.long))
     step = schedule.ancestral_step(x_0, noise, torch.zeros(2, dtype=torch.long), torch.randn(2, 1, 8, 8))
     torch.testing.assert_close(step, x0, atol=1e-4, rtol=0)
+
+
+def test_eps_from_x0_inverts_add_noise_and_model_outputs_converts_once():
+    schedule = NoiseSchedule(300)
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.rand(4, 1, 8, 8, generator=g) * 2 - 1
+    noise = torch.randn(4, 1, 8, 8, generator=g)
+    t = torch.tensor([0, 1, 150, 280])
+    x_t = schedule.add_noise(x0, noise, t)
+    torch.testing.assert_close(schedule.eps_from_x0(x_t, x0, t), noise, atol=2e-3, rtol=0)  # t = 0 included
+    eps, est = model_outputs(x0 * 3, x_t, t, schedule, "x0")  # out-of-range output: clamped before eps
+    torch.testing.assert_close(est, (x0 * 3).clamp(-1, 1))
+    assert torch.isfinite(eps).all()
+    eps2, est2 = model_outputs(noise, x_t, t, schedule, "eps")
+    assert eps2 is noise
+    torch.testing.assert_close(est2, schedule.predict_x0(x_t, noise, t))
+    with pytest.raises(ValueError, match="prediction"):
+        model_outputs(noise, x_t, t, schedule, "v")
+    # t = 0 stays finite even where 1 - abar_0 rounds to zero (the floor).
+    tiny = NoiseSchedule(20)
+    tiny.alphas_cumprod[0] = 1.0
+    zero = torch.zeros(1, dtype=torch.long)
+    assert torch.isfinite(tiny.eps_from_x0(x_t[:1], x0[:1], zero)).all()

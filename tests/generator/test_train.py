@@ -8,15 +8,19 @@ from dataclasses import replace
 import pytest
 import torch
 
+from claim.data.layouts import read_dataset
 from claim.errors import ClaimError
-from claim.generator.config import Mode, preset_config
-from claim.generator.train import load_generator, train_generator
+from claim.generator.config import GeneratorConfig, Mode, preset_config
+from claim.generator.data import build_training_set
+from claim.generator.denoiser import build_denoiser
+from claim.generator.schedule import NoiseSchedule
+from claim.generator.train import load_generator, train_generator, training_loss
 from tests.generator.conftest import TINY
 
 
-@pytest.mark.parametrize("mode", [Mode.CLAIM, Mode.LEFUSION])
-def test_resume_reproduces_an_uninterrupted_run(phantom_dir, tmp_path, mode):
-    config = replace(TINY, mode=mode)
+@pytest.mark.parametrize(("mode", "prediction"), [(Mode.CLAIM, "eps"), (Mode.CLAIM, "x0"), (Mode.LEFUSION, "eps")])
+def test_resume_reproduces_an_uninterrupted_run(phantom_dir, tmp_path, mode, prediction):
+    config = replace(TINY, mode=mode, prediction=prediction)
     full = train_generator(phantom_dir, tmp_path / "full", config, steps=4, seed=5, progress=False)
     part = train_generator(phantom_dir, tmp_path / "part", config, steps=2, seed=5, progress=False)
     rest = train_generator(phantom_dir, tmp_path / "part", config, steps=4, seed=5, resume=True, progress=False)
@@ -66,3 +70,45 @@ def test_presets():
     assert standard.default_sampler == "repaint:5x5" and standard.in_channels == 1 and tiny.in_channels == 4
     with pytest.raises(ValueError):
         preset_config("huge")
+    # claim presets predict x0 unless told otherwise; lefusion stays the faithful eps baseline.
+    assert tiny.prediction == "x0" and preset_config("standard").prediction == "x0"
+    assert standard.prediction == "eps"
+    assert preset_config("standard", prediction="eps").prediction == "eps"
+    with pytest.raises(ValueError, match="lefusion"):
+        preset_config("tiny", mode="lefusion", prediction="x0")
+
+
+def test_prediction_is_validated_saved_and_defaults_to_eps_for_old_checkpoints(tiny_checkpoint, tmp_path):
+    config = replace(TINY, prediction="x0")
+    assert config.to_dict()["prediction"] == "x0"
+    assert GeneratorConfig.from_dict(config.to_dict()) == config
+    assert GeneratorConfig().prediction == "eps"
+    with pytest.raises(ValueError, match="prediction"):
+        replace(TINY, prediction="v")
+    with pytest.raises(ValueError, match="lefusion"):
+        replace(TINY, mode=Mode.LEFUSION, prediction="x0")
+    # A checkpoint written before the key existed loads as eps.
+    payload = torch.load(tiny_checkpoint, weights_only=False)
+    del payload["config"]["prediction"]
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    assert load_generator(old).config.prediction == "eps"
+
+
+def test_x0_training_lowers_the_loss(phantom_dir):
+    """A few Adam steps on one fixed batch lower the lesion-weighted x0 loss (same t and noise every step)."""
+    config = replace(TINY, prediction="x0", cond_drop_prob=0.0)
+    data = build_training_set(read_dataset(phantom_dir), config)
+    torch.manual_seed(0)
+    model = build_denoiser(config)
+    schedule = NoiseSchedule(config.timesteps)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    images, labels, hists = data.images[:4], data.label_maps[:4], data.hists[:4]
+    losses = []
+    for _ in range(25):
+        loss = training_loss(model, schedule, config, images, labels, hists, torch.Generator().manual_seed(0))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.7 * losses[0], losses

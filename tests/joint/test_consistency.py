@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 import torch
 
 from claim.data.layouts import read_dataset
@@ -49,11 +52,13 @@ def test_frame_resizes_to_source_pixels_and_pads_to_the_stride():
     assert images.grad is not None and images.grad.abs().sum() > 0
 
 
-def test_consistency_gradient_reaches_generator_not_segmenter(joint_dir):
+@pytest.mark.parametrize("prediction", ["eps", "x0"])
+def test_consistency_gradient_reaches_generator_not_segmenter(joint_dir, prediction):
     _, canvases, centres, denoiser, segmenter = _parts(joint_dir)
+    config = replace(TINY_G, prediction=prediction)
     before = {k: v.clone() for k, v in segmenter.state_dict().items()}
-    batch = sample_canvas_crops(canvases, 2, TINY_G, centres, np.random.default_rng(1))
-    loss = consistency_loss(denoiser, NoiseSchedule(TINY_G.timesteps), TINY_G, segmenter, batch.known,
+    batch = sample_canvas_crops(canvases, 2, config, centres, np.random.default_rng(1))
+    loss = consistency_loss(denoiser, NoiseSchedule(config.timesteps), config, segmenter, batch.known,
                             batch.label_maps, batch.hists, torch.Generator().manual_seed(0),
                             t_max=10, multiple=4, extents=batch.extents)
     assert loss.ndim == 0 and torch.isfinite(loss)

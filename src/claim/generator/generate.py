@@ -106,7 +106,8 @@ def inpaint_patient(
     band = config.boundary_px if config.mode == Mode.CLAIM else 0
     inpaint_mask = dilate_mask(lesion_masks(labels), band)
     hist_t = torch.from_numpy(np.asarray(hist, dtype=np.float32))[None].expand(len(slices), -1).to(device)
-    eps_fn = make_eps_fn(generator.model, config.mode, known, inpaint_mask, myocardium_masks(labels), hist_t, guidance)
+    eps_fn = make_eps_fn(generator.model, config.mode, known, inpaint_mask, myocardium_masks(labels), hist_t, guidance,
+                         schedule=generator.schedule, prediction=config.prediction)
     t0 = time.perf_counter()
     out, calls = inpaint(eps_fn, generator.schedule, known, inpaint_mask, spec, torch_generator)
     seconds = time.perf_counter() - t0

@@ -1,8 +1,9 @@
 """Inpainting loops: RePaint (faithful LeFusion) and deterministic DDIM (default). No network inside.
 
-Both take ``eps_fn(x_t, t) -> eps``, composed by the caller (``make_eps_fn``), so conditioning variants never branch
-inside a loop. Both paste the known background back exactly after the last step, so pixels outside the inpainting
-region equal the input bit for bit (LeFusion did not: its background ended within ~1e-2 of the input).
+Both take ``eps_fn(x_t, t) -> eps``, composed by the caller (``make_eps_fn``), so conditioning variants and the
+network's parameterisation (eps or x0, converted by ``schedule.model_outputs``) never branch inside a loop. Both
+paste the known background back exactly after the last step, so pixels outside the inpainting region equal the input
+bit for bit (LeFusion did not: its background ended within ~1e-2 of the input).
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from claim.generator.config import Mode
+from claim.generator.config import PREDICTIONS, Mode
 from claim.generator.denoiser import HistogramUNet
 from claim.generator.repaint import RePaintPlan
-from claim.generator.schedule import NoiseSchedule
+from claim.generator.schedule import NoiseSchedule, model_outputs
 
 __all__ = [
     "SamplerSpec",
     "parse_sampler",
     "ddim_times",
+    "make_model_fn",
     "make_eps_fn",
     "ddim_inpaint",
     "repaint_inpaint",
@@ -75,7 +77,7 @@ def ddim_times(timesteps: int, steps: int) -> list[int]:
     return [*times, -1]
 
 
-def make_eps_fn(
+def make_model_fn(
     model: HistogramUNet,
     mode: Mode,
     known: torch.Tensor,
@@ -84,7 +86,7 @@ def make_eps_fn(
     hist: torch.Tensor,
     guidance: float = 1.0,
 ) -> EpsFn:
-    """Compose the denoiser with its conditioning for one batch.
+    """Compose the denoiser with its conditioning for one batch: ``(x_t, t) -> raw network output``.
 
     Args:
         model: the denoiser.
@@ -92,17 +94,44 @@ def make_eps_fn(
         known: ``(B, 1, H, W)`` source crop in [-1, 1].
         inpaint_mask / myo_mask: ``(B, 1, H, W)`` bool.
         hist: ``(B, bins)`` condition.
-        guidance: classifier-free guidance scale (1 = conditional only).
+        guidance: classifier-free guidance scale (1 = conditional only); guidance combines raw outputs.
     """
     if Mode(mode) == Mode.CLAIM:
         context = torch.cat([known * (~inpaint_mask).float(), inpaint_mask.float(), myo_mask.float()], dim=1)
 
-        def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        def raw_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return model.guided(torch.cat([x, context], dim=1), t, hist, guidance)
     else:
 
-        def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        def raw_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return model.guided(x, t, hist, guidance)
+
+    return raw_fn
+
+
+def make_eps_fn(
+    model: HistogramUNet,
+    mode: Mode,
+    known: torch.Tensor,
+    inpaint_mask: torch.Tensor,
+    myo_mask: torch.Tensor,
+    hist: torch.Tensor,
+    guidance: float = 1.0,
+    *,
+    schedule: NoiseSchedule,
+    prediction: str,
+) -> EpsFn:
+    """``(x_t, t) -> eps`` for the samplers: ``make_model_fn`` then ``model_outputs`` (x0 nets give the eps of their
+    clamped x0). Arguments as ``make_model_fn``, plus the ``schedule`` and the config's ``prediction``.
+    """
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction {prediction!r} must be one of {PREDICTIONS}")
+    raw_fn = make_model_fn(model, mode, known, inpaint_mask, myo_mask, hist, guidance)
+    if prediction == "eps":
+        return raw_fn  # identical to model_outputs(...)[0], without computing the unused x0
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return model_outputs(raw_fn(x, t), x, t, schedule, prediction)[0]
 
     return eps_fn
 

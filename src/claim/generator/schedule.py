@@ -13,7 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["cosine_betas", "NoiseSchedule"]
+__all__ = ["cosine_betas", "NoiseSchedule", "model_outputs"]
+
+# Floor on 1 - abar_t when dividing by sqrt(1 - abar_t); the cosine schedule's smallest value (t = 0, T = 300) is
+# ~1.6e-4, so the floor never binds for ordinary schedules but keeps t = 0 finite for any T.
+_NOISE_VAR_FLOOR = 1e-8
 
 
 def cosine_betas(timesteps: int, s: float = 0.008, max_beta: float = 0.9999) -> np.ndarray:
@@ -73,6 +77,11 @@ class NoiseSchedule(nn.Module):
         abar = self._at(self.alphas_cumprod, t)
         return ((x_t - (1.0 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1.0, 1.0)
 
+    def eps_from_x0(self, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The noise that takes ``x0`` to ``x_t`` at level t: ``(x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)``."""
+        abar = self._at(self.alphas_cumprod, t)
+        return (x_t - abar.sqrt() * x0) / (1.0 - abar).clamp(min=_NOISE_VAR_FLOOR).sqrt()
+
     def ancestral_step(
         self, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, noise: torch.Tensor
     ) -> torch.Tensor:
@@ -94,8 +103,27 @@ class NoiseSchedule(nn.Module):
         x0 = self.predict_x0(x_t, eps, t)
         abar = self._at(self.alphas_cumprod, t)
         # Recompute eps from the clamped x0 so the step stays consistent with what was clamped.
-        eps = (x_t - abar.sqrt() * x0) / (1.0 - abar).sqrt()
+        eps = self.eps_from_x0(x_t, x0, t)
         safe = t_prev.clamp(min=0)
         abar_prev = torch.where((t_prev >= 0).view(-1, 1, 1, 1), self._at(self.alphas_cumprod, safe),
                                 torch.ones_like(abar))
         return abar_prev.sqrt() * x0 + (1.0 - abar_prev).sqrt() * eps
+
+
+def model_outputs(
+    raw: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: NoiseSchedule, prediction: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one conversion of the network output to ``(eps, x0)``; x0 is always clamped to [-1, 1].
+
+    Args:
+        raw: network output (after classifier-free guidance, which combines raw outputs).
+        x_t / t: the noisy input and its levels.
+        schedule: the noise schedule.
+        prediction: ``eps`` (raw is the noise) or ``x0`` (raw is the clean image; eps derived from the clamped x0).
+    """
+    if prediction == "eps":
+        return raw, schedule.predict_x0(x_t, raw, t)
+    if prediction == "x0":
+        x0 = raw.clamp(-1.0, 1.0)
+        return schedule.eps_from_x0(x_t, x0, t), x0
+    raise ValueError(f"prediction {prediction!r} must be 'eps' or 'x0'")

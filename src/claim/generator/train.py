@@ -86,7 +86,8 @@ def training_loss(
     hists: torch.Tensor,
     generator: torch.Generator,
 ) -> torch.Tensor:
-    """One batch's loss for the config's mode; all randomness from ``generator`` (CPU), tensors on the model device.
+    """One batch's loss for the config's mode and prediction; all randomness from ``generator`` (CPU), tensors on the
+    model device. ``lefusion``: L1 on eps over scar pixels; ``claim``: lesion-weighted MSE on eps or on x0.
 
     Args:
         images: ``(B, 1, H, W)`` in [-1, 1]; label_maps: ``(B, 1, H, W)``; hists: ``(B, bins)``.
@@ -104,8 +105,11 @@ def training_loss(
     inpaint_mask = dilate_mask(lesion, config.boundary_px)
     context = torch.cat([images * (~inpaint_mask).float(), inpaint_mask.float(), myocardium_masks(label_maps).float()],
                         dim=1)
-    eps_hat = model(torch.cat([x_t, context], dim=1), t, hists, drop)
-    return claim_loss(eps_hat, noise, lesion_weights(lesion, config.boundary_px, config.boundary_weight))
+    raw = model(torch.cat([x_t, context], dim=1), t, hists, drop)
+    # Same lesion-focused weights either way; the target is what the network predicts (noise or clean image). The x0
+    # loss is on the unclamped output so out-of-range predictions still get a gradient.
+    target = images if config.prediction == "x0" else noise
+    return claim_loss(raw, target, lesion_weights(lesion, config.boundary_px, config.boundary_weight))
 
 
 def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, config: GeneratorConfig, step: int) -> None:
@@ -124,7 +128,8 @@ def _write_samples(path: Path, ema: HistogramUNet, schedule: NoiseSchedule, conf
     images = data.images[:n].to(device)
     labels = data.label_maps[:n].to(device)
     inpaint_mask = dilate_mask(lesion_masks(labels), config.boundary_px if config.mode == Mode.CLAIM else 0)
-    eps_fn = make_eps_fn(ema, config.mode, images, inpaint_mask, myocardium_masks(labels), data.hists[:n].to(device))
+    eps_fn = make_eps_fn(ema, config.mode, images, inpaint_mask, myocardium_masks(labels), data.hists[:n].to(device),
+                         schedule=schedule, prediction=config.prediction)
     ema.eval()
     out, _ = ddim_inpaint(eps_fn, schedule, images, inpaint_mask, config.sample_steps,
                           torch.Generator().manual_seed(seed))

@@ -18,8 +18,8 @@ from claim.generator.config import GeneratorConfig, Mode
 from claim.generator.data import lesion_masks, myocardium_masks
 from claim.generator.denoiser import HistogramUNet
 from claim.generator.loss import dilate_mask
-from claim.generator.sampling import make_eps_fn
-from claim.generator.schedule import NoiseSchedule
+from claim.generator.sampling import make_model_fn
+from claim.generator.schedule import NoiseSchedule, model_outputs
 from claim.segmentation.loss import dice_ce_loss
 from claim.segmentation.net import normalise_images
 
@@ -92,9 +92,10 @@ def consistency_loss(
     """Dice + CE of frozen S on G's inpainted x0 estimate against the mask's label map.
 
     The canvas is noised to ``t ~ U{0..min(t_max, T)-1}``; G predicts x0 (differentiable, clamped to [-1, 1] as in
-    sampling); the estimate replaces the canvas inside the inpainting region (lesion dilated by the blending band in
-    ``claim`` mode) and the known canvas stays outside; the composite goes through S's per-image normalisation
-    (affine-invariant, so G's [-1, 1] scale needs no inverse) and S. S's parameters get no gradient.
+    sampling; the network's output itself when ``config.prediction`` is ``x0``); the estimate replaces the canvas
+    inside the inpainting region (lesion dilated by the blending band in ``claim`` mode) and the known canvas stays
+    outside; the composite goes through S's per-image normalisation (affine-invariant, so G's [-1, 1] scale needs no
+    inverse) and S. S's parameters get no gradient.
 
     Args:
         denoiser / schedule / config: G, its schedule and config (tensors on the denoiser's device).
@@ -117,8 +118,9 @@ def consistency_loss(
     lesion = lesion_masks(label_maps)
     inpaint_mask = dilate_mask(lesion, config.boundary_px if config.mode == Mode.CLAIM else 0)
     x_t = schedule.add_noise(known, noise, t)
-    eps_fn = make_eps_fn(denoiser, config.mode, known, inpaint_mask, myocardium_masks(label_maps), hists)
-    x0 = schedule.predict_x0(x_t, eps_fn(x_t, t), t)
+    raw_fn = make_model_fn(denoiser, config.mode, known, inpaint_mask, myocardium_masks(label_maps), hists)
+    # eps nets: x0 from the predicted noise; x0 nets: the network's own (clamped) x0.
+    _, x0 = model_outputs(raw_fn(x_t, t), x_t, t, schedule, config.prediction)
     composite = torch.where(inpaint_mask, x0, known)
     images, labels = to_segmenter_frame(composite, label_maps, multiple, extents)
     with frozen(segmenter):
