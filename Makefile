@@ -6,10 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint benchmark clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/nnunet-check.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# nnU-Net v2 for the export test, without its dependency tree (see the file's header).
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements/nnunet-check.txt
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             results["train_steps_per_s"] = len(run.losses) / run.seconds
             results["train_note"] = f"tiny preset at {args.crop}px, batch {config.batch_size}, incl. data loading"
             model_path = run.checkpoint
+        else:
+            results.update(_logged_training_speed(Path(model_path)))
         gen = load_generator(model_path)
         cfg = gen.config
         results["model"] = {"path": str(args.model or "tiny (trained here)"), "mode": str(cfg.mode),
@@ -88,6 +90,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"training: {results['train_steps_per_s']:.2f} steps/s ({results['train_note']})")
     print(f"peak RSS: {results['peak_rss_mib']:.0f} MiB -> {args.out}")
     return 0
+
+
+def _logged_training_speed(checkpoint: Path) -> dict:
+    """Training steps/s of a given model, from the ``train_log.jsonl`` beside its checkpoint (if present)."""
+    log_path = checkpoint.parent / "train_log.jsonl"
+    if not log_path.is_file():
+        return {}
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    timed = [r for r in records if "loss" in r and "seconds" in r]
+    if len(timed) < 2:
+        return {}
+    steps = timed[-1]["step"] - timed[0]["step"]
+    seconds = timed[-1]["seconds"] - timed[0]["seconds"]
+    return {"train_steps_per_s": steps / seconds,
+            "train_note": f"from {log_path} (steps {timed[0]['step']}-{timed[-1]['step']} of that run)"}
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
 from claim.evaluation.metrics import dice_scores
 from claim.generator.config import resolve_device
+from claim.labels import INFARCT_LABELS, Label
 from claim.segmentation.checkpoint import load_segmenter, read_checkpoint, save_checkpoint
 from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.data import SliceSet, augment_batch, build_augmentation, slices_from_patients
@@ -150,13 +151,27 @@ class SegmenterTrainer:
         return float(loss.detach())
 
     def validate(self) -> dict:
-        """Mean Dice over the validation patients (slices stacked per patient): infarct, myocardium, MVO."""
+        """Mean Dice over the validation patients (slices stacked per patient): infarct, myocardium, MVO.
+
+        Infarct and MVO Dice average only over patients whose labels contain that class: a patient without scar
+        scores Dice 1 for an empty prediction, so averaging over them would rank a network that never predicts
+        scar above one that finds it (the same convention as the study's test metrics).
+        """
         if not self.val_patients:
             return {}
-        scores = [dice_scores(predict_label_maps(self.network, self.config, p.images), p.label_maps)
-                  for p in self.val_patients]
-        out = {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
+        scores, present = [], []
+        for patient in self.val_patients:
+            scores.append(dice_scores(predict_label_maps(self.network, self.config, patient.images),
+                                      patient.label_maps))
+            present.append({"myocardium_dice": True,
+                            "infarct_dice": bool(np.isin(patient.label_maps, INFARCT_LABELS).any()),
+                            "mvo_dice": bool((patient.label_maps == Label.MVO).any())})
+        out: dict[str, Any] = {}
+        for key in scores[0]:
+            values = [s[key] for s, has in zip(scores, present, strict=True) if has[key]]
+            out[key] = float(np.mean(values)) if values else float("nan")
         out["n_patients"] = len(scores)
+        out["n_with_infarct"] = sum(has["infarct_dice"] for has in present)
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -225,6 +240,17 @@ def _write_curves(path: Path, log_path: Path) -> None:
         ax2.legend(fontsize=7)
     fig.tight_layout()
     atomic_path(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+
+
+def _selection_score(metrics: dict) -> tuple[float, float]:
+    """Model-selection key: validation infarct Dice, ties (e.g. no scar found yet) broken by myocardium Dice.
+
+    A NaN (no validation patient with scar) ranks by myocardium Dice alone.
+    """
+    def finite(value: Any) -> float:
+        return float(value) if value is not None and np.isfinite(value) else -1.0
+
+    return finite(metrics.get("infarct_dice")), finite(metrics.get("myocardium_dice"))
 
 
 def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
@@ -317,7 +343,7 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         if done % config.val_every == 0 or done == config.steps:
             metrics = trainer.validate()
             log({"step": done, "val": metrics})
-            if metrics.get("infarct_dice", -1.0) > best["metrics"]["infarct_dice"]:
+            if _selection_score(metrics) > _selection_score(best["metrics"]):
                 best = {"step": done, "metrics": metrics}
                 trainer.save(best_path, with_optimizer=False, best=best, **described)
             trainer.save(last_path, best=best, **described)
