@@ -188,7 +188,9 @@ def build_study_report(study_dir: Path, metrics: dict, report: Report | None = N
         "Each value is the mean ± sd over held-out pathological test patients, one Dice per patient with its slices "
         "stacked (EMIDEC convention). The interval column is the paired bootstrap 95 % CI of the arm minus real only "
         "(patients resampled, seeded). The test folder was never used for training, tuning or model selection: "
-        "validation patients come from the training folder."
+        "validation patients come from the training folder. A patient without MVO whose prediction has none "
+        "scores MVO Dice 1 and one with any false MVO scores 0, so MVO Dice mostly counts patients without MVO "
+        "that the segmenter leaves empty."
     )
     header = ["arm"] + [name for _, name, _ in _METRICS] + ["Δ infarct Dice vs real only [95 % CI]", "n"]
     rows = []
