@@ -29,6 +29,7 @@ from claim.generator.generate import generate_scars
 from claim.joint import train_joint
 from claim.labels import INFARCT_LABELS
 from claim.segmentation import load_segmenter, predict_label_maps
+from claim.smile.prior import load_prior
 
 
 def judge_fidelity(judge_path: Path, synthetic_dir: Path) -> list[float]:
@@ -55,14 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     identity = state["identity"]
     base = experiment_preset(identity["config"]["name"])
     seed = int(identity["seed"])
-    results: dict = {"study": str(study), "seed": seed, "lambdas": {}}
+    prior_path = study / "masks" / "smile" / "smile_prior.json"  # absent in studies run with the shipped prior
+    prior = load_prior(prior_path) if prior_path.exists() else None
+    results: dict = {"study": str(study), "seed": seed, "lambdas": {},
+                     "smile_prior": str(prior_path) if prior else "shipped"}
     for text in args.lambdas.split(","):
         lam = float(text)
         run = out / f"lambda_{lam:g}"
         t0 = time.perf_counter()
         train_joint(Path(identity["train_dir"]), run / "joint", joint=replace(base.joint(), lambda_consistency=lam),
                     segmenter=base.segmenter(), init_generator=study / "runs" / "generator_claim" / "generator.pt",
-                    seed=seed, train_patients=roles["fit"], progress=True, resume=(run / "joint").exists())
+                    seed=seed, train_patients=roles["fit"], progress=True, resume=(run / "joint").exists(),
+                    smile_prior=prior)
         generate_scars(run / "joint" / "generator.pt", study / "data" / "fit", study / "masks" / "smile",
                        run / "synthetic", sampler=base.claim_sampler, seed=seed, previews=False)
         scores = judge_fidelity(study / "runs" / "real_only" / "segmenter.pt", run / "synthetic")

@@ -8,6 +8,7 @@ import pytest
 from claim.errors import ClaimError
 from claim.experiment.config import ARMS, experiment_preset
 from claim.experiment.study import run_experiment
+from claim.smile.prior import default_prior
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +36,7 @@ def test_metrics_json_schema(smoke_study):
     assert timing["peak_rss_mb"] > 0 and timing["total_s"] > 0
     assert {"generator_lefusion", "joint", "segmenter_claim", "evaluate"} <= set(timing["stages_s"])
     assert on_disk["budget"]["generator_steps"]["claim"] > on_disk["budget"]["generator_steps"]["smile"]
+    assert on_disk["smile_prior"]["source"] and on_disk["smile_prior"]["n_patients"] >= 1
 
 
 def test_test_patients_never_reach_training(smoke_study):
@@ -47,6 +49,12 @@ def test_test_patients_never_reach_training(smoke_study):
     masks = json.loads((out / "masks" / "transplant" / "masks.json").read_text())
     assert all(m["donor_id"] in roles["donors"] and m["source_id"] in roles["canvases"] for m in masks)
     assert all(m["donor_id"] != m["source_id"] for m in masks)
+    # The SMILE prior never sees test scars: fitted on the training donors, or the shipped prior when too few.
+    prior = json.loads((out / "masks" / "smile" / "smile_prior.json").read_text())
+    if len(roles["donors"]) >= 3:
+        assert "study training donors" in prior["source"] and prior["n_patients"] == len(roles["donors"])
+    else:
+        assert prior["source"] == default_prior().source
 
 
 def test_rerun_skips_finished_stages_and_refuses_another_config(smoke_study):

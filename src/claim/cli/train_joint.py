@@ -10,6 +10,7 @@ from claim.generator.config import preset_config
 from claim.joint.config import joint_preset
 from claim.joint.train import train_joint
 from claim.segmentation.config import segmenter_preset
+from claim.smile.prior import load_prior
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--refresh-every", type=int, default=None, help="joint steps between buffer refreshes")
     parser.add_argument("--init-generator", type=Path, default=None, metavar="CKPT",
                         help="start G from this generator checkpoint (its config is used)")
+    parser.add_argument("--prior", type=Path, default=None, metavar="FILE",
+                        help="SMILE prior JSON for the canvases' masks (default: the shipped EMIDEC prior)")
     parser.add_argument("-s", "--seed", type=int, default=0, help="random seed (same seed, same run)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--resume", action="store_true", help="continue RUN up to --steps")
@@ -42,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
         raise ClaimError(str(exc)) from exc
     generator = None if args.init_generator else preset_config(args.preset)
     segmenter = segmenter_preset(args.preset)
+    prior = load_prior(args.prior) if args.prior else None
     result = train_joint(args.data, args.out, joint=joint, generator=generator, segmenter=segmenter,
-                         init_generator=args.init_generator, seed=args.seed, device=args.device, resume=args.resume)
+                         init_generator=args.init_generator, seed=args.seed, device=args.device, resume=args.resume,
+                         smile_prior=prior)
     last = result.history[-1] if result.history else {}
     losses = ", ".join(f"{k} {last[k]:.4f}" for k in ("diffusion_loss", "consistency_loss", "segmenter_loss")
                        if k in last)

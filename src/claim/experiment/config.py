@@ -26,7 +26,8 @@ class ExperimentConfig:
         generator_steps: diffusion training steps of each generator (lefusion and claim alike).
         lefusion_sampler / claim_sampler: sampler of the faithful baseline (RePaint) and of claim (DDIM).
         joint_preset / joint_overrides: ``claim.joint`` config; the ``claim`` arm fine-tunes the ``smile`` arm's
-            generator for ``joint.steps`` more steps (so its generator saw ``generator_steps + joint.steps``).
+            generator jointly (its generator saw ``generator_steps`` plus the joint run's G steps:
+            ``joint.steps - joint.segmenter_warmup``).
         segmenter_preset / segmenter_overrides: the one segmenter recipe of all four arms.
         masks_per_canvas: synthetic patients drawn on each normal training patient (canvas) per synthetic arm.
         max_synthetic_patients: cap on synthetic patients per arm (None: no cap).
@@ -69,16 +70,19 @@ class ExperimentConfig:
     def budget(self) -> dict[str, Any]:
         """Steps each arm's models saw (for the report's budget table)."""
         seg = self.segmenter().steps
-        joint = self.joint().steps
+        joint = self.joint()
+        # G trains in the joint run's generator warm-up and joint phases, not while S warms up.
+        joint_generator_steps = joint.steps - joint.segmenter_warmup
         return {
             "segmenter_steps_per_arm": seg,
             "generator_steps": {
                 "real_only": 0,
                 "lefusion": self.generator_steps,
                 "smile": self.generator_steps,
-                "claim": self.generator_steps + joint,
+                "claim": self.generator_steps + joint_generator_steps,
             },
-            "joint_steps": joint,
+            "joint_steps": joint.steps,
+            "joint_generator_steps": joint_generator_steps,
             "samplers": {"lefusion": self.lefusion_sampler, "smile": self.claim_sampler, "claim": self.claim_sampler},
         }
 

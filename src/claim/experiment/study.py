@@ -40,6 +40,7 @@ from claim.experiment.stats import mean_sd, paired_bootstrap_ci
 from claim.experiment.transplant import transplant_scar
 from claim.generator.config import Mode
 from claim.labels import INFARCT_LABELS, Label, myocardium_mask
+from claim.smile.prior import Prior
 
 __all__ = ["STATE_FILE", "METRICS_FILE", "REPORT_FILE", "ARM_METRICS", "run_experiment", "peak_rss_mb"]
 
@@ -81,6 +82,7 @@ class _Study:
         self.fit_dir = self.out / "data" / "fit"
         self._train: list[Patient] | None = None
         self._geometries: dict[str, PatientGeometry] = {}
+        self._prior: Prior | None = None
 
     # ------------------------------------------------------------------ helpers
     def train_patients(self) -> list[Patient]:
@@ -138,15 +140,39 @@ class _Study:
         cap = self.config.max_synthetic_patients
         return plan[:cap] if cap is not None else plan
 
+    def smile_prior(self) -> Prior:
+        """SMILE prior of the study's masks (the ``smile`` arm's and the joint run's), fitted on the training donors'
+        scars only: the shipped prior was fitted on all EMIDEC pathological patients, which may include the test
+        patients. With fewer than 3 donors (tiny phantom studies) no prior can be fitted and the shipped one is used.
+        """
+        from claim.smile.canvas import ScarCanvas
+        from claim.smile.prior import default_prior, fit_prior
+        from claim.smile.realism import label_map_statistics
+
+        if self._prior is None:
+            donors = [self.patient(pid) for pid in self.roles()["donors"]]
+            if len(donors) >= 3:
+                stats = [label_map_statistics(ScarCanvas.from_geometry(self.geometry(p)), p.label_maps) for p in donors]
+                self._prior = fit_prior(stats, source=f"{self.train_dir} (study training donors)")
+            else:
+                log.warning("experiment: %d training donors are too few to fit a SMILE prior; using the shipped one",
+                            len(donors))
+                self._prior = default_prior()
+        return self._prior
+
     def masks_smile(self) -> None:
+        from claim.smile.prior import save_prior
         from claim.smile.sampler import SmileSampler
 
         roles, root = self.roles(), self.out / "masks" / "smile"
+        prior = self.smile_prior()
+        root.mkdir(parents=True, exist_ok=True)
+        save_prior(prior, root / "smile_prior.json")
         entries, samplers = [], {}
         for i, k in self._mask_plan():
             canvas = self.patient(roles["canvases"][i])
             if i not in samplers:
-                samplers[i] = SmileSampler(self.geometry(canvas), canvas.label_maps)
+                samplers[i] = SmileSampler(self.geometry(canvas), canvas.label_maps, prior=prior)
             result = samplers[i].sample_result(np.random.default_rng([self.seed, i, k]))
             label_maps = result.label_maps(canvas.label_maps)
             entries.append(_write_mask(root, canvas, f"{canvas.patient_id}_smile{k + 1}", label_maps,
@@ -180,7 +206,8 @@ class _Study:
         train_joint(self.train_dir, self.run_dir("joint"), joint=self.config.joint(),
                     segmenter=self.config.segmenter(),
                     init_generator=self.run_dir("generator_claim") / "generator.pt", seed=self.seed,
-                    device=self.device, train_patients=roles["fit"], progress=self.progress)
+                    device=self.device, train_patients=roles["fit"], progress=self.progress,
+                    smile_prior=self.smile_prior())
 
     def synthesize(self, arm: str) -> None:
         from claim.generator.generate import generate_scars
@@ -317,6 +344,19 @@ class _Study:
         write_study_report(self.out, metrics)
         return metrics
 
+    def smile_prior_provenance(self) -> dict:
+        """Where the SMILE masks' prior came from (studies run before the prior was fitted per study used the
+        shipped prior, fitted on all EMIDEC pathological patients)."""
+        path = self.out / "masks" / "smile" / "smile_prior.json"
+        if path.exists():
+            record = json.loads(path.read_text())
+            return {"source": record["source"], "n_patients": record["n_patients"],
+                    "training_donors_only": "study training donors" in record["source"]}
+        from claim.smile.prior import default_prior
+
+        shipped = default_prior()
+        return {"source": shipped.source, "n_patients": shipped.n_patients, "training_donors_only": False}
+
     def metrics(self, state: dict) -> dict:
         evaluation = json.loads((self.out / "evaluation" / "per_patient.json").read_text())
         per_arm = evaluation["arms"]
@@ -361,6 +401,7 @@ class _Study:
             "config": self.identity()["config"],
             "patients": {k: v for k, v in self.roles().items() if k in ("fit", "val", "canvases", "donors", "test")},
             "test_pathological": pathological,
+            "smile_prior": self.smile_prior_provenance(),
             "bullseye": evaluation["bullseye"],
             "claim_version": __version__,
         }

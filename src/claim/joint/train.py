@@ -45,6 +45,7 @@ from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
 from claim.segmentation.config import SegmenterConfig, segmenter_preset
 from claim.segmentation.data import slices_from_patients
 from claim.segmentation.train import SegmenterTrainer
+from claim.smile.prior import Prior
 
 __all__ = ["GENERATOR_NAME", "SEGMENTER_NAME", "STATE_NAME", "LOG_NAME", "JointResult", "train_joint"]
 
@@ -117,6 +118,7 @@ def train_joint(
     train_patients: list[str] | None = None,
     resume: bool = False,
     progress: bool = True,
+    smile_prior: Prior | None = None,
 ) -> JointResult:
     """Train G and S jointly until ``joint.steps`` total steps.
 
@@ -135,6 +137,7 @@ def train_joint(
             (``val`` in the log) at every checkpoint and at the end.
         resume: continue ``out_dir``'s run up to ``joint.steps``.
         progress: tqdm bar with both losses.
+        smile_prior: prior of the SMILE masks painted on the canvases (default: the shipped EMIDEC prior).
 
     Raises:
         ClaimError: no normal patient among the training patients, no slice with scar, or resume mismatches.
@@ -146,7 +149,7 @@ def train_joint(
         raise ClaimError(f"{out_dir}: a joint run exists already; pass --resume or choose another --out")
 
     train, val = _select_patients(read_dataset(data_dir), train_patients, data_dir)
-    canvases = build_canvases(train)
+    canvases = build_canvases(train, prior=smile_prior)
     if not canvases:
         raise InputError(data_dir, "no normal patient (no scar/MVO label in any slice) among the "
                                    f"{len(train)} training patients: joint training paints synthetic scar into "

@@ -254,9 +254,12 @@ def build_study_report(study_dir: Path, metrics: dict, report: Report | None = N
             [[ARM_TITLES.get(arm, arm), str(budget.get("segmenter_steps_per_arm", "")), str(gen.get(arm, 0)),
               samplers.get(arm, "–")] for arm in arms],
         )
+        joint_total = budget.get("joint_steps", 0)
+        joint_generator = budget.get("joint_generator_steps", joint_total)
         report.paragraph(
-            f"The claim arm fine-tunes the smile arm's generator with {budget.get('joint_steps', 0)} joint steps "
-            "(generator steps = diffusion pre-training + joint steps); its downstream segmenter is then trained from "
+            f"The claim arm fine-tunes the smile arm's generator in a joint run of {joint_total} steps, "
+            f"{joint_generator} of which train the generator (the rest warm the joint segmenter up on real slices); "
+            "generator steps = diffusion pre-training + those steps. Its downstream segmenter is then trained from "
             "scratch with the same recipe as every other arm on real + synthetic slices from the jointly trained "
             "generator (the joint run's own segmenter is not evaluated)."
         )
@@ -275,8 +278,15 @@ def build_study_report(study_dir: Path, metrics: dict, report: Report | None = N
         "training patients transplanted by AHA coordinates (level-relative slice position, angle, transmural depth).",
         f"Sampler for LeFusion: {budget.get('samplers', {}).get('lefusion', '?')} (LeFusion used 5x5; fewer jumps "
         "keep the preset inside its time budget).",
-        "SMILE masks use the shipped prior fitted to EMIDEC scars, not the training split's scars.",
     ]
+    prior = metrics.get("smile_prior", {})
+    if prior.get("training_donors_only"):
+        notes.append(f"SMILE masks use a prior fitted to the scars of the {prior.get('n_patients')} training donors "
+                     "only (masks/smile/smile_prior.json).")
+    elif prior:
+        notes.append(f"SMILE masks use the shipped prior ({prior.get('source')}, {prior.get('n_patients')} patients). "
+                     "Fitted on all EMIDEC pathological patients, it may include the test patients' scar "
+                     "statistics (burden, segment and MVO frequencies; no images).")
     if metrics.get("preset") in ("quick", "smoke"):
         notes.append("Quick preset: tiny models and very few steps. The numbers check that the chain works end to "
                      "end; they are not evidence about the methods.")
