@@ -57,6 +57,8 @@ ARM_METRICS = {
     "infarct_volume_ratio_error": "infarct_ratio_error",
 }
 _GALLERY_SLICES = 4
+# Marks a SMILE prior fitted by the study on its training donors (in the prior's ``source``).
+_DONOR_PRIOR_SOURCE = "(study training donors)"
 
 
 def peak_rss_mb() -> float:
@@ -153,7 +155,7 @@ class _Study:
             donors = [self.patient(pid) for pid in self.roles()["donors"]]
             if len(donors) >= 3:
                 stats = [label_map_statistics(ScarCanvas.from_geometry(self.geometry(p)), p.label_maps) for p in donors]
-                self._prior = fit_prior(stats, source=f"{self.train_dir} (study training donors)")
+                self._prior = fit_prior(stats, source=f"{self.train_dir} {_DONOR_PRIOR_SOURCE}")
             else:
                 log.warning("experiment: %d training donors are too few to fit a SMILE prior; using the shipped one",
                             len(donors))
@@ -351,7 +353,7 @@ class _Study:
         if path.exists():
             record = json.loads(path.read_text())
             return {"source": record["source"], "n_patients": record["n_patients"],
-                    "training_donors_only": "study training donors" in record["source"]}
+                    "training_donors_only": record["source"].endswith(_DONOR_PRIOR_SOURCE)}
         from claim.smile.prior import default_prior
 
         shipped = default_prior()
