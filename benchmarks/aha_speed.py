@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from claim.aha.pipeline import AhaConfig, run_aha
+from claim.aha.config import AhaConfig
 from claim.data.cohort import write_phantom_cohort
 from claim.data.io import write_json
 from claim.demo import score_phantom_geometry
+from claim.stages.aha import run_aha
 
 REPO = Path(__file__).resolve().parents[1]
 

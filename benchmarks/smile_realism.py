@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from claim.aha.pipeline import AhaConfig, geometry_for
+from claim.aha.config import AhaConfig, geometry_for
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 from claim.labels import INFARCT_LABELS

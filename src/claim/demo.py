@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from claim import __version__
+from claim.aha.config import AhaConfig
 from claim.aha.geometry import compute_geometry
 from claim.aha.orientation import Orientation, OrientationMethod
-from claim.aha.pipeline import AhaConfig, run_aha
 from claim.aha.segments import ANTERIOR_INSERTION_DEG, Handedness
 from claim.data.cohort import write_phantom_cohort
 from claim.data.io import write_json
@@ -27,6 +27,7 @@ from claim.experiment.study import run_experiment
 from claim.report.figures import figure_png_bytes, save_bullseye, segment_montage
 from claim.report.html import Report
 from claim.report.study import build_study_report
+from claim.stages.aha import run_aha
 
 __all__ = ["run_demo", "score_phantom_geometry", "demo_split_sizes"]
 

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 from tests.conftest import EMIDEC_SLICES, EMIDEC_VOLUMES, SMALL
 
+from claim.aha.config import AhaConfig, sector_balance
 from claim.aha.geometry import assign_levels, compute_geometry, infer_apex_first, transmural_depth
 from claim.aha.orientation import OrientationMethod, estimate_orientation
-from claim.aha.pipeline import AhaConfig, run_aha, sector_balance
 from claim.aha.segments import Level
 from claim.data.layouts import read_dataset
 from claim.data.phantom import PhantomConfig, make_phantom_cohort
 from claim.demo import score_phantom_geometry
 from claim.labels import Label
+from claim.stages.aha import run_aha
 
 
 def _angle_error(a: float, b: float) -> float:

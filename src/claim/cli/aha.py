@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from claim.aha.config import AhaConfig
 from claim.aha.orientation import parse_orientation
-from claim.aha.pipeline import AhaConfig, run_aha
 from claim.cli.common import add_label_mapping, add_orientation
+from claim.stages.aha import run_aha
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

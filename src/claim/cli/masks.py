@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from claim.aha.config import AhaConfig
 from claim.aha.orientation import parse_orientation
-from claim.aha.pipeline import AhaConfig
 from claim.aha.segments import Territory
 from claim.cli.common import add_label_mapping, add_orientation
 from claim.errors import ClaimError

@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from claim import __version__
-from claim.aha.pipeline import AhaConfig, geometry_for
+from claim.aha.config import AhaConfig, geometry_for
 from claim.data.io import write_json
 from claim.data.layouts import check_output_location, read_dataset, write_label_maps
 from claim.errors import ClaimError

@@ -2,45 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from claim.aha.geometry import PatientGeometry, compute_geometry
-from claim.aha.orientation import parse_orientation
-from claim.aha.segments import Handedness
+from claim.aha.config import AhaConfig, geometry_for, sector_balance
 from claim.data.io import write_json
 from claim.data.layouts import check_output_location, read_dataset, write_label_maps
-from claim.data.patient import Patient
 from claim.report.figures import save_bullseye
 
-__all__ = ["AhaConfig", "run_aha", "sector_balance"]
-
-
-@dataclass(frozen=True)
-class AhaConfig:
-    orientation: str = "auto"  # auto | rv | image | angle:DEG
-    handedness: Handedness = Handedness.CCW
-    label_mapping: dict[int, int] | None = None
-    bullseye: bool = True
-
-
-def geometry_for(patient: Patient, config: AhaConfig) -> PatientGeometry:
-    kind, angle = parse_orientation(config.orientation)
-    return compute_geometry(patient, orientation_kind=kind, angle_deg=angle, handedness=config.handedness)
-
-
-def sector_balance(geometry: PatientGeometry) -> dict[str, float]:
-    """Coefficient of variation of myocardial pixels over the six sectors of the basal and mid rings."""
-    counts = geometry.segment_pixel_counts()
-    result = {}
-    for ring, first in (("basal", 1), ("mid", 7)):
-        sectors = np.array([counts[first + k] for k in range(6)], dtype=float)
-        if sectors.sum() > 0:
-            result[ring] = float(sectors.std() / sectors.mean())
-    return result
+__all__ = ["run_aha"]
 
 
 def run_aha(data_dir: Path, out_dir: Path, config: AhaConfig = AhaConfig(), *, progress: bool = True) -> dict:

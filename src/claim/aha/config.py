@@ -1,0 +1,38 @@
+"""How a caller asks for AHA geometry: orientation source, handedness, label mapping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from claim.aha.geometry import PatientGeometry, compute_geometry
+from claim.aha.orientation import parse_orientation
+from claim.aha.segments import Handedness
+from claim.data.patient import Patient
+
+__all__ = ["AhaConfig", "geometry_for", "sector_balance"]
+
+
+@dataclass(frozen=True)
+class AhaConfig:
+    orientation: str = "auto"  # auto | rv | image | angle:DEG
+    handedness: Handedness = Handedness.CCW
+    label_mapping: dict[int, int] | None = None
+    bullseye: bool = True
+
+
+def geometry_for(patient: Patient, config: AhaConfig) -> PatientGeometry:
+    kind, angle = parse_orientation(config.orientation)
+    return compute_geometry(patient, orientation_kind=kind, angle_deg=angle, handedness=config.handedness)
+
+
+def sector_balance(geometry: PatientGeometry) -> dict[str, float]:
+    """Coefficient of variation of myocardial pixels over the six sectors of the basal and mid rings."""
+    counts = geometry.segment_pixel_counts()
+    result = {}
+    for ring, first in (("basal", 1), ("mid", 7)):
+        sectors = np.array([counts[first + k] for k in range(6)], dtype=float)
+        if sectors.sum() > 0:
+            result[ring] = float(sectors.std() / sectors.mean())
+    return result
