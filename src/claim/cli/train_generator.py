@@ -26,11 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = {"mode": args.mode}
+    overrides = {"mode": args.mode, "steps": args.steps}
     if args.batch_size is not None:
         overrides["batch_size"] = args.batch_size
     config = preset_config(args.preset, **overrides)
-    result = train_generator(args.data, args.out, config, steps=args.steps, seed=args.seed, resume=args.resume,
+    result = train_generator(args.data, args.out, config, seed=args.seed, resume=args.resume,
                              device=args.device, sample_every=args.sample_every,
                              checkpoint_every=args.checkpoint_every)
     last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""

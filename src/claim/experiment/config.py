@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from claim.config import Config
 from claim.generator.config import GeneratorConfig, Mode, preset_config
 from claim.joint.config import JointConfig, joint_preset
 from claim.segmentation.config import SegmenterConfig, segmenter_preset
@@ -16,19 +17,19 @@ SYNTHETIC_ARMS = ("lefusion", "smile", "claim")
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(Config):
     """One study: the same segmenter recipe and step budget in every arm; arms differ only in synthetic data.
+
+    Sub-configs are real config objects (validated when built: an unknown key fails at once, naming it).
 
     Attributes:
         name: preset name (recorded in ``metrics.json``).
-        generator_preset / generator_overrides: ``claim.generator.config`` preset for both generators (the
-            ``lefusion`` arm's gets ``mode="lefusion"``).
-        generator_steps: diffusion training steps of each generator (lefusion and claim alike).
+        generator_config: the ``claim``-mode generator of the ``smile`` arm (its ``steps`` are each generator's
+            diffusion training steps); the ``lefusion`` arm's is the same config in mode ``lefusion``.
         lefusion_sampler / claim_sampler: sampler of the faithful baseline (RePaint) and of claim (DDIM).
-        joint_preset / joint_overrides: ``claim.joint`` config; the ``claim`` arm fine-tunes the ``smile`` arm's
-            generator jointly (its generator saw ``generator_steps`` plus the joint run's G steps:
-            ``joint.steps - joint.segmenter_warmup``).
-        segmenter_preset / segmenter_overrides: the one segmenter recipe of all four arms.
+        joint_config: the ``claim`` arm fine-tunes the ``smile`` arm's generator jointly (its generator saw
+            ``generator_config.steps`` plus the joint run's G steps: ``joint.steps - joint.segmenter_warmup``).
+        segmenter_config: the one segmenter recipe of all four arms.
         masks_per_canvas: synthetic patients drawn on each normal training patient (canvas) per synthetic arm.
         max_synthetic_patients: cap on synthetic patients per arm (None: no cap).
         val_fraction: share of the real training patients held out for model selection (same for all arms).
@@ -36,36 +37,40 @@ class ExperimentConfig:
     """
 
     name: str
-    generator_preset: str = "tiny"
-    generator_overrides: dict[str, Any] = field(default_factory=dict)
-    generator_steps: int = 150
+    generator_config: GeneratorConfig = field(default_factory=lambda: preset_config("tiny", steps=150))
     lefusion_sampler: str = "repaint:2x2"
     claim_sampler: str = "ddim:10"
-    joint_preset: str = "tiny"
-    joint_overrides: dict[str, Any] = field(default_factory=dict)
-    segmenter_preset: str = "tiny"
-    segmenter_overrides: dict[str, Any] = field(default_factory=dict)
+    joint_config: JointConfig = field(default_factory=lambda: joint_preset("tiny"))
+    segmenter_config: SegmenterConfig = field(default_factory=lambda: segmenter_preset("tiny"))
     masks_per_canvas: int = 1
     max_synthetic_patients: int | None = 6
     val_fraction: float = 0.25
     bootstrap: int = 2000
 
+    def __post_init__(self) -> None:
+        for name, kind in (("generator_config", GeneratorConfig), ("joint_config", JointConfig),
+                           ("segmenter_config", SegmenterConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"{name} must be a {kind.__name__}, got {type(getattr(self, name)).__name__}")
+        if self.generator_config.mode != Mode.CLAIM:
+            raise ValueError("generator_config is the claim-mode generator (the lefusion arm derives its own)")
+        if self.masks_per_canvas < 1 or self.bootstrap < 1:
+            raise ValueError(f"masks_per_canvas {self.masks_per_canvas} and bootstrap {self.bootstrap} must be >= 1")
+
+    @property
+    def generator_steps(self) -> int:
+        return self.generator_config.steps
+
     def generator(self, mode: Mode) -> GeneratorConfig:
-        overrides = dict(self.generator_overrides)
-        if mode == Mode.LEFUSION:
-            overrides["default_sampler"] = self.lefusion_sampler
-        else:
-            overrides["default_sampler"] = self.claim_sampler
-        return preset_config(self.generator_preset, mode=mode, **overrides)
+        if Mode(mode) == Mode.LEFUSION:
+            return self.generator_config.with_mode(Mode.LEFUSION).replace(default_sampler=self.lefusion_sampler)
+        return self.generator_config.replace(default_sampler=self.claim_sampler)
 
     def joint(self) -> JointConfig:
-        return joint_preset(self.joint_preset, **self.joint_overrides)
+        return self.joint_config
 
     def segmenter(self) -> SegmenterConfig:
-        return segmenter_preset(self.segmenter_preset, val_fraction=self.val_fraction, **self.segmenter_overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.segmenter_config.replace(val_fraction=self.val_fraction)
 
     def budget(self) -> dict[str, Any]:
         """Steps each arm's models saw (for the report's budget table)."""
@@ -92,16 +97,12 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
     # so RePaint 2x2 costs 198 denoiser evaluations per slice batch instead of 598.
     "quick": ExperimentConfig(
         name="quick",
-        generator_preset="tiny",
-        generator_overrides={"timesteps": 100},
-        generator_steps=150,
+        generator_config=preset_config("tiny", timesteps=100, steps=150),
         lefusion_sampler="repaint:2x2",
         claim_sampler="ddim:10",
-        joint_preset="tiny",
-        joint_overrides={"steps": 40, "generator_warmup": 0, "segmenter_warmup": 10, "refresh_every": 10,
-                         "sampler_steps": 5},
-        segmenter_preset="tiny",
-        segmenter_overrides={"steps": 400, "val_every": 100},
+        joint_config=joint_preset("tiny", steps=40, generator_warmup=0, segmenter_warmup=10, refresh_every=10,
+                                  sampler_steps=5),
+        segmenter_config=segmenter_preset("tiny", steps=400, val_every=100),
         masks_per_canvas=1,
         max_synthetic_patients=6,
         bootstrap=1000,
@@ -113,17 +114,14 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
     # that already sees scar (at lr 3e-3 it starts finding scar after ~400 steps).
     "standard": ExperimentConfig(
         name="standard",
-        generator_preset="standard",
-        generator_steps=1000,
+        generator_config=preset_config("standard", steps=1000),
         lefusion_sampler="repaint:2x2",
         claim_sampler="ddim:25",
-        joint_preset="standard",
         # lambda 1: the test-free judge fidelity of the jointly trained generator rose with the consistency weight
         # (0.215 at 0, 0.283 at 0.1, 0.398 at 1; benchmarks/joint_fidelity.py on the standard EMIDEC study).
-        joint_overrides={"steps": 650, "generator_warmup": 0, "segmenter_warmup": 400, "refresh_every": 25,
-                         "checkpoint_every": 100, "lambda_consistency": 1.0},
-        segmenter_preset="standard",
-        segmenter_overrides={"steps": 900, "val_every": 100},
+        joint_config=joint_preset("standard", steps=650, generator_warmup=0, segmenter_warmup=400, refresh_every=25,
+                                  checkpoint_every=100, lambda_consistency=1.0),
+        segmenter_config=segmenter_preset("standard", steps=900, val_every=100),
         masks_per_canvas=1,
         max_synthetic_patients=10,
         bootstrap=2000,
@@ -131,17 +129,14 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
     # Tests only (hidden from the CLI help): seconds per stage.
     "smoke": ExperimentConfig(
         name="smoke",
-        generator_preset="tiny",
-        generator_overrides={"timesteps": 20, "crop_size": 32, "channels": (8, 16), "num_head_channels": 8,
-                             "batch_size": 2, "ema_warmup": 2},
-        generator_steps=4,
+        generator_config=preset_config("tiny", timesteps=20, crop_size=32, channels=(8, 16), num_head_channels=8,
+                                       batch_size=2, ema_warmup=2, steps=4),
         lefusion_sampler="repaint:2x2",
         claim_sampler="ddim:3",
-        joint_preset="tiny",
-        joint_overrides={"steps": 6, "generator_warmup": 0, "segmenter_warmup": 2, "refresh_every": 2,
-                         "consistency_batch": 1, "synthetic_per_batch": 1, "sampler_steps": 2},
-        segmenter_preset="tiny",
-        segmenter_overrides={"steps": 6, "val_every": 3, "crop_size": 48, "filters": (8, 16, 32), "batch_size": 2},
+        joint_config=joint_preset("tiny", steps=6, generator_warmup=0, segmenter_warmup=2, refresh_every=2,
+                                  consistency_batch=1, synthetic_per_batch=1, sampler_steps=2),
+        segmenter_config=segmenter_preset("tiny", steps=6, val_every=3, crop_size=48, filters=(8, 16, 32),
+                                          batch_size=2),
         masks_per_canvas=1,
         max_synthetic_patients=2,
         bootstrap=200,
@@ -153,4 +148,4 @@ def experiment_preset(name: str, **overrides: Any) -> ExperimentConfig:
     """Preset ``quick`` | ``standard`` (``smoke`` for tests) with field overrides."""
     if name not in EXPERIMENT_PRESETS:
         raise ValueError(f"unknown experiment preset {name!r}; choose one of quick, standard")
-    return replace(EXPERIMENT_PRESETS[name], **overrides)
+    return EXPERIMENT_PRESETS[name].replace(**overrides)

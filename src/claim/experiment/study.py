@@ -198,7 +198,7 @@ class _Study:
 
         name = "generator_lefusion" if mode == Mode.LEFUSION else "generator_claim"
         train_generator(self.fit_dir, self.run_dir(name), self.config.generator(mode),
-                        steps=self.config.generator_steps, seed=self.seed, device=self.device,
+                        seed=self.seed, device=self.device,
                         progress=self.progress, checkpoint_every=10**9)
 
     def joint(self) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
-import torch
+from claim.config import Config
 
-__all__ = ["Mode", "PREDICTIONS", "GeneratorConfig", "PRESETS", "preset_config", "resolve_device"]
+__all__ = ["Mode", "PREDICTIONS", "GeneratorConfig", "PRESETS", "preset_config", "MODE_DEFAULTS"]
 
 # What the denoiser's output means: the noise (``eps``, LeFusion) or the clean image (``x0``).
 PREDICTIONS = ("eps", "x0")
@@ -21,8 +21,17 @@ class Mode(StrEnum):
     CLAIM = "claim"
 
 
+# What each mode uses where a config leaves ``prediction``, ``default_sampler`` or ``boundary_px`` unset (None):
+# the faithful LeFusion baseline predicts noise, samples with RePaint 5x5 and inpaints exactly the lesion; claim
+# predicts the clean image (steadier few-step DDIM) and blends over a 2-pixel band.
+MODE_DEFAULTS: dict[Mode, dict[str, Any]] = {
+    Mode.LEFUSION: {"prediction": "eps", "default_sampler": "repaint:5x5", "boundary_px": 0},
+    Mode.CLAIM: {"prediction": "x0", "default_sampler": "ddim:50", "boundary_px": 2},
+}
+
+
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(Config):
     """Everything that defines a generator run.
 
     Attributes:
@@ -35,8 +44,9 @@ class GeneratorConfig:
         hist_bins: bins of the scar-intensity histogram over [-1, 1] (LeFusion: 16).
         n_clusters: k-means centres of real histograms stored for sampling.
         cond_drop_prob: classifier-free dropout of the histogram condition (``claim`` only; LeFusion trained none).
-        boundary_px: width of the blending band around scar/MVO (``claim``); the inpainting region is the lesion
-            dilated by this many pixels, so it must stay <= 3 (pixels farther than 3 px are never changed).
+        boundary_px: width of the blending band around scar/MVO; the inpainting region (in training, sampling and
+            the consistency term alike) is the lesion dilated by this many pixels, so it must stay <= 3 (pixels
+            farther than 3 px are never changed). ``lefusion`` inpaints exactly the lesion (0).
         boundary_weight: loss weight of the band relative to lesion pixels.
         lr / weight_decay / batch_size: AdamW and batch.
         ema_decay / ema_every / ema_warmup: EMA of weights (LeFusion: 0.995 every 10 steps, reset before 2000).
@@ -44,7 +54,13 @@ class GeneratorConfig:
         default_sampler: sampler used by ``generate`` when none is given.
         prediction: what the network outputs, ``eps`` (noise; LeFusion, required for ``lefusion``) or ``x0`` (the
             clean image; steadier for few-step DDIM on small budgets). Checkpoints without the key load as ``eps``.
+        steps: total optimisation steps of a ``train-generator`` run.
+
+    ``prediction``, ``default_sampler`` and ``boundary_px`` left at None take the mode's value (``MODE_DEFAULTS``);
+    use :meth:`with_mode` to switch mode and take the new mode's values.
     """
+
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"steps"})
 
     mode: Mode = Mode.CLAIM
     crop_size: int = 96
@@ -58,7 +74,7 @@ class GeneratorConfig:
     hist_bins: int = 16
     n_clusters: int = 4
     cond_drop_prob: float = 0.1
-    boundary_px: int = 2
+    boundary_px: int | None = None
     boundary_weight: float = 0.3
     lr: float = 2e-4
     weight_decay: float = 1e-4
@@ -67,11 +83,15 @@ class GeneratorConfig:
     ema_every: int = 1
     ema_warmup: int = 100
     sample_steps: int = 10
-    default_sampler: str = "ddim:50"
-    prediction: str = "eps"
+    default_sampler: str | None = None
+    prediction: str | None = None
+    steps: int = 2000
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode(self.mode))
+        for name, value in MODE_DEFAULTS[self.mode].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
         object.__setattr__(self, "attention_levels", tuple(bool(a) for a in self.attention_levels))
         if len(self.attention_levels) != len(self.channels):
@@ -82,6 +102,10 @@ class GeneratorConfig:
             raise ValueError(f"crop_size {self.crop_size} must be divisible by 2^(levels-1) for the U-Net")
         if not 0 <= self.boundary_px <= 3:
             raise ValueError(f"boundary_px {self.boundary_px} must be in 0..3 (pixels beyond 3 px stay untouched)")
+        if self.mode == Mode.LEFUSION and self.boundary_px != 0:
+            raise ValueError(f"mode lefusion inpaints exactly the lesion; boundary_px {self.boundary_px} must be 0")
+        if self.steps < 0:
+            raise ValueError(f"steps {self.steps} must be >= 0")
         if self.timesteps < 2:
             raise ValueError(f"timesteps {self.timesteps} must be >= 2")
         if self.prediction not in PREDICTIONS:
@@ -90,20 +114,9 @@ class GeneratorConfig:
             raise ValueError(f"mode lefusion is the faithful baseline and predicts eps; prediction "
                              f"{self.prediction!r} is only available in mode claim")
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["mode"] = str(self.mode)
-        data["channels"] = list(self.channels)
-        data["attention_levels"] = list(self.attention_levels)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GeneratorConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown generator config keys {unknown}")
-        return cls(**data)
+    def with_mode(self, mode: Mode | str) -> GeneratorConfig:
+        """The same config in ``mode``, with that mode's prediction, sampler and band."""
+        return self.replace(mode=Mode(mode), **MODE_DEFAULTS[Mode(mode)])
 
     @property
     def in_channels(self) -> int:
@@ -141,23 +154,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 def preset_config(name: str, **overrides: Any) -> GeneratorConfig:
     """Config of preset ``name`` (``tiny`` or ``standard``) with keyword overrides (e.g. ``mode="lefusion"``).
 
-    Mode ``claim`` predicts ``x0`` unless ``prediction`` is overridden; ``lefusion`` keeps ``eps`` (and RePaint).
+    Presets only override the dataclass defaults; what a mode implies comes from ``MODE_DEFAULTS``.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    values = dict(PRESETS[name])
-    values.update(overrides)
-    if values.get("mode") == Mode.LEFUSION and "default_sampler" not in overrides:
-        values["default_sampler"] = "repaint:5x5"
-    if Mode(values.get("mode", GeneratorConfig.mode)) == Mode.CLAIM and "prediction" not in overrides:
-        values["prediction"] = "x0"
-    return replace(GeneratorConfig(), **values)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu`` | ``cuda`` | ``auto`` (CUDA when available, else CPU) as a ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"device {name!r} must be cpu, cuda or auto")
-    return torch.device(name)
+    values = {**PRESETS[name], **overrides}
+    GeneratorConfig.check_keys(values)
+    return GeneratorConfig(**values)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from claim.generator.config import PREDICTIONS, Mode
+from claim.generator.context import build_context, denoiser_input
 from claim.generator.denoiser import HistogramUNet
 from claim.generator.repaint import RePaintPlan
 from claim.generator.schedule import NoiseSchedule, model_outputs
@@ -96,15 +97,10 @@ def make_model_fn(
         hist: ``(B, bins)`` condition.
         guidance: classifier-free guidance scale (1 = conditional only); guidance combines raw outputs.
     """
-    if Mode(mode) == Mode.CLAIM:
-        context = torch.cat([known * (~inpaint_mask).float(), inpaint_mask.float(), myo_mask.float()], dim=1)
+    context = build_context(known, inpaint_mask, myocardium=myo_mask) if Mode(mode) == Mode.CLAIM else None
 
-        def raw_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return model.guided(torch.cat([x, context], dim=1), t, hist, guidance)
-    else:
-
-        def raw_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return model.guided(x, t, hist, guidance)
+    def raw_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return model.guided(denoiser_input(mode, x, context), t, hist, guidance)
 
     return raw_fn
 

@@ -1,53 +1,51 @@
 """Train the generator on pathological slices: AdamW, EMA, seeded per-step data and noise, exact resume.
 
-Every random draw of step ``s`` comes from a ``torch.Generator`` seeded with ``(seed, s)``, so a resumed run
-reproduces the batches and noise of an uninterrupted one; the checkpoint holds the online weights, EMA weights
-and optimizer state needed to continue exactly.
+Every random draw of step ``s`` comes from ``claim.training.step_generator(seed, s)``, so a resumed run reproduces
+the batches and noise of an uninterrupted one; the checkpoint holds the online weights, EMA weights and optimizer
+state needed to continue exactly. :class:`GeneratorTrainer` is the model side (also composed by joint training);
+:func:`train_generator` is the run around it.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from claim import __version__
-from claim.data.io import atomic_path, write_json
 from claim.data.layouts import read_dataset
-from claim.errors import ClaimError, InputError
-from claim.generator.config import GeneratorConfig, Mode, resolve_device
+from claim.errors import InputError
+from claim.generator.checkpoint import (
+    CHECKPOINT_NAME,
+    LoadedGenerator,
+    config_from_checkpoint,
+    load_generator,
+    read_generator_checkpoint,
+    write_generator_checkpoint,
+)
+from claim.generator.config import GeneratorConfig, Mode
+from claim.generator.context import build_context, denoiser_input, inpaint_region
 from claim.generator.data import CropSet, augment_batch, build_training_set, lesion_masks, myocardium_masks
 from claim.generator.denoiser import HistogramUNet, build_denoiser
 from claim.generator.histogram import kmeans_centres
-from claim.generator.loss import claim_loss, dilate_mask, lefusion_loss, lesion_weights
+from claim.generator.loss import claim_loss, lefusion_loss, lesion_weights
 from claim.generator.preview import label_panel, write_grid
 from claim.generator.sampling import ddim_inpaint, make_eps_fn
 from claim.generator.schedule import NoiseSchedule
 from claim.labels import Label
+from claim.runtime import resolve_device
+from claim.training import Cadence, RunFolder, run_steps, step_generator, update_ema
+from claim.training.run import check_resume
 
-__all__ = [
-    "CHECKPOINT_NAME",
-    "CHECKPOINT_FORMAT",
-    "CHECKPOINT_VERSION",
-    "LoadedGenerator",
-    "TrainResult",
-    "step_generator",
-    "training_loss",
-    "train_generator",
-    "load_generator",
-]
+__all__ = ["TrainResult", "GeneratorTrainer", "training_loss", "train_generator", "load_generator",
+           "LoadedGenerator", "CHECKPOINT_NAME"]
 
-CHECKPOINT_NAME = "generator.pt"
-CHECKPOINT_FORMAT = "claim-generator"
-CHECKPOINT_VERSION = 1
-LOG_NAME = "train_log.jsonl"
+RNG_SCHEME = "per-step torch.Generator(seed*1000003+step)"
 
 
 @dataclass(frozen=True)
@@ -58,23 +56,6 @@ class TrainResult:
     step: int
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
-
-
-@dataclass
-class LoadedGenerator:
-    """A checkpoint ready for sampling: EMA denoiser (eval mode), its config, schedule and histogram centres."""
-
-    model: HistogramUNet
-    config: GeneratorConfig
-    schedule: NoiseSchedule
-    hist_centres: np.ndarray
-    step: int
-    path: Path
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The CPU generator of training step ``step``: a pure function of ``(seed, step)``."""
-    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(step)) % (2**63 - 1))
 
 
 def training_loss(
@@ -101,79 +82,105 @@ def training_loss(
     if config.mode == Mode.LEFUSION:
         # Faithful: x_t only, never-dropped condition, L1 on scar (label 3) pixels.
         return lefusion_loss(model(x_t, t, hists), noise, label_maps == Label.INFARCT)
-    lesion = lesion_masks(label_maps)
-    inpaint_mask = dilate_mask(lesion, config.boundary_px)
-    context = torch.cat([images * (~inpaint_mask).float(), inpaint_mask.float(), myocardium_masks(label_maps).float()],
-                        dim=1)
-    raw = model(torch.cat([x_t, context], dim=1), t, hists, drop)
+    region = inpaint_region(config, label_maps)
+    raw = model(denoiser_input(config.mode, x_t, build_context(images, region, label_maps)), t, hists, drop)
     # Same lesion-focused weights either way; the target is what the network predicts (noise or clean image). The x0
     # loss is on the unclamped output so out-of-range predictions still get a gradient.
     target = images if config.prediction == "x0" else noise
-    return claim_loss(raw, target, lesion_weights(lesion, config.boundary_px, config.boundary_weight))
+    weights = lesion_weights(lesion_masks(label_maps), config.boundary_px, config.boundary_weight)
+    return claim_loss(raw, target, weights)
 
 
-def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, config: GeneratorConfig, step: int) -> None:
-    if step % config.ema_every:
-        return
-    with torch.no_grad():
-        # As LeFusion: the EMA copies the online weights during warm-up, then decays.
-        decay = 0.0 if step < config.ema_warmup else config.ema_decay
-        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-            e.lerp_(p, 1.0 - decay)
+class GeneratorTrainer:
+    """Denoiser, its EMA copy, optimizer and one seeded step; knows nothing about files except ``save``.
 
+    Args:
+        config: generator config.
+        data: training crops (pathological slices).
+        seed: seed of the initial weights, the histogram centres and every step's draws.
+        device: ``cpu`` | ``cuda`` | ``auto``.
+        hist_centres: k-means centres of the real scar histograms (default: fitted on ``data`` with ``seed``).
+    """
 
-def _write_samples(path: Path, ema: HistogramUNet, schedule: NoiseSchedule, config: GeneratorConfig,
-                   data: CropSet, seed: int, device: torch.device) -> None:
-    n = min(4, len(data))
-    images = data.images[:n].to(device)
-    labels = data.label_maps[:n].to(device)
-    inpaint_mask = dilate_mask(lesion_masks(labels), config.boundary_px if config.mode == Mode.CLAIM else 0)
-    eps_fn = make_eps_fn(ema, config.mode, images, inpaint_mask, myocardium_masks(labels), data.hists[:n].to(device),
-                         schedule=schedule, prediction=config.prediction)
-    ema.eval()
-    out, _ = ddim_inpaint(eps_fn, schedule, images, inpaint_mask, config.sample_steps,
-                          torch.Generator().manual_seed(seed))
-    rows = [[images[i, 0].cpu().numpy(), label_panel(labels[i, 0].cpu().numpy()), out[i, 0].cpu().numpy()]
-            for i in range(n)]
-    write_grid(path, rows)
+    def __init__(self, config: GeneratorConfig, data: CropSet, *, seed: int, device: str | torch.device = "cpu",
+                 hist_centres: np.ndarray | None = None) -> None:
+        self.config, self.data, self.seed = config, data, int(seed)
+        self.device = resolve_device(device)
+        if hist_centres is None:
+            hist_centres = kmeans_centres(data.hists.numpy(), config.n_clusters, seed=self.seed)
+        self.hist_centres = np.asarray(hist_centres, dtype=np.float32)
+        with torch.random.fork_rng(devices=[]):
+            # Initial weights are the one draw from torch's default generator: fork it so the caller's state is kept.
+            torch.manual_seed(self.seed)
+            model = build_denoiser(config)
+        self.model = model.to(self.device)
+        self.ema = copy.deepcopy(self.model).eval()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.schedule = NoiseSchedule(config.timesteps).to(self.device)
+        self.updates = 0  # optimiser updates so far; the EMA schedule counts these
 
+    def step(self, step: int, extra_loss: Callable[[], torch.Tensor] | None = None,
+             generator: torch.Generator | None = None) -> float:
+        """One update on the seeded batch of ``step``: diffusion loss, plus ``extra_loss()`` when given.
 
-def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    atomic_path(path, lambda tmp: torch.save(payload, tmp))
+        Args:
+            step: 0-based step index (selects the batch, augmentation and noise).
+            extra_loss: returns a (weighted) term added to the diffusion loss, evaluated after it with the same
+                generator (e.g. joint training's consistency term).
+            generator: the step's CPU generator (default ``step_generator(seed, step)``); pass one to share the
+                step's draws with the caller.
 
+        Returns:
+            The diffusion loss value.
+        """
+        g = generator if generator is not None else step_generator(self.seed, step)
+        self.model.train()
+        index = torch.randint(0, len(self.data), (self.config.batch_size,), generator=g)
+        images, labels = augment_batch(self.data.images[index], self.data.label_maps[index], g)
+        dev = self.device
+        diffusion = training_loss(self.model, self.schedule, self.config, images.to(dev), labels.to(dev),
+                                  self.data.hists[index].to(dev), g)
+        loss = diffusion if extra_loss is None else diffusion + extra_loss()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.updates += 1
+        c = self.config
+        update_ema(self.ema, self.model, self.updates, every=c.ema_every, warmup=c.ema_warmup, decay=c.ema_decay)
+        return float(diffusion.detach())
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "generator checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises pickle/zip/EOF errors for corrupt or foreign files
-        raise InputError(path, f"not a readable generator checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(path, f"not a claim generator checkpoint (no format '{CHECKPOINT_FORMAT}')")
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise InputError(path, f"checkpoint version {payload.get('version')} is not {CHECKPOINT_VERSION}")
-    missing = [k for k in ("config", "step", "model", "ema", "optimizer", "hist_centres") if k not in payload]
-    if missing:
-        raise InputError(path, f"checkpoint lacks {missing}")
-    return payload
+    def sampler(self, path: Path) -> LoadedGenerator:
+        """The EMA denoiser as a sampler (shares weights with this trainer)."""
+        return LoadedGenerator(self.ema, self.config, self.schedule, self.hist_centres, self.updates, Path(path))
 
+    def write_samples(self, path: Path) -> None:
+        """A preview grid (source, labels, DDIM inpainting) of the first training crops."""
+        n = min(4, len(self.data))
+        images, labels = self.data.images[:n].to(self.device), self.data.label_maps[:n].to(self.device)
+        region = inpaint_region(self.config, labels)
+        eps_fn = make_eps_fn(self.ema, self.config.mode, images, region, myocardium_masks(labels),
+                             self.data.hists[:n].to(self.device), schedule=self.schedule,
+                             prediction=self.config.prediction)
+        self.ema.eval()
+        out, _ = ddim_inpaint(eps_fn, self.schedule, images, region, self.config.sample_steps,
+                              torch.Generator().manual_seed(self.seed))
+        write_grid(path, [[images[i, 0].cpu().numpy(), label_panel(labels[i, 0].cpu().numpy()),
+                           out[i, 0].cpu().numpy()] for i in range(n)])
 
-def load_generator(path: Path, device: str | torch.device = "cpu") -> LoadedGenerator:
-    """Load a checkpoint's EMA denoiser for sampling. Raises ``InputError`` naming the file when it is unusable."""
-    path = Path(path)
-    payload = _read_checkpoint(path)
-    try:
-        config = GeneratorConfig.from_dict(payload["config"])
-        model = build_denoiser(config)
-        model.load_state_dict(payload["ema"])
-    except (ValueError, RuntimeError, TypeError) as exc:
-        raise InputError(path, f"checkpoint does not match its config ({exc})") from exc
-    device = resolve_device(device) if isinstance(device, str) else device
-    model.to(device).eval()
-    return LoadedGenerator(model, config, NoiseSchedule(config.timesteps).to(device),
-                           np.asarray(payload["hist_centres"], dtype=np.float32), int(payload["step"]), path)
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "step": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["step"])
+
+    def save(self, path: Path, **fields: Any) -> Path:
+        """Write the generator checkpoint (``claim generate`` reads it); ``fields`` are stored alongside."""
+        return write_generator_checkpoint(path, self.config, self.state_dict(), hist_centres=self.hist_centres,
+                                          seed=self.seed, n_train_slices=len(self.data), **fields)
 
 
 def train_generator(
@@ -181,7 +188,6 @@ def train_generator(
     out_dir: Path,
     config: GeneratorConfig,
     *,
-    steps: int,
     seed: int = 0,
     resume: bool = False,
     device: str = "cpu",
@@ -189,13 +195,12 @@ def train_generator(
     checkpoint_every: int = 500,
     progress: bool = True,
 ) -> TrainResult:
-    """Train (or continue training) a generator until ``steps`` total steps.
+    """Train (or continue training) a generator until ``config.steps`` total steps.
 
     Args:
         data_dir: data folder in any layout; its slices with scar are the training set.
         out_dir: run folder: ``generator.pt``, ``train_log.jsonl``, ``config.json``, ``samples/step_*.png``.
-        config: generator config (on resume it must equal the checkpoint's).
-        steps: total number of optimisation steps (a resumed run continues up to this).
+        config: generator config (on resume it must equal the checkpoint's, ``steps`` excepted).
         seed: seed of weights init, data order, augmentation and noise.
         resume: continue from ``out_dir/generator.pt``.
         device: ``cpu`` | ``cuda`` | ``auto``.
@@ -203,94 +208,38 @@ def train_generator(
         checkpoint_every: write the checkpoint every N steps (and always at the end).
         progress: show a tqdm bar with the loss.
     """
-    out_dir = Path(out_dir)
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    dev = resolve_device(device)
-    payload = None
-    if resume:
-        payload = _read_checkpoint(ckpt_path)
-        saved = GeneratorConfig.from_dict(payload["config"])
-        if saved != config:
-            diff = {k: (v, config.to_dict()[k]) for k, v in saved.to_dict().items() if config.to_dict()[k] != v}
-            raise ClaimError(f"{ckpt_path}: --resume with a different config (checkpoint vs now: {diff})")
-        if int(payload["seed"]) != seed:
-            raise ClaimError(f"{ckpt_path}: --resume with seed {seed}, but the run used seed {payload['seed']}")
-    elif ckpt_path.exists():
-        raise ClaimError(f"{ckpt_path}: a checkpoint exists already; pass --resume or choose another --out")
-
+    data_dir = Path(data_dir)
+    run = RunFolder(out_dir, "generator", [CHECKPOINT_NAME])
+    ckpt_path = run.path(CHECKPOINT_NAME)
+    run.refuse_existing(resume)
+    payload = read_generator_checkpoint(ckpt_path) if resume else None
+    if payload is not None:
+        check_resume(ckpt_path, {"config": config_from_checkpoint(ckpt_path, payload), "seed": payload["seed"]},
+                     {"config": config, "seed": seed})
     try:
-        data = build_training_set(read_dataset(Path(data_dir)), config)
+        data = build_training_set(read_dataset(data_dir), config)
     except ValueError as exc:
         raise InputError(data_dir, str(exc)) from exc
-    centres = kmeans_centres(data.hists.numpy(), config.n_clusters, seed=seed)
-
-    with torch.random.fork_rng(devices=[]):
-        # Initial weights are the one draw from torch's default generator: fork it so the caller's state is kept.
-        torch.manual_seed(seed)
-        model = build_denoiser(config)
-    model.to(dev)
-    ema = copy.deepcopy(model).eval()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = NoiseSchedule(config.timesteps).to(dev)
-    start = 0
+    trainer = GeneratorTrainer(config, data, seed=seed, device=device)
     if payload is not None:
-        model.load_state_dict(payload["model"])
-        ema.load_state_dict(payload["ema"])
-        optimizer.load_state_dict(payload["optimizer"])
-        start = int(payload["step"])
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "config.json", {"config": config.to_dict(), "seed": seed, "claim_version": __version__})
-    log_path = out_dir / LOG_NAME
-    kept = []
-    if resume and log_path.exists():
-        kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
-    log_path.write_text("".join(line + "\n" for line in kept))
+        trainer.load_state_dict(payload)
+    start = trainer.updates
+    run.start({"command": "train-generator", "config": config, "seed": seed, "claim_version": __version__,
+               "data": str(data_dir), "device": device, "sample_every": sample_every,
+               "checkpoint_every": checkpoint_every}, start if resume else None)
 
     def checkpoint(step: int) -> None:
-        _save_checkpoint(ckpt_path, {
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "claim_version": __version__,
-            "config": config.to_dict(),
-            "mode": str(config.mode),
-            "crop_size": config.crop_size,
-            "seed": seed,
-            "step": step,
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            # Step s draws everything from step_generator(seed, s): this pair is the complete RNG state.
-            "rng": {"scheme": "per-step torch.Generator(seed*1000003+step)", "seed": seed, "next_step": step},
-            "hist_centres": centres.tolist(),
-            "n_train_slices": len(data),
-            "data": str(data_dir),
-        })
+        # Step s draws everything from step_generator(seed, s): this pair is the complete RNG state.
+        trainer.save(ckpt_path, rng={"scheme": RNG_SCHEME, "seed": seed, "next_step": step}, data=str(data_dir))
 
-    losses: list[float] = []
-    t0 = time.perf_counter()
-    bar = tqdm(range(start, steps), desc=f"train {config.mode}", unit="step", disable=not progress, leave=False)
-    with log_path.open("a") as log:
-        for step in bar:
-            model.train()
-            g = step_generator(seed, step)
-            index = torch.randint(0, len(data), (config.batch_size,), generator=g)
-            images, labels = augment_batch(data.images[index], data.label_maps[index], g)
-            loss = training_loss(model, schedule, config, images.to(dev), labels.to(dev), data.hists[index].to(dev), g)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            done = step + 1
-            _update_ema(ema, model, config, done)
-            value = float(loss.detach())
-            losses.append(value)
-            log.write(json.dumps({"step": done, "loss": value, "seconds": round(time.perf_counter() - t0, 4)}) + "\n")
-            log.flush()
-            bar.set_postfix(loss=f"{value:.4f}")
-            if sample_every and done % sample_every == 0:
-                _write_samples(out_dir / "samples" / f"step_{done:06d}.png", ema, schedule, config, data, seed, dev)
-            if checkpoint_every and done % checkpoint_every == 0 and done != steps:
-                checkpoint(done)
-    final = max(steps, start)
+    def one_step(step: int) -> dict[str, Any]:
+        return {"loss": trainer.step(step)}
+
+    cadences = [Cadence(sample_every, lambda done: trainer.write_samples(run.path("samples") / f"step_{done:06d}.png")),
+                Cadence(checkpoint_every, checkpoint, at_end=False)]
+    history = run_steps(run, start, config.steps, one_step, cadences, desc=f"train {config.mode}", progress=progress,
+                        postfix=lambda e: {"loss": f"{e['loss']:.4f}"})
+    final = max(config.steps, start)
     checkpoint(final)
-    return TrainResult(ckpt_path, final, losses, time.perf_counter() - t0)
+    seconds = history[-1]["seconds"] if history else 0.0
+    return TrainResult(ckpt_path, final, [e["loss"] for e in history], seconds)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from claim.config import Config
 
 __all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset"]
 
 
 @dataclass(frozen=True)
-class JointConfig:
+class JointConfig(Config):
     """How generator G and segmenter S train together.
 
     Step ``s`` (0-based, ``steps`` in total) belongs to one phase: ``s < generator_warmup``: G diffusion only;
@@ -32,6 +34,8 @@ class JointConfig:
         sampler_steps: DDIM steps of the fast sampler that fills the buffer.
         checkpoint_every: write both checkpoints every N steps (and always at the end).
     """
+
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"steps"})
 
     steps: int = 2000
     lambda_consistency: float = 0.1
@@ -75,17 +79,6 @@ class JointConfig:
             return "generator"
         return "segmenter" if step < self.joint_start else "joint"
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JointConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown joint config keys {unknown}")
-        return cls(**data)
-
 
 JOINT_PRESETS: dict[str, dict[str, Any]] = {
     # Tests and demo: a handful of steps of each phase.
@@ -99,6 +92,6 @@ def joint_preset(name: str, **overrides: Any) -> JointConfig:
     """Joint config of preset ``name`` (``tiny`` or ``standard``) with keyword overrides."""
     if name not in JOINT_PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(JOINT_PRESETS)}")
-    values = dict(JOINT_PRESETS[name])
-    values.update(overrides)
-    return replace(JointConfig(), **values)
+    values = {**JOINT_PRESETS[name], **overrides}
+    JointConfig.check_keys(values)
+    return JointConfig(**values)

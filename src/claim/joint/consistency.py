@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from claim.generator.config import GeneratorConfig, Mode
-from claim.generator.data import lesion_masks, myocardium_masks
+from claim.generator.config import GeneratorConfig
+from claim.generator.context import inpaint_region
+from claim.generator.data import myocardium_masks
 from claim.generator.denoiser import HistogramUNet
-from claim.generator.loss import dilate_mask
 from claim.generator.sampling import make_model_fn
 from claim.generator.schedule import NoiseSchedule, model_outputs
 from claim.segmentation.loss import dice_ce_loss
@@ -115,8 +115,7 @@ def consistency_loss(
     b = known.shape[0]
     t = torch.randint(0, min(int(t_max), schedule.timesteps), (b,), generator=generator).to(device)
     noise = torch.randn(known.shape, generator=generator).to(device)
-    lesion = lesion_masks(label_maps)
-    inpaint_mask = dilate_mask(lesion, config.boundary_px if config.mode == Mode.CLAIM else 0)
+    inpaint_mask = inpaint_region(config, label_maps)
     x_t = schedule.add_noise(known, noise, t)
     raw_fn = make_model_fn(denoiser, config.mode, known, inpaint_mask, myocardium_masks(label_maps), hists)
     # eps nets: x0 from the predicted noise; x0 nets: the network's own (clamped) x0.

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from claim.generator.checkpoint import LoadedGenerator
 from claim.generator.generate import inpaint_patient
 from claim.generator.histogram import perturb_histogram
-from claim.generator.train import LoadedGenerator
 from claim.joint.canvas import Canvas, sample_painted_stack
 from claim.labels import INFARCT_LABELS
 from claim.segmentation.data import slices_from_patients

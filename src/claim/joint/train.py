@@ -3,49 +3,40 @@
 Phases (``JointConfig.phase``): G-only diffusion warm-up, S-only real warm-up, then joint steps. A joint step
 (1) updates G on ``diffusion loss + lambda * consistency loss`` (``consistency.py``; S frozen for that term) and
 (2) updates S on real slices plus synthetic slices from a replay buffer that G's EMA refreshes with its fast DDIM
-sampler on normal canvases under fresh SMILE masks. Every random draw of step ``s`` comes from ``(seed, s)``, and
-``joint_state.pt`` holds everything else, so a resumed run continues exactly.
+sampler on normal canvases under fresh SMILE masks. G is a ``GeneratorTrainer``, S a ``SegmenterTrainer``; every
+random draw of step ``s`` comes from ``(seed, s)``, and ``joint_state.pt`` holds everything else, so a resumed run
+continues exactly.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from claim import __version__
-from claim.data.io import atomic_path, write_json
 from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
-from claim.generator.config import GeneratorConfig, preset_config, resolve_device
-from claim.generator.data import augment_batch, build_training_set
-from claim.generator.denoiser import HistogramUNet, build_denoiser
-from claim.generator.histogram import kmeans_centres
-from claim.generator.schedule import NoiseSchedule
-from claim.generator.train import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    LoadedGenerator,
-    load_generator,
-    step_generator,
-    training_loss,
-)
+from claim.generator.checkpoint import config_from_checkpoint, read_generator_checkpoint
+from claim.generator.config import GeneratorConfig, preset_config
+from claim.generator.data import build_training_set
+from claim.generator.train import GeneratorTrainer
 from claim.joint.canvas import build_canvases, is_normal, sample_canvas_crops
 from claim.joint.config import JointConfig
 from claim.joint.consistency import consistency_loss
 from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
+from claim.runtime import resolve_device
 from claim.segmentation.config import SegmenterConfig, segmenter_preset
 from claim.segmentation.data import slices_from_patients
 from claim.segmentation.train import SegmenterTrainer
 from claim.smile.prior import Prior
+from claim.training import Cadence, RunFolder, run_steps, step_generator
+from claim.training.checkpoint import read_checkpoint, save_checkpoint
+from claim.training.run import check_resume, is_due
 
 __all__ = ["GENERATOR_NAME", "SEGMENTER_NAME", "STATE_NAME", "LOG_NAME", "JointResult", "train_joint"]
 
@@ -83,22 +74,13 @@ def _initial_generator(
     """The generator config and, with ``init_generator``, the checkpoint payload to start from."""
     if init_generator is None:
         return generator or preset_config("standard"), None
-    loaded = load_generator(Path(init_generator))  # validates format, version and weights; names the file
-    payload = torch.load(Path(init_generator), map_location="cpu", weights_only=False)
-    if generator is not None and generator != loaded.config:
+    path = Path(init_generator)
+    payload = read_generator_checkpoint(path)  # validates format, version and keys; names the file
+    config = config_from_checkpoint(path, payload)
+    if generator is not None and generator.resume_diff(config):
         raise ClaimError(f"{init_generator}: its generator config differs from the one given; pass none to use "
                          "the checkpoint's")
-    return loaded.config, payload
-
-
-def _update_ema(ema: torch.nn.Module, model: torch.nn.Module, config: GeneratorConfig, step: int) -> None:
-    # Same rule as claim.generator.train: copy during warm-up, then decay; ``step`` counts G updates.
-    if step % config.ema_every:
-        return
-    decay = 0.0 if step < config.ema_warmup else config.ema_decay
-    with torch.no_grad():
-        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
-            e.lerp_(p, 1.0 - decay)
+    return config, payload
 
 
 def _segmenter_stride(config: SegmenterConfig) -> int:
@@ -142,11 +124,11 @@ def train_joint(
     Raises:
         ClaimError: no normal patient among the training patients, no slice with scar, or resume mismatches.
     """
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    gen_path, seg_path, state_path = out_dir / GENERATOR_NAME, out_dir / SEGMENTER_NAME, out_dir / STATE_NAME
+    data_dir = Path(data_dir)
+    run = RunFolder(out_dir, "joint", [GENERATOR_NAME, STATE_NAME])
+    gen_path, seg_path, state_path = run.path(GENERATOR_NAME), run.path(SEGMENTER_NAME), run.path(STATE_NAME)
     dev = resolve_device(device)
-    if not resume and (gen_path.exists() or state_path.exists()):
-        raise ClaimError(f"{out_dir}: a joint run exists already; pass --resume or choose another --out")
+    run.refuse_existing(resume)
 
     train, val = _select_patients(read_dataset(data_dir), train_patients, data_dir)
     canvases = build_canvases(train, prior=smile_prior)
@@ -161,172 +143,98 @@ def train_joint(
         crops = build_training_set(pathological, gen_config)
     except ValueError as exc:
         raise InputError(data_dir, str(exc)) from exc
-    if init_payload is not None:
-        centres = np.asarray(init_payload["hist_centres"], dtype=np.float32)
-    else:
-        centres = kmeans_centres(crops.hists.numpy(), gen_config.n_clusters, seed=seed)
-    seg_steps = joint.steps - joint.generator_warmup
-    seg_config = replace(segmenter or segmenter_preset("standard"), steps=seg_steps)
+    centres = None if init_payload is None else np.asarray(init_payload["hist_centres"], dtype=np.float32)
+    seg_config = (segmenter or segmenter_preset("standard")).replace(steps=joint.steps - joint.generator_warmup)
     stride = _segmenter_stride(seg_config)
 
-    with torch.random.fork_rng(devices=[]):
-        # Initial weights are the one draw from torch's default generator: fork it so the caller's state is kept.
-        torch.manual_seed(seed)
-        model: HistogramUNet = build_denoiser(gen_config)
-    model.to(dev)
-    ema = copy.deepcopy(model).eval()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=gen_config.lr, weight_decay=gen_config.weight_decay)
-    schedule = NoiseSchedule(gen_config.timesteps).to(dev)
-    base_updates = 0
+    gen = GeneratorTrainer(gen_config, crops, seed=seed, device=dev, hist_centres=centres)
     if init_payload is not None:
-        model.load_state_dict(init_payload["model"])
-        ema.load_state_dict(init_payload["ema"])
-        optimizer.load_state_dict(init_payload["optimizer"])
-        base_updates = int(init_payload["step"])
-    trainer = SegmenterTrainer(seg_config, slices_from_patients(train, seg_config.crop_size), val, seed=seed,
-                               device=str(dev))
+        gen.load_state_dict(init_payload)
+    seg = SegmenterTrainer(seg_config, slices_from_patients(train, seg_config.crop_size), val, seed=seed,
+                           device=str(dev))
     buffer = ReplayBuffer(joint.buffer_size)
-    run_config = {
-        "joint": joint.to_dict(),
-        "generator": gen_config.to_dict(),
-        "segmenter": seg_config.to_dict(),
+    settings = {
+        "joint": joint,
+        "generator": gen_config,
+        "segmenter": seg_config,
         "seed": seed,
         "init_generator": str(init_generator) if init_generator is not None else None,
+        "prior": smile_prior.to_json() if smile_prior is not None else None,
         "train_patients": [p.patient_id for p in train],
         "canvas_patients": [c.patient.patient_id for c in canvases],
-        "claim_version": __version__,
     }
 
-    start, g_updates = 0, base_updates
+    start = 0
     if resume:
-        state = _read_state(state_path)
-        saved, now = _comparable(state["run_config"]), _comparable(json.loads(json.dumps(run_config)))
-        if saved != now:
-            diff = sorted(k for k in now if saved.get(k) != now[k])
-            raise ClaimError(f"{state_path}: --resume with different settings ({diff}); rerun with the saved ones")
-        model.load_state_dict(state["generator"]["model"])
-        ema.load_state_dict(state["generator"]["ema"])
-        optimizer.load_state_dict(state["generator"]["optimizer"])
-        trainer.load_state_dict(state["segmenter"])
+        state = read_checkpoint(state_path, fmt=STATE_FORMAT, what="joint state",
+                                required=("step", "run_config", "generator", "segmenter", "buffer"))
+        saved = dict(state["run_config"])
+        for key, kind in (("joint", JointConfig), ("generator", GeneratorConfig), ("segmenter", SegmenterConfig)):
+            saved[key] = kind.from_dict(saved[key])
+        check_resume(state_path, saved, settings)
+        gen.load_state_dict(state["generator"])
+        seg.load_state_dict(state["segmenter"])
         buffer.load_state_dict(state["buffer"])
-        start, g_updates = int(state["step"]), int(state["generator_updates"])
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "config.json", run_config)
-    log_path = out_dir / LOG_NAME
-    kept = []
-    if resume and log_path.exists():
-        kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["step"] <= start]
-    log_path.write_text("".join(line + "\n" for line in kept))
+        start = int(state["step"])
+    run.start({"command": "train-joint", **settings, "device": device, "claim_version": __version__},
+              start if resume else None)
 
     def checkpoint(step: int) -> None:
-        atomic_path(gen_path, lambda tmp: torch.save({
-            "format": CHECKPOINT_FORMAT,
-            "version": CHECKPOINT_VERSION,
-            "claim_version": __version__,
-            "config": gen_config.to_dict(),
-            "mode": str(gen_config.mode),
-            "crop_size": gen_config.crop_size,
-            "seed": seed,
-            "step": g_updates,
-            "model": model.state_dict(),
-            "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": {"scheme": "joint: per-step torch.Generator(seed*1000003+step)", "seed": seed, "next_step": step},
-            "hist_centres": centres.tolist(),
-            "n_train_slices": len(crops),
-            "data": str(data_dir),
-            "joint": {"step": step, "config": joint.to_dict(), "init_generator": run_config["init_generator"]},
-        }, tmp))
-        trainer.save(seg_path, joint_step=step)  # atomic (segmentation.checkpoint.save_checkpoint)
+        gen.save(gen_path, rng={"scheme": "joint: per-step torch.Generator(seed*1000003+step)", "seed": seed,
+                                "next_step": step}, data=str(data_dir),
+                 joint={"step": step, "config": joint.to_dict(), "init_generator": settings["init_generator"]})
+        seg.save(seg_path, joint_step=step)
         # Self-contained (G and S states, buffer): a crash between the three writes cannot pair mismatched parts.
-        atomic_path(state_path, lambda tmp: torch.save({
+        save_checkpoint(state_path, {
             "format": STATE_FORMAT,
             "step": step,
-            "generator_updates": g_updates,
-            "run_config": json.loads(json.dumps(run_config)),
-            "generator": {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict()},
-            "segmenter": trainer.state_dict(),
+            "generator_updates": gen.updates,
+            "run_config": {k: (v.to_dict() if hasattr(v, "to_dict") else v) for k, v in settings.items()},
+            "generator": gen.state_dict(),
+            "segmenter": seg.state_dict(),
             "buffer": buffer.state_dict(),
-        }, tmp))
+        })
 
-    history: list[dict] = []
-    t0 = time.perf_counter()
-    bar = tqdm(range(start, joint.steps), desc="train joint", unit="step", disable=not progress, leave=False)
-    with log_path.open("a") as log:
-        for step in bar:
-            phase = joint.phase(step)
-            g = step_generator(seed, step)
-            rng = np.random.default_rng([seed, step])
-            entry: dict[str, Any] = {"step": step + 1, "phase": phase}
-            if phase in ("generator", "joint"):
-                model.train()
-                index = torch.randint(0, len(crops), (gen_config.batch_size,), generator=g)
-                images, labels = augment_batch(crops.images[index], crops.label_maps[index], g)
-                diffusion = training_loss(model, schedule, gen_config, images.to(dev), labels.to(dev),
-                                          crops.hists[index].to(dev), g)
-                loss = diffusion
-                entry["diffusion_loss"] = float(diffusion.detach())
-                if phase == "joint" and joint.lambda_consistency > 0:
-                    batch = sample_canvas_crops(canvases, joint.consistency_batch, gen_config, centres, rng)
+    def one_step(step: int) -> dict[str, Any]:
+        phase = joint.phase(step)
+        g = step_generator(seed, step)
+        rng = np.random.default_rng([seed, step])
+        entry: dict[str, Any] = {"phase": phase}
+        if phase in ("generator", "joint"):
+            extra = None
+            if phase == "joint" and joint.lambda_consistency > 0:
+                def extra() -> torch.Tensor:
+                    batch = sample_canvas_crops(canvases, joint.consistency_batch, gen_config, gen.hist_centres, rng)
                     consistency = consistency_loss(
-                        model, schedule, gen_config, trainer.network, batch.known.to(dev),
+                        gen.model, gen.schedule, gen_config, seg.network, batch.known.to(dev),
                         batch.label_maps.to(dev), batch.hists.to(dev), g,
                         t_max=joint.t_max, multiple=stride, extents=batch.extents,
                     )
-                    loss = diffusion + joint.lambda_consistency * consistency
                     entry["consistency_loss"] = float(consistency.detach())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                g_updates += 1
-                _update_ema(ema, model, gen_config, g_updates)
-            if phase in ("segmenter", "joint"):
-                extra_images = extra_labels = None
-                if phase == "joint":
-                    if (step - joint.joint_start) % joint.refresh_every == 0:
-                        sampler = LoadedGenerator(ema, gen_config, schedule, centres, g_updates, gen_path)
-                        new_images, new_labels = paint_synthetic_slices(
-                            sampler, canvases, joint.masks_per_refresh, seg_config.crop_size, rng,
-                            sampler_steps=joint.sampler_steps,
-                        )
-                        buffer.add(new_images, new_labels)
-                        entry["refreshed"] = int(new_images.shape[0])
-                    if joint.synthetic_per_batch and len(buffer):
-                        extra_images, extra_labels = buffer.sample(joint.synthetic_per_batch, g)
-                entry["segmenter_loss"] = float(trainer.step(step - joint.generator_warmup, extra_images,
-                                                             extra_labels))
-                entry["buffer"] = len(buffer)
-            done = step + 1
-            if val and (done == joint.steps or (joint.checkpoint_every and done % joint.checkpoint_every == 0)):
-                entry["val"] = trainer.validate()  # real held-out patients, slices stacked per patient
-            entry["seconds"] = round(time.perf_counter() - t0, 4)
-            history.append(entry)
-            log.write(json.dumps(entry) + "\n")
-            log.flush()
-            bar.set_postfix({k[:3]: f"{entry[k]:.3f}" for k in ("diffusion_loss", "consistency_loss",
-                                                                 "segmenter_loss") if k in entry})
-            if joint.checkpoint_every and done % joint.checkpoint_every == 0 and done != joint.steps:
-                checkpoint(done)
+                    return joint.lambda_consistency * consistency
+            entry["diffusion_loss"] = gen.step(step, extra, generator=g)
+        if phase in ("segmenter", "joint"):
+            extra_images = extra_labels = None
+            if phase == "joint":
+                if (step - joint.joint_start) % joint.refresh_every == 0:
+                    new_images, new_labels = paint_synthetic_slices(
+                        gen.sampler(gen_path), canvases, joint.masks_per_refresh, seg_config.crop_size, rng,
+                        sampler_steps=joint.sampler_steps,
+                    )
+                    buffer.add(new_images, new_labels)
+                    entry["refreshed"] = int(new_images.shape[0])
+                if joint.synthetic_per_batch and len(buffer):
+                    extra_images, extra_labels = buffer.sample(joint.synthetic_per_batch, g)
+            entry["segmenter_loss"] = float(seg.step(step - joint.generator_warmup, extra_images, extra_labels))
+            entry["buffer"] = len(buffer)
+        if val and is_due(step + 1, joint.steps, joint.checkpoint_every, at_end=True):
+            entry["val"] = seg.validate()  # real held-out patients, slices stacked per patient
+        return entry
+
+    history = run_steps(run, start, joint.steps, one_step, [Cadence(joint.checkpoint_every, checkpoint, at_end=False)],
+                        desc="train joint", progress=progress,
+                        postfix=lambda e: {k[:3]: f"{e[k]:.3f}" for k in ("diffusion_loss", "consistency_loss",
+                                                                           "segmenter_loss") if k in e})
     checkpoint(max(joint.steps, start))
-    return JointResult(gen_path, seg_path, history, time.perf_counter() - t0)
-
-
-def _comparable(run_config: dict[str, Any]) -> dict[str, Any]:
-    """Settings a resume must repeat: all but the step counts (a resume may extend a run) and the version."""
-    out = {k: v for k, v in run_config.items() if k != "claim_version"}
-    out["joint"] = {k: v for k, v in out["joint"].items() if k != "steps"}
-    out["segmenter"] = {k: v for k, v in out["segmenter"].items() if k != "steps"}
-    return out
-
-
-def _read_state(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(path, "joint state not found; nothing to resume")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises pickle/zip/EOF errors for corrupt files
-        raise InputError(path, f"not a readable joint state ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise InputError(path, f"not a claim joint state (no format '{STATE_FORMAT}')")
-    return state
+    seconds = history[-1]["seconds"] if history else 0.0
+    return JointResult(gen_path, seg_path, history, seconds)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from claim.config import Config
 
 __all__ = ["SegmenterConfig", "SEGMENTER_PRESETS", "segmenter_preset"]
 
 
 @dataclass(frozen=True)
-class SegmenterConfig:
+class SegmenterConfig(Config):
     """Everything that defines a segmenter run.
 
     Attributes:
@@ -25,6 +27,8 @@ class SegmenterConfig:
         rotate_deg / zoom_range / flip_prob / intensity_scale / gamma_range / noise_std / aug_prob: augmentation
             (nnU-Net-like; intensity terms act on the normalised image).
     """
+
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"steps"})
 
     crop_size: int = 128
     filters: tuple[int, ...] = (16, 32, 64, 128, 256)
@@ -60,20 +64,6 @@ class SegmenterConfig:
         if self.synthetic_fraction is not None and not 0.0 <= self.synthetic_fraction < 1.0:
             raise ValueError(f"synthetic_fraction {self.synthetic_fraction} must be in [0, 1) or None")
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("filters", "zoom_range", "gamma_range"):
-            data[key] = list(data[key])
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SegmenterConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown segmenter config keys {unknown}")
-        return cls(**data)
-
 
 SEGMENTER_PRESETS: dict[str, dict[str, Any]] = {
     # Tests and demo: a few seconds per 10 steps on 2 CPU cores. lr 1e-2: at AdamW's 1e-3 this small net learns
@@ -89,6 +79,6 @@ def segmenter_preset(name: str, **overrides: Any) -> SegmenterConfig:
     """Config of preset ``name`` (``tiny`` or ``standard``) with keyword overrides (e.g. ``steps=50``)."""
     if name not in SEGMENTER_PRESETS:
         raise ValueError(f"unknown segmenter preset {name!r}; choose one of {sorted(SEGMENTER_PRESETS)}")
-    values = dict(SEGMENTER_PRESETS[name])
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return replace(SegmenterConfig(), **values)
+    values = {**SEGMENTER_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    SegmenterConfig.check_keys(values)
+    return SegmenterConfig(**values)

@@ -9,7 +9,6 @@ Validation uses real patients only, split by patient; rank 0 writes every file.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,29 +17,30 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
-from tqdm import tqdm
 
 from claim import __version__
-from claim.data.io import atomic_path, write_json
+from claim.data.io import atomic_path
 from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
 from claim.evaluation.metrics import dice_scores
-from claim.generator.config import resolve_device
 from claim.labels import INFARCT_LABELS, Label
-from claim.segmentation.checkpoint import load_segmenter, read_checkpoint, save_checkpoint
+from claim.runtime import resolve_device
+from claim.segmentation.checkpoint import config_from_checkpoint, load_segmenter, read_checkpoint, save_checkpoint
 from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.data import SliceSet, augment_batch, build_augmentation, slices_from_patients
 from claim.segmentation.loss import dice_ce_loss
 from claim.segmentation.net import build_segmenter, normalise_images
 from claim.segmentation.predict import predict_label_maps, segment_folder
+from claim.training import Cadence, RunFolder, run_steps, step_generator
+from claim.training.run import check_resume
 
 __all__ = ["CHECKPOINT_NAME", "LAST_NAME", "LOG_NAME", "SegmenterResult", "SegmenterTrainer", "split_patients",
            "train_segmenter", "load_segmenter", "predict_label_maps", "segment_folder"]
 
 CHECKPOINT_NAME = "segmenter.pt"  # best by validation infarct Dice
 LAST_NAME = "last.pt"  # latest state incl. optimizer, for --resume
-LOG_NAME = "train_log.jsonl"
+LOG_NAME = "train_log.jsonl"  # written by claim.training.RunFolder
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,6 @@ class SegmenterResult:
     step: int
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _step_generator(seed: int, step: int, rank: int) -> torch.Generator:
-    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(step) * 1_009 + int(rank)) % (2**63 - 1))
 
 
 class SegmenterTrainer:
@@ -106,7 +102,7 @@ class SegmenterTrainer:
         return self.accelerator.unwrap_model(self.model)
 
     def _real_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = _step_generator(self.seed, step, self.accelerator.process_index)
+        g = step_generator(self.seed, step, self.accelerator.process_index)
         images, labels = [], []
         for pool, n in self._pools:
             if n <= 0:
@@ -263,7 +259,7 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         real_dirs: real data folders (any layout); patients are split into train/validation by patient.
         out_dir: run folder: ``segmenter.pt`` (best by validation infarct Dice), ``last.pt`` (for resume),
             ``train_log.jsonl``, ``curves.png``, ``config.json``.
-        config: segmenter config (on resume it must equal the run's).
+        config: segmenter config (on resume it must equal the run's, ``steps`` excepted).
         synthetic_dirs: folders written by ``claim generate`` (any layout); training only, never validation.
         seed: seed of weights, split, batches and augmentation.
         device: ``cpu`` | ``cuda`` | ``auto`` (``accelerate launch`` decides the device per process).
@@ -271,21 +267,14 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         progress: show a progress bar.
         resume: continue from ``out_dir/last.pt``.
     """
-    out_dir, real_dirs = Path(out_dir), [Path(d) for d in real_dirs]
-    last_path, best_path, log_path = out_dir / LAST_NAME, out_dir / CHECKPOINT_NAME, out_dir / LOG_NAME
-    payload = None
-    if resume:
-        payload = read_checkpoint(last_path)
-        if payload["config"] != config.to_dict():
-            saved = payload["config"]
-            diff = {k: (v, config.to_dict()[k]) for k, v in saved.items() if config.to_dict().get(k) != v
-                    and k != "steps"}
-            if diff:
-                raise ClaimError(f"{last_path}: --resume with a different config (checkpoint vs now: {diff})")
-        if int(payload["seed"]) != seed:
-            raise ClaimError(f"{last_path}: --resume with seed {seed}, but the run used seed {payload['seed']}")
-    elif best_path.exists() or last_path.exists():
-        raise ClaimError(f"{out_dir}: a segmenter run exists already; pass --resume or choose another --out")
+    real_dirs = [Path(d) for d in real_dirs]
+    probe = RunFolder(out_dir, "segmenter", [CHECKPOINT_NAME, LAST_NAME])
+    last_path, best_path = probe.path(LAST_NAME), probe.path(CHECKPOINT_NAME)
+    probe.refuse_existing(resume)
+    payload = read_checkpoint(last_path) if resume else None
+    if payload is not None:
+        check_resume(last_path, {"config": config_from_checkpoint(last_path, payload), "seed": payload["seed"]},
+                     {"config": config, "seed": seed})
 
     patients = _read_patients(real_dirs, "real")
     if val_patients:
@@ -306,6 +295,7 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         trainer.load_state_dict(payload)
         best = payload.get("best", best)
     main = trainer.accelerator.is_main_process
+    run = RunFolder(out_dir, "segmenter", probe.markers, main=main)
     described = {
         "val_patients": [p.patient_id for p in val_p],
         "train_patients": [p.patient_id for p in train_p],
@@ -314,46 +304,31 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         "n_train_slices": int(sum(p.n_slices for p in train_p)),
         "n_synthetic_slices": int(sum(p.n_slices for p in synthetic_p)),
     }
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / "config.json", {"config": config.to_dict(), "seed": seed, "claim_version": __version__,
-                                             "num_processes": trainer.accelerator.num_processes, **described})
-        kept = []
-        if resume and log_path.exists():
-            kept = [line for line in log_path.read_text().splitlines()
-                    if line and json.loads(line)["step"] <= trainer.steps_done]
-        log_path.write_text("".join(line + "\n" for line in kept))
+    run.start({"command": "train-segmenter", "config": config, "seed": seed, "claim_version": __version__,
+               "device": device, "val_patients_requested": list(val_patients) if val_patients else None,
+               "num_processes": trainer.accelerator.num_processes, **described},
+              trainer.steps_done if resume else None)
 
-    def log(record: dict) -> None:
-        if main:
-            with log_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+    def validate(done: int) -> None:
+        nonlocal best
+        metrics = trainer.validate()
+        run.log({"step": done, "val": metrics})
+        if _selection_score(metrics) > _selection_score(best["metrics"]):
+            best = {"step": done, "metrics": metrics}
+            trainer.save(best_path, with_optimizer=False, best=best, **described)
+        trainer.save(last_path, best=best, **described)
 
-    losses: list[float] = []
-    t0 = time.perf_counter()
-    start = trainer.steps_done
-    bar = tqdm(range(start, config.steps), desc="train segmenter", unit="step", disable=not (progress and main),
-               leave=False)
-    for step in bar:
-        value = trainer.step(step)
-        losses.append(value)
-        done = step + 1
-        log({"step": done, "loss": value, "seconds": round(time.perf_counter() - t0, 4)})
-        bar.set_postfix(loss=f"{value:.4f}")
-        if done % config.val_every == 0 or done == config.steps:
-            metrics = trainer.validate()
-            log({"step": done, "val": metrics})
-            if _selection_score(metrics) > _selection_score(best["metrics"]):
-                best = {"step": done, "metrics": metrics}
-                trainer.save(best_path, with_optimizer=False, best=best, **described)
-            trainer.save(last_path, best=best, **described)
+    history = run_steps(run, trainer.steps_done, config.steps, lambda step: {"loss": trainer.step(step)},
+                        [Cadence(config.val_every, validate, at_end=True)], desc="train segmenter",
+                        progress=progress, postfix=lambda e: {"loss": f"{e['loss']:.4f}"})
     if not best_path.exists() and main:
         # Nothing ran (0 steps): validate the initial weights so a checkpoint always exists.
         best = {"step": trainer.steps_done, "metrics": trainer.validate()}
         trainer.save(best_path, with_optimizer=False, best=best, **described)
         trainer.save(last_path, best=best, **described)
     if main:
-        _write_curves(out_dir / "curves.png", log_path)
+        _write_curves(run.path("curves.png"), run.log_path)
     trainer.accelerator.wait_for_everyone()
-    return SegmenterResult(best_path, int(best["step"]), dict(best["metrics"]), trainer.steps_done, losses,
-                           time.perf_counter() - t0)
+    seconds = history[-1]["seconds"] if history else 0.0
+    return SegmenterResult(best_path, int(best["step"]), dict(best["metrics"]), trainer.steps_done,
+                           [e["loss"] for e in history], seconds)

@@ -1,0 +1,48 @@
+"""What the denoiser is conditioned on: the inpainting region and, in ``claim`` mode, the context channels.
+
+One source for training (``trainer.training_loss``), sampling (``sampling.make_model_fn``) and the joint
+consistency term, so the network never sees at sampling time a context built differently from the one it learnt.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from claim.generator.config import GeneratorConfig, Mode
+from claim.generator.data import lesion_masks, myocardium_masks
+from claim.generator.loss import dilate_mask
+
+__all__ = ["CONTEXT_CHANNELS", "inpaint_region", "build_context", "denoiser_input"]
+
+# Channels added to x_t in claim mode: the image with the region blanked, the region, the whole myocardium.
+CONTEXT_CHANNELS = 3
+
+
+def inpaint_region(config: GeneratorConfig, label_maps: torch.Tensor) -> torch.Tensor:
+    """The pixels the generator repaints: scar + MVO of ``(B, 1, H, W)`` label maps, dilated by the blending band."""
+    return dilate_mask(lesion_masks(label_maps), config.boundary_px)
+
+
+def build_context(known: torch.Tensor, region: torch.Tensor, label_maps: torch.Tensor | None = None, *,
+                  myocardium: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, 3, H, W)`` claim-mode context: ``known`` blanked inside ``region``, ``region``, myocardium mask.
+
+    Args:
+        known: ``(B, 1, H, W)`` source crop in [-1, 1].
+        region: ``(B, 1, H, W)`` bool inpainting region.
+        label_maps: ``(B, 1, H, W)`` label ids, for the myocardium mask (or give ``myocardium`` directly).
+    """
+    if myocardium is None:
+        if label_maps is None:
+            raise ValueError("give label_maps or myocardium")
+        myocardium = myocardium_masks(label_maps)
+    return torch.cat([known * (~region).float(), region.float(), myocardium.float()], dim=1)
+
+
+def denoiser_input(mode: Mode, x_t: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+    """The denoiser's input: ``x_t`` alone (``lefusion``) or ``x_t`` with the context channels (``claim``)."""
+    if Mode(mode) == Mode.CLAIM:
+        if context is None:
+            raise ValueError("claim mode needs the context channels")
+        return torch.cat([x_t, context], dim=1)
+    return x_t

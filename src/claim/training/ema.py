@@ -1,0 +1,21 @@
+"""Exponential moving average of weights, the one rule for the generator's sampling copy."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["update_ema"]
+
+
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, updates: int, *, every: int, warmup: int,
+               decay: float) -> None:
+    """After ``updates`` optimiser updates, move ``ema`` towards ``model`` (every ``every`` updates).
+
+    As LeFusion: the EMA copies the online weights during the first ``warmup`` updates, then decays.
+    """
+    if updates % every:
+        return
+    rate = 1.0 - (0.0 if updates < warmup else decay)
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+            e.lerp_(p, rate)
