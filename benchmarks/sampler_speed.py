@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             data = Path(tmp) / "phantom"
             write_phantom_cohort(data, 4, seed=0, config=PhantomConfig(shape=(128, 128)), progress=False)
             config = replace(preset_config("tiny"), crop_size=args.crop)
-            run = train_generator(data, Path(tmp) / "run", config, steps=args.train_steps, seed=0, progress=False)
+            run = train_generator(data, Path(tmp) / "run", config.replace(steps=args.train_steps), seed=0, progress=False)
             results["train_steps_per_s"] = len(run.losses) / run.seconds
             results["train_note"] = f"tiny preset at {args.crop}px, batch {config.batch_size}, incl. data loading"
             model_path = run.checkpoint

@@ -27,6 +27,7 @@ TINY = GeneratorConfig(
     ema_warmup=2,
     sample_steps=3,
     default_sampler="ddim:5",
+    prediction="eps",
 )
 
 
@@ -40,7 +41,7 @@ def phantom_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(phantom_dir, tmp_path_factory):
     run = tmp_path_factory.mktemp("run")
-    result = train_generator(phantom_dir, run, TINY, steps=3, seed=0, progress=False)
+    result = train_generator(phantom_dir, run, TINY.replace(steps=3), seed=0, progress=False)
     return result.checkpoint
 
 

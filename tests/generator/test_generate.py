@@ -73,7 +73,7 @@ def test_generate_png_layout(phantom_dir, tmp_path):
     for p in read_dataset(phantom_dir):
         scaled = np.round(255 * (p.images - p.images.min()) / (np.ptp(p.images) + 1e-6)).astype(np.float32)
         write_patient(replace(p, layout=Layout.PNG, images=scaled, spacing_mm=None, affine=None), png)
-    run = train_generator(png, tmp_path / "run", TINY, steps=2, seed=1, progress=False)
+    run = train_generator(png, tmp_path / "run", TINY.replace(steps=2), seed=1, progress=False)
     masks_dir, normal = make_masks_dir(png, tmp_path / "masks", n_masks=1)
     out = tmp_path / "out"
     result = generate_scars(run.checkpoint, png, masks_dir, out, sampler="ddim:3", limit=1)

@@ -78,7 +78,7 @@ def _lefusion_model():
     from dataclasses import replace
 
     torch.manual_seed(0)
-    return _awake(build_denoiser(replace(TINY, mode=Mode.LEFUSION)).eval())
+    return _awake(build_denoiser(TINY.with_mode(Mode.LEFUSION)).eval())
 
 
 @pytest.mark.parametrize("k", [1, 7, 20])

@@ -20,10 +20,10 @@ from tests.generator.conftest import TINY
 
 @pytest.mark.parametrize(("mode", "prediction"), [(Mode.CLAIM, "eps"), (Mode.CLAIM, "x0"), (Mode.LEFUSION, "eps")])
 def test_resume_reproduces_an_uninterrupted_run(phantom_dir, tmp_path, mode, prediction):
-    config = replace(TINY, mode=mode, prediction=prediction)
-    full = train_generator(phantom_dir, tmp_path / "full", config, steps=4, seed=5, progress=False)
-    part = train_generator(phantom_dir, tmp_path / "part", config, steps=2, seed=5, progress=False)
-    rest = train_generator(phantom_dir, tmp_path / "part", config, steps=4, seed=5, resume=True, progress=False)
+    config = TINY.with_mode(mode).replace(prediction=prediction)
+    full = train_generator(phantom_dir, tmp_path / "full", config.replace(steps=4), seed=5, progress=False)
+    part = train_generator(phantom_dir, tmp_path / "part", config.replace(steps=2), seed=5, progress=False)
+    rest = train_generator(phantom_dir, tmp_path / "part", config.replace(steps=4), seed=5, resume=True, progress=False)
     assert part.step == 2 and rest.step == 4
     assert len(full.losses) == 4 and len(rest.losses) == 2
     torch.testing.assert_close(torch.tensor(part.losses + rest.losses), torch.tensor(full.losses), rtol=1e-5, atol=1e-6)
@@ -41,7 +41,7 @@ def test_checkpoint_is_self_describing(tiny_checkpoint):
     for key in ("config", "mode", "version", "step", "ema", "model", "optimizer", "rng", "hist_centres", "crop_size"):
         assert key in payload
     loaded = load_generator(tiny_checkpoint)
-    assert loaded.config == TINY and loaded.step == 3
+    assert loaded.config == TINY.replace(steps=3) and loaded.step == 3
     assert loaded.hist_centres.shape == (2, 16)
     assert not loaded.model.training
 
@@ -59,9 +59,9 @@ def test_bad_checkpoints_name_the_file(tmp_path):
 def test_resume_guards(phantom_dir, tiny_checkpoint):
     run = tiny_checkpoint.parent
     with pytest.raises(ClaimError, match="exists already"):
-        train_generator(phantom_dir, run, TINY, steps=4, progress=False)
+        train_generator(phantom_dir, run, TINY.replace(steps=4), progress=False)
     with pytest.raises(ClaimError, match="different config"):
-        train_generator(phantom_dir, run, replace(TINY, lr=1.0), steps=4, resume=True, progress=False)
+        train_generator(phantom_dir, run, replace(TINY, lr=1.0).replace(steps=4), resume=True, progress=False)
 
 
 def test_presets():
@@ -82,7 +82,13 @@ def test_prediction_is_validated_saved_and_defaults_to_eps_for_old_checkpoints(t
     config = replace(TINY, prediction="x0")
     assert config.to_dict()["prediction"] == "x0"
     assert GeneratorConfig.from_dict(config.to_dict()) == config
-    assert GeneratorConfig().prediction == "eps"
+    # One source for what a mode implies: the dataclass default and every preset agree.
+    assert GeneratorConfig().prediction == preset_config("standard").prediction == "x0"
+    lefusion = GeneratorConfig(mode=Mode.LEFUSION)
+    assert (lefusion.prediction, lefusion.default_sampler, lefusion.boundary_px) == ("eps", "repaint:5x5", 0)
+    assert GeneratorConfig().with_mode(Mode.LEFUSION) == lefusion
+    with pytest.raises(ValueError, match="boundary_px"):
+        GeneratorConfig(mode=Mode.LEFUSION, boundary_px=2)
     with pytest.raises(ValueError, match="prediction"):
         replace(TINY, prediction="v")
     with pytest.raises(ValueError, match="lefusion"):

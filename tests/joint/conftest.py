@@ -25,6 +25,7 @@ TINY_G = GeneratorConfig(
     ema_warmup=2,
     sample_steps=2,
     default_sampler="ddim:3",
+    prediction="eps",
 )
 TINY_S = segmenter_preset("tiny", filters=(8, 16, 32), batch_size=2, val_every=1000)
 TINY_J = JointConfig(steps=6, generator_warmup=2, segmenter_warmup=1, refresh_every=2, buffer_size=8,

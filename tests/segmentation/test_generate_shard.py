@@ -23,7 +23,7 @@ def _strip(entries):
 
 
 def test_shards_reproduce_the_unsharded_run(seg_data_dir, tmp_path):
-    checkpoint = train_generator(seg_data_dir, tmp_path / "gen", TINY, steps=1, seed=0, progress=False).checkpoint
+    checkpoint = train_generator(seg_data_dir, tmp_path / "gen", TINY.replace(steps=1), seed=0, progress=False).checkpoint
     masks_dir, _ = make_masks_dir(seg_data_dir, tmp_path / "masks", n_masks=3)
     full = generate_scars(checkpoint, seg_data_dir, masks_dir, tmp_path / "full", sampler="ddim:2", seed=4,
                           previews=False)

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from claim.aha.segments import Handedness
+from claim.config import read_run_config
+from claim.errors import ClaimError
 from claim.labels import parse_label_mapping
+
+T = TypeVar("T")
 
 
 def label_mapping_type(text: str) -> dict[int, int]:
@@ -40,3 +47,32 @@ def add_orientation(parser: argparse.ArgumentParser) -> None:
         default=Handedness.CCW,
         help="direction on screen in which segments 1->6 run (ccw = standard view from the apex)",
     )
+
+
+def add_config_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="reproduce a run from the config.json it wrote (flags given explicitly override its fields)",
+    )
+
+
+def saved_run(args: argparse.Namespace, command: str) -> dict[str, Any] | None:
+    """The ``config.json`` named by ``-c/--config`` (None without it)."""
+    return read_run_config(args.config, command) if getattr(args, "config", None) else None
+
+
+def first_given(*values: Any) -> Any:
+    """The first value that is not None (explicit flag, then the saved run, then the default)."""
+    return next((v for v in values if v is not None), None)
+
+
+def build_config(what: str, make: Callable[[], T]) -> T:
+    """``make()``, with a bad value (``ValueError``) reported as one line naming ``what``."""
+    try:
+        return make()
+    except (ValueError, TypeError) as exc:
+        raise ClaimError(f"{what}: {exc}") from exc

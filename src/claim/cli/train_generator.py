@@ -4,35 +4,56 @@ from __future__ import annotations
 
 import argparse
 
-from claim.generator.config import Mode, preset_config
+from claim.cli.common import add_config_file, build_config, first_given, saved_run
+from claim.errors import ClaimError
+from claim.generator.config import PRESETS, GeneratorConfig, Mode, preset_config
 from claim.generator.train import train_generator
+
+COMMAND = "train-generator"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train-generator", help="train the scar generator (claim or lefusion mode)")
-    parser.add_argument("--data", required=True, help="data folder (any layout); its slices with scar are used")
+    parser = subparsers.add_parser(COMMAND, help="train the scar generator (claim or lefusion mode)")
+    parser.add_argument("--data", default=None,
+                        help="data folder (any layout); its slices with scar are used (default with -c: the run's)")
     parser.add_argument("-o", "--out", required=True, help="run folder (generator.pt, train_log.jsonl, samples/)")
-    parser.add_argument("--mode", type=Mode, choices=list(Mode), default=Mode.CLAIM,
-                        help="claim (context-conditioned, DDIM) or lefusion (faithful baseline, RePaint)")
-    parser.add_argument("--preset", choices=["tiny", "standard"], default="standard", help="model size preset")
-    parser.add_argument("--steps", type=int, default=2000, help="total optimisation steps (default 2000)")
-    parser.add_argument("-s", "--seed", type=int, default=0, help="random seed (same seed, same run)")
+    add_config_file(parser)
+    parser.add_argument("--mode", type=Mode, choices=list(Mode), default=None,
+                        help="claim (context-conditioned, DDIM; default) or lefusion (faithful baseline, RePaint)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="model size preset (default standard)")
+    parser.add_argument("--steps", type=int, default=None, help="total optimisation steps (default 2000)")
+    parser.add_argument("-s", "--seed", type=int, default=None, help="random seed (same seed, same run; default 0)")
     parser.add_argument("--resume", action="store_true", help="continue RUN/generator.pt up to --steps")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
-    parser.add_argument("--sample-every", type=int, default=0, help="write a sample grid every N steps (0: never)")
-    parser.add_argument("--checkpoint-every", type=int, default=500, help="write the checkpoint every N steps")
+    parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
+    parser.add_argument("--sample-every", type=int, default=None, help="write a sample grid every N steps (0: never)")
+    parser.add_argument("--checkpoint-every", type=int, default=None,
+                        help="write the checkpoint every N steps (default 500)")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = {"mode": args.mode, "steps": args.steps}
-    if args.batch_size is not None:
-        overrides["batch_size"] = args.batch_size
-    config = preset_config(args.preset, **overrides)
-    result = train_generator(args.data, args.out, config, seed=args.seed, resume=args.resume,
-                             device=args.device, sample_every=args.sample_every,
-                             checkpoint_every=args.checkpoint_every)
+    saved = saved_run(args, COMMAND) or {}
+    if saved and args.preset:
+        raise ClaimError("-c/--config holds the whole generator config; drop --preset (or -c)")
+
+    def make() -> GeneratorConfig:
+        if saved:
+            config = GeneratorConfig.from_dict(saved["config"])
+            config = config.with_mode(args.mode) if args.mode and args.mode != config.mode else config
+        else:
+            config = preset_config(args.preset or "standard", mode=args.mode or Mode.CLAIM)
+        changes = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None}
+        return config.replace(**changes)
+
+    config = build_config(str(args.config) if saved else "train-generator", make)
+    data = first_given(args.data, saved.get("data"))
+    if data is None:
+        raise ClaimError("train-generator needs --data DIR (or -c RUN/config.json that names one)")
+    result = train_generator(data, args.out, config, seed=first_given(args.seed, saved.get("seed"), 0),
+                             resume=args.resume, device=first_given(args.device, saved.get("device"), "cpu"),
+                             sample_every=first_given(args.sample_every, saved.get("sample_every"), 0),
+                             checkpoint_every=first_given(args.checkpoint_every, saved.get("checkpoint_every"), 500))
     last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""
     print(f"generator at step {result.step}{last} -> {result.checkpoint}")
     return 0

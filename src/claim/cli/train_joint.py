@@ -5,20 +5,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from claim.cli.common import add_config_file, build_config, first_given, saved_run
 from claim.errors import ClaimError
-from claim.generator.config import preset_config
-from claim.joint.config import joint_preset
+from claim.generator.config import GeneratorConfig, preset_config
+from claim.joint.config import JOINT_PRESETS, JointConfig, joint_preset
 from claim.joint.train import train_joint
-from claim.segmentation.config import segmenter_preset
-from claim.smile.prior import load_prior
+from claim.segmentation.config import SegmenterConfig, segmenter_preset
+from claim.smile.prior import Prior, load_prior
+
+COMMAND = "train-joint"
+_JOINT_FLAGS = ("steps", "lambda_consistency", "t_max", "generator_warmup", "segmenter_warmup", "refresh_every")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train-joint", help="train generator and segmenter jointly (real feedback)")
-    parser.add_argument("--data", required=True, help="data folder (any layout) with normal and pathological patients")
+    parser = subparsers.add_parser(COMMAND, help="train generator and segmenter jointly (real feedback)")
+    parser.add_argument("--data", default=None, help="data folder (any layout) with normal and pathological "
+                                                     "patients (default with -c: the run's)")
     parser.add_argument("-o", "--out", required=True, help="run folder (generator.pt, segmenter.pt, train_log.jsonl)")
-    parser.add_argument("--preset", choices=["tiny", "standard"], default="standard",
-                        help="model sizes and schedule preset for G, S and the joint loop")
+    add_config_file(parser)
+    parser.add_argument("--preset", choices=sorted(JOINT_PRESETS), default=None,
+                        help="model sizes and schedule preset for G, S and the joint loop (default standard)")
     parser.add_argument("--steps", type=int, default=None, help="total steps, warm-ups included")
     parser.add_argument("--lambda", dest="lambda_consistency", type=float, default=None,
                         help="weight of the segmentation-consistency term in G's loss (default 0.1)")
@@ -30,25 +36,41 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="start G from this generator checkpoint (its config is used)")
     parser.add_argument("--prior", type=Path, default=None, metavar="FILE",
                         help="SMILE prior JSON for the canvases' masks (default: the shipped EMIDEC prior)")
-    parser.add_argument("-s", "--seed", type=int, default=0, help="random seed (same seed, same run)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    parser.add_argument("-s", "--seed", type=int, default=None, help="random seed (same seed, same run; default 0)")
+    parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--resume", action="store_true", help="continue RUN up to --steps")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = {k: getattr(args, k) for k in ("steps", "lambda_consistency", "t_max", "generator_warmup",
-                                               "segmenter_warmup", "refresh_every") if getattr(args, k) is not None}
-    try:
-        joint = joint_preset(args.preset, **overrides)
-    except ValueError as exc:
-        raise ClaimError(str(exc)) from exc
-    generator = None if args.init_generator else preset_config(args.preset)
-    segmenter = segmenter_preset(args.preset)
-    prior = load_prior(args.prior) if args.prior else None
-    result = train_joint(args.data, args.out, joint=joint, generator=generator, segmenter=segmenter,
-                         init_generator=args.init_generator, seed=args.seed, device=args.device, resume=args.resume,
-                         smile_prior=prior)
+    saved = saved_run(args, COMMAND) or {}
+    if saved and args.preset:
+        raise ClaimError("-c/--config holds the whole joint config; drop --preset (or -c)")
+    changes = {k: getattr(args, k) for k in _JOINT_FLAGS if getattr(args, k) is not None}
+    preset = args.preset or "standard"
+    init_generator = first_given(args.init_generator, saved.get("init_generator"))
+
+    def make() -> tuple[JointConfig, GeneratorConfig | None, SegmenterConfig]:
+        if saved:
+            generator = None if args.init_generator else GeneratorConfig.from_dict(saved["generator"])
+            return (JointConfig.from_dict(saved["joint"]).replace(**changes), generator,
+                    SegmenterConfig.from_dict(saved["segmenter"]))
+        generator = None if init_generator else preset_config(preset)
+        return joint_preset(preset, **changes), generator, segmenter_preset(preset)
+
+    joint, generator, segmenter = build_config(str(args.config) if saved else COMMAND, make)
+    if args.prior:
+        prior = load_prior(args.prior)
+    else:
+        prior = build_config(f"{args.config}: prior", lambda: Prior.from_json(saved["prior"])) \
+            if saved.get("prior") else None
+    data = first_given(args.data, saved.get("data"))
+    if data is None:
+        raise ClaimError("train-joint needs --data DIR (or -c RUN/config.json that names one)")
+    result = train_joint(data, args.out, joint=joint, generator=generator, segmenter=segmenter,
+                         init_generator=init_generator, seed=first_given(args.seed, saved.get("seed"), 0),
+                         device=first_given(args.device, saved.get("device"), "cpu"), resume=args.resume,
+                         train_patients=saved.get("train_patients_requested"), smile_prior=prior)
     last = result.history[-1] if result.history else {}
     losses = ", ".join(f"{k} {last[k]:.4f}" for k in ("diffusion_loss", "consistency_loss", "segmenter_loss")
                        if k in last)

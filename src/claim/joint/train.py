@@ -176,7 +176,9 @@ def train_joint(
         seg.load_state_dict(state["segmenter"])
         buffer.load_state_dict(state["buffer"])
         start = int(state["step"])
-    run.start({"command": "train-joint", **settings, "device": device, "claim_version": __version__},
+    run.start({"command": "train-joint", **settings, "data": str(data_dir), "device": device,
+               "train_patients_requested": list(train_patients) if train_patients is not None else None,
+               "claim_version": __version__},
               start if resume else None)
 
     def checkpoint(step: int) -> None:
