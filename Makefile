@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint benchmark clean
+.PHONY: demo test test-fast lint benchmark clean
 
 $(STAMP): pyproject.toml requirements/nnunet-check.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,15 @@ $(STAMP): pyproject.toml requirements/nnunet-check.txt
 demo: $(STAMP)
 	$(BIN)/claim demo --out outputs/demo --threads 1
 
+# Everything (CI runs this).
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# The quick tier while editing: skips whole-chain and real-training tests (marked slow).
+test-fast: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q -m "not slow"
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/aha_speed.py
