@@ -18,12 +18,11 @@ from pathlib import Path
 
 import torch
 
-from claim.data.cohort import write_phantom_cohort
-from claim.data.phantom import PhantomConfig
 from claim.generator.config import preset_config
 from claim.generator.loss import dilate_mask
 from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
 from claim.generator.train import load_generator, train_generator
+from claim.phantom import PhantomConfig, write_phantom_cohort
 
 SAMPLERS = ("repaint:5x5", "repaint:2x2", "ddim:50", "ddim:20")
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from claim.cli import main
-from claim.data.cohort import write_phantom_cohort
+from claim.phantom import write_phantom_cohort
 from claim.data.layouts import read_dataset
 from claim.errors import ClaimError, InputError
 from claim.experiment.split import choose_split, is_pathological, split_dataset

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from claim.data.cohort import write_phantom_cohort
+from claim.phantom import write_phantom_cohort
 from claim.generator.config import GeneratorConfig
 from claim.joint.config import JointConfig
 from claim.segmentation.config import segmenter_preset

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from claim.data.phantom import make_phantom_cohort
+from claim.phantom import make_phantom_cohort
 from claim.evaluation.metrics import dice
 from claim.labels import Label
 from claim.segmentation.config import segmenter_preset
