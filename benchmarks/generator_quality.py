@@ -28,7 +28,7 @@ import torch  # noqa: E402
 from claim.aha.geometry import compute_geometry  # noqa: E402
 from claim.data.io import write_json  # noqa: E402
 from claim.data.layouts import read_dataset  # noqa: E402
-from claim.generator.generate import inpaint_patient  # noqa: E402
+from claim.generator.inpaint import inpaint_patient  # noqa: E402
 from claim.generator.quality import compare_scar_contrast, patient_scar_contrasts  # noqa: E402
 from claim.generator.train import load_generator  # noqa: E402
 from claim.report.figures import save_figure  # noqa: E402

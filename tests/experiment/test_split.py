@@ -5,10 +5,10 @@ import json
 import pytest
 
 from claim.cli import main
-from claim.phantom import write_phantom_cohort
 from claim.data.layouts import read_dataset
 from claim.errors import ClaimError, InputError
 from claim.experiment.split import choose_split, is_pathological, split_dataset
+from claim.phantom import write_phantom_cohort
 from tests.conftest import SMALL
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from claim.cli import main
-from claim.phantom import write_phantom_cohort
 from claim.data.layouts import read_dataset, write_nnunet_dataset_json, write_patient
 from claim.data.patient import Layout
 from claim.labels import INFARCT_LABELS, myocardium_mask
+from claim.phantom import write_phantom_cohort
 from claim.smile import load_prior
 from tests.conftest import EMIDEC_SLICES, SMALL
 

@@ -212,7 +212,7 @@ class _Study:
                     smile_prior=self.smile_prior())
 
     def synthesize(self, arm: str) -> None:
-        from claim.generator.generate import generate_scars
+        from claim.stages.generate import generate_scars
 
         model = {"lefusion": self.run_dir("generator_lefusion"), "smile": self.run_dir("generator_claim"),
                  "claim": self.run_dir("joint")}[arm] / "generator.pt"

@@ -1,4 +1,7 @@
-"""``claim masks``: SMILE masks for every patient of a folder, and fitting a prior from real scars."""
+"""``claim masks`` stage: SMILE masks for every patient of a folder, and fitting a prior from a folder's real scars.
+
+Folder in, folder (or prior file) out; the sampling and the statistics themselves live in ``claim.smile``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,6 @@ from claim.aha.config import AhaConfig, geometry_for
 from claim.data.io import write_json
 from claim.data.layouts import check_output_location, read_dataset, write_label_maps
 from claim.errors import ClaimError
-from claim.labels import INFARCT_LABELS
 from claim.report.figures import save_bullseye
 from claim.smile.adjacency import Dominance
 from claim.smile.canvas import ScarCanvas
@@ -165,11 +167,7 @@ def fit_prior_from_folder(
     """
     data_dir = Path(data_dir)
     patients = read_dataset(data_dir, label_mapping=aha.label_mapping, progress=progress)
-    scarred = [
-        p
-        for p in patients
-        if np.isin(p.label_maps, INFARCT_LABELS).any() and (patient_ids is None or p.patient_id in patient_ids)
-    ]
+    scarred = [p for p in patients if p.has_infarct and (patient_ids is None or p.patient_id in patient_ids)]
     if not scarred:
         raise ClaimError(f"{data_dir}: no patient with scar (labels 3/4) to fit a prior from")
     stats = [
