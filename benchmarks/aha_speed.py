@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from claim.aha.config import AhaConfig
-from claim.data.cohort import write_phantom_cohort
 from claim.data.io import write_json
 from claim.demo import score_phantom_geometry
+from claim.phantom import write_phantom_cohort
 from claim.stages.aha import run_aha
 
 REPO = Path(__file__).resolve().parents[1]

@@ -28,9 +28,9 @@ import torch  # noqa: E402
 from claim.aha.geometry import compute_geometry  # noqa: E402
 from claim.data.io import write_json  # noqa: E402
 from claim.data.layouts import read_dataset  # noqa: E402
-from claim.generator.generate import inpaint_patient  # noqa: E402
+from claim.generator.checkpoint import load_generator  # noqa: E402
+from claim.generator.inpaint import inpaint_patient  # noqa: E402
 from claim.generator.quality import compare_scar_contrast, patient_scar_contrasts  # noqa: E402
-from claim.generator.train import load_generator  # noqa: E402
 from claim.report.figures import save_figure  # noqa: E402
 from claim.smile import SmileConfig, SmileSampler  # noqa: E402
 
@@ -50,8 +50,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     patients = read_dataset(args.data)
-    pathological = [p for p in patients if p.scar_burden() > 0]
-    normal = [p for p in patients if p.scar_burden() == 0][: args.patients]
+    pathological = [p for p in patients if p.has_infarct]
+    normal = [p for p in patients if not p.has_infarct][: args.patients]
     real = [c for p in pathological for c in patient_scar_contrasts(p)]
     samplers = {p.patient_id: SmileSampler(compute_geometry(p), p.label_maps, SmileConfig()) for p in normal}
 

@@ -25,11 +25,11 @@ import torch
 from claim.data.layouts import read_dataset
 from claim.evaluation.metrics import dice
 from claim.experiment.config import experiment_preset
-from claim.generator.generate import generate_scars
 from claim.joint import train_joint
-from claim.labels import INFARCT_LABELS
+from claim.labels import infarct_mask
 from claim.segmentation import load_segmenter, predict_label_maps
 from claim.smile.prior import load_prior
+from claim.stages.generate import generate_scars
 
 
 def judge_fidelity(judge_path: Path, synthetic_dir: Path) -> list[float]:
@@ -38,7 +38,7 @@ def judge_fidelity(judge_path: Path, synthetic_dir: Path) -> list[float]:
     scores = []
     for patient in read_dataset(synthetic_dir, progress=False):
         pred = predict_label_maps(model, config, patient.images)
-        scores.append(dice(np.isin(pred, INFARCT_LABELS), np.isin(patient.label_maps, INFARCT_LABELS)))
+        scores.append(dice(infarct_mask(pred), infarct_mask(patient.label_maps)))
     return scores
 
 

@@ -13,17 +13,16 @@ import resource
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from claim.data.cohort import write_phantom_cohort
-from claim.data.phantom import PhantomConfig
+from claim.generator.checkpoint import load_generator
 from claim.generator.config import preset_config
 from claim.generator.loss import dilate_mask
 from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
-from claim.generator.train import load_generator, train_generator
+from claim.generator.train import train_generator
+from claim.phantom import PhantomConfig, write_phantom_cohort
 
 SAMPLERS = ("repaint:5x5", "repaint:2x2", "ddim:50", "ddim:20")
 
@@ -50,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         if model_path is None:
             data = Path(tmp) / "phantom"
             write_phantom_cohort(data, 4, seed=0, config=PhantomConfig(shape=(128, 128)), progress=False)
-            config = replace(preset_config("tiny"), crop_size=args.crop)
-            run = train_generator(data, Path(tmp) / "run", config.replace(steps=args.train_steps), seed=0, progress=False)
+            config = preset_config("tiny", crop_size=args.crop, steps=args.train_steps)
+            run = train_generator(data, Path(tmp) / "run", config, seed=0, progress=False)
             results["train_steps_per_s"] = len(run.losses) / run.seconds
             results["train_note"] = f"tiny preset at {args.crop}px, batch {config.batch_size}, incl. data loading"
             model_path = run.checkpoint

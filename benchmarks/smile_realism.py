@@ -30,7 +30,6 @@ import numpy as np
 from claim.aha.config import AhaConfig, geometry_for
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
-from claim.labels import INFARCT_LABELS
 from claim.report.figures import save_bullseye
 from claim.smile import Pattern, ScarCanvas, SmileConfig, SmileSampler, compare_statistics, fit_prior
 from claim.smile.realism import involvement_frequency, label_map_statistics, scar_statistics
@@ -112,8 +111,8 @@ def main() -> None:
     start = time.perf_counter()
     aha = AhaConfig(bullseye=False)
     patients = read_dataset(args.data)
-    scarred = [p for p in patients if np.isin(p.label_maps, INFARCT_LABELS).any()]
-    normal = [p for p in patients if not np.isin(p.label_maps, INFARCT_LABELS).any()]
+    scarred = [p for p in patients if p.has_infarct]
+    normal = [p for p in patients if not p.has_infarct]
     canvases = {p.patient_id: ScarCanvas.from_geometry(geometry_for(p, aha)) for p in scarred + normal}
     splits = [_one_split(args.seed + j, scarred, normal, canvases, args) for j in range(args.splits)]
 

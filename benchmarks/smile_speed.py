@@ -20,7 +20,7 @@ import numpy as np
 from claim.aha.geometry import compute_geometry
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
-from claim.data.phantom import make_phantom
+from claim.phantom import make_phantom
 from claim.smile import Pattern, SmileConfig, SmileSampler
 
 REPO = Path(__file__).resolve().parents[1]

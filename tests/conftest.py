@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from claim.data.phantom import PhantomConfig, make_phantom, make_phantom_cohort
+from claim.phantom import PhantomConfig, make_phantom, make_phantom_cohort
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CLAIM_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -17,13 +17,12 @@ from claim.aha.config import AhaConfig
 from claim.aha.geometry import compute_geometry
 from claim.aha.orientation import Orientation, OrientationMethod
 from claim.aha.segments import ANTERIOR_INSERTION_DEG, Handedness
-from claim.data.cohort import write_phantom_cohort
 from claim.data.io import write_json
-from claim.data.phantom import PhantomCase, PhantomConfig
 from claim.errors import ClaimError
 from claim.experiment.config import experiment_preset
 from claim.experiment.split import split_dataset
 from claim.experiment.study import run_experiment
+from claim.phantom import PhantomCase, PhantomConfig, write_phantom_cohort
 from claim.report.figures import figure_png_bytes, save_bullseye, segment_montage
 from claim.report.html import Report
 from claim.report.study import build_study_report

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "Label",
@@ -91,6 +95,13 @@ def myocardium_mask(label_map: np.ndarray) -> np.ndarray:
     return np.isin(label_map, MYOCARDIUM_LABELS)
 
 
-def infarct_mask(label_map: np.ndarray) -> np.ndarray:
-    """Boolean mask of infarct including MVO, labels {3, 4} (EMIDEC metric convention)."""
-    return np.isin(label_map, INFARCT_LABELS)
+# Label maps are numpy arrays in the data and geometry code, torch tensors in the models.
+LabelArray = TypeVar("LabelArray", np.ndarray, "torch.Tensor")
+
+
+def infarct_mask(label_map: LabelArray) -> LabelArray:
+    """Boolean mask of infarct including MVO, labels {3, 4} (EMIDEC metric convention).
+
+    Written with elementwise comparisons so the one definition serves numpy arrays and torch tensors alike.
+    """
+    return (label_map == Label.INFARCT) | (label_map == Label.MVO)

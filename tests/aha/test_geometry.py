@@ -13,9 +13,9 @@ from claim.aha.geometry import assign_levels, compute_geometry, infer_apex_first
 from claim.aha.orientation import OrientationMethod, estimate_orientation
 from claim.aha.segments import Level
 from claim.data.layouts import read_dataset
-from claim.data.phantom import PhantomConfig, make_phantom_cohort
 from claim.demo import score_phantom_geometry
 from claim.labels import Label
+from claim.phantom import PhantomConfig, make_phantom_cohort
 from claim.stages.aha import run_aha
 
 

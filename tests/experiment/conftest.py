@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from claim.data.cohort import write_phantom_cohort
 from claim.experiment.config import experiment_preset
 from claim.experiment.split import split_dataset
 from claim.experiment.study import run_experiment
+from claim.phantom import write_phantom_cohort
 from tests.conftest import SMALL
 
 

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from claim.cli import main
-from claim.data.cohort import write_phantom_cohort
 from claim.data.layouts import read_dataset
 from claim.errors import ClaimError, InputError
-from claim.experiment.split import choose_split, is_pathological, split_dataset
+from claim.experiment.split import choose_split, split_dataset
+from claim.phantom import write_phantom_cohort
 from tests.conftest import SMALL
 
 
@@ -31,7 +31,7 @@ def test_split_sides_are_disjoint_counted_and_complete(cohort_dir, tmp_path):
     train_ids, test_ids = {p.patient_id for p in train}, {p.patient_id for p in test}
     assert not train_ids & test_ids
     assert train_ids | test_ids == {p.patient_id for p in read_dataset(cohort_dir)}
-    assert sum(map(is_pathological, test)) == 2 and sum(not is_pathological(p) for p in test) == 1
+    assert sum(p.has_infarct for p in test) == 2 and sum(not p.has_infarct for p in test) == 1
     record = json.loads((tmp_path / "split" / "split.json").read_text())
     assert record["seed"] == 3 and sorted(record["train"]) == sorted(train_ids) and set(record["test"]) == test_ids
     assert record["layout"] == "emidec"

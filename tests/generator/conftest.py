@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from claim.data.cohort import write_phantom_cohort
 from claim.data.io import write_json
 from claim.data.layouts import patient_files, read_dataset, write_label_maps
 from claim.generator.config import GeneratorConfig
 from claim.generator.train import train_generator
 from claim.labels import Label
+from claim.phantom import write_phantom_cohort
 from tests.conftest import SMALL
 
 TINY = GeneratorConfig(

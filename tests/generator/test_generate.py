@@ -14,9 +14,9 @@ from claim.data.io import read_nifti
 from claim.data.layouts import read_dataset, write_patient
 from claim.data.patient import Layout
 from claim.errors import ClaimError
-from claim.generator.generate import generate_scars, read_mask_labels
 from claim.generator.train import train_generator
 from claim.labels import infarct_mask
+from claim.stages.generate import generate_scars, read_mask_labels
 from tests.generator.conftest import TINY, make_masks_dir
 
 KEYS = {"image", "label", "source_image", "mask_id", "sampler", "nfe", "seconds", "hist_cluster"}

@@ -75,7 +75,6 @@ def test_background_exact_nfe_and_determinism(setup, mode, prediction, sampler):
 
 
 def _lefusion_model():
-    from dataclasses import replace
 
     torch.manual_seed(0)
     return _awake(build_denoiser(TINY.with_mode(Mode.LEFUSION)).eval())

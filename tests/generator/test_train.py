@@ -10,11 +10,12 @@ import torch
 
 from claim.data.layouts import read_dataset
 from claim.errors import ClaimError
+from claim.generator.checkpoint import load_generator
 from claim.generator.config import GeneratorConfig, Mode, preset_config
 from claim.generator.data import build_training_set
 from claim.generator.denoiser import build_denoiser
 from claim.generator.schedule import NoiseSchedule
-from claim.generator.train import load_generator, train_generator, training_loss
+from claim.generator.train import train_generator, training_loss
 from tests.generator.conftest import TINY
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from claim.data.cohort import write_phantom_cohort
 from claim.generator.config import GeneratorConfig
 from claim.joint.config import JointConfig
+from claim.phantom import write_phantom_cohort
 from claim.segmentation.config import segmenter_preset
 from tests.conftest import SMALL
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from claim.data.layouts import read_dataset
+from claim.generator.checkpoint import LoadedGenerator
 from claim.generator.data import build_training_set
 from claim.generator.denoiser import build_denoiser
 from claim.generator.histogram import kmeans_centres
 from claim.generator.schedule import NoiseSchedule
-from claim.generator.train import LoadedGenerator
-from claim.joint.canvas import build_canvases, is_normal, sample_canvas_crops
+from claim.joint.canvas import build_canvases, sample_canvas_crops
 from claim.joint.consistency import consistency_loss, to_segmenter_frame
 from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
 from claim.labels import Label
@@ -27,7 +27,7 @@ from tests.joint.conftest import TINY_G, TINY_S
 def _parts(joint_dir):
     patients = read_dataset(joint_dir)
     canvases = build_canvases(patients)
-    crops = build_training_set([p for p in patients if not is_normal(p)], TINY_G)
+    crops = build_training_set([p for p in patients if p.has_infarct], TINY_G)
     centres = kmeans_centres(crops.hists.numpy(), TINY_G.n_clusters, seed=0)
     torch.manual_seed(0)
     return patients, canvases, centres, build_denoiser(TINY_G), build_segmenter(TINY_S)

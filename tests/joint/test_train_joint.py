@@ -10,7 +10,7 @@ import torch
 
 from claim.cli import main
 from claim.errors import ClaimError
-from claim.generator.train import load_generator
+from claim.generator.checkpoint import load_generator
 from claim.joint.config import JointConfig
 from claim.joint.train import train_joint
 from claim.segmentation.train import load_segmenter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from claim.data.cohort import write_phantom_cohort
+from claim.phantom import write_phantom_cohort
 from claim.segmentation.config import SegmenterConfig
 from tests.conftest import SMALL
 

@@ -11,9 +11,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from claim.data.phantom import make_phantom_cohort
 from claim.evaluation.metrics import dice
 from claim.labels import Label
+from claim.phantom import make_phantom_cohort
 from claim.segmentation.config import segmenter_preset
 from claim.segmentation.data import slices_from_patients
 from claim.segmentation.predict import predict_label_maps

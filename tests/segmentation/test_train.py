@@ -115,7 +115,7 @@ def test_split_is_by_patient_and_stratified(phantom_cohort):
     train, val = split_patients(patients, 0.5, seed=0)
     assert {p.patient_id for p in train}.isdisjoint({p.patient_id for p in val})
     assert len(train) + len(val) == len(patients)
-    assert sum(p.scar_burden() > 0 for p in val) == 1 and sum(p.scar_burden() == 0 for p in val) == 1
+    assert sum(p.has_infarct for p in val) == 1 and sum(not p.has_infarct for p in val) == 1
 
 
 def test_train_segmenter_cli(seg_data_dir, tmp_path, capsys):

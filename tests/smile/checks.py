@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from claim.labels import INFARCT_LABELS, Label, myocardium_mask
+from claim.labels import Label, infarct_mask, myocardium_mask
 from claim.smile import Pattern, ScarResult
 
 BURDEN_TOLERANCE = 0.02  # +-2 percentage points
@@ -18,7 +18,7 @@ def check_mask(source: np.ndarray, out: np.ndarray, result: ScarResult) -> None:
     assert out.shape == source.shape and out.dtype == source.dtype
     np.testing.assert_array_equal(out[~myo], source[~myo])
     np.testing.assert_array_equal(myocardium_mask(out), myo)
-    scar = np.isin(out, INFARCT_LABELS)
+    scar = infarct_mask(out)
     mvo = out == Label.MVO
     assert not (scar & ~myo).any()
     assert np.array_equal(scar, result.scar_mask())

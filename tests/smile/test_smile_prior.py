@@ -21,7 +21,7 @@ from claim.smile import (
     load_prior,
     save_prior,
 )
-from claim.smile.pipeline import fit_prior_from_folder
+from claim.stages.masks import fit_prior_from_folder
 from tests.conftest import EMIDEC_SLICES
 
 

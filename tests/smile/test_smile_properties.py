@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from claim.aha.geometry import compute_geometry
 from claim.aha.segments import Territory
 from claim.data.layouts import read_dataset
-from claim.labels import INFARCT_LABELS
+from claim.labels import infarct_mask
 from claim.smile import (
     Pattern,
     ScarSpec,
@@ -75,7 +75,7 @@ def test_requested_territory_and_burden_are_met(phantom_geometries, index, terri
     config = SmileConfig(territory=territory, burden=(burden, burden + 0.01), transmurality=(0.5, 1.0))
     result, out = _draw(patient, geometry, config, seed)
     check_mask(patient.label_maps, out, result)
-    scar_segments = set(np.unique(geometry.segment_maps[np.isin(out, INFARCT_LABELS)]).tolist())
+    scar_segments = set(np.unique(geometry.segment_maps[infarct_mask(out)]).tolist())
     assert scar_segments <= set(territory_segments(territory))
     assert result.spec.territory == territory
     assert burden - 0.02 <= result.achieved_burden <= burden + 0.03
@@ -165,7 +165,7 @@ def test_real_patients_requested_territory_and_burden(real_geometries, index, te
     config = SmileConfig(territory=territory, burden=(burden, burden), transmurality=(0.6, 1.0))
     result, out = _draw(patient, geometry, config, seed)
     check_mask(patient.label_maps, out, result)
-    scar_segments = set(np.unique(geometry.segment_maps[np.isin(out, INFARCT_LABELS)]).tolist())
+    scar_segments = set(np.unique(geometry.segment_maps[infarct_mask(out)]).tolist())
     assert scar_segments <= set(territory_segments(territory))
     assert abs(result.achieved_burden - burden) <= 0.02
 
@@ -178,5 +178,5 @@ def test_default_ischemic_scars_stay_in_one_territory(phantom_geometries, index,
     spec = result.spec
     assert spec.pattern == Pattern.ISCHEMIC and spec.territory is not None
     allowed = set(territory_segments(Territory(spec.territory)))
-    scarred = set(np.unique(geometry.segment_maps[np.isin(out, INFARCT_LABELS)]).tolist()) - {0}
+    scarred = set(np.unique(geometry.segment_maps[infarct_mask(out)]).tolist()) - {0}
     assert scarred <= allowed, (spec.territory, scarred)

@@ -9,8 +9,8 @@ import pytest
 
 from claim.aha.geometry import compute_geometry
 from claim.aha.segments import Territory
-from claim.data.phantom import make_phantom
 from claim.errors import ClaimError
+from claim.phantom import make_phantom
 from claim.smile import Pattern, ScarSpec, SmileConfig, SmileSampler
 from tests.conftest import SMALL
 

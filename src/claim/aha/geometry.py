@@ -15,7 +15,7 @@ from scipy import ndimage
 from claim.aha.orientation import Orientation, estimate_orientation, lv_centre
 from claim.aha.segments import Handedness, Level, aha_angle_deg, screen_angle_deg, segment_from_angle
 from claim.data.patient import Patient
-from claim.labels import INFARCT_LABELS, Label, myocardium_mask
+from claim.labels import Label, infarct_mask, myocardium_mask
 
 __all__ = [
     "PatientGeometry",
@@ -61,7 +61,7 @@ class PatientGeometry:
 
     def summary(self, label_maps: np.ndarray) -> dict:
         """JSON-ready record: orientation, apex side, levels and per-segment myocardium/scar pixel counts."""
-        scar = np.isin(label_maps, INFARCT_LABELS)
+        scar = infarct_mask(label_maps)
         return {
             "patient_id": self.patient_id,
             "orientation": self.orientation.to_json(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from claim.generator.generate import generate_scars, parse_shard
+from claim.stages.generate import generate_scars, parse_shard
 
 
 def _shard_type(text: str) -> tuple[int, int]:

@@ -11,8 +11,8 @@ from claim.aha.segments import Territory
 from claim.cli.common import add_label_mapping, add_orientation
 from claim.errors import ClaimError
 from claim.smile.adjacency import Dominance
-from claim.smile.pipeline import MASKS_FILE, MasksConfig, run_fit_prior, run_masks
 from claim.smile.spec import Pattern, SmileConfig
+from claim.stages.masks import MASKS_FILE, MasksConfig, run_fit_prior, run_masks
 
 DEFAULT_PRIOR_FILE = "smile_prior.json"
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from claim.data.cohort import write_phantom_cohort
-from claim.data.phantom import PhantomConfig
+from claim.phantom import PhantomConfig, write_phantom_cohort
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ __all__ = [
     "write_label_maps",
     "write_nnunet_dataset_json",
     "check_output_location",
+    "copy_patient",
     "NNUNET_LABELS",
 ]
 
@@ -372,3 +374,26 @@ def check_output_location(out_dir: Path, inputs: Iterable[Path] | Path) -> None:
         if out == src or src in out.parents:
             raise InputError(out_dir, f"output folder is inside the input folder {source}; choose a folder outside it")
 
+
+def copy_patient(patient: Patient, data_dir: Path, out_dir: Path) -> None:
+    """Copy a patient's source files from ``data_dir`` into ``out_dir`` in the same layout, byte for byte.
+
+    EMIDEC copies the case folder (a single-case ``data_dir`` lands in ``out_dir`` itself); nnU-Net and PNG copy the
+    image and label files only (no ``dataset.json``: the caller knows how many cases it writes).
+    """
+    if patient.layout == Layout.EMIDEC:
+        case_dir = patient.image_paths[0].parent.parent
+        target = out_dir if case_dir.resolve() == Path(data_dir).resolve() else out_dir / case_dir.name
+        shutil.copytree(case_dir, target, dirs_exist_ok=True)
+        return
+    folder = {Layout.NNUNET: ("imagesTr", "labelsTr"), Layout.PNG: ("images", "labels")}[patient.layout]
+    for path in patient.image_paths:
+        _copy_file(path, out_dir / folder[0] / path.name)
+    for path in patient.label_paths:
+        if path.exists():
+            _copy_file(path, out_dir / folder[1] / path.name)
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from claim.labels import INFARCT_LABELS, Label, myocardium_mask
+from claim.labels import Label, infarct_mask, myocardium_mask
 
 __all__ = ["Layout", "Patient"]
 
@@ -74,13 +74,18 @@ class Patient:
         return myocardium_mask(self.label_maps)
 
     @property
+    def has_infarct(self) -> bool:
+        """True when any slice holds infarct (scar or MVO, labels 3/4): the patient is pathological."""
+        return bool(infarct_mask(self.label_maps).any())
+
+    @property
     def has_rv(self) -> bool:
         return bool(np.any(self.label_maps == Label.RV))
 
     def scar_burden(self) -> float:
         """Infarct (scar + MVO) as a fraction of the myocardium {2, 3, 4}, slices stacked."""
         myo = int(self.myocardium_mask.sum())
-        return float(np.isin(self.label_maps, INFARCT_LABELS).sum() / myo) if myo else 0.0
+        return float(infarct_mask(self.label_maps).sum() / myo) if myo else 0.0
 
     def with_arrays(
         self, *, patient_id: str | None = None, images: np.ndarray | None = None, label_maps: np.ndarray | None = None

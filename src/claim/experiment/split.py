@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from claim.data.io import write_json
-from claim.data.layouts import check_output_location, read_dataset, write_nnunet_dataset_json
-from claim.data.patient import Layout, Patient
+from claim.data.layouts import check_output_location, copy_patient, read_dataset, write_nnunet_dataset_json
+from claim.data.patient import Layout
 from claim.errors import ClaimError
-from claim.labels import INFARCT_LABELS
 
-__all__ = ["SplitResult", "SPLIT_FILE", "is_pathological", "choose_split", "split_dataset"]
+__all__ = ["SplitResult", "SPLIT_FILE", "choose_split", "split_dataset"]
 
 SPLIT_FILE = "split.json"
 
@@ -28,11 +26,6 @@ class SplitResult:
     train_dir: Path
     test_dir: Path
     seed: int
-
-
-def is_pathological(patient: Patient) -> bool:
-    """A patient is pathological when any slice holds infarct (scar or MVO) labels."""
-    return bool(np.isin(patient.label_maps, INFARCT_LABELS).any())
 
 
 def choose_split(
@@ -51,25 +44,6 @@ def choose_split(
     return sorted(train), sorted(test)
 
 
-def _copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dst)
-
-
-def _copy_patient(patient: Patient, data_dir: Path, out_dir: Path) -> None:
-    if patient.layout == Layout.EMIDEC:
-        case_dir = patient.image_paths[0].parent.parent
-        target = out_dir if case_dir.resolve() == data_dir.resolve() else out_dir / case_dir.name
-        shutil.copytree(case_dir, target, dirs_exist_ok=True)
-        return
-    folder = {Layout.NNUNET: ("imagesTr", "labelsTr"), Layout.PNG: ("images", "labels")}[patient.layout]
-    for path in patient.image_paths:
-        _copy(path, out_dir / folder[0] / path.name)
-    for path in patient.label_paths:
-        if path.exists():
-            _copy(path, out_dir / folder[1] / path.name)
-
-
 def split_dataset(
     data_dir: Path, out_dir: Path, *, test_pathological: int, test_normal: int, seed: int = 0, progress: bool = False
 ) -> SplitResult:
@@ -86,14 +60,14 @@ def split_dataset(
     patients = read_dataset(data_dir, progress=progress)
     if len({p.patient_id for p in patients}) != len(patients):
         raise ClaimError(f"{data_dir}: duplicate patient ids")
-    pathological = [p.patient_id for p in patients if is_pathological(p)]
-    normal = [p.patient_id for p in patients if not is_pathological(p)]
+    pathological = [p.patient_id for p in patients if p.has_infarct]
+    normal = [p.patient_id for p in patients if not p.has_infarct]
     train_ids, test_ids = choose_split(pathological, normal, test_pathological, test_normal, seed)
     by_id = {p.patient_id: p for p in patients}
     for side, ids in (("train", train_ids), ("test", test_ids)):
         (out_dir / side).mkdir(parents=True, exist_ok=True)
         for pid in ids:
-            _copy_patient(by_id[pid], data_dir, out_dir / side)
+            copy_patient(by_id[pid], data_dir, out_dir / side)
         if patients[0].layout == Layout.NNUNET:
             write_nnunet_dataset_json(out_dir / side, len(ids), name=f"claim_{side}")
     write_json(

@@ -31,16 +31,16 @@ import numpy as np
 from claim import __version__
 from claim.aha.geometry import PatientGeometry, compute_geometry
 from claim.data.io import write_json
-from claim.data.layouts import check_output_location, read_dataset, write_label_maps
+from claim.data.layouts import check_output_location, copy_patient, read_dataset
 from claim.data.patient import Patient
 from claim.errors import ClaimError
 from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig
-from claim.experiment.split import _copy_patient, is_pathological
-from claim.experiment.stats import mean_sd, paired_bootstrap_ci
+from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms
 from claim.experiment.transplant import transplant_scar
 from claim.generator.config import Mode
-from claim.labels import INFARCT_LABELS, Label, myocardium_mask
 from claim.smile.prior import Prior
+from claim.stages.evaluate import GALLERY_FILE, PER_PATIENT_FILE, evaluate_study
+from claim.stages.masks import MASKS_FILE, write_mask
 
 __all__ = ["STATE_FILE", "METRICS_FILE", "REPORT_FILE", "ARM_METRICS", "run_experiment", "peak_rss_mb"]
 
@@ -49,14 +49,6 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
-# metrics.json name -> claim.evaluation.metrics.patient_metrics name
-ARM_METRICS = {
-    "infarct_dice": "infarct_dice",
-    "myocardium_dice": "myocardium_dice",
-    "mvo_dice": "mvo_dice",
-    "infarct_volume_ratio_error": "infarct_ratio_error",
-}
-_GALLERY_SLICES = 4
 # Marks a SMILE prior fitted by the study on its training donors (in the prior's ``source``).
 _DONOR_PRIOR_SOURCE = "(study training donors)"
 
@@ -113,8 +105,8 @@ class _Study:
         overlap = sorted({p.patient_id for p in patients} & set(test_ids))
         if overlap:
             raise ClaimError(f"patients {overlap[:5]} are in both --train-data and --test-data")
-        pathological = sorted(p.patient_id for p in patients if is_pathological(p))
-        normal = sorted(p.patient_id for p in patients if not is_pathological(p))
+        pathological = sorted(p.patient_id for p in patients if p.has_infarct)
+        normal = sorted(p.patient_id for p in patients if not p.has_infarct)
         if len(pathological) < 2 or not normal:
             raise ClaimError(f"{self.train_dir}: the study needs >= 2 pathological and >= 1 normal training patients "
                              f"(found {len(pathological)} and {len(normal)})")
@@ -127,7 +119,7 @@ class _Study:
         self.fit_dir.mkdir(parents=True, exist_ok=True)
         for patient in patients:
             if patient.patient_id in fit:
-                _copy_patient(patient, self.train_dir, self.fit_dir)
+                copy_patient(patient, self.train_dir, self.fit_dir)
         write_json(self.out / "prepare.json", {
             "train_dir": str(self.train_dir), "test_dir": str(self.test_dir),
             "fit": fit, "val": sorted(val),
@@ -177,9 +169,9 @@ class _Study:
                 samplers[i] = SmileSampler(self.geometry(canvas), canvas.label_maps, prior=prior)
             result = samplers[i].sample_result(np.random.default_rng([self.seed, i, k]))
             label_maps = result.label_maps(canvas.label_maps)
-            entries.append(_write_mask(root, canvas, f"{canvas.patient_id}_smile{k + 1}", label_maps,
+            entries.append(write_mask(root, canvas, f"{canvas.patient_id}_smile{k + 1}", label_maps,
                                        {"pattern": result.spec.pattern.value, "segments": list(result.spec.segments)}))
-        write_json(root / "masks.json", entries)
+        write_json(root / MASKS_FILE, entries)
 
     def masks_transplant(self) -> None:
         roles, root = self.roles(), self.out / "masks" / "transplant"
@@ -189,9 +181,9 @@ class _Study:
             canvas = self.patient(roles["canvases"][i])
             donor = self.patient(donors[(n + self.seed) % len(donors)])
             label_maps = transplant_scar(donor, self.geometry(donor), canvas, self.geometry(canvas))
-            entries.append(_write_mask(root, canvas, f"{canvas.patient_id}_tx{k + 1}", label_maps,
+            entries.append(write_mask(root, canvas, f"{canvas.patient_id}_tx{k + 1}", label_maps,
                                        {"donor_id": donor.patient_id}))
-        write_json(root / "masks.json", entries)
+        write_json(root / MASKS_FILE, entries)
 
     def train_generator(self, mode: Mode) -> None:
         from claim.generator.train import train_generator
@@ -212,7 +204,7 @@ class _Study:
                     smile_prior=self.smile_prior())
 
     def synthesize(self, arm: str) -> None:
-        from claim.generator.generate import generate_scars
+        from claim.stages.generate import generate_scars
 
         model = {"lefusion": self.run_dir("generator_lefusion"), "smile": self.run_dir("generator_claim"),
                  "claim": self.run_dir("joint")}[arm] / "generator.pt"
@@ -230,56 +222,13 @@ class _Study:
                         progress=self.progress)
 
     def evaluate(self) -> None:
-        from claim.evaluation.metrics import dice, patient_metrics
-        from claim.segmentation import load_segmenter, predict_label_maps
-
-        out = self.out / "evaluation"
-        test = read_dataset(self.test_dir, progress=self.progress)
-        models = {arm: load_segmenter(self.run_dir(arm) / "segmenter.pt", self.device) for arm in ARMS}
-        per_arm: dict[str, dict] = {}
-        for arm, (model, seg_config) in models.items():
-            records = {}
-            for patient in test:
-                pred = predict_label_maps(model, seg_config, patient.images)
-                record = patient_metrics(pred, patient.label_maps, patient.spacing_mm, patient.slice_thickness_mm)
-                record["pathological"] = is_pathological(patient)
-                records[patient.patient_id] = record
-            per_arm[arm] = records
-        judge, judge_config = models["real_only"]
         roles = self.roles()
-        canvases = {pid: self.patient(pid) for pid in roles["canvases"]}
-        fidelity: dict[str, dict] = {}
-        bullseye = {"real_training_scar": _segment_fraction([(p.label_maps, self.geometry(p))
-                                                             for p in map(self.patient, roles["donors"])])}
-        gallery = {}
-        for arm in SYNTHETIC_ARMS:
-            synthetic = read_dataset(self.out / "synthetic" / arm)
-            scores, judged, conditioned, crops = {}, [], [], []
-            for patient in synthetic:
-                pred = predict_label_maps(judge, judge_config, patient.images)
-                wanted = np.isin(patient.label_maps, INFARCT_LABELS)
-                scores[patient.patient_id] = dice(np.isin(pred, INFARCT_LABELS), wanted)
-                source = _source_id(patient.patient_id, canvases)
-                if source is not None:
-                    geometry = self.geometry(canvases[source])
-                    judged.append((np.where(myocardium_mask(canvases[source].label_maps), pred, 0), geometry))
-                    conditioned.append((patient.label_maps, geometry))
-                    for s in np.flatnonzero(wanted.reshape(len(wanted), -1).any(axis=1)):
-                        if len(crops) < _GALLERY_SLICES:
-                            crops.append({"id": f"{patient.patient_id} slice {int(s)}",
-                                          "canvas": canvases[source].images[s], "mask": patient.label_maps[s],
-                                          "synthetic": patient.images[s], "judge": pred[s]})
-            fidelity[arm] = scores
-            bullseye[f"{arm}_mask"] = _segment_fraction(conditioned)
-            bullseye[f"{arm}_judge"] = _segment_fraction(judged)
-            gallery[arm] = crops
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "per_patient.json", {"arms": per_arm, "fidelity": fidelity, "bullseye": bullseye})
-        np.savez_compressed(out / "gallery.npz", **{
-            f"{arm}__{j}__{key}": np.asarray(item[key]) for arm, items in gallery.items()
-            for j, item in enumerate(items) for key in ("canvas", "mask", "synthetic", "judge")
-        })
-        write_json(out / "gallery.json", {arm: [item["id"] for item in items] for arm, items in gallery.items()})
+        evaluate_study(self.test_dir, self.out / "evaluation",
+                       segmenters={arm: self.run_dir(arm) / "segmenter.pt" for arm in ARMS}, judge_arm="real_only",
+                       synthetic={arm: self.out / "synthetic" / arm for arm in SYNTHETIC_ARMS},
+                       canvases={pid: self.patient(pid) for pid in roles["canvases"]},
+                       donors=[self.patient(pid) for pid in roles["donors"]], geometry=self.geometry,
+                       device=self.device, progress=self.progress)
 
     # ------------------------------------------------------------------ orchestration
     def stages(self) -> list[_Stage]:
@@ -302,7 +251,7 @@ class _Study:
         for arm in ARMS:
             stages.append(_Stage(f"segmenter_{arm}", (runs / arm / "segmenter.pt",), (runs / arm,),
                                  lambda arm=arm: self.train_segmenter(arm)))
-        stages.append(_Stage("evaluate", (out / "evaluation/per_patient.json", out / "evaluation/gallery.npz"),
+        stages.append(_Stage("evaluate", (out / "evaluation" / PER_PATIENT_FILE, out / "evaluation" / GALLERY_FILE),
                              (out / "evaluation",), self.evaluate))
         return stages
 
@@ -360,32 +309,11 @@ class _Study:
         return {"source": shipped.source, "n_patients": shipped.n_patients, "training_donors_only": False}
 
     def metrics(self, state: dict) -> dict:
-        evaluation = json.loads((self.out / "evaluation" / "per_patient.json").read_text())
+        evaluation = json.loads((self.out / "evaluation" / PER_PATIENT_FILE).read_text())
         per_arm = evaluation["arms"]
-        pathological = sorted(pid for pid, r in per_arm["real_only"].items() if r["pathological"])
-        arms: dict[str, dict] = {}
-        for arm in ARMS:
-            records = per_arm[arm]
-            entry: dict = {}
-            sd, ci = {}, {}
-            for key, source in ARM_METRICS.items():
-                values = [_finite(records[pid][source]) for pid in pathological]
-                entry[key], sd[key] = mean_sd(values)
-                if arm != "real_only":
-                    base = [_finite(per_arm["real_only"][pid][source]) for pid in pathological]
-                    ci[key] = paired_bootstrap_ci(values, base, resamples=self.config.bootstrap, seed=self.seed)
-            entry["sd"] = sd
-            if ci:
-                entry["ci95_minus_real_only"] = ci
-            entry["n_patients"] = len(pathological)
-            entry["per_patient"] = {pid: {key: _finite(records[pid][src]) for key, src in ARM_METRICS.items()}
-                                    for pid in pathological}
-            entry["normal_test_patients"] = {
-                pid: {key: _finite(records[pid][src]) for key, src in ARM_METRICS.items()}
-                for pid in sorted(records) if not records[pid]["pathological"]
-            }
-            arms[arm] = entry
-        fidelity = {arm: mean_sd(list(scores.values()))[0] for arm, scores in evaluation["fidelity"].items()}
+        pathological = pathological_ids(per_arm["real_only"])
+        arms = summarise_arms(per_arm, ARMS, baseline="real_only", resamples=self.config.bootstrap, seed=self.seed)
+        fidelity = mean_fidelity(evaluation["fidelity"])
         stages = {name: record["seconds"] for name, record in state["stages"].items()}
         return {
             "preset": self.config.name,
@@ -420,44 +348,9 @@ def _json_safe(value):
     return value
 
 
-def _finite(value) -> float:
-    return float(value) if value is not None and np.isfinite(value) else float("nan")
-
-
 def _patient_ids(data_dir: Path) -> list[str]:
     """Patient ids of the test folder: read only to check that no patient is on both sides."""
     return sorted(p.patient_id for p in read_dataset(data_dir, require_labels=False, require_myocardium=False))
-
-
-def _source_id(synthetic_id: str, canvases: dict) -> str | None:
-    for pid in sorted(canvases, key=len, reverse=True):
-        if synthetic_id.startswith(pid + "_"):
-            return pid
-    return None
-
-
-def _write_mask(root: Path, canvas: Patient, mask_id: str, label_maps: np.ndarray, extra: dict) -> dict:
-    files = write_label_maps(canvas.with_arrays(patient_id=mask_id), root, label_maps)
-    scar = np.isin(label_maps, INFARCT_LABELS)
-    return {
-        "id": mask_id,
-        "source_id": canvas.patient_id,
-        "files": [str(f.relative_to(root)) for f in files],
-        "source_files": [str(p) for p in canvas.label_paths],
-        "burden": float(scar.sum() / max(int(myocardium_mask(label_maps).sum()), 1)),
-        "mvo": bool((label_maps == Label.MVO).any()),
-        **extra,
-    }
-
-
-def _segment_fraction(items: list[tuple[np.ndarray, PatientGeometry]]) -> dict[str, float]:
-    """Per AHA segment: scar pixels / myocardium pixels, summed over the given (label maps, geometry) pairs."""
-    scar, myo = np.zeros(18), np.zeros(18)
-    for label_maps, geometry in items:
-        seg = geometry.segment_maps
-        myo += np.bincount(seg.ravel(), minlength=18)
-        scar += np.bincount(seg[np.isin(label_maps, INFARCT_LABELS) & (seg > 0)], minlength=18)
-    return {str(k): float(scar[k] / myo[k]) if myo[k] else float("nan") for k in range(1, 18)}
 
 
 def run_experiment(

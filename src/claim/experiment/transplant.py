@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from claim.aha.geometry import PatientGeometry
 from claim.aha.segments import Level
 from claim.data.patient import Patient
-from claim.labels import Label, myocardium_mask
+from claim.labels import Label, infarct_mask, myocardium_mask
 
 __all__ = ["transplant_scar", "slice_positions_in_level"]
 
@@ -82,6 +82,6 @@ def transplant_scar(
         tree = cKDTree(d_feat[pool][:, columns])
         _, index = tree.query(c_feat[pick][:, columns])
         new[pick] = d_labels[pool][index]
-    keep = np.isin(new, (Label.INFARCT, Label.MVO))
+    keep = infarct_mask(new)
     label_maps[c_s[keep], c_r[keep], c_c[keep]] = new[keep]
     return label_maps

@@ -11,7 +11,7 @@ from claim.data.patient import Patient
 from claim.data.preprocess import CropBox, IntensityNorm, crop_slice, fit_intensity_norm, lv_crop_box
 from claim.generator.config import GeneratorConfig
 from claim.generator.histogram import scar_histogram
-from claim.labels import Label
+from claim.labels import Label, infarct_mask
 
 __all__ = [
     "SliceCrop",
@@ -134,7 +134,7 @@ def augment_batch(
 
 def lesion_masks(label_maps: torch.Tensor) -> torch.Tensor:
     """Scar plus MVO ``{3, 4}`` as a bool tensor (the region the generator paints)."""
-    return (label_maps == Label.INFARCT) | (label_maps == Label.MVO)
+    return infarct_mask(label_maps)
 
 
 def myocardium_masks(label_maps: torch.Tensor) -> torch.Tensor:

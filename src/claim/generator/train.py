@@ -24,7 +24,6 @@ from claim.generator.checkpoint import (
     CHECKPOINT_NAME,
     LoadedGenerator,
     config_from_checkpoint,
-    load_generator,
     read_generator_checkpoint,
     write_generator_checkpoint,
 )
@@ -42,8 +41,7 @@ from claim.runtime import resolve_device
 from claim.training import Cadence, RunFolder, run_steps, step_generator, update_ema
 from claim.training.run import check_resume
 
-__all__ = ["TrainResult", "GeneratorTrainer", "training_loss", "train_generator", "load_generator",
-           "LoadedGenerator", "CHECKPOINT_NAME"]
+__all__ = ["TrainResult", "GeneratorTrainer", "training_loss", "train_generator"]
 
 RNG_SCHEME = "per-step torch.Generator(seed*1000003+step)"
 

@@ -13,12 +13,12 @@ from claim.data.preprocess import IntensityNorm
 from claim.generator.config import GeneratorConfig
 from claim.generator.data import crop_patient_slice, patient_norm
 from claim.generator.histogram import perturb_histogram
-from claim.labels import INFARCT_LABELS, Label
+from claim.labels import Label, infarct_mask
 from claim.smile.prior import Prior
 from claim.smile.sampler import SmileSampler
 from claim.smile.spec import SmileConfig
 
-__all__ = ["Canvas", "CanvasCrops", "is_normal", "build_canvases", "sample_painted_stack", "sample_canvas_crops"]
+__all__ = ["Canvas", "CanvasCrops", "build_canvases", "sample_painted_stack", "sample_canvas_crops"]
 
 _MAX_TRIES = 20  # SMILE masks drawn before giving up on one canvas (a mask may miss every slice of a short stack)
 
@@ -49,18 +49,13 @@ class CanvasCrops:
     extents: tuple[int, ...]
 
 
-def is_normal(patient: Patient) -> bool:
-    """True when no slice holds scar or MVO."""
-    return not bool(np.isin(patient.label_maps, INFARCT_LABELS).any())
-
-
 def build_canvases(
     patients: list[Patient], smile: SmileConfig = SmileConfig(), prior: Prior | None = None
 ) -> list[Canvas]:
     """One ``Canvas`` per normal patient (AHA geometry and SMILE sampler computed once)."""
     canvases = []
     for patient in patients:
-        if not is_normal(patient):
+        if patient.has_infarct:
             continue
         sampler = SmileSampler(compute_geometry(patient), patient.label_maps, smile, prior)
         canvases.append(Canvas(patient, patient_norm(patient), sampler))
@@ -71,7 +66,7 @@ def sample_painted_stack(canvas: Canvas, rng: np.random.Generator) -> tuple[np.n
     """A fresh SMILE label-map stack on ``canvas`` and the slices it puts scar/MVO on (redrawn while empty)."""
     for _ in range(_MAX_TRIES):
         label_maps, _spec = canvas.sampler.sample(rng)
-        slices = [k for k in range(label_maps.shape[0]) if np.isin(label_maps[k], INFARCT_LABELS).any()]
+        slices = [k for k in range(label_maps.shape[0]) if infarct_mask(label_maps[k]).any()]
         if slices:
             return label_maps, slices
     raise ValueError(f"SMILE drew {_MAX_TRIES} empty masks on {canvas.patient.patient_id}; check its myocardium")
@@ -96,7 +91,7 @@ def sample_canvas_crops(
         label_maps, slices = sample_painted_stack(canvas, rng)
         k = slices[int(rng.integers(len(slices)))]
         crop = crop_patient_slice(canvas.patient, k, config, canvas.norm, label_map=label_maps[k])
-        if not np.isin(crop.label_map, INFARCT_LABELS).any():
+        if not infarct_mask(crop.label_map).any():
             continue
         known.append(crop.image)
         # RV (an orientation-only id) is background for the segmenter.

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from claim.generator.checkpoint import LoadedGenerator
-from claim.generator.generate import inpaint_patient
 from claim.generator.histogram import perturb_histogram
+from claim.generator.inpaint import inpaint_patient
 from claim.joint.canvas import Canvas, sample_painted_stack
-from claim.labels import INFARCT_LABELS
+from claim.labels import infarct_mask
 from claim.segmentation.data import slices_from_patients
 
 __all__ = ["ReplayBuffer", "paint_synthetic_slices"]
@@ -93,7 +93,7 @@ def paint_synthetic_slices(
         synthetic = canvas.patient.with_arrays(images=painted.astype(np.float32), label_maps=label_maps)
         cut = slices_from_patients([synthetic], crop_size)
         slice_labels = torch.as_tensor(np.asarray(cut.labels)).long()
-        keep = torch.isin(slice_labels, torch.tensor(INFARCT_LABELS)).flatten(1).any(1)
+        keep = infarct_mask(slice_labels).flatten(1).any(1)
         images.append(torch.as_tensor(np.asarray(cut.images), dtype=torch.float32)[keep])
         labels.append(slice_labels[keep])
     return torch.cat(images), torch.cat(labels)

@@ -25,7 +25,7 @@ from claim.generator.checkpoint import config_from_checkpoint, read_generator_ch
 from claim.generator.config import GeneratorConfig, preset_config
 from claim.generator.data import build_training_set
 from claim.generator.train import GeneratorTrainer
-from claim.joint.canvas import build_canvases, is_normal, sample_canvas_crops
+from claim.joint.canvas import build_canvases, sample_canvas_crops
 from claim.joint.config import JointConfig
 from claim.joint.consistency import consistency_loss
 from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
@@ -138,7 +138,7 @@ def train_joint(
                                    "normal patients; add some (scar removed from pathological slices is not a "
                                    "substitute)")
     gen_config, init_payload = _initial_generator(init_generator, generator)
-    pathological = [p for p in train if not is_normal(p)]
+    pathological = [p for p in train if p.has_infarct]
     try:
         crops = build_training_set(pathological, gen_config)
     except ValueError as exc:

@@ -24,7 +24,7 @@ from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
 from claim.evaluation.metrics import dice_scores
-from claim.labels import INFARCT_LABELS, Label
+from claim.labels import Label
 from claim.runtime import resolve_device
 from claim.segmentation.checkpoint import config_from_checkpoint, load_segmenter, read_checkpoint, save_checkpoint
 from claim.segmentation.config import SegmenterConfig
@@ -160,7 +160,7 @@ class SegmenterTrainer:
             scores.append(dice_scores(predict_label_maps(self.network, self.config, patient.images),
                                       patient.label_maps))
             present.append({"myocardium_dice": True,
-                            "infarct_dice": bool(np.isin(patient.label_maps, INFARCT_LABELS).any()),
+                            "infarct_dice": patient.has_infarct,
                             "mvo_dice": bool((patient.label_maps == Label.MVO).any())})
         out: dict[str, Any] = {}
         for key in scores[0]:
@@ -195,7 +195,7 @@ def split_patients(patients: Sequence[Patient], val_fraction: float, seed: int) 
         raise ClaimError(f"need at least 2 real patients to hold one out for validation, got {len(patients)}")
     rng = np.random.default_rng(seed)
     val_ids: set[str] = set()
-    for group in ([p for p in patients if p.scar_burden() > 0], [p for p in patients if p.scar_burden() == 0]):
+    for group in ([p for p in patients if p.has_infarct], [p for p in patients if not p.has_infarct]):
         ids = sorted(p.patient_id for p in group)
         if ids:
             n = int(round(val_fraction * len(ids)))

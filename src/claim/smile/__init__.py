@@ -1,7 +1,8 @@
 """SMILE: clinically guided scar and MVO masks on a patient's own myocardium.
 
 ``sample_scar_spec`` draws a ``ScarSpec`` (the only random step), ``render_scar`` draws it deterministically,
-``SmileSampler`` does both fast for one patient, and ``run_masks`` / ``fit_prior_from_folder`` serve ``claim masks``.
+``SmileSampler`` does both fast for one patient. ``claim masks`` (folder in, folder out) is the stage
+``claim.stages.masks``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from claim.aha.segments import Territory
-from claim.labels import INFARCT_LABELS, Label
+from claim.labels import Label, infarct_mask
 from claim.smile.adjacency import Dominance, territory_segments
 from claim.smile.canvas import ANGLE_BIN_DEG, N_ANGLES, ScarCanvas
 
@@ -118,7 +118,7 @@ def label_map_statistics(
 ) -> ScarStats:
     """Statistics of the scar (labels 3, 4) in label maps on the canvas' grid (real or generated)."""
     values = label_maps.reshape(-1)[canvas.flat_index]
-    return scar_statistics(canvas, np.isin(values, INFARCT_LABELS), values == Label.MVO, dominance)
+    return scar_statistics(canvas, infarct_mask(values), values == Label.MVO, dominance)
 
 
 def involvement_frequency(stats: Sequence[ScarStats]) -> np.ndarray:

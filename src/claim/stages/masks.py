@@ -1,4 +1,7 @@
-"""``claim masks``: SMILE masks for every patient of a folder, and fitting a prior from real scars."""
+"""``claim masks`` stage: SMILE masks for every patient of a folder, and fitting a prior from a folder's real scars.
+
+Folder in, folder (or prior file) out; the sampling and the statistics themselves live in ``claim.smile``.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ from claim import __version__
 from claim.aha.config import AhaConfig, geometry_for
 from claim.data.io import write_json
 from claim.data.layouts import check_output_location, read_dataset, write_label_maps
+from claim.data.patient import Patient
 from claim.errors import ClaimError
-from claim.labels import INFARCT_LABELS
+from claim.labels import Label, infarct_mask, myocardium_mask
 from claim.report.figures import save_bullseye
 from claim.smile.adjacency import Dominance
 from claim.smile.canvas import ScarCanvas
@@ -22,7 +26,8 @@ from claim.smile.realism import INVOLVEMENT_THRESHOLD, involvement_frequency, la
 from claim.smile.sampler import SmileSampler
 from claim.smile.spec import SmileConfig
 
-__all__ = ["MasksConfig", "run_masks", "fit_prior_from_folder", "run_fit_prior", "MASKS_FILE", "BULLSEYE_FILE"]
+__all__ = ["MasksConfig", "run_masks", "fit_prior_from_folder", "run_fit_prior", "write_mask", "MASKS_FILE",
+           "BULLSEYE_FILE"]
 
 MASKS_FILE = "masks.json"
 BULLSEYE_FILE = "bullseye_frequency.png"
@@ -165,11 +170,7 @@ def fit_prior_from_folder(
     """
     data_dir = Path(data_dir)
     patients = read_dataset(data_dir, label_mapping=aha.label_mapping, progress=progress)
-    scarred = [
-        p
-        for p in patients
-        if np.isin(p.label_maps, INFARCT_LABELS).any() and (patient_ids is None or p.patient_id in patient_ids)
-    ]
+    scarred = [p for p in patients if p.has_infarct and (patient_ids is None or p.patient_id in patient_ids)]
     if not scarred:
         raise ClaimError(f"{data_dir}: no patient with scar (labels 3/4) to fit a prior from")
     stats = [
@@ -197,3 +198,22 @@ def run_fit_prior(data_dir: Path, out_file: Path, *, aha: AhaConfig, dominance: 
     prior = fit_prior_from_folder(data_dir, aha=aha, dominance=dominance, progress=progress)
     save_prior(prior, out_file)
     return prior
+
+
+def write_mask(root: Path, canvas: Patient, mask_id: str, label_maps: np.ndarray, extra: dict) -> dict:
+    """Write one mask's label maps on ``canvas``'s grid under ``root`` and return its ``masks.json`` entry.
+
+    The entry holds what ``claim generate`` reads (``id``, ``source_id``, ``files``) plus the burden, whether it
+    has MVO, and ``extra`` (how the mask was made); masks drawn by the study are written this way.
+    """
+    files = write_label_maps(canvas.with_arrays(patient_id=mask_id), root, label_maps)
+    scar = infarct_mask(label_maps)
+    return {
+        "id": mask_id,
+        "source_id": canvas.patient_id,
+        "files": [str(f.relative_to(root)) for f in files],
+        "source_files": [str(p) for p in canvas.label_paths],
+        "burden": float(scar.sum() / max(int(myocardium_mask(label_maps).sum()), 1)),
+        "mvo": bool((label_maps == Label.MVO).any()),
+        **extra,
+    }

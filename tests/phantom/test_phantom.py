@@ -8,8 +8,8 @@ from scipy import ndimage
 
 from claim.aha.segments import Handedness, Level, aha_angle_deg, screen_angle_deg, segment_from_angle, segment_ids
 from claim.data.patient import Layout
-from claim.data.phantom import PhantomCase, PhantomConfig, make_phantom, make_phantom_cohort
 from claim.labels import Label
+from claim.phantom import PhantomCase, PhantomConfig, make_phantom, make_phantom_cohort
 
 
 @pytest.fixture(scope="module")

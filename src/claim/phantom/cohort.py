@@ -8,8 +8,9 @@ from tqdm import tqdm
 
 from claim.data.io import write_json
 from claim.data.layouts import write_patient
-from claim.data.phantom import PhantomCase, PhantomConfig, make_phantom_cohort
 from claim.errors import ClaimError
+from claim.phantom.config import PhantomCase, PhantomConfig
+from claim.phantom.render import make_phantom_cohort
 
 __all__ = ["write_phantom_cohort", "TRUTH_FILE"]
 

@@ -1,21 +1,19 @@
-"""Paint scar into normal slices inside given masks and write full-size outputs in the source grid and layout.
+"""``claim generate`` stage: paint scar into normal patients inside ``claim masks`` label maps, write full-size outputs.
 
-Per mask (an entry of ``MASKS_DIR/masks.json``): crop every slice that holds scar/MVO around its LV, inpaint the
-lesion (dilated by the blending band in ``claim`` mode), de-normalise, paste back into the original slice, and
-restore every pixel farther than 3 px from scar/MVO from the source so the contract holds whatever the resampling.
+Per mask (an entry of ``MASKS_DIR/masks.json``) the source patient is painted by
+``claim.generator.inpaint.inpaint_patient`` and written in the source grid and layout (or as an nnU-Net dataset),
+with a record per output file in ``generation.json``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from claim.data.io import check_label_values, read_nifti, read_png, write_json
 from claim.data.layouts import (
@@ -26,23 +24,19 @@ from claim.data.layouts import (
     write_patient,
 )
 from claim.data.patient import Layout, Patient
-from claim.data.preprocess import paste_slice
 from claim.errors import ClaimError, InputError
-from claim.generator.config import Mode
-from claim.generator.data import crop_patient_slice, lesion_masks, myocardium_masks, patient_norm
+from claim.generator.checkpoint import load_generator
 from claim.generator.histogram import perturb_histogram
-from claim.generator.loss import dilate_mask
+from claim.generator.inpaint import inpaint_patient
 from claim.generator.preview import label_panel, write_grid
-from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
-from claim.generator.train import LoadedGenerator, load_generator
-from claim.labels import EMIDEC_LABELS, infarct_mask
+from claim.generator.sampling import parse_sampler
+from claim.labels import EMIDEC_LABELS
+from claim.stages.masks import MASKS_FILE
 
-__all__ = ["MASKS_FILE", "GENERATION_FILE", "KEEP_DISTANCE_PX", "GenerateResult", "read_mask_labels",
-           "inpaint_patient", "generate_scars", "parse_shard", "generation_file_name"]
+__all__ = ["GENERATION_FILE", "GenerateResult", "read_mask_labels", "generate_scars",
+           "parse_shard", "generation_file_name"]
 
-MASKS_FILE = "masks.json"
 GENERATION_FILE = "generation.json"
-KEEP_DISTANCE_PX = 3.0  # pixels farther than this from scar/MVO are the source's, bit for bit
 _SLICE = re.compile(r"_slice(\d+)$")
 
 
@@ -74,52 +68,6 @@ def read_mask_labels(masks_dir: Path, entry: dict, source: Patient) -> np.ndarra
         raise InputError(files[0], f"mask {entry['id']} has shape {labels.shape}, source {entry['source_id']} "
                                    f"has {source.images.shape}")
     return check_label_values(np.round(labels).astype(np.int64), EMIDEC_LABELS, files[0])
-
-
-def inpaint_patient(
-    generator: LoadedGenerator,
-    source: Patient,
-    label_maps: np.ndarray,
-    *,
-    sampler: str,
-    hist: np.ndarray,
-    guidance: float,
-    torch_generator: torch.Generator,
-) -> tuple[np.ndarray, dict]:
-    """Inpaint all slices of ``source`` whose ``label_maps`` hold scar/MVO, in one batch.
-
-    Returns:
-        ``(images (S, H, W) float32 in source units, info)``; info has ``nfe``, ``seconds`` (per inpainted slice),
-        ``slices`` (indices painted) and ``crops`` (source crop, label crop, synthetic crop per painted slice).
-    """
-    config, device = generator.config, next(generator.model.parameters()).device
-    spec = parse_sampler(sampler)
-    images = source.images.copy()
-    slices = [k for k in range(source.n_slices) if infarct_mask(label_maps[k]).any()]
-    info: dict = {"nfe": 0, "seconds": 0.0, "slices": slices, "crops": []}
-    if not slices:
-        return images, info
-    norm = patient_norm(source)
-    crops = [crop_patient_slice(source, k, config, norm, label_map=label_maps[k]) for k in slices]
-    known = torch.from_numpy(np.stack([c.image for c in crops]))[:, None].to(device)
-    labels = torch.from_numpy(np.stack([c.label_map for c in crops]).astype(np.int64))[:, None].to(device)
-    band = config.boundary_px if config.mode == Mode.CLAIM else 0
-    inpaint_mask = dilate_mask(lesion_masks(labels), band)
-    hist_t = torch.from_numpy(np.asarray(hist, dtype=np.float32))[None].expand(len(slices), -1).to(device)
-    eps_fn = make_eps_fn(generator.model, config.mode, known, inpaint_mask, myocardium_masks(labels), hist_t, guidance,
-                         schedule=generator.schedule, prediction=config.prediction)
-    t0 = time.perf_counter()
-    out, calls = inpaint(eps_fn, generator.schedule, known, inpaint_mask, spec, torch_generator)
-    seconds = time.perf_counter() - t0
-    out_np, region_np = out[:, 0].cpu().numpy(), inpaint_mask[:, 0].cpu().numpy()
-    for i, k in enumerate(slices):
-        pasted = paste_slice(norm.denormalise(out_np[i]), crops[i].box, source.images[k], region_mask=region_np[i])
-        far = ndimage.distance_transform_edt(~infarct_mask(label_maps[k])) > KEEP_DISTANCE_PX
-        images[k] = np.where(far, source.images[k], pasted)
-        info["crops"].append((crops[i].image, crops[i].label_map, out_np[i]))
-    info["nfe"] = calls * (1 if guidance == 1.0 else 2)
-    info["seconds"] = seconds / len(slices)
-    return images, info
 
 
 def _choose_cluster(choice: str | int, n_centres: int, rng: np.random.Generator) -> int:

@@ -1,7 +1,4 @@
-"""`claim generate --shard i/n`: a shard writes exactly the unsharded run's files for its entries.
-
-(Lives here rather than in tests/generator only because this change set may not touch that folder.)
-"""
+"""`claim generate --shard i/n`: a shard writes exactly the unsharded run's files for its entries."""
 
 from __future__ import annotations
 
@@ -13,23 +10,21 @@ import pytest
 from claim.cli import main
 from claim.data.io import read_nifti
 from claim.errors import ClaimError
-from claim.generator.generate import generate_scars, parse_shard
-from claim.generator.train import train_generator
-from tests.generator.conftest import TINY, make_masks_dir
+from claim.stages.generate import generate_scars, parse_shard
+from tests.generator.conftest import make_masks_dir
 
 
 def _strip(entries):
     return [{k: v for k, v in e.items() if k != "seconds"} for e in entries]
 
 
-def test_shards_reproduce_the_unsharded_run(seg_data_dir, tmp_path):
-    checkpoint = train_generator(seg_data_dir, tmp_path / "gen", TINY.replace(steps=1), seed=0, progress=False).checkpoint
-    masks_dir, _ = make_masks_dir(seg_data_dir, tmp_path / "masks", n_masks=3)
-    full = generate_scars(checkpoint, seg_data_dir, masks_dir, tmp_path / "full", sampler="ddim:2", seed=4,
+def test_shards_reproduce_the_unsharded_run(phantom_dir, tiny_checkpoint, tmp_path):
+    masks_dir, _ = make_masks_dir(phantom_dir, tmp_path / "masks", n_masks=3)
+    full = generate_scars(tiny_checkpoint, phantom_dir, masks_dir, tmp_path / "full", sampler="ddim:2", seed=4,
                           previews=False)
     shared = tmp_path / "shards"
     for i in (0, 1):
-        args = ["generate", "--model", str(checkpoint), "--data", str(seg_data_dir), "--masks", str(masks_dir),
+        args = ["generate", "--model", str(tiny_checkpoint), "--data", str(phantom_dir), "--masks", str(masks_dir),
                 "--out", str(shared), "--sampler", "ddim:2", "--seed", "4", "--shard", f"{i}/2"]
         assert main(args) == 0
     shard0 = json.loads((shared / "generation_shard0of2.json").read_text())
@@ -42,7 +37,7 @@ def test_shards_reproduce_the_unsharded_run(seg_data_dir, tmp_path):
         np.testing.assert_array_equal(read_nifti(shared / e["image"]).data,
                                       read_nifti(tmp_path / "full" / e["image"]).data)
     with pytest.raises(ClaimError, match="layout only"):
-        generate_scars(checkpoint, seg_data_dir, masks_dir, tmp_path / "nn", output_format="nnunet", shard=(0, 2))
+        generate_scars(tiny_checkpoint, phantom_dir, masks_dir, tmp_path / "nn", output_format="nnunet", shard=(0, 2))
 
 
 @pytest.mark.parametrize("text", ["2/2", "-1/3", "1", "a/b", "0/0"])
