@@ -84,6 +84,7 @@ def test_bad_orientation_is_a_one_line_error(tmp_path, capsys):
     assert "expected auto, rv, image or angle:DEG" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the whole chain: phantom -> study -> report
 def test_demo_writes_report_and_metrics(tmp_path):
     # The whole chain (phantom -> AHA -> split -> SMILE -> generators -> joint -> four arms -> report) with toy
     # models on a small phantom; `make demo` runs the same chain with the quick preset.

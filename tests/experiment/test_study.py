@@ -70,3 +70,15 @@ def test_rerun_skips_finished_stages_and_refuses_another_config(smoke_study):
     with pytest.raises(ClaimError, match="both"):
         run_experiment(root / "split/train", root / "split/train", root / "other", experiment_preset("smoke"),
                        progress=False)
+
+
+def test_config_file_reproduces_the_study(smoke_study, tmp_path):
+    from claim.cli import main
+
+    root, out, metrics = smoke_study
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["command"] == "experiment" and saved["config"]["name"] == "smoke"
+    again = tmp_path / "again"
+    assert main(["experiment", "-c", str(out / "config.json"), "--out", str(again), "--threads", "1"]) == 0
+    repeated = json.loads((again / "metrics.json").read_text())
+    assert json.dumps(repeated["arms"]) == json.dumps(metrics["arms"])

@@ -23,6 +23,7 @@ def _check(folder) -> None:
     verify.verify_dataset_integrity(str(folder), num_processes=1)
 
 
+@pytest.mark.slow  # imports nnU-Net and runs its dataset check
 def test_phantom_export_passes_and_a_broken_label_fails(phantom_dir, tiny_checkpoint, tmp_path):
     masks_dir, _ = make_masks_dir(phantom_dir, tmp_path / "masks", n_masks=2)
     out = tmp_path / "Dataset501_Synth"
@@ -42,6 +43,7 @@ def test_phantom_export_passes_and_a_broken_label_fails(phantom_dir, tiny_checkp
         _check(broken)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_emidec_slices_export_passes(tiny_checkpoint, tmp_path):
     # Two real PNG patients (one normal canvas, one pathological) as the real part of the dataset.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from claim.evaluation.metrics import dice
 from claim.labels import Label
@@ -21,6 +22,7 @@ from claim.segmentation.train import SegmenterTrainer
 from tests.conftest import SMALL
 
 
+@pytest.mark.slow  # real training: a few hundred steps
 def test_tiny_preset_learns_scar_on_its_training_patients():
     config = segmenter_preset("tiny", steps=150)
     cases = make_phantom_cohort(3, seed=0, config=replace(SMALL, pathological_fraction=1.0))

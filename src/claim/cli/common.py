@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,9 +60,25 @@ def add_config_file(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def saved_run(args: argparse.Namespace, command: str) -> dict[str, Any] | None:
-    """The ``config.json`` named by ``-c/--config`` (None without it)."""
-    return read_run_config(args.config, command) if getattr(args, "config", None) else None
+def add_run_flags(parser: argparse.ArgumentParser, resume_help: str) -> None:
+    """Seed, device and resume: the flags every trainer takes (None defaults, so ``-c`` files fill them)."""
+    parser.add_argument("-s", "--seed", type=int, default=None, help="random seed (same seed, same run; default 0)")
+    parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
+    parser.add_argument("--resume", action="store_true", help=resume_help)
+
+
+def saved_run(args: argparse.Namespace, command: str) -> dict[str, Any]:
+    """The ``config.json`` named by ``-c/--config`` (empty without it); it holds a whole config, so no --preset."""
+    if not getattr(args, "config", None):
+        return {}
+    if getattr(args, "preset", None):
+        raise ClaimError(f"-c/--config holds the run's whole config; drop --preset (or -c) for {command}")
+    return read_run_config(args.config, command)
+
+
+def explicit(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
+    """The flags among ``names`` given on the command line (not None), as config field changes."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def first_given(*values: Any) -> Any:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from claim.cli.common import add_config_file, build_config, first_given, saved_run
 from claim.errors import ClaimError
-from claim.experiment.config import experiment_preset
+from claim.experiment.config import ExperimentConfig, experiment_preset
 from claim.experiment.study import run_experiment
 
 
@@ -13,25 +14,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "experiment", help="run the study: segmenters trained with each kind of synthetic data, tested on held-out data"
     )
-    parser.add_argument("--train-data", required=True, help="training folder (any layout); validation comes from it")
-    parser.add_argument("--test-data", required=True, help="held-out test folder: used only for the final metrics")
+    parser.add_argument("--train-data", default=None,
+                        help="training folder (any layout); validation comes from it (default with -c: the study's)")
+    parser.add_argument("--test-data", default=None, help="held-out test folder: used only for the final metrics "
+                                                          "(default with -c: the study's)")
     parser.add_argument("-o", "--out", required=True, help="study folder (resumable: finished stages are skipped)")
-    parser.add_argument("--preset", default="quick", metavar="quick|standard",
+    add_config_file(parser)
+    parser.add_argument("--preset", default=None, metavar="quick|standard",
                         help="quick (phantom, <= 10 min on 2 cores) | standard (EMIDEC, <= 90 min); default quick")
-    parser.add_argument("-s", "--seed", type=int, default=0, help="random seed")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    parser.add_argument("-s", "--seed", type=int, default=None, help="random seed (default 0)")
+    parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is faster on busy shared cores)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = experiment_preset(args.preset)
-    except ValueError as exc:
-        raise ClaimError(str(exc)) from exc
-    metrics = run_experiment(args.train_data, args.test_data, args.out, config,
-                             seed=args.seed, device=args.device, threads=args.threads)
+    saved = saved_run(args, "experiment")
+    if saved:
+        config = build_config(str(args.config), lambda: ExperimentConfig.from_dict(saved["config"]))
+    else:
+        config = build_config("--preset", lambda: experiment_preset(args.preset or "quick"))
+    train, test = first_given(args.train_data, saved.get("train_data")), first_given(args.test_data,
+                                                                                     saved.get("test_data"))
+    if train is None or test is None:
+        raise ClaimError("experiment needs --train-data DIR and --test-data DIR (or -c STUDY/config.json)")
+    metrics = run_experiment(train, test, args.out, config, seed=first_given(args.seed, saved.get("seed"), 0),
+                             device=first_given(args.device, saved.get("device"), "cpu"), threads=args.threads)
     arms = ", ".join(f"{arm} {entry['infarct_dice']:.3f}" for arm, entry in metrics["arms"].items())
     print(f"experiment -> {args.out}/report.html  (infarct Dice: {arms})")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from claim.cli.common import add_config_file, build_config, first_given, saved_run
+from claim.cli.common import add_config_file, add_run_flags, build_config, explicit, first_given, saved_run
 from claim.errors import ClaimError
 from claim.generator.config import PRESETS, GeneratorConfig, Mode, preset_config
 from claim.generator.train import train_generator
@@ -22,9 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="claim (context-conditioned, DDIM; default) or lefusion (faithful baseline, RePaint)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="model size preset (default standard)")
     parser.add_argument("--steps", type=int, default=None, help="total optimisation steps (default 2000)")
-    parser.add_argument("-s", "--seed", type=int, default=None, help="random seed (same seed, same run; default 0)")
-    parser.add_argument("--resume", action="store_true", help="continue RUN/generator.pt up to --steps")
-    parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
+    add_run_flags(parser, "continue RUN/generator.pt up to --steps")
     parser.add_argument("--sample-every", type=int, default=None, help="write a sample grid every N steps (0: never)")
     parser.add_argument("--checkpoint-every", type=int, default=None,
                         help="write the checkpoint every N steps (default 500)")
@@ -33,9 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    saved = saved_run(args, COMMAND) or {}
-    if saved and args.preset:
-        raise ClaimError("-c/--config holds the whole generator config; drop --preset (or -c)")
+    saved = saved_run(args, COMMAND)
 
     def make() -> GeneratorConfig:
         if saved:
@@ -43,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
             config = config.with_mode(args.mode) if args.mode and args.mode != config.mode else config
         else:
             config = preset_config(args.preset or "standard", mode=args.mode or Mode.CLAIM)
-        changes = {k: v for k, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None}
-        return config.replace(**changes)
+        return config.replace(**explicit(args, ("steps", "batch_size")))
 
     config = build_config(str(args.config) if saved else "train-generator", make)
     data = first_given(args.data, saved.get("data"))

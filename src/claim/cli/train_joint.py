@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from claim.cli.common import add_config_file, build_config, first_given, saved_run
+from claim.cli.common import add_config_file, add_run_flags, build_config, explicit, first_given, saved_run
 from claim.errors import ClaimError
 from claim.generator.config import GeneratorConfig, preset_config
 from claim.joint.config import JOINT_PRESETS, JointConfig, joint_preset
@@ -36,17 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="start G from this generator checkpoint (its config is used)")
     parser.add_argument("--prior", type=Path, default=None, metavar="FILE",
                         help="SMILE prior JSON for the canvases' masks (default: the shipped EMIDEC prior)")
-    parser.add_argument("-s", "--seed", type=int, default=None, help="random seed (same seed, same run; default 0)")
-    parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
-    parser.add_argument("--resume", action="store_true", help="continue RUN up to --steps")
+    add_run_flags(parser, "continue RUN up to --steps")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    saved = saved_run(args, COMMAND) or {}
-    if saved and args.preset:
-        raise ClaimError("-c/--config holds the whole joint config; drop --preset (or -c)")
-    changes = {k: getattr(args, k) for k in _JOINT_FLAGS if getattr(args, k) is not None}
+    saved = saved_run(args, COMMAND)
+    changes = explicit(args, _JOINT_FLAGS)
     preset = args.preset or "standard"
     init_generator = first_given(args.init_generator, saved.get("init_generator"))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from claim.cli.common import add_config_file, build_config, first_given, saved_run
+from claim.cli.common import add_config_file, add_run_flags, build_config, explicit, first_given, saved_run
 from claim.errors import ClaimError
 from claim.segmentation.config import SEGMENTER_PRESETS, SegmenterConfig, segmenter_preset
 from claim.segmentation.train import train_segmenter
@@ -30,18 +30,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--synthetic-fraction", type=float, default=None,
                         help="fraction of each batch drawn from --synthetic (default: pool them with the real slices)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
-    parser.add_argument("-s", "--seed", type=int, default=None, help="random seed (same seed, same run; default 0)")
-    parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
-    parser.add_argument("--resume", action="store_true", help="continue RUN/last.pt up to --steps")
+    add_run_flags(parser, "continue RUN/last.pt up to --steps")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    saved = saved_run(args, COMMAND) or {}
-    if saved and args.preset:
-        raise ClaimError("-c/--config holds the whole segmenter config; drop --preset (or -c)")
-    changes = {k: v for k, v in (("steps", args.steps), ("val_every", args.val_every), ("batch_size", args.batch_size),
-                                 ("synthetic_fraction", args.synthetic_fraction)) if v is not None}
+    saved = saved_run(args, COMMAND)
+    changes = explicit(args, ("steps", "val_every", "batch_size", "synthetic_fraction"))
 
     def make() -> SegmenterConfig:
         if saved:

@@ -38,6 +38,7 @@ from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig
 from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms
 from claim.experiment.transplant import transplant_scar
 from claim.generator.config import Mode
+from claim.runtime import torch_threads
 from claim.smile.prior import Prior
 from claim.stages.evaluate import GALLERY_FILE, PER_PATIENT_FILE, evaluate_study
 from claim.stages.masks import MASKS_FILE, write_mask
@@ -271,6 +272,10 @@ class _Study:
                              "choose another --out (or delete it to start over)")
         state = {"identity": self.identity(), "claim_version": __version__, "stages": state.get("stages", {})}
         self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "config.json", {"command": "experiment", "config": self.config.to_dict(),
+                                              "seed": self.seed, "train_data": str(self.train_dir),
+                                              "test_data": str(self.test_dir), "device": self.device,
+                                              "claim_version": __version__})
         for stage in self.stages():
             done = state["stages"].get(stage.name)
             if done and all(p.exists() for p in stage.outputs):
@@ -371,14 +376,5 @@ def run_experiment(
     ``threads`` sets torch's intra-op threads for the run (restored afterwards); on shared, oversubscribed
     cores 1 thread is many times faster than 2 for these small models.
     """
-    import torch
-
-    previous = torch.get_num_threads()
-    if threads is not None:
-        if threads < 1:
-            raise ClaimError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _Study(train_dir, test_dir, out_dir, config, seed, device, progress).run()
-    finally:
-        torch.set_num_threads(previous)

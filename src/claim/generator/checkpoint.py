@@ -15,7 +15,7 @@ from claim.generator.config import GeneratorConfig, Mode
 from claim.generator.denoiser import HistogramUNet, build_denoiser
 from claim.generator.schedule import NoiseSchedule
 from claim.runtime import resolve_device
-from claim.training.checkpoint import read_checkpoint, save_checkpoint
+from claim.training.checkpoint import build_with_weights, read_checkpoint, save_checkpoint
 
 __all__ = ["CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "LoadedGenerator",
            "write_generator_checkpoint", "read_generator_checkpoint", "config_from_checkpoint", "load_generator"]
@@ -84,11 +84,7 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> LoadedGene
     path = Path(path)
     payload = read_generator_checkpoint(path)
     config = config_from_checkpoint(path, payload)
-    try:
-        model = build_denoiser(config)
-        model.load_state_dict(payload["ema"])
-    except (ValueError, RuntimeError, TypeError) as exc:
-        raise InputError(path, f"checkpoint does not match its config ({exc})") from exc
+    model = build_with_weights(path, lambda: build_denoiser(config), payload["ema"])
     device = resolve_device(device)
     model.to(device).eval()
     return LoadedGenerator(model, config, NoiseSchedule(config.timesteps).to(device),

@@ -49,12 +49,19 @@ STATE_FORMAT = "claim-joint-state"
 
 @dataclass(frozen=True)
 class JointResult:
-    """What a joint run produced: both checkpoints, the log entries of the steps run now, wall time."""
+    """What a joint run produced: ``checkpoints`` by model kind, the log entries of the steps run now, wall time."""
 
-    generator_checkpoint: Path
-    segmenter_checkpoint: Path
+    checkpoints: dict[str, Path]
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def generator_checkpoint(self) -> Path:
+        return self.checkpoints["generator"]
+
+    @property
+    def segmenter_checkpoint(self) -> Path:
+        return self.checkpoints["segmenter"]
 
 
 def _select_patients(patients: list[Patient], train_patients: list[str] | None, data_dir: Path) -> tuple[list, list]:
@@ -239,4 +246,4 @@ def train_joint(
                                                                            "segmenter_loss") if k in e})
     checkpoint(max(joint.steps, start))
     seconds = history[-1]["seconds"] if history else 0.0
-    return JointResult(gen_path, seg_path, history, seconds)
+    return JointResult({"generator": gen_path, "segmenter": seg_path}, history, seconds)

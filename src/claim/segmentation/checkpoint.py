@@ -12,6 +12,7 @@ from claim.errors import InputError
 from claim.runtime import resolve_device
 from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.net import build_segmenter
+from claim.training.checkpoint import build_with_weights
 from claim.training.checkpoint import read_checkpoint as read_any_checkpoint
 from claim.training.checkpoint import save_checkpoint as save_any_checkpoint
 
@@ -46,9 +47,5 @@ def load_segmenter(path: Path, device: str | torch.device = "cpu") -> tuple[torc
     path = Path(path)
     payload = read_checkpoint(path)
     config = config_from_checkpoint(path, payload)
-    try:
-        model = build_segmenter(config)
-        model.load_state_dict(payload["model"])
-    except (ValueError, RuntimeError, TypeError) as exc:
-        raise InputError(path, f"checkpoint does not match its config ({exc})") from exc
+    model = build_with_weights(path, lambda: build_segmenter(config), payload["model"])
     return model.to(resolve_device(device)).eval(), config

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import torch
 from claim.data.io import atomic_path
 from claim.errors import InputError
 
-__all__ = ["save_checkpoint", "read_checkpoint"]
+__all__ = ["save_checkpoint", "read_checkpoint", "build_with_weights"]
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
@@ -45,3 +45,13 @@ def read_checkpoint(path: Path, *, fmt: str, what: str, version: int | None = No
     if missing:
         raise InputError(path, f"checkpoint lacks {missing}")
     return payload
+
+
+def build_with_weights(path: Path, build: Callable[[], torch.nn.Module], state: dict[str, Any]) -> torch.nn.Module:
+    """``build()`` a network and load ``state`` into it; a mismatch is an ``InputError`` naming the checkpoint."""
+    try:
+        model = build()
+        model.load_state_dict(state)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise InputError(path, f"checkpoint does not match its config ({exc})") from exc
+    return model
