@@ -33,7 +33,8 @@ _LUNG_WEIGHT = 2.0  # the lung cue is sparser than the blood cue (fat often lies
 _WINDOW_DEG = 120.0  # the septum spans AHA 60..180
 
 # Image estimates with a confidence below this are flagged ``low_confidence``: the lower quartile of the
-# confidences on the annotated EMIDEC reference (tests/aha/data), rounded; see the README section on orientation.
+# confidences on the annotated EMIDEC reference (tests/aha/data, 0.37), rounded down; see the README section
+# on orientation.
 LOW_CONFIDENCE_THRESHOLD = 0.35
 
 

@@ -62,9 +62,7 @@ def _draw_tile(ax: plt.Axes, tile: OrientationTile) -> None:
     row, col = tile.centre_rc
     radius = max(float(np.sqrt(tile.heart.sum() / np.pi)), 4.0)
     half = max(2.4 * radius, 24.0)
-    window = tile.image[
-        int(max(row - half, 0)) : int(row + half) + 1, int(max(col - half, 0)) : int(col + half) + 1
-    ]
+    window = tile.image[int(max(row - half, 0)) : int(row + half) + 1, int(max(col - half, 0)) : int(col + half) + 1]
     lo, hi = np.percentile(window, [1, 99.5]) if window.size else (0.0, 1.0)
     ax.imshow(tile.image, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, interpolation="bilinear")
     if tile.heart.any():
@@ -72,8 +70,7 @@ def _draw_tile(ax: plt.Axes, tile: OrientationTile) -> None:
     orientation = tile.orientation
     reach = 1.9 * radius
     _ray(ax, tile.centre_rc, orientation.insertion_screen_deg, reach, color="#ff7f0e", lw=1.6)
-    _ray(ax, tile.centre_rc, _screen_of(orientation, _INFERIOR_INSERTION_DEG), reach, color="#ff7f0e", lw=1.0,
-         ls="--")
+    _ray(ax, tile.centre_rc, _screen_of(orientation, _INFERIOR_INSERTION_DEG), reach, color="#ff7f0e", lw=1.0, ls="--")
     septum = np.radians(_screen_of(orientation, SEPTUM_CENTRE_DEG))
     ax.annotate(
         "",
@@ -103,7 +100,7 @@ def orientation_sheet(tiles: Sequence[OrientationTile], *, columns: int = 10, ti
     n = max(len(tiles), 1)
     columns = max(1, min(columns, n))
     rows = int(np.ceil(n / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.75 * columns, 1.95 * rows + 0.5), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.75 * columns, 2.05 * rows + 0.6), squeeze=False)
     for ax in axes.ravel()[len(tiles) :]:
         ax.axis("off")
     if not tiles:
@@ -117,7 +114,9 @@ def orientation_sheet(tiles: Sequence[OrientationTile], *, columns: int = 10, ti
     if any(t.reference_deg is not None for t in tiles):
         legend += ", green dotted: reference insertion"
     fig.suptitle((title + "\n" if title else "") + legend, fontsize=8)
-    fig.tight_layout(rect=(0, 0, 1, 0.97 if rows > 2 else 0.92))
+    # Two-line tile titles need more room between rows than tight_layout leaves.
+    top = 1.0 - 0.6 / fig.get_figheight()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.08, hspace=0.42)
     return fig
 
 
