@@ -10,7 +10,7 @@ rotation lies within one step of the origin (chance: 3 of 360/step rotations), a
 bounds how much this test can tell.
 
 Usage: python benchmarks/aha_territory.py [--data ../shared/data/emidec-slices] [--orientation auto]
-       [--step 30] [--out outputs/benchmarks]
+       [--handedness ccw|cw] [--step 30] [--out outputs/benchmarks]
 Prints the numbers and saves outputs/benchmarks/aha_territory.json.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 from claim.aha.config import AhaConfig, geometry_for
 from claim.aha.geometry import PatientGeometry
 from claim.aha.orientation import parse_orientation
-from claim.aha.segments import SEGMENTS, Territory, segment_from_angle
+from claim.aha.segments import SEGMENTS, Handedness, Territory, segment_from_angle
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 from claim.labels import INFARCT_LABELS
@@ -56,12 +56,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "emidec-slices")
     parser.add_argument("--orientation", default="auto", help="as for claim aha (auto, angle:DEG, file:PATH, ...)")
+    parser.add_argument("--handedness", type=Handedness, choices=list(Handedness), default=Handedness.CCW)
     parser.add_argument("--step", type=float, default=30.0, help="rotation step in degrees")
     parser.add_argument("--bootstrap", type=int, default=2000, help="patient bootstrap resamples for the noise")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks")
     args = parser.parse_args()
     parse_orientation(args.orientation)
-    config = AhaConfig(orientation=args.orientation, bullseye=False)
+    config = AhaConfig(orientation=args.orientation, handedness=args.handedness, bullseye=False)
     rotations = np.arange(0.0, 360.0, args.step)
     patients = [p for p in read_dataset(args.data, progress=False) if np.isin(p.label_maps, INFARCT_LABELS).any()]
     table = np.array([best_territory_shares(geometry_for(p, config), p.label_maps, rotations) for p in patients])
@@ -75,6 +76,7 @@ def main() -> None:
     results = {
         "data": str(args.data),
         "orientation": args.orientation,
+        "handedness": args.handedness.value,
         "patients": len(patients),
         "step_deg": args.step,
         "share_under_origin": float(under_origin.mean()),
