@@ -6,8 +6,9 @@ pixels inside its best territory is computed under the origin in use (``--orient
 rotated in ``--step`` degree steps. Reported: the mean share under the origin, the mean over all rotations
 (what an origin unrelated to anatomy scores), the mean of each patient's best rotation, how often the best
 rotation lies within one step of the origin (chance: 3 of 360/step rotations), and a patient bootstrap of
-(origin - rotation average) for its noise. Large scars lie in one territory under many rotations, which
-bounds how much this test can tell.
+(origin - rotation average) for its noise; also the share with the segment numbering mirrored (the other
+``--handedness``), paired per patient. Large scars lie in one territory under many rotations, which bounds how
+much this test can tell.
 
 Usage: python benchmarks/aha_territory.py [--data ../shared/data/emidec-slices] [--orientation auto]
        [--handedness ccw|cw] [--step 30] [--out outputs/benchmarks]
@@ -66,13 +67,22 @@ def main() -> None:
     rotations = np.arange(0.0, 360.0, args.step)
     patients = [p for p in read_dataset(args.data, progress=False) if np.isin(p.label_maps, INFARCT_LABELS).any()]
     table = np.array([best_territory_shares(geometry_for(p, config), p.label_maps, rotations) for p in patients])
+    # The same origins with the numbering mirrored: which handedness the scars favour, paired per patient.
+    other = Handedness.CW if args.handedness == Handedness.CCW else Handedness.CCW
+    mirrored_config = AhaConfig(orientation=args.orientation, handedness=other, bullseye=False)
+    mirrored = np.array(
+        [best_territory_shares(geometry_for(p, mirrored_config), p.label_maps, rotations[:1])[0] for p in patients]
+    )
     under_origin, rotation_mean, best = table[:, 0], table.mean(axis=1), table.max(axis=1)
     # A patient's best rotation "agrees" when it is the origin or one step either side (ties count as agreeing).
     near = np.minimum(rotations, 360.0 - rotations) <= args.step + 1e-9
     agrees = table[:, near].max(axis=1) >= best - 1e-12
     rng = np.random.default_rng(0)
     gain = under_origin - rotation_mean
-    boot = np.array([gain[rng.integers(0, len(gain), len(gain))].mean() for _ in range(args.bootstrap)])
+    resamples = rng.integers(0, len(gain), (args.bootstrap, len(gain)))
+    boot = gain[resamples].mean(axis=1)
+    mirror_gain = table[:, 0] - mirrored
+    mirror_boot = mirror_gain[resamples].mean(axis=1)
     results = {
         "data": str(args.data),
         "orientation": args.orientation,
@@ -85,6 +95,9 @@ def main() -> None:
         "gain_over_rotation_average": float(gain.mean()),
         "gain_bootstrap_sd": float(boot.std()),
         "gain_bootstrap_95ci": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        "share_under_origin_mirrored": float(mirrored.mean()),
+        "gain_over_mirrored": float(mirror_gain.mean()),
+        "gain_over_mirrored_95ci": [float(np.percentile(mirror_boot, 2.5)), float(np.percentile(mirror_boot, 97.5))],
         "best_rotation_near_origin": float(agrees.mean()),
         "best_rotation_near_origin_chance": float(near.sum() / len(rotations)),
         "share_by_rotation": {f"{r:.0f}": float(v) for r, v in zip(rotations, table.mean(axis=0), strict=True)},
