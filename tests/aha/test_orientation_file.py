@@ -122,3 +122,16 @@ def test_claim_aha_sheet_summary_and_write_back(tmp_path, data_dir, cases, capsy
         next(p for p in summary["patients"] if p["patient_id"] == first)["orientation"]["insertion_screen_deg"], 42
     )
     assert "low confidence" in capsys.readouterr().out
+
+
+def test_orientation_section_in_html_report(tmp_path, data_dir):
+    from claim.report.html import Report
+    from claim.report.orientation import add_orientation_section
+    from claim.stages.aha import run_aha
+
+    summary = run_aha(data_dir, tmp_path / "aha", AhaConfig(bullseye=False), progress=False)
+    report = Report("orientation")
+    add_orientation_section(report, tmp_path / "aha" / summary["orientation_sheet"], summary)
+    html = report.render()
+    assert "AHA angle origin per patient" in html and "data:image/png;base64," in html
+    assert f"image {len(summary['patients'])}" in html
