@@ -107,7 +107,7 @@ def orientation_sheet(tiles: Sequence[OrientationTile], *, columns: int = 10, ti
     n = max(len(tiles), 1)
     columns = max(1, min(columns, n))
     rows = int(np.ceil(n / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.75 * columns, 2.05 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.75 * columns, 2.05 * rows + 1.0), squeeze=False)
     for ax in axes.ravel()[len(tiles) :]:
         ax.axis("off")
     if not tiles:
@@ -122,7 +122,7 @@ def orientation_sheet(tiles: Sequence[OrientationTile], *, columns: int = 10, ti
         legend += ", green dotted: reference insertion"
     fig.suptitle((title + "\n" if title else "") + legend, fontsize=8)
     # Two-line tile titles need more room between rows than tight_layout leaves.
-    top = 1.0 - 0.6 / fig.get_figheight()
+    top = 1.0 - 1.0 / fig.get_figheight()
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.08, hspace=0.42)
     return fig
 
