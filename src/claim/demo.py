@@ -25,6 +25,7 @@ from claim.experiment.study import run_experiment
 from claim.phantom import PhantomCase, PhantomConfig, write_phantom_cohort
 from claim.report.figures import figure_png_bytes, save_bullseye, segment_montage
 from claim.report.html import Report
+from claim.report.orientation import add_orientation_section
 from claim.report.study import build_study_report
 from claim.stages.aha import run_aha
 
@@ -199,6 +200,7 @@ def _write_report(out_dir: Path, cases: list[PhantomCase], summary: dict, metric
         out_dir / "figures" / "bullseye_cohort.png",
     )
     report.figure(bullseye_path, "Cohort bull's-eye: 1 anterior at the top, septum on the left (standard AHA view).")
+    add_orientation_section(report, out_dir / "aha" / summary["orientation_sheet"], summary)
     report.heading("Slices with estimated segments")
     items = []
     for case, record in zip(cases, summary["patients"], strict=True):

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from claim.aha.geometry import PatientGeometry, compute_geometry
-from claim.aha.orientation import parse_orientation
+from claim.aha.orientation import estimate_orientation, parse_orientation
+from claim.aha.orientation_file import orientation_file_path, orientation_from_entry, read_orientation_file
 from claim.aha.segments import Handedness
 from claim.data.patient import Patient
 
@@ -16,14 +17,24 @@ __all__ = ["AhaConfig", "geometry_for", "sector_balance"]
 
 @dataclass(frozen=True)
 class AhaConfig:
-    orientation: str = "auto"  # auto | rv | image | angle:DEG
+    orientation: str = "auto"  # auto | rv | image | angle:DEG | file:PATH
     handedness: Handedness = Handedness.CCW
     label_mapping: dict[int, int] | None = None
     bullseye: bool = True
 
 
 def geometry_for(patient: Patient, config: AhaConfig) -> PatientGeometry:
+    """Geometry of ``patient``; with ``file:PATH`` its angle comes from the file, else from the estimate (auto)."""
     kind, angle = parse_orientation(config.orientation)
+    path = orientation_file_path(config.orientation)
+    if path is not None:
+        entry = read_orientation_file(path).get(patient.patient_id)
+        orientation = (
+            orientation_from_entry(entry, config.handedness)
+            if entry is not None
+            else estimate_orientation(patient.images, patient.label_maps, handedness=config.handedness)
+        )
+        return compute_geometry(patient, orientation=orientation)
     return compute_geometry(patient, orientation_kind=kind, angle_deg=angle, handedness=config.handedness)
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "infer_apex_first",
     "assign_levels",
     "transmural_depth",
+    "mid_ventricular_slice",
 ]
 
 
@@ -113,6 +114,20 @@ def assign_levels(label_maps: np.ndarray, apex_first: bool) -> tuple[Level | Non
     for position, s in enumerate(rest):
         levels[s] = Level.APICAL if position < first_mid else Level.MID if position < first_basal else Level.BASAL
     return tuple(levels)
+
+
+def mid_ventricular_slice(label_maps: np.ndarray) -> int | None:
+    """Index of the middle slice of the mid ring (where the RV lies beside the septum); None without myocardium.
+
+    Falls back to the middle slice holding cavity when the stack is too short to have a mid third.
+    """
+    levels = assign_levels(label_maps, infer_apex_first(label_maps))
+    mids = [s for s, level in enumerate(levels) if level == Level.MID]
+    if not mids:
+        mids = [s for s in range(len(label_maps)) if (label_maps[s] == Label.CAVITY).any()]
+    if not mids:
+        mids = [s for s, level in enumerate(levels) if level is not None]
+    return mids[len(mids) // 2] if mids else None
 
 
 def transmural_depth(label_map: np.ndarray) -> np.ndarray:

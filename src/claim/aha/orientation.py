@@ -12,6 +12,7 @@ from enum import StrEnum
 import numpy as np
 from scipy import ndimage
 
+from claim.aha.orientation_image import LOW_CONFIDENCE_THRESHOLD, estimate_septum_from_image
 from claim.aha.segments import (
     ANTERIOR_INSERTION_DEG,
     SEPTUM_CENTRE_DEG,
@@ -29,6 +30,7 @@ class OrientationMethod(StrEnum):
     RV_LABEL = "rv-label"  # anterior RV insertion point from an RV label map
     ANGLE = "angle"  # a user- or dataset-given angle
     IMAGE = "image"  # the bright RV blood pool beside the septum, estimated from intensities
+    FILE = "file"  # a per-patient angle read from an orientation file (--orientation file:PATH)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class Orientation:
         handedness: direction of segment numbering on screen.
         insertion_screen_deg: screen angle of the anterior RV insertion point (the 1|2 boundary).
         confidence: method-specific quality in [0, 1] (1 for a given angle).
+        low_confidence: True when an estimate is too uncertain to trust without a look (see orientation.png).
     """
 
     method: OrientationMethod
@@ -48,6 +51,7 @@ class Orientation:
     handedness: Handedness
     insertion_screen_deg: float
     confidence: float = 1.0
+    low_confidence: bool = False
 
     def to_json(self) -> dict:
         record = asdict(self)
@@ -57,16 +61,26 @@ class Orientation:
 
 
 def parse_orientation(text: str) -> tuple[str, float | None]:
-    """Parse ``--orientation``: ``auto`` | ``rv`` | ``image`` | ``angle:DEG``; returns (kind, degrees)."""
-    text = text.strip().lower()
+    """Parse ``--orientation``: ``auto`` | ``rv`` | ``image`` | ``angle:DEG`` | ``file:PATH``; returns (kind, degrees).
+
+    For ``file:PATH`` the file is read and checked here, so a bad file fails before any data is read; its
+    angles come from ``claim.aha.orientation_file.orientation_file_of``.
+    """
+    raw = text.strip()
+    text = raw.lower()
     if text in ("auto", "rv", "image"):
         return text, None
+    if text.startswith("file:"):
+        from claim.aha.orientation_file import read_orientation_file  # the file module builds on this one
+
+        read_orientation_file(raw.split(":", 1)[1])
+        return "file", None
     if text.startswith("angle:"):
         try:
             return "angle", float(text.split(":", 1)[1]) % 360.0
         except ValueError as exc:
             raise ClaimError(f"--orientation {text!r}: DEG must be a number, e.g. angle:135") from exc
-    raise ClaimError(f"--orientation {text!r}: expected auto, rv, image or angle:DEG")
+    raise ClaimError(f"--orientation {text!r}: expected auto, rv, image, angle:DEG or file:PATH")
 
 
 def lv_centre(label_map: np.ndarray) -> tuple[float, float] | None:
@@ -156,50 +170,20 @@ def _orientation_from_rv(label_maps: np.ndarray, handedness: Handedness) -> Orie
 
 
 def _orientation_from_image(images: np.ndarray, label_maps: np.ndarray, handedness: Handedness) -> Orientation:
-    """Find the septum as the direction with the most blood-bright tissue just outside the LV epicardium.
-
-    In LGE the RV blood pool is as bright as the LV blood pool and lies against the septum over about a third
-    of the circumference; lung and liver are darker. Bright epicardial fat is thin, so a band that reaches
-    well beyond the epicardium is dominated by the RV cavity.
-    """
-    n_bins = 72
-    profile = np.zeros(n_bins)
-    for image, label_map in zip(images, label_maps, strict=True):
-        cavity = label_map == Label.CAVITY
-        myo = np.isin(label_map, (Label.MYOCARDIUM, Label.INFARCT, Label.MVO))
-        if cavity.sum() < 10 or myo.sum() < 10:
-            continue
-        heart = ndimage.binary_fill_holes(cavity | myo)
-        radius = np.sqrt(heart.sum() / np.pi)
-        distance = ndimage.distance_transform_edt(~heart)
-        band = (distance > 0.1 * radius) & (distance <= 0.6 * radius)
-        if not band.any():
-            continue
-        blood = float(np.median(image[cavity]))
-        muscle = float(np.median(image[label_map == Label.MYOCARDIUM])) if (label_map == Label.MYOCARDIUM).any() else 0
-        contrast = blood - muscle
-        if contrast <= 0:
-            continue
-        centre = lv_centre(label_map)
-        rows, cols = np.nonzero(band)
-        blood_like = np.abs(image[rows, cols] - blood) < 0.35 * contrast
-        bins = (screen_angle_deg(rows, cols, centre) / (360.0 / n_bins)).astype(int) % n_bins
-        hits = np.bincount(bins, weights=blood_like.astype(float), minlength=n_bins)
-        counts = np.bincount(bins, minlength=n_bins)
-        profile += np.where(counts > 0, hits / np.maximum(counts, 1), 0.0)
-    if not profile.any():
+    estimate = estimate_septum_from_image(images, label_maps)
+    if estimate is None:
         raise ClaimError(
             "cannot estimate orientation from the image (no slice with cavity, myocardium and bright blood); "
-            "give one with --orientation angle:DEG"
+            "give one with --orientation angle:DEG or file:PATH"
         )
-    # Septum = centre of the 120-deg window with the most blood-like tissue (circular box filter).
-    window = int(round(120.0 / (360.0 / n_bins)))
-    wrapped = np.concatenate([profile, profile[: window - 1]])
-    sums = np.convolve(wrapped, np.ones(window), mode="valid")[:n_bins]
-    best = int(np.argmax(sums))
-    septum_screen = ((best + window / 2.0) * (360.0 / n_bins)) % 360.0
-    confidence = float((sums[best] - np.median(sums)) / (sums[best] + 1e-9))
-    origin = origin_from_screen(septum_screen, SEPTUM_CENTRE_DEG, handedness)
+    origin = origin_from_screen(estimate.septum_screen_deg, SEPTUM_CENTRE_DEG, handedness)
     sign = 1.0 if handedness == Handedness.CCW else -1.0
     insertion = (origin + sign * ANTERIOR_INSERTION_DEG) % 360.0
-    return Orientation(OrientationMethod.IMAGE, origin, handedness, insertion, round(max(confidence, 0.0), 4))
+    return Orientation(
+        OrientationMethod.IMAGE,
+        origin,
+        handedness,
+        insertion,
+        estimate.confidence,
+        low_confidence=estimate.confidence < LOW_CONFIDENCE_THRESHOLD,
+    )

@@ -1,8 +1,9 @@
-"""`claim aha`: AHA 17-segment maps, bull's-eyes and a summary for every patient."""
+"""`claim aha`: AHA 17-segment maps, bull's-eyes, the orientation sheet and a summary for every patient."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from claim.aha.config import AhaConfig
 from claim.aha.orientation import parse_orientation
@@ -11,10 +12,18 @@ from claim.stages.aha import run_aha
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("aha", help="AHA segment maps, bull's-eye plots and summary.json")
+    parser = subparsers.add_parser("aha", help="AHA segment maps, bull's-eye plots, orientation.png and summary.json")
     parser.add_argument("--data", required=True, help="data folder (EMIDEC, nnU-Net raw or PNG layout)")
     parser.add_argument("-o", "--out", required=True, help="output folder (mirrors the input layout)")
     parser.add_argument("--no-bullseye", action="store_true", help="skip the per-patient bull's-eye PNGs")
+    parser.add_argument(
+        "--write-orientation",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the angle origins used (CSV patient_id,insertion_deg,handedness): correct the wrong "
+        "ones seen in OUT/orientation.png and pass the file back with --orientation file:PATH",
+    )
     add_orientation(parser)
     add_label_mapping(parser)
     parser.set_defaults(run=run)
@@ -28,10 +37,13 @@ def run(args: argparse.Namespace) -> int:
         label_mapping=args.label_mapping,
         bullseye=not args.no_bullseye,
     )
-    summary = run_aha(args.data, args.out, config)
-    methods = sorted({p["orientation"]["method"] for p in summary["patients"]})
+    summary = run_aha(args.data, args.out, config, write_orientation=args.write_orientation)
+    methods = ", ".join(f"{m} {n}" for m, n in summary["orientation_methods"].items())
+    low = summary["orientation_low_confidence"]
     print(
-        f"{len(summary['patients'])} patients -> {args.out} (orientation: {', '.join(methods)}; "
-        f"median sector CV {summary['median_sector_cv']:.3f})"
+        f"{len(summary['patients'])} patients -> {args.out} (orientation: {methods}; {len(low)} low confidence, "
+        f"check {args.out}/orientation.png; median sector CV {summary['median_sector_cv']:.3f})"
     )
+    if args.write_orientation is not None:
+        print(f"orientation file -> {args.write_orientation}")
     return 0

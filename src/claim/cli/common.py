@@ -36,9 +36,11 @@ def add_orientation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--orientation",
         default="auto",
-        metavar="auto|rv|image|angle:DEG",
+        metavar="auto|rv|image|angle:DEG|file:PATH",
         help="AHA angle origin: RV label if present else image estimate (auto), or the screen angle DEG "
-        "(counterclockwise from the image's +column axis, rows pointing down) of the anterior RV insertion point",
+        "(counterclockwise from the image's +column axis, rows pointing down) of the anterior RV insertion point, "
+        "or per-patient angles from a CSV (patient_id,insertion_deg[,handedness]; patients missing from it use "
+        "the estimate; `claim aha --write-orientation PATH` writes one to edit)",
     )
     parser.add_argument(
         "--handedness",

@@ -8,18 +8,49 @@ import numpy as np
 from tqdm import tqdm
 
 from claim.aha.config import AhaConfig, geometry_for, sector_balance
+from claim.aha.geometry import PatientGeometry, mid_ventricular_slice
+from claim.aha.orientation_file import write_orientation_file
 from claim.data.io import write_json
 from claim.data.layouts import check_output_location, read_dataset, write_label_maps
+from claim.data.patient import Patient
+from claim.labels import Label
 from claim.report.figures import save_bullseye
+from claim.report.orientation import OrientationTile, save_orientation_sheet
 
-__all__ = ["run_aha"]
+__all__ = ["run_aha", "orientation_tile"]
 
 
-def run_aha(data_dir: Path, out_dir: Path, config: AhaConfig = AhaConfig(), *, progress: bool = True) -> dict:
+def orientation_tile(patient: Patient, geometry: PatientGeometry) -> OrientationTile | None:
+    """The orientation-sheet tile of one patient: its mid-ventricular slice and the origin its geometry uses."""
+    s = mid_ventricular_slice(patient.label_maps)
+    if s is None or not np.isfinite(geometry.centres_rc[s]).all():
+        return None
+    label_map = patient.label_maps[s]
+    heart = np.isin(label_map, (Label.CAVITY, Label.MYOCARDIUM, Label.INFARCT, Label.MVO))
+    return OrientationTile(
+        patient.patient_id,
+        patient.images[s],
+        heart,
+        (float(geometry.centres_rc[s][0]), float(geometry.centres_rc[s][1])),
+        geometry.orientation,
+        low_confidence=geometry.orientation.low_confidence,
+    )
+
+
+def run_aha(
+    data_dir: Path,
+    out_dir: Path,
+    config: AhaConfig = AhaConfig(),
+    *,
+    write_orientation: Path | None = None,
+    progress: bool = True,
+) -> dict:
     """Compute AHA geometry for every patient in ``data_dir`` and write outputs mirroring its layout.
 
     Writes segment maps (PNG: ``OUT/segments/<name>.png``; EMIDEC: ``OUT/<Case>/Segments/<Case>.nii.gz``;
-    nnU-Net: ``OUT/segmentsTr/<case>.nii.gz``), ``OUT/bullseye/<patient>.png`` and ``OUT/summary.json``.
+    nnU-Net: ``OUT/segmentsTr/<case>.nii.gz``), ``OUT/bullseye/<patient>.png``, ``OUT/orientation.png`` (one
+    tile per patient showing the angle origin used) and ``OUT/summary.json``; with ``write_orientation``
+    also the origins used as an orientation file (edit it, then pass it back with ``--orientation file:PATH``).
 
     Returns:
         The summary written to ``summary.json``.
@@ -27,9 +58,13 @@ def run_aha(data_dir: Path, out_dir: Path, config: AhaConfig = AhaConfig(), *, p
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_output_location(out_dir, data_dir)
     patients = read_dataset(data_dir, label_mapping=config.label_mapping, progress=progress)
-    records = []
+    records, tiles, used = [], [], []
     for patient in tqdm(patients, desc="AHA geometry", unit="patient", disable=not progress):
         geometry = geometry_for(patient, config)
+        used.append((patient.patient_id, geometry.orientation))
+        tile = orientation_tile(patient, geometry)
+        if tile is not None:
+            tiles.append(tile)
         written = write_label_maps(patient, out_dir, geometry.segment_maps, role="segment")
         record = geometry.summary(patient.label_maps)
         record["sector_cv"] = sector_balance(geometry)
@@ -53,13 +88,20 @@ def run_aha(data_dir: Path, out_dir: Path, config: AhaConfig = AhaConfig(), *, p
             record["bullseye"] = str(path.relative_to(out_dir))
         records.append(record)
     cvs = [cv for r in records for cv in r["sector_cv"].values()]
+    sheet = save_orientation_sheet(tiles, out_dir / "orientation.png", title=f"AHA angle origin: {data_dir.name}")
+    methods = [orientation.method.value for _, orientation in used]
     summary = {
         "data": str(data_dir),
         "layout": patients[0].layout.value,
         "orientation": config.orientation,
         "handedness": config.handedness.value,
+        "orientation_methods": {method: methods.count(method) for method in sorted(set(methods))},
+        "orientation_low_confidence": [pid for pid, orientation in used if orientation.low_confidence],
+        "orientation_sheet": str(sheet.relative_to(out_dir)),
         "median_sector_cv": float(np.median(cvs)) if cvs else None,
         "patients": records,
     }
+    if write_orientation is not None:
+        summary["orientation_file_written"] = str(write_orientation_file(write_orientation, used))
     write_json(out_dir / "summary.json", summary)
     return summary
