@@ -81,7 +81,7 @@ def test_aha_with_given_angle_records_method(tmp_path):
 def test_bad_orientation_is_a_one_line_error(tmp_path, capsys):
     code = main(["aha", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--orientation", "north"])
     assert code == 2
-    assert "expected auto, rv, image or angle:DEG" in capsys.readouterr().err
+    assert "expected auto, rv, image, angle:DEG or file:PATH" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # the whole chain: phantom -> study -> report

@@ -25,7 +25,7 @@ from claim.experiment.study import run_experiment
 from claim.phantom import PhantomCase, PhantomConfig, write_phantom_cohort
 from claim.report.figures import figure_png_bytes, save_bullseye, segment_montage
 from claim.report.html import Report
-from claim.report.orientation import add_orientation_section
+from claim.report.sections import add_orientation_section
 from claim.report.study import build_study_report
 from claim.stages.aha import run_aha
 

@@ -14,8 +14,8 @@ from claim.aha.orientation_file import read_orientation_file, write_orientation_
 from claim.aha.segments import Handedness
 from claim.cli import main
 from claim.data.layouts import write_patient
-from claim.data.phantom import make_phantom_cohort
 from claim.errors import ClaimError, InputError
+from claim.phantom import make_phantom_cohort
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,7 @@ def test_claim_aha_sheet_summary_and_write_back(tmp_path, data_dir, cases, capsy
 
 def test_orientation_section_in_html_report(tmp_path, data_dir):
     from claim.report.html import Report
-    from claim.report.orientation import add_orientation_section
+    from claim.report.sections import add_orientation_section
     from claim.stages.aha import run_aha
 
     summary = run_aha(data_dir, tmp_path / "aha", AhaConfig(bullseye=False), progress=False)

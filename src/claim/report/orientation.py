@@ -16,14 +16,12 @@ import numpy as np
 from claim.aha.orientation import Orientation
 from claim.aha.segments import ANTERIOR_INSERTION_DEG, SEPTUM_CENTRE_DEG, Handedness
 from claim.report.figures import figure_png_bytes, plt, save_figure
-from claim.report.html import Report
 
 __all__ = [
     "OrientationTile",
     "orientation_sheet",
     "save_orientation_sheet",
     "orientation_sheet_png",
-    "add_orientation_section",
 ]
 
 # AHA angle of the inferior RV insertion point (the 3|4 boundary).
@@ -135,20 +133,3 @@ def save_orientation_sheet(tiles: Sequence[OrientationTile], path: Path, **kwarg
 def orientation_sheet_png(tiles: Sequence[OrientationTile], **kwargs: object) -> bytes:
     """The sheet as PNG bytes, for an HTML report section."""
     return figure_png_bytes(orientation_sheet(tiles, **kwargs), dpi=80)
-
-
-def add_orientation_section(report: Report, sheet: bytes | Path, summary: dict) -> None:
-    """Append the orientation sheet to an HTML report, with the sources and flags from a `claim aha` summary."""
-    methods = summary.get("orientation_methods", {})
-    low = summary.get("orientation_low_confidence", [])
-    report.heading("AHA angle origin per patient")
-    report.paragraph(
-        "Every segment and territory rests on where AHA angle 0 lies. Each tile shows a patient's mid-ventricular "
-        "slice with the anterior RV insertion (orange), the inferior insertion (dashed) and the septum direction "
-        "(cyan arrow), which should point at the RV blood pool. Sources: "
-        + (", ".join(f"{method} {count}" for method, count in methods.items()) or "none")
-        + f". Low-confidence estimates (red frame): {len(low)}"
-        + (f" ({', '.join(low)})" if low else "")
-        + ". Correct wrong ones with claim aha --write-orientation PATH, edit, then --orientation file:PATH."
-    )
-    report.figure(sheet, "Orientation sheet: check that every cyan arrow points at the RV.")
