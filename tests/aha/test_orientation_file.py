@@ -13,7 +13,7 @@ from claim.aha.orientation import Orientation, OrientationMethod, parse_orientat
 from claim.aha.orientation_file import read_orientation_file, write_orientation_file
 from claim.aha.segments import Handedness
 from claim.cli import main
-from claim.data.layouts import write_patient
+from claim.data.write import write_patient
 from claim.errors import ClaimError, InputError
 from claim.phantom import make_phantom_cohort
 

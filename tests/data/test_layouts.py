@@ -12,16 +12,15 @@ import pytest
 from PIL import Image
 
 from claim.cli import main
-from claim.data.layouts import (
+from claim.data.layouts import detect_layout, read_dataset
+from claim.data.patient import Layout, Patient
+from claim.data.write import (
     check_output_location,
-    detect_layout,
     patient_files,
-    read_dataset,
     write_label_maps,
     write_nnunet_dataset_json,
     write_patient,
 )
-from claim.data.patient import Layout, Patient
 from claim.errors import InputError
 
 

@@ -11,7 +11,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from claim.cli import main
-from claim.data.layouts import read_dataset, write_label_maps
+from claim.data.layouts import read_dataset
+from claim.data.write import write_label_maps
 from claim.errors import ClaimError
 from claim.evaluation.metrics import evaluate_folders, patient_metrics
 from tests.conftest import EMIDEC_VOLUMES
@@ -124,7 +125,7 @@ def test_evaluate_cli_on_real_volumes(real_volumes, tmp_path, capsys):
 
 
 def test_missing_and_unmatched_predictions_are_clear_errors(phantom_cohort, tmp_path):
-    from claim.data.layouts import write_patient
+    from claim.data.write import write_patient
 
     gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
     patients = [case.patient for case in phantom_cohort]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from claim.data.io import write_json
-from claim.data.layouts import patient_files, read_dataset, write_label_maps
+from claim.data.layouts import read_dataset
+from claim.data.write import patient_files, write_label_maps
 from claim.generator.config import GeneratorConfig
 from claim.generator.train import train_generator
 from claim.labels import Label

@@ -11,8 +11,9 @@ from scipy import ndimage
 
 from claim.cli import main
 from claim.data.io import read_nifti
-from claim.data.layouts import read_dataset, write_patient
+from claim.data.layouts import read_dataset
 from claim.data.patient import Layout
+from claim.data.write import write_patient
 from claim.errors import ClaimError
 from claim.generator.train import train_generator
 from claim.labels import infarct_mask

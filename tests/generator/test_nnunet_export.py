@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from claim.data.io import read_nifti, write_nifti
-from claim.data.layouts import read_dataset, write_patient
+from claim.data.layouts import read_dataset
+from claim.data.write import write_patient
 from claim.stages.generate import generate_scars
 from tests.conftest import EMIDEC_SLICES
 from tests.generator.conftest import make_masks_dir

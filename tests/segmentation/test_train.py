@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from claim.cli import main
-from claim.data.layouts import patient_files, read_dataset, write_patient
+from claim.data.layouts import read_dataset
 from claim.data.patient import Layout
+from claim.data.write import patient_files, write_patient
 from claim.errors import ClaimError
 from claim.segmentation.checkpoint import load_segmenter, read_checkpoint
 from claim.segmentation.data import slices_from_patients

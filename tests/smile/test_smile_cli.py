@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from claim.cli import main
-from claim.data.layouts import read_dataset, write_nnunet_dataset_json, write_patient
+from claim.data.layouts import read_dataset
 from claim.data.patient import Layout
+from claim.data.write import write_nnunet_dataset_json, write_patient
 from claim.labels import infarct_mask, myocardium_mask
 from claim.phantom import write_phantom_cohort
 from claim.smile import load_prior

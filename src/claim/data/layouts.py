@@ -1,12 +1,14 @@
-"""Discover, read and write the three folder layouts (EMIDEC, nnU-Net raw, PNG pairs) as ``Patient`` records."""
+"""Discover and read the three folder layouts (EMIDEC, nnU-Net raw, PNG pairs) as ``Patient`` records.
+
+Writers mirroring these layouts live in ``claim.data.write``.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import re
-import shutil
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,33 +19,26 @@ from claim.data.io import (
     check_label_values,
     read_nifti,
     read_png,
-    write_json,
-    write_nifti,
-    write_png,
 )
 from claim.data.patient import Layout, Patient
 from claim.errors import InputError
 from claim.labels import ALL_LABELS, EMIDEC_LABELS, apply_label_mapping
 
-__all__ = [
-    "detect_layout",
-    "read_dataset",
-    "patient_files",
-    "write_patient",
-    "write_label_maps",
-    "write_nnunet_dataset_json",
-    "check_output_location",
-    "copy_patient",
-    "NNUNET_LABELS",
-]
+__all__ = ["detect_layout", "read_dataset", "NNUNET_LABELS", "SLICE_STEM"]
 
-_SLICE_STEM = re.compile(r"^(?P<patient>.+)_slice(?P<k>\d+)$")
+log = logging.getLogger(__name__)
+SLICE_STEM = re.compile(r"^(?P<patient>.+)_slice(?P<k>\d+)$")
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 NNUNET_LABELS = {"background": 0, "cavity": 1, "myocardium": 2, "infarct": 3, "mvo": 4}
 
 
+def _hidden(path: Path) -> bool:
+    # Staging folders, manifests and the .tmp-* files of atomic writes are claim's own bookkeeping, never data.
+    return path.name.startswith(".")
+
+
 def _is_nifti(path: Path) -> bool:
-    return path.is_file() and path.name.endswith(_NIFTI_SUFFIXES)
+    return path.is_file() and not _hidden(path) and path.name.endswith(_NIFTI_SUFFIXES)
 
 
 def _nifti_stem(path: Path) -> str:
@@ -56,7 +51,7 @@ def _nifti_stem(path: Path) -> str:
 def _emidec_case_dirs(root: Path) -> list[Path]:
     if (root / "Images").is_dir() and (root / "Contours").is_dir():
         return [root]
-    return sorted(p for p in root.iterdir() if p.is_dir() and (p / "Images").is_dir())
+    return sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p) and (p / "Images").is_dir())
 
 
 def detect_layout(root: Path) -> Layout:
@@ -66,10 +61,10 @@ def detect_layout(root: Path) -> Layout:
         raise InputError(root, "folder not found")
     if not root.is_dir():
         raise InputError(root, "is a file; expected a data folder")
-    if not any(root.iterdir()):
+    if not any(not _hidden(p) for p in root.iterdir()):
         raise InputError(root, "empty folder: expected EMIDEC case folders, nnU-Net imagesTr/labelsTr, or images/ PNGs")
     found: dict[Layout, str] = {}
-    if (root / "images").is_dir() and any((root / "images").glob("*.png")):
+    if (root / "images").is_dir() and _png_images(root):
         found[Layout.PNG] = "images/*.png"
     if (root / "imagesTr").is_dir():
         found[Layout.NNUNET] = "imagesTr/"
@@ -146,12 +141,23 @@ def _load_labels(path: Path, raw: np.ndarray, label_mapping: dict[int, int] | No
 # ---------------------------------------------------------------- PNG pairs
 
 
+def _png_images(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "images").glob("*.png") if not _hidden(p))
+
+
 def _png_loaders(root: Path) -> list:
     groups: dict[str, list[tuple[int, Path]]] = defaultdict(list)
-    for image_path in sorted((root / "images").glob("*.png")):
-        match = _SLICE_STEM.match(image_path.stem)
+    ungrouped = []
+    for image_path in _png_images(root):
+        match = SLICE_STEM.match(image_path.stem)
         patient_id, k = (match["patient"], int(match["k"])) if match else (image_path.stem, 0)
+        if not match:
+            ungrouped.append(image_path.name)
         groups[patient_id].append((k, image_path))
+    if ungrouped:
+        log.warning("%s: %d file name(s) lack '_slice<k>' (%s%s); each is read as its own one-slice patient. Name "
+                    "slices <patient>_slice<k>.png to group a patient's slices.", root / "images", len(ungrouped),
+                    ", ".join(ungrouped[:3]), ", ..." if len(ungrouped) > 3 else "")
     loaders = []
     for patient_id, items in groups.items():
         positions = [k for k, _ in items]
@@ -167,7 +173,7 @@ class _PngPatientLoader:
 
     def __call__(self, label_mapping: dict[int, int] | None, require_labels: bool) -> Patient:
         images, labels, label_paths = [], [], []
-        shape = None
+        shape, png_dtype = None, "uint8"
         for _, image_path in self.items:
             image = read_png(image_path)
             check_finite(image, image_path)
@@ -189,6 +195,9 @@ class _PngPatientLoader:
                 label = np.zeros(image.shape, dtype=np.uint8)
             images.append(image.astype(np.float32))
             labels.append(label)
+            # 16-bit sources (uint16, or PIL's 32-bit "I" mode) are written back at 16 bits, never clipped to 8.
+            if image.dtype != np.uint8:
+                png_dtype = "uint16"
             label_paths.append(label_path)
         return Patient(
             patient_id=self.patient_id,
@@ -199,7 +208,7 @@ class _PngPatientLoader:
             image_paths=tuple(p for _, p in self.items),
             label_paths=tuple(label_paths),
             slice_stems=tuple(p.stem for _, p in self.items),
-            extra={"png_dtype": "uint8"},
+            extra={"png_dtype": png_dtype},
         )
 
 
@@ -274,7 +283,7 @@ def _nnunet_loaders(root: Path) -> list:
     if file_ending not in _NIFTI_SUFFIXES:
         raise InputError(dataset_json, f"file_ending {file_ending!r} not supported (use .nii.gz or .nii)")
     loaders = []
-    for image_path in sorted((root / "imagesTr").glob(f"*_0000{file_ending}")):
+    for image_path in sorted(p for p in (root / "imagesTr").glob(f"*_0000{file_ending}") if not _hidden(p)):
         case = image_path.name[: -len(f"_0000{file_ending}")]
         label_path = root / "labelsTr" / f"{case}{file_ending}"
 
@@ -283,117 +292,3 @@ def _nnunet_loaders(root: Path) -> list:
 
         loaders.append(load)
     return loaders
-
-
-# ---------------------------------------------------------------- writers
-
-_ROLE_FOLDERS = {
-    Layout.EMIDEC: {"image": "Images", "label": "Contours", "segment": "Segments"},
-    Layout.NNUNET: {"image": "imagesTr", "label": "labelsTr", "segment": "segmentsTr"},
-    Layout.PNG: {"image": "images", "label": "labels", "segment": "segments"},
-}
-
-
-def patient_files(patient: Patient, out_dir: Path, role: str) -> list[Path]:
-    """Where ``patient``'s files of ``role`` (image, label, segment) go under ``out_dir``, mirroring its layout."""
-    out_dir = Path(out_dir)
-    folder = _ROLE_FOLDERS[patient.layout][role]
-    pid = patient.patient_id
-    if patient.layout == Layout.EMIDEC:
-        return [out_dir / pid / folder / f"{pid}.nii.gz"]
-    if patient.layout == Layout.NNUNET:
-        name = f"{pid}_0000.nii.gz" if role == "image" else f"{pid}.nii.gz"
-        return [out_dir / folder / name]
-    stems = _png_stems(patient)
-    return [out_dir / folder / f"{stem}.png" for stem in stems]
-
-
-def _png_stems(patient: Patient) -> list[str]:
-    source_ids = {_SLICE_STEM.match(s)["patient"] for s in patient.slice_stems if _SLICE_STEM.match(s)}
-    if patient.slice_stems and source_ids == {patient.patient_id}:
-        return list(patient.slice_stems)
-    return [f"{patient.patient_id}_slice{k:03d}" for k in patient.slice_positions]
-
-
-def _png_image_array(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
-
-
-def write_patient(patient: Patient, out_dir: Path, *, images: bool = True, labels: bool = True) -> list[Path]:
-    """Write a patient's images and/or label maps under ``out_dir`` in its own layout; returns written paths."""
-    written: list[Path] = []
-    if images:
-        written += _write_role(patient, out_dir, "image", patient.images)
-    if labels:
-        written += _write_role(patient, out_dir, "label", patient.label_maps)
-    return written
-
-
-def write_label_maps(patient: Patient, out_dir: Path, label_maps: np.ndarray, role: str = "label") -> list[Path]:
-    """Write a stack of integer maps (labels, or AHA segments with ``role="segment"``) mirroring the layout."""
-    if label_maps.shape != patient.images.shape:
-        raise ValueError(f"maps {label_maps.shape} do not match patient {patient.patient_id} {patient.images.shape}")
-    return _write_role(patient, out_dir, role, label_maps.astype(np.uint8))
-
-
-def _write_role(patient: Patient, out_dir: Path, role: str, stack: np.ndarray) -> list[Path]:
-    paths = patient_files(patient, out_dir, role)
-    if patient.layout == Layout.PNG:
-        for path, array in zip(paths, stack, strict=True):
-            write_png(path, _png_image_array(array) if role == "image" else array.astype(np.uint8))
-        return paths
-    volume = np.moveaxis(stack, 0, 2)
-    volume = volume.astype(np.float32) if role == "image" else volume.astype(np.uint8)
-    zooms = None
-    if patient.spacing_mm is not None:
-        zooms = (*patient.spacing_mm, patient.slice_thickness_mm or 1.0)
-    write_nifti(paths[0], volume, patient.affine, zooms)
-    return paths
-
-
-def write_nnunet_dataset_json(out_dir: Path, n_training: int, *, name: str = "claim") -> Path:
-    """The ``dataset.json`` nnU-Net v2 expects beside ``imagesTr``/``labelsTr`` (one LGE channel, EMIDEC labels)."""
-    return write_json(
-        Path(out_dir) / "dataset.json",
-        {
-            "name": name,
-            "channel_names": {"0": "LGE"},
-            "labels": dict(NNUNET_LABELS),
-            "numTraining": int(n_training),
-            "file_ending": ".nii.gz",
-        },
-    )
-
-
-def check_output_location(out_dir: Path, inputs: Iterable[Path] | Path) -> None:
-    """Refuse an output folder inside (or equal to) an input folder: outputs would mix with, or overwrite, inputs."""
-    out = Path(out_dir).resolve()
-    sources: Sequence[Path] = [inputs] if isinstance(inputs, Path | str) else list(inputs)
-    for source in sources:
-        src = Path(source).resolve()
-        if out == src or src in out.parents:
-            raise InputError(out_dir, f"output folder is inside the input folder {source}; choose a folder outside it")
-
-
-def copy_patient(patient: Patient, data_dir: Path, out_dir: Path) -> None:
-    """Copy a patient's source files from ``data_dir`` into ``out_dir`` in the same layout, byte for byte.
-
-    EMIDEC copies the case folder (a single-case ``data_dir`` lands in ``out_dir`` itself); nnU-Net and PNG copy the
-    image and label files only (no ``dataset.json``: the caller knows how many cases it writes).
-    """
-    if patient.layout == Layout.EMIDEC:
-        case_dir = patient.image_paths[0].parent.parent
-        target = out_dir if case_dir.resolve() == Path(data_dir).resolve() else out_dir / case_dir.name
-        shutil.copytree(case_dir, target, dirs_exist_ok=True)
-        return
-    folder = {Layout.NNUNET: ("imagesTr", "labelsTr"), Layout.PNG: ("images", "labels")}[patient.layout]
-    for path in patient.image_paths:
-        _copy_file(path, out_dir / folder[0] / path.name)
-    for path in patient.label_paths:
-        if path.exists():
-            _copy_file(path, out_dir / folder[1] / path.name)
-
-
-def _copy_file(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dst)

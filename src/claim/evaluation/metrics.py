@@ -21,8 +21,9 @@ import numpy as np
 from scipy import ndimage
 
 from claim.data.io import check_label_values, read_nifti, read_png
-from claim.data.layouts import patient_files, read_dataset
+from claim.data.layouts import read_dataset
 from claim.data.patient import Layout, Patient
+from claim.data.write import patient_files
 from claim.errors import InputError
 from claim.labels import EMIDEC_LABELS, INFARCT_LABELS, MYOCARDIUM_LABELS, Label
 

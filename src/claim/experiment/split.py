@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from claim.data.io import write_json
-from claim.data.layouts import check_output_location, copy_patient, read_dataset, write_nnunet_dataset_json
+from claim.data.layouts import read_dataset
 from claim.data.patient import Layout
+from claim.data.write import check_output_location, copy_patient, write_nnunet_dataset_json
 from claim.errors import ClaimError
+from claim.output import staged_output
 
 __all__ = ["SplitResult", "SPLIT_FILE", "choose_split", "split_dataset"]
 
@@ -45,18 +47,16 @@ def choose_split(
 
 
 def split_dataset(
-    data_dir: Path, out_dir: Path, *, test_pathological: int, test_normal: int, seed: int = 0, progress: bool = False
+    data_dir: Path, out_dir: Path, *, test_pathological: int, test_normal: int, seed: int = 0, progress: bool = False,
+    overwrite: bool = False,
 ) -> SplitResult:
     """Split ``data_dir`` by patient into ``OUT/train`` and ``OUT/test`` (same layout) plus ``OUT/split.json``.
 
     Pathological means the patient holds infarct labels. No patient appears on both sides; the choice depends
-    only on the sorted patient ids and ``seed``. Refuses an output inside the input and a non-empty target.
+    only on the sorted patient ids and ``seed``. Refuses an output inside the input or holding other files.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_output_location(out_dir, data_dir)
-    for side in ("train", "test"):
-        if (out_dir / side).exists() and any((out_dir / side).iterdir()):
-            raise ClaimError(f"{out_dir / side} exists and is not empty; choose another --out")
     patients = read_dataset(data_dir, progress=progress)
     if len({p.patient_id for p in patients}) != len(patients):
         raise ClaimError(f"{data_dir}: duplicate patient ids")
@@ -64,22 +64,24 @@ def split_dataset(
     normal = [p.patient_id for p in patients if not p.has_infarct]
     train_ids, test_ids = choose_split(pathological, normal, test_pathological, test_normal, seed)
     by_id = {p.patient_id: p for p in patients}
-    for side, ids in (("train", train_ids), ("test", test_ids)):
-        (out_dir / side).mkdir(parents=True, exist_ok=True)
-        for pid in ids:
-            copy_patient(by_id[pid], data_dir, out_dir / side)
-        if patients[0].layout == Layout.NNUNET:
-            write_nnunet_dataset_json(out_dir / side, len(ids), name=f"claim_{side}")
-    write_json(
-        out_dir / SPLIT_FILE,
-        {
-            "source": str(data_dir),
-            "seed": seed,
-            "layout": patients[0].layout.value,
-            "train": train_ids,
-            "test": test_ids,
-            "train_pathological": [p for p in train_ids if p in set(pathological)],
-            "test_pathological": [p for p in test_ids if p in set(pathological)],
-        },
-    )
+    config = {"test_pathological": test_pathological, "test_normal": test_normal, "seed": seed}
+    with staged_output(out_dir, "split", overwrite=overwrite, config=config, inputs=[data_dir]) as staging:
+        for side, ids in (("train", train_ids), ("test", test_ids)):
+            (staging / side).mkdir(parents=True, exist_ok=True)
+            for pid in ids:
+                copy_patient(by_id[pid], data_dir, staging / side)
+            if patients[0].layout == Layout.NNUNET:
+                write_nnunet_dataset_json(staging / side, len(ids), name=f"claim_{side}")
+        write_json(
+            staging / SPLIT_FILE,
+            {
+                "source": str(data_dir),
+                "seed": seed,
+                "layout": patients[0].layout.value,
+                "train": train_ids,
+                "test": test_ids,
+                "train_pathological": [p for p in train_ids if p in set(pathological)],
+                "test_pathological": [p for p in test_ids if p in set(pathological)],
+            },
+        )
     return SplitResult(tuple(train_ids), tuple(test_ids), out_dir / "train", out_dir / "test", seed)

@@ -31,8 +31,9 @@ import numpy as np
 from claim import __version__
 from claim.aha.geometry import PatientGeometry, compute_geometry
 from claim.data.io import write_json
-from claim.data.layouts import check_output_location, copy_patient, read_dataset
+from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
+from claim.data.write import check_output_location, copy_patient
 from claim.errors import ClaimError
 from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig
 from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms

@@ -62,8 +62,13 @@ def write_generator_checkpoint(path: Path, config: GeneratorConfig, state: dict[
 
 def read_generator_checkpoint(path: Path) -> dict[str, Any]:
     """The payload of a generator checkpoint; ``InputError`` naming the file when it is missing or foreign."""
-    return read_checkpoint(path, fmt=CHECKPOINT_FORMAT, what="generator checkpoint", version=CHECKPOINT_VERSION,
-                           required=_REQUIRED)
+    payload = read_checkpoint(path, fmt=CHECKPOINT_FORMAT, what="generator checkpoint", version=CHECKPOINT_VERSION,
+                              required=_REQUIRED, weights=("model", "ema"))
+    centres = np.asarray(payload["hist_centres"], dtype=np.float64)
+    if centres.ndim != 2 or centres.shape[0] < 1 or not np.isfinite(centres).all():
+        raise InputError(path, f"checkpoint's histogram centres must be a non-empty finite (k, bins) table, got "
+                               f"shape {centres.shape}")
+    return payload
 
 
 def config_from_checkpoint(path: Path, payload: dict[str, Any]) -> GeneratorConfig:

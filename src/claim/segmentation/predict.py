@@ -8,7 +8,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from claim.data.layouts import check_output_location, read_dataset, write_label_maps
+from claim.data.layouts import read_dataset
+from claim.data.write import check_output_location, write_label_maps
+from claim.output import staged_output
 from claim.segmentation.checkpoint import load_segmenter
 from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.data import centre_crop, paste_centre
@@ -47,7 +49,7 @@ def predict_label_maps(model: torch.nn.Module, config: SegmenterConfig, images: 
 
 
 def segment_folder(checkpoint: Path, data_dir: Path, out_dir: Path, *, device: str = "cpu",
-                   progress: bool = False) -> list[Path]:
+                   progress: bool = False, overwrite: bool = False) -> list[Path]:
     """Segment every patient of ``data_dir`` (any layout; labels not needed) into ``out_dir``.
 
     Predictions mirror the input layout in the label role (``Case_X/Contours/Case_X.nii.gz``, ``labelsTr/``,
@@ -56,8 +58,11 @@ def segment_folder(checkpoint: Path, data_dir: Path, out_dir: Path, *, device: s
     out_dir = Path(out_dir)
     check_output_location(out_dir, Path(data_dir))
     model, config = load_segmenter(checkpoint, device)
-    written: list[Path] = []
     patients = read_dataset(Path(data_dir), require_labels=False)
-    for patient in tqdm(patients, desc="segment", unit="patient", disable=not progress, leave=False):
-        written += write_label_maps(patient, out_dir, predict_label_maps(model, config, patient.images))
+    written: list[Path] = []
+    with staged_output(out_dir, "segment", overwrite=overwrite, config={"model": str(checkpoint)},
+                       inputs=[data_dir, checkpoint]) as staging:
+        for patient in tqdm(patients, desc="segment", unit="patient", disable=not progress, leave=False):
+            maps = predict_label_maps(model, config, patient.images)
+            written += [out_dir / p.relative_to(staging) for p in write_label_maps(patient, staging, maps)]
     return written

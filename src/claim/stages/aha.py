@@ -11,9 +11,11 @@ from claim.aha.config import AhaConfig, geometry_for, sector_balance
 from claim.aha.geometry import PatientGeometry, mid_ventricular_slice
 from claim.aha.orientation_file import write_orientation_file
 from claim.data.io import write_json
-from claim.data.layouts import check_output_location, read_dataset, write_label_maps
+from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
+from claim.data.write import check_output_location, write_label_maps
 from claim.labels import Label
+from claim.output import staged_output
 from claim.report.figures import save_bullseye
 from claim.report.orientation import OrientationTile, save_orientation_sheet
 
@@ -37,6 +39,11 @@ def orientation_tile(patient: Patient, geometry: PatientGeometry) -> Orientation
     )
 
 
+def _config_record(config: AhaConfig) -> dict:
+    return {"orientation": config.orientation, "handedness": config.handedness.value,
+            "label_mapping": config.label_mapping, "bullseye": config.bullseye}
+
+
 def run_aha(
     data_dir: Path,
     out_dir: Path,
@@ -44,6 +51,7 @@ def run_aha(
     *,
     write_orientation: Path | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Compute AHA geometry for every patient in ``data_dir`` and write outputs mirroring its layout.
 
@@ -57,51 +65,53 @@ def run_aha(
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_output_location(out_dir, data_dir)
-    patients = read_dataset(data_dir, label_mapping=config.label_mapping, progress=progress)
-    records, tiles, used = [], [], []
-    for patient in tqdm(patients, desc="AHA geometry", unit="patient", disable=not progress):
-        geometry = geometry_for(patient, config)
-        used.append((patient.patient_id, geometry.orientation))
-        tile = orientation_tile(patient, geometry)
-        if tile is not None:
-            tiles.append(tile)
-        written = write_label_maps(patient, out_dir, geometry.segment_maps, role="segment")
-        record = geometry.summary(patient.label_maps)
-        record["sector_cv"] = sector_balance(geometry)
-        record["segment_files"] = [str(p.relative_to(out_dir)) for p in written]
-        if config.bullseye:
-            myo = record["myocardium_pixels"]
-            scar_fraction = {k: (record["scar_pixels"][k] / myo[k]) if myo[k] else np.nan for k in myo}
-            path = out_dir / "bullseye" / f"{patient.patient_id}.png"
-            save_bullseye(
-                [
-                    ("myocardium (pixels)", myo, {"cmap": "Blues"}),
-                    (
-                        "scar fraction",
-                        scar_fraction,
-                        {"cmap": "magma", "vmin": 0.0, "vmax": 1.0, "value_format": "{:.2f}"},
-                    ),
-                ],
-                path,
-                suptitle=f"{patient.patient_id}  (orientation: {geometry.orientation.method.value})",
-            )
-            record["bullseye"] = str(path.relative_to(out_dir))
-        records.append(record)
-    cvs = [cv for r in records for cv in r["sector_cv"].values()]
-    sheet = save_orientation_sheet(tiles, out_dir / "orientation.png", title=f"AHA angle origin: {data_dir.name}")
-    methods = [orientation.method.value for _, orientation in used]
-    summary = {
-        "data": str(data_dir),
-        "layout": patients[0].layout.value,
-        "orientation": config.orientation,
-        "handedness": config.handedness.value,
-        "orientation_methods": {method: methods.count(method) for method in sorted(set(methods))},
-        "orientation_low_confidence": [pid for pid, orientation in used if orientation.low_confidence],
-        "orientation_sheet": str(sheet.relative_to(out_dir)),
-        "median_sector_cv": float(np.median(cvs)) if cvs else None,
-        "patients": records,
-    }
-    if write_orientation is not None:
-        summary["orientation_file_written"] = str(write_orientation_file(write_orientation, used))
-    write_json(out_dir / "summary.json", summary)
-    return summary
+    with staged_output(out_dir, "aha", overwrite=overwrite, config=_config_record(config),
+                       inputs=[data_dir]) as out_dir:
+        patients = read_dataset(data_dir, label_mapping=config.label_mapping, progress=progress)
+        records, tiles, used = [], [], []
+        for patient in tqdm(patients, desc="AHA geometry", unit="patient", disable=not progress):
+            geometry = geometry_for(patient, config)
+            used.append((patient.patient_id, geometry.orientation))
+            tile = orientation_tile(patient, geometry)
+            if tile is not None:
+                tiles.append(tile)
+            written = write_label_maps(patient, out_dir, geometry.segment_maps, role="segment")
+            record = geometry.summary(patient.label_maps)
+            record["sector_cv"] = sector_balance(geometry)
+            record["segment_files"] = [str(p.relative_to(out_dir)) for p in written]
+            if config.bullseye:
+                myo = record["myocardium_pixels"]
+                scar_fraction = {k: (record["scar_pixels"][k] / myo[k]) if myo[k] else np.nan for k in myo}
+                path = out_dir / "bullseye" / f"{patient.patient_id}.png"
+                save_bullseye(
+                    [
+                        ("myocardium (pixels)", myo, {"cmap": "Blues"}),
+                        (
+                            "scar fraction",
+                            scar_fraction,
+                            {"cmap": "magma", "vmin": 0.0, "vmax": 1.0, "value_format": "{:.2f}"},
+                        ),
+                    ],
+                    path,
+                    suptitle=f"{patient.patient_id}  (orientation: {geometry.orientation.method.value})",
+                )
+                record["bullseye"] = str(path.relative_to(out_dir))
+            records.append(record)
+        cvs = [cv for r in records for cv in r["sector_cv"].values()]
+        sheet = save_orientation_sheet(tiles, out_dir / "orientation.png", title=f"AHA angle origin: {data_dir.name}")
+        methods = [orientation.method.value for _, orientation in used]
+        summary = {
+            "data": str(data_dir),
+            "layout": patients[0].layout.value,
+            "orientation": config.orientation,
+            "handedness": config.handedness.value,
+            "orientation_methods": {method: methods.count(method) for method in sorted(set(methods))},
+            "orientation_low_confidence": [pid for pid, orientation in used if orientation.low_confidence],
+            "orientation_sheet": str(sheet.relative_to(out_dir)),
+            "median_sector_cv": float(np.median(cvs)) if cvs else None,
+            "patients": records,
+        }
+        if write_orientation is not None:
+            summary["orientation_file_written"] = str(write_orientation_file(write_orientation, used))
+        write_json(out_dir / "summary.json", summary)
+        return summary

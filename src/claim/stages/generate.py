@@ -8,6 +8,7 @@ with a record per output file in ``generation.json``.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,22 +16,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from claim import __version__
 from claim.data.io import check_label_values, read_nifti, read_png, write_json
-from claim.data.layouts import (
-    check_output_location,
-    patient_files,
-    read_dataset,
-    write_nnunet_dataset_json,
-    write_patient,
-)
+from claim.data.layouts import read_dataset
 from claim.data.patient import Layout, Patient
+from claim.data.write import check_output_location, patient_files, write_nnunet_dataset_json, write_patient
 from claim.errors import ClaimError, InputError
-from claim.generator.checkpoint import load_generator
+from claim.generator.checkpoint import LoadedGenerator, load_generator
 from claim.generator.histogram import perturb_histogram
 from claim.generator.inpaint import inpaint_patient
 from claim.generator.preview import label_panel, write_grid
-from claim.generator.sampling import parse_sampler
+from claim.generator.sampling import SamplerSpec, parse_sampler
 from claim.labels import EMIDEC_LABELS
+from claim.output import file_sha256, staged_output
 from claim.stages.masks import MASKS_FILE
 
 __all__ = ["GENERATION_FILE", "GenerateResult", "read_mask_labels", "generate_scars",
@@ -134,6 +132,7 @@ def generate_scars(
     include_real: Path | None = None,
     previews: bool = True,
     shard: tuple[int, int] | None = None,
+    overwrite: bool = False,
 ) -> GenerateResult:
     """Generate one synthetic patient per mask entry.
 
@@ -157,7 +156,7 @@ def generate_scars(
             one folder and the union of their records is the unsharded ``generation.json``. Not with ``nnunet``
             (each shard would write a ``dataset.json`` counting only its cases).
     """
-    out_dir = Path(out_dir)
+    out_dir = out_dir_final = Path(out_dir)
     if output_format not in ("layout", "nnunet"):
         raise ClaimError(f"--format {output_format!r} must be layout or nnunet")
     if include_real is not None and output_format != "nnunet":
@@ -168,15 +167,39 @@ def generate_scars(
             raise ClaimError(f"--shard {i_shard}/{n_shard} needs N >= 1 and 0 <= I < N (0-based)")
         if output_format == "nnunet":
             raise ClaimError("--shard works with --format layout only; convert the merged folder afterwards")
-    check_output_location(out_dir, [Path(p) for p in (data_dir, masks_dir, include_real) if p is not None])
+    if limit is not None and limit < 1:
+        raise ClaimError(f"--limit {limit} must be >= 1 (omit it for every mask)")
+    if not math.isfinite(guidance) or guidance < 0:
+        raise ClaimError(f"--guidance {guidance} must be a finite number >= 0 (1 = conditional only)")
+    inputs = [Path(p) for p in (data_dir, masks_dir, include_real) if p is not None]
+    check_output_location(out_dir, inputs)
     gen = load_generator(model, device)
     sampler = sampler or gen.config.default_sampler
     try:
         spec = parse_sampler(sampler)
     except ValueError as exc:
         raise ClaimError(str(exc)) from exc
+    if spec.kind == "ddim" and spec.steps > gen.config.timesteps:
+        raise ClaimError(f"--sampler {spec}: the model has {gen.config.timesteps} diffusion steps; use ddim:K with "
+                         f"K <= {gen.config.timesteps}")
     entries_in = _read_masks_json(masks_dir)[: limit if limit is not None else None]
     sources = {p.patient_id: p for p in read_dataset(Path(data_dir))}
+    run_record = {"seed": seed, "model": str(model), "model_sha256": file_sha256(Path(model)),
+                  "sampler_run": str(spec), "nfe_per_batch": spec.nfe(gen.config.timesteps), "guidance": guidance,
+                  "claim_version": __version__}
+    part = None if shard is None else f"shard{shard[0]}of{shard[1]}"
+    with staged_output(out_dir, "generate", overwrite=overwrite, config=run_record, inputs=[*inputs, Path(model)],
+                       part=part) as out_dir:
+        return _paint_all(gen, spec, entries_in, sources, masks_dir, data_dir, out_dir, final_dir=out_dir_final,
+                          hist_cluster=hist_cluster, seed=seed, guidance=guidance, output_format=output_format,
+                          include_real=include_real, previews=previews, shard=shard, run_record=run_record)
+
+
+def _paint_all(gen: LoadedGenerator, spec: SamplerSpec, entries_in: list[dict], sources: dict[str, Patient],
+                masks_dir: Path, data_dir: Path, out_dir: Path, *, final_dir: Path, hist_cluster: str | int,
+                seed: int, guidance: float, output_format: str, include_real: Path | None, previews: bool,
+                shard: tuple[int, int] | None, run_record: dict) -> GenerateResult:
+    """Paint every (shard's) mask entry into ``out_dir`` (the staging folder); records name ``final_dir``'s files."""
     written: list[dict] = []
     n_cases = 0
     seeds = np.random.SeedSequence(seed).spawn(len(entries_in))
@@ -215,6 +238,7 @@ def generate_scars(
                 "nfe": info["nfe"] if hit else 0,
                 "seconds": round(info["seconds"] * (1 if per_slice else len(painted)), 4) if hit else 0.0,
                 "hist_cluster": k,
+                **run_record,
             })
         if previews:
             for k_slice, (src_crop, lab_crop, syn_crop) in zip(info["slices"], info["crops"], strict=True):
@@ -229,4 +253,4 @@ def generate_scars(
                 n_cases += 1
         write_nnunet_dataset_json(out_dir, n_cases, name="claim_synthetic")
     write_json(out_dir / generation_file_name(shard), written)
-    return GenerateResult(written, out_dir)
+    return GenerateResult(written, final_dir)

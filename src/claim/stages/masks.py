@@ -14,10 +14,12 @@ from tqdm import tqdm
 from claim import __version__
 from claim.aha.config import AhaConfig, geometry_for
 from claim.data.io import write_json
-from claim.data.layouts import check_output_location, read_dataset, write_label_maps
+from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
+from claim.data.write import check_output_location, write_label_maps
 from claim.errors import ClaimError
 from claim.labels import Label, infarct_mask, myocardium_mask
+from claim.output import staged_output
 from claim.report.figures import save_bullseye
 from claim.smile.adjacency import Dominance
 from claim.smile.canvas import ScarCanvas
@@ -65,7 +67,8 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def run_masks(data_dir: Path, out_dir: Path, config: MasksConfig = MasksConfig(), *, progress: bool = True) -> list:
+def run_masks(data_dir: Path, out_dir: Path, config: MasksConfig = MasksConfig(), *, progress: bool = True,
+              overwrite: bool = False) -> list:
     """Draw ``config.per_patient`` masks on every patient of ``data_dir`` and write them under ``out_dir``.
 
     Writes new label maps mirroring the input layout (PNG ``OUT/labels/<id>_slice<k>.png``, EMIDEC
@@ -77,78 +80,81 @@ def run_masks(data_dir: Path, out_dir: Path, config: MasksConfig = MasksConfig()
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_output_location(out_dir, data_dir)
-    prior = load_prior(Path(config.prior_path)) if config.prior_path else default_prior()
-    patients = read_dataset(data_dir, label_mapping=config.aha.label_mapping, progress=progress)
-    entries, stats = [], []
-    with tqdm(total=len(patients) * config.per_patient, desc="SMILE masks", unit="mask", disable=not progress) as bar:
-        for i, patient in enumerate(patients):
-            sampler = SmileSampler(geometry_for(patient, config.aha), patient.label_maps, config.smile, prior)
-            source_files = [_relative(p, data_dir) for p in patient.label_paths]
-            for k in range(1, config.per_patient + 1):
-                result = sampler.sample_result(np.random.default_rng([config.seed, i, k]))
-                label_maps = result.label_maps(patient.label_maps)
-                new_id = f"{patient.patient_id}_smile{k}"
-                written = write_label_maps(
-                    patient.with_arrays(patient_id=new_id, label_maps=label_maps), out_dir, label_maps
+    with staged_output(out_dir, "masks", overwrite=overwrite, config=None,
+                       inputs=[data_dir, config.prior_path]) as out_dir:
+        prior = load_prior(Path(config.prior_path)) if config.prior_path else default_prior()
+        patients = read_dataset(data_dir, label_mapping=config.aha.label_mapping, progress=progress)
+        entries, stats = [], []
+        total = len(patients) * config.per_patient
+        with tqdm(total=total, desc="SMILE masks", unit="mask", disable=not progress) as bar:
+            for i, patient in enumerate(patients):
+                sampler = SmileSampler(geometry_for(patient, config.aha), patient.label_maps, config.smile, prior)
+                source_files = [_relative(p, data_dir) for p in patient.label_paths]
+                for k in range(1, config.per_patient + 1):
+                    result = sampler.sample_result(np.random.default_rng([config.seed, i, k]))
+                    label_maps = result.label_maps(patient.label_maps)
+                    new_id = f"{patient.patient_id}_smile{k}"
+                    written = write_label_maps(
+                        patient.with_arrays(patient_id=new_id, label_maps=label_maps), out_dir, label_maps
+                    )
+                    record = scar_statistics(
+                        sampler.canvas,
+                        np.isin(np.arange(sampler.canvas.n_pixels), result.scar_pixels),
+                        np.isin(np.arange(sampler.canvas.n_pixels), result.mvo_pixels),
+                        config.smile.dominance,
+                    )
+                    stats.append(record)
+                    spec = result.spec
+                    entries.append(
+                        {
+                            "id": new_id,
+                            "source_id": patient.patient_id,
+                            "pattern": spec.pattern.value,
+                            "territory": spec.territory.value if spec.territory else None,
+                            "segments": list(spec.segments),
+                            "target_burden": spec.target_burden,
+                            "achieved_burden": round(result.achieved_burden, 6),
+                            "transmurality": spec.transmurality,
+                            "mvo": bool(result.mvo_pixels.size),
+                            "seed": [config.seed, i, k],
+                            "files": [_relative(p, out_dir) for p in written],
+                            "source_files": source_files,
+                            "involved_segments": list(record.involved),
+                            "mvo_fraction": round(record.mvo_fraction, 6),
+                            "spec": spec.to_json(),
+                        }
+                    )
+                    bar.update()
+        write_json(out_dir / MASKS_FILE, entries)
+        frequency = involvement_frequency(stats) * 100.0
+        save_bullseye(
+            [
+                (
+                    f"segments involved (% of {len(stats)} masks)",
+                    {s + 1: float(v) for s, v in enumerate(frequency)},
+                    {"cmap": "magma", "vmin": 0.0, "vmax": 100.0},
                 )
-                record = scar_statistics(
-                    sampler.canvas,
-                    np.isin(np.arange(sampler.canvas.n_pixels), result.scar_pixels),
-                    np.isin(np.arange(sampler.canvas.n_pixels), result.mvo_pixels),
-                    config.smile.dominance,
-                )
-                stats.append(record)
-                spec = result.spec
-                entries.append(
-                    {
-                        "id": new_id,
-                        "source_id": patient.patient_id,
-                        "pattern": spec.pattern.value,
-                        "territory": spec.territory.value if spec.territory else None,
-                        "segments": list(spec.segments),
-                        "target_burden": spec.target_burden,
-                        "achieved_burden": round(result.achieved_burden, 6),
-                        "transmurality": spec.transmurality,
-                        "mvo": bool(result.mvo_pixels.size),
-                        "seed": [config.seed, i, k],
-                        "files": [_relative(p, out_dir) for p in written],
-                        "source_files": source_files,
-                        "involved_segments": list(record.involved),
-                        "mvo_fraction": round(record.mvo_fraction, 6),
-                        "spec": spec.to_json(),
-                    }
-                )
-                bar.update()
-    write_json(out_dir / MASKS_FILE, entries)
-    frequency = involvement_frequency(stats) * 100.0
-    save_bullseye(
-        [
-            (
-                f"segments involved (% of {len(stats)} masks)",
-                {s + 1: float(v) for s, v in enumerate(frequency)},
-                {"cmap": "magma", "vmin": 0.0, "vmax": 100.0},
-            )
-        ],
-        out_dir / BULLSEYE_FILE,
-        suptitle=f"SMILE {config.smile.pattern.value}: segment involved = scar on >= "
-        f"{100 * INVOLVEMENT_THRESHOLD:.0f} % of it",
-    )
-    write_json(
-        out_dir / "config.json",
-        {
-            "claim_version": __version__,
-            "data": str(data_dir),
-            "seed": config.seed,
-            "per_patient": config.per_patient,
-            "rng": "mask k of patient i (sorted ids, from 0) uses np.random.default_rng([seed, i, k])",
-            "smile": config.smile.to_json(),
-            "orientation": config.aha.orientation,
-            "handedness": config.aha.handedness.value,
-            "label_mapping": config.aha.label_mapping,
-            "prior": {"path": config.prior_path, "source": prior.source, "n_patients": prior.n_patients},
-        },
-    )
-    return entries
+            ],
+            out_dir / BULLSEYE_FILE,
+            suptitle=f"SMILE {config.smile.pattern.value}: segment involved = scar on >= "
+            f"{100 * INVOLVEMENT_THRESHOLD:.0f} % of it",
+        )
+        write_json(
+            out_dir / "config.json",
+            {
+                "claim_version": __version__,
+                "data": str(data_dir),
+                "seed": config.seed,
+                "per_patient": config.per_patient,
+                "rng": "mask k of patient i (sorted ids, from 0) uses np.random.default_rng([seed, i, k])",
+                "smile": config.smile.to_json(),
+                "orientation": config.aha.orientation,
+                "handedness": config.aha.handedness.value,
+                "label_mapping": config.aha.label_mapping,
+                "prior": {"path": config.prior_path, "source": prior.source, "n_patients": prior.n_patients},
+            },
+        )
+        return entries
 
 
 def fit_prior_from_folder(
