@@ -22,6 +22,7 @@ from claim.errors import ClaimError
 from claim.experiment.config import experiment_preset
 from claim.experiment.split import split_dataset
 from claim.experiment.study import run_experiment
+from claim.output import OutputFolder, write_manifest
 from claim.phantom import PhantomCase, PhantomConfig, write_phantom_cohort
 from claim.report.figures import figure_png_bytes, save_bullseye, segment_montage
 from claim.report.html import Report
@@ -92,14 +93,20 @@ def run_demo(
     out_dir = Path(out_dir)
     if patients < 6:
         raise ClaimError(f"--patients must be at least 6 (3 pathological + 3 normal) for the study, got {patients}")
+    # The demo's folder is claim's as a whole and resumes: its phantom and geometry are rebuilt from the seed,
+    # the split is kept, the study continues where it stopped. A folder holding anything else is refused.
+    OutputFolder(out_dir, "demo", resume=True).check()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(out_dir, "demo", config={"patients": patients, "seed": seed, "preset": preset}, owns_folder=True)
     timing: dict[str, float] = {}
     start = time.perf_counter()
     phantom_config = _SMOKE_PHANTOM if preset == "smoke" else PhantomConfig()
-    cases = write_phantom_cohort(out_dir / "phantom", patients, seed, phantom_config, progress=progress)
+    cases = write_phantom_cohort(out_dir / "phantom", patients, seed, phantom_config, progress=progress,
+                                 overwrite=True)
     timing["phantom_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    summary = run_aha(out_dir / "phantom", out_dir / "aha", AhaConfig(), progress=progress)
+    summary = run_aha(out_dir / "phantom", out_dir / "aha", AhaConfig(), progress=progress, overwrite=True)
     timing["aha_s"] = time.perf_counter() - start
 
     scores = [score_phantom_geometry(case) for case in cases]

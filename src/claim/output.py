@@ -23,7 +23,7 @@ from claim.data.io import write_json
 from claim.errors import ClaimError, InputError
 
 __all__ = ["MANIFEST_PREFIX", "MANIFEST_NAME", "is_hidden", "visible_files", "file_sha256", "fingerprint",
-           "OutputFolder", "claim_output", "staged_output", "write_manifest"]
+           "data_identity", "OutputFolder", "check_new_file", "claim_output", "staged_output", "write_manifest"]
 
 MANIFEST_PREFIX = ".claim-output"
 MANIFEST_NAME = f"{MANIFEST_PREFIX}.json"
@@ -50,6 +50,11 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def data_identity(inputs: Iterable[Path | str | None]) -> list[str]:
+    """The content hashes of ``inputs`` alone (not their paths): equal lists mean the same data."""
+    return [entry["sha256"] for entry in fingerprint(inputs).values()]
 
 
 def fingerprint(inputs: Iterable[Path | str | None]) -> dict[str, Any]:
@@ -91,12 +96,16 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 
 def write_manifest(folder: Path, command: str, *, config: Any = None, inputs: Mapping[str, Any] | None = None,
-                   name: str = MANIFEST_NAME, extra: Mapping[str, Any] | None = None) -> Path:
-    """Record every visible file under ``folder`` as written by ``command`` (atomically, last)."""
+                   name: str = MANIFEST_NAME, owns_folder: bool = False) -> Path:
+    """Record every visible file under ``folder`` as written by ``command`` (atomically, last).
+
+    ``owns_folder``: the folder is a run folder that claim created as a whole (a trainer's, a study's); files
+    appearing in it while it runs are claim's too.
+    """
     folder = Path(folder)
     files = [str(p.relative_to(folder)) for p in visible_files(folder)]
     record = {"command": command, "claim_version": __version__, "config": config, "inputs": dict(inputs or {}),
-              "files": files, **dict(extra or {})}
+              "owns_folder": owns_folder, "files": files}
     return write_json(folder / name, record)
 
 
@@ -130,7 +139,10 @@ class OutputFolder:
         atomic writes); in a folder without a manifest, every such file."""
         if not self.path.is_dir():
             return []
-        owned = self.owned_files() if _manifests(self.path) else set()
+        manifests = _manifests(self.path)
+        if any(_read_manifest(m).get("owns_folder") for m in manifests):
+            return []  # a run folder: claim made it, and its checkpoints and logs appear while it runs
+        owned = self.owned_files() if manifests else set()
         found = [p for p in self.path.rglob("*") if p.is_file() or p.is_symlink()]
         return sorted(p for p in found if str(p.relative_to(self.path)) not in owned
                       and not _is_claim_artifact(p.relative_to(self.path)))
@@ -172,17 +184,25 @@ class OutputFolder:
         return self.path.parent / f".{self.path.name}{part}{_STAGING_SUFFIX}"
 
 
-def claim_output(path: Path, command: str, *, overwrite: bool = False, resume: bool = False,
-                 config: Any = None, inputs: Sequence[Path | str | None] = ()) -> OutputFolder:
-    """Take ownership of an in-place output folder (long jobs that resume): check it, clear it on ``overwrite``
-    (unless resuming), create it and write its manifest (the files are listed again by :func:`write_manifest` at
-    the end)."""
+def check_new_file(path: Path, *, overwrite: bool, flag: str) -> Path:
+    """A single output file (a prior, an orientation table): never a folder, never over an existing file unless
+    ``overwrite``. Returns the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(path, f"{flag} is a folder; give a file path")
+    if path.exists() and not overwrite:
+        raise InputError(path, f"{flag} exists already; pass --overwrite to replace it (or choose another path)")
+    return path
+
+
+def claim_output(path: Path, command: str, *, overwrite: bool = False, resume: bool = False) -> OutputFolder:
+    """Check an in-place output folder (a long job's, which resumes) before any work; clear an earlier claim
+    output there on ``overwrite`` (unless resuming). The caller writes the manifest (``owns_folder``) once it
+    starts writing."""
     folder = OutputFolder(path, command, overwrite=overwrite, resume=resume)
     state = folder.check()
     if state == "ours" and overwrite and not resume:
         folder.clear()
-    folder.path.mkdir(parents=True, exist_ok=True)
-    write_manifest(folder.path, command, config=config, inputs=fingerprint(inputs))
     return folder
 
 

@@ -59,7 +59,7 @@ def test_bad_checkpoints_name_the_file(tmp_path):
 
 def test_resume_guards(phantom_dir, tiny_checkpoint):
     run = tiny_checkpoint.parent
-    with pytest.raises(ClaimError, match="exists already"):
+    with pytest.raises(ClaimError, match="earlier claim output"):
         train_generator(phantom_dir, run, TINY.replace(steps=4), progress=False)
     with pytest.raises(ClaimError, match="different config"):
         train_generator(phantom_dir, run, replace(TINY, lr=1.0).replace(steps=4), resume=True, progress=False)

@@ -61,7 +61,7 @@ def test_same_seed_same_run_and_exact_resume(full_run, joint_dir, tmp_path):
 
 
 def test_existing_run_needs_resume(full_run, joint_dir):
-    with pytest.raises(ClaimError, match="exists already"):
+    with pytest.raises(ClaimError, match="earlier claim output"):
         _run(joint_dir, full_run.generator_checkpoint.parent, TINY_J.steps)
 
 

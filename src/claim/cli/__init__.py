@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from claim import __version__
 from claim.cli import (
@@ -44,8 +45,15 @@ _COMMANDS = (
 )
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Flag errors as one line naming the flag and the problem (``--help`` still shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="claim",
         description="Clinically guided myocardial scar synthesis for LGE cardiac MRI.",
     )
@@ -65,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClaimError as exc:
         print(f"claim {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Permission, not-a-directory, read-only or full disk: name the path, not the stack.
+        where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        print(f"claim {args.command}: error: {where + ': ' if where else ''}{exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"claim {args.command}: interrupted", file=sys.stderr)
         return 130

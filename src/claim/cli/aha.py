@@ -7,7 +7,7 @@ from pathlib import Path
 
 from claim.aha.config import AhaConfig
 from claim.aha.orientation import parse_orientation
-from claim.cli.common import add_label_mapping, add_orientation
+from claim.cli.common import add_label_mapping, add_orientation, add_overwrite
 from claim.stages.aha import run_aha
 
 
@@ -26,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_orientation(parser)
     add_label_mapping(parser)
+    add_overwrite(parser)
     parser.set_defaults(run=run)
 
 
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         label_mapping=args.label_mapping,
         bullseye=not args.no_bullseye,
     )
-    summary = run_aha(args.data, args.out, config, write_orientation=args.write_orientation)
+    summary = run_aha(args.data, args.out, config, write_orientation=args.write_orientation,
+                      overwrite=args.overwrite)
     methods = ", ".join(f"{m} {n}" for m, n in summary["orientation_methods"].items())
     low = summary["orientation_low_confidence"]
     print(

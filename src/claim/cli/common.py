@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +14,60 @@ from claim.errors import ClaimError
 from claim.labels import parse_label_mapping
 
 T = TypeVar("T")
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number within ``[lo, hi]`` (each bound optional); the error names the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"{value} is out of range ({_describe(lo, hi)})")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def number(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+           hi_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number (never NaN or inf) within the bounds (open where asked)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        below = lo is not None and (value <= lo if lo_open else value < lo)
+        above = hi is not None and (value >= hi if hi_open else value > hi)
+        if below or above:
+            raise argparse.ArgumentTypeError(f"{value:g} is out of range ({_describe(lo, hi, lo_open, hi_open)})")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _describe(lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False) -> str:
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if lo_open else '>='} {lo:g}")
+    if hi is not None:
+        parts.append(f"{'<' if hi_open else '<='} {hi:g}")
+    return "must be " + " and ".join(parts)
+
+
+SEED = integer(0, 2**32 - 1)
+COUNT = integer(1)  # steps between events, sizes, counts: at least one
+STEPS = integer(0)  # total steps (0: only evaluate or write the initial state)
+
+
+def add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace this command's own earlier output in --out (never files claim did not write)")
 
 
 def label_mapping_type(text: str) -> dict[int, int]:
@@ -64,9 +119,10 @@ def add_config_file(parser: argparse.ArgumentParser) -> None:
 
 def add_run_flags(parser: argparse.ArgumentParser, resume_help: str) -> None:
     """Seed, device and resume: the flags every trainer takes (None defaults, so ``-c`` files fill them)."""
-    parser.add_argument("-s", "--seed", type=int, default=None, help="random seed (same seed, same run; default 0)")
+    parser.add_argument("-s", "--seed", type=SEED, default=None, help="random seed (same seed, same run; default 0)")
     parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--resume", action="store_true", help=resume_help)
+    add_overwrite(parser)
 
 
 def saved_run(args: argparse.Namespace, command: str) -> dict[str, Any]:

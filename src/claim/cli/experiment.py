@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from claim.cli.common import add_config_file, build_config, first_given, saved_run
+from claim.cli.common import COUNT, SEED, add_config_file, add_overwrite, build_config, first_given, saved_run
 from claim.errors import ClaimError
 from claim.experiment.config import ExperimentConfig, experiment_preset
 from claim.experiment.study import run_experiment
@@ -22,10 +22,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_config_file(parser)
     parser.add_argument("--preset", default=None, metavar="quick|standard",
                         help="quick (phantom, <= 10 min on 2 cores) | standard (EMIDEC, <= 90 min); default quick")
-    parser.add_argument("-s", "--seed", type=int, default=None, help="random seed (default 0)")
+    parser.add_argument("-s", "--seed", type=SEED, default=None, help="random seed (default 0)")
     parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=COUNT, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is faster on busy shared cores)")
+    add_overwrite(parser)
     parser.set_defaults(run=run)
 
 
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if train is None or test is None:
         raise ClaimError("experiment needs --train-data DIR and --test-data DIR (or -c STUDY/config.json)")
     metrics = run_experiment(train, test, args.out, config, seed=first_given(args.seed, saved.get("seed"), 0),
-                             device=first_given(args.device, saved.get("device"), "cpu"), threads=args.threads)
+                             device=first_given(args.device, saved.get("device"), "cpu"), threads=args.threads,
+                             overwrite=args.overwrite)
     arms = ", ".join(f"{arm} {entry['infarct_dice']:.3f}" for arm, entry in metrics["arms"].items())
     print(f"experiment -> {args.out}/report.html  (infarct Dice: {arms})")
     return 0

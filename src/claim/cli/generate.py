@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from claim.cli.common import COUNT, SEED, add_overwrite, number
 from claim.stages.generate import generate_scars, parse_shard
 
 
@@ -22,9 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--out", required=True, help="output folder")
     parser.add_argument("--sampler", default=None, help="ddim:K or repaint:LxN (default: the checkpoint's)")
     parser.add_argument("--hist-cluster", default="random", help="histogram centre index K, or random (default)")
-    parser.add_argument("-s", "--seed", type=int, default=0, help="random seed (same seed, same files)")
-    parser.add_argument("--limit", type=int, default=None, help="use at most N masks")
-    parser.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (default 1)")
+    parser.add_argument("-s", "--seed", type=SEED, default=0, help="random seed (same seed, same files)")
+    parser.add_argument("--limit", type=COUNT, default=None, help="use at most N masks")
+    parser.add_argument("--guidance", type=number(0.0, 100.0), default=1.0,
+                        help="classifier-free guidance scale (default 1)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--format", dest="output_format", choices=["layout", "nnunet"], default="layout",
                         help="mirror the source layout (default) or write an nnU-Net v2 raw dataset")
@@ -32,6 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--shard", type=_shard_type, default=None, metavar="I/N",
                         help="process only mask entries I, I+N, I+2N, ... (0-based; same files as the unsharded run "
                         "for those entries; record in generation_shard<I>of<N>.json)")
+    add_overwrite(parser)
     parser.set_defaults(run=run)
 
 
@@ -39,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
     result = generate_scars(args.model, args.data, args.masks, args.out, sampler=args.sampler,
                             hist_cluster=args.hist_cluster, seed=args.seed, limit=args.limit,
                             guidance=args.guidance, device=args.device, output_format=args.output_format,
-                            include_real=args.include_real, shard=args.shard)
+                            include_real=args.include_real, shard=args.shard, overwrite=args.overwrite)
     print(f"{len(result.entries)} synthetic images -> {result.out_dir}")
     return 0

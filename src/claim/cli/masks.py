@@ -8,7 +8,7 @@ from pathlib import Path
 from claim.aha.config import AhaConfig
 from claim.aha.orientation import parse_orientation
 from claim.aha.segments import Territory
-from claim.cli.common import add_label_mapping, add_orientation
+from claim.cli.common import SEED, add_label_mapping, add_orientation, add_overwrite, integer
 from claim.errors import ClaimError
 from claim.smile.adjacency import Dominance
 from claim.smile.spec import Pattern, SmileConfig
@@ -123,8 +123,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="P",
         help="chance of an MVO core in a large, highly transmural ischemic scar (default: prior)",
     )
-    parser.add_argument("--per-patient", type=int, default=1, metavar="K", help="masks per patient (default 1)")
-    parser.add_argument("-s", "--seed", type=int, default=0, help="seed; mask k of patient i uses [seed, i, k]")
+    parser.add_argument("--per-patient", type=integer(1, 1000), default=1, metavar="K",
+                        help="masks per patient (default 1)")
+    parser.add_argument("-s", "--seed", type=SEED, default=0, help="seed; mask k of patient i uses [seed, i, k]")
     parser.add_argument("--prior", default=None, metavar="FILE", help="prior JSON (default: the shipped EMIDEC prior)")
     parser.add_argument(
         "--dominance",
@@ -142,6 +143,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_orientation(parser)
     add_label_mapping(parser)
+    add_overwrite(parser)
     parser.set_defaults(run=run)
 
 
@@ -154,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
         if args.data:
             raise ClaimError("--fit-prior DIR reads DIR; drop --data (or drop --fit-prior to draw masks)")
         out_file = Path(args.out or DEFAULT_PRIOR_FILE)
-        prior = run_fit_prior(Path(args.fit_prior), out_file, aha=aha, dominance=args.dominance, progress=True)
+        prior = run_fit_prior(Path(args.fit_prior), out_file, aha=aha, dominance=args.dominance, progress=True,
+                              overwrite=args.overwrite)
         territories = ", ".join(f"{t.value} {p:.0%}" for t, p in prior.territory_probabilities.items())
         print(f"prior from {prior.n_patients} scars ({territories}; MVO p={prior.mvo_probability:.2f}) -> {out_file}")
         return 0
@@ -171,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         strict_territory=args.strict_territory,
     )
     config = MasksConfig(smile=smile, aha=aha, per_patient=args.per_patient, seed=args.seed, prior_path=args.prior)
-    entries = run_masks(Path(args.data), Path(args.out), config)
+    entries = run_masks(Path(args.data), Path(args.out), config, overwrite=args.overwrite)
     n_mvo = sum(e["mvo"] for e in entries)
     burdens = sorted(e["achieved_burden"] for e in entries)
     median = burdens[len(burdens) // 2] if burdens else 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from claim.cli.common import add_overwrite
 from claim.segmentation.predict import segment_folder
 
 
@@ -13,10 +14,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, help="data folder (any layout; labels not needed)")
     parser.add_argument("-o", "--out", required=True, help="output folder (label maps mirroring the input layout)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    add_overwrite(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    written = segment_folder(args.model, args.data, args.out, device=args.device, progress=True)
+    written = segment_folder(args.model, args.data, args.out, device=args.device, progress=True,
+                             overwrite=args.overwrite)
     print(f"{len(written)} label files -> {args.out}")
     return 0

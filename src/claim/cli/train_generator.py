@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from claim.cli.common import add_config_file, add_run_flags, build_config, explicit, first_given, saved_run
+from claim.cli.common import (
+    COUNT,
+    STEPS,
+    add_config_file,
+    add_run_flags,
+    build_config,
+    explicit,
+    first_given,
+    integer,
+    saved_run,
+)
 from claim.errors import ClaimError
 from claim.generator.config import PRESETS, GeneratorConfig, Mode, preset_config
 from claim.generator.train import train_generator
@@ -21,12 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mode", type=Mode, choices=list(Mode), default=None,
                         help="claim (context-conditioned, DDIM; default) or lefusion (faithful baseline, RePaint)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None, help="model size preset (default standard)")
-    parser.add_argument("--steps", type=int, default=None, help="total optimisation steps (default 2000)")
+    parser.add_argument("--steps", type=STEPS, default=None, help="total optimisation steps (default 2000)")
     add_run_flags(parser, "continue RUN/generator.pt up to --steps")
-    parser.add_argument("--sample-every", type=int, default=None, help="write a sample grid every N steps (0: never)")
-    parser.add_argument("--checkpoint-every", type=int, default=None,
-                        help="write the checkpoint every N steps (default 500)")
-    parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
+    parser.add_argument("--sample-every", type=integer(0), default=None,
+                        help="write a sample grid every N steps (0: never)")
+    parser.add_argument("--checkpoint-every", type=integer(0), default=None,
+                        help="write the checkpoint every N steps (default: a quarter of the run, at most 500)")
+    parser.add_argument("--batch-size", type=COUNT, default=None, help="override the preset's batch size")
     parser.set_defaults(run=run)
 
 
@@ -48,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     result = train_generator(data, args.out, config, seed=first_given(args.seed, saved.get("seed"), 0),
                              resume=args.resume, device=first_given(args.device, saved.get("device"), "cpu"),
                              sample_every=first_given(args.sample_every, saved.get("sample_every"), 0),
-                             checkpoint_every=first_given(args.checkpoint_every, saved.get("checkpoint_every"), 500))
+                             checkpoint_every=first_given(args.checkpoint_every, saved.get("checkpoint_every")),
+                             overwrite=args.overwrite)
     last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""
     print(f"generator at step {result.step}{last} -> {result.checkpoint}")
     return 0

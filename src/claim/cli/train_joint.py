@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from claim.cli.common import add_config_file, add_run_flags, build_config, explicit, first_given, saved_run
+from claim.cli.common import (
+    COUNT,
+    add_config_file,
+    add_run_flags,
+    build_config,
+    explicit,
+    first_given,
+    integer,
+    number,
+    saved_run,
+)
 from claim.errors import ClaimError
 from claim.generator.config import GeneratorConfig, preset_config
 from claim.joint.config import JOINT_PRESETS, JointConfig, joint_preset
@@ -25,13 +35,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_config_file(parser)
     parser.add_argument("--preset", choices=sorted(JOINT_PRESETS), default=None,
                         help="model sizes and schedule preset for G, S and the joint loop (default standard)")
-    parser.add_argument("--steps", type=int, default=None, help="total steps, warm-ups included")
-    parser.add_argument("--lambda", dest="lambda_consistency", type=float, default=None,
+    parser.add_argument("--steps", type=COUNT, default=None, help="total steps, warm-ups included")
+    parser.add_argument("--lambda", dest="lambda_consistency", type=number(0.0), default=None,
                         help="weight of the segmentation-consistency term in G's loss (default 0.1)")
-    parser.add_argument("--t-max", type=int, default=None, help="largest noise level of the consistency term")
-    parser.add_argument("--generator-warmup", type=int, default=None, help="G-only diffusion steps first")
-    parser.add_argument("--segmenter-warmup", type=int, default=None, help="then S-only real steps")
-    parser.add_argument("--refresh-every", type=int, default=None, help="joint steps between buffer refreshes")
+    parser.add_argument("--t-max", type=COUNT, default=None, help="largest noise level of the consistency term")
+    parser.add_argument("--generator-warmup", type=integer(0), default=None, help="G-only diffusion steps first")
+    parser.add_argument("--segmenter-warmup", type=integer(0), default=None, help="then S-only real steps")
+    parser.add_argument("--refresh-every", type=COUNT, default=None, help="joint steps between buffer refreshes")
     parser.add_argument("--init-generator", type=Path, default=None, metavar="CKPT",
                         help="start G from this generator checkpoint (its config is used)")
     parser.add_argument("--prior", type=Path, default=None, metavar="FILE",
@@ -66,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     result = train_joint(data, args.out, joint=joint, generator=generator, segmenter=segmenter,
                          init_generator=init_generator, seed=first_given(args.seed, saved.get("seed"), 0),
                          device=first_given(args.device, saved.get("device"), "cpu"), resume=args.resume,
-                         train_patients=saved.get("train_patients_requested"), smile_prior=prior)
+                         train_patients=saved.get("train_patients_requested"), smile_prior=prior,
+                         overwrite=args.overwrite)
     last = result.history[-1] if result.history else {}
     losses = ", ".join(f"{k} {last[k]:.4f}" for k in ("diffusion_loss", "consistency_loss", "segmenter_loss")
                        if k in last)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from claim.cli.common import add_config_file, add_run_flags, build_config, explicit, first_given, saved_run
+from claim.cli.common import (
+    COUNT,
+    STEPS,
+    add_config_file,
+    add_run_flags,
+    build_config,
+    explicit,
+    first_given,
+    number,
+    saved_run,
+)
 from claim.errors import ClaimError
 from claim.segmentation.config import SEGMENTER_PRESETS, SegmenterConfig, segmenter_preset
 from claim.segmentation.train import train_segmenter
@@ -24,10 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_config_file(parser)
     parser.add_argument("--preset", choices=sorted(SEGMENTER_PRESETS), default=None,
                         help="model size preset (default standard)")
-    parser.add_argument("--steps", type=int, default=None, help="total optimisation steps (default: the preset's)")
-    parser.add_argument("--val-every", type=int, default=None, help="validate every N steps (default: the preset's)")
-    parser.add_argument("--batch-size", type=int, default=None, help="override the preset's batch size")
-    parser.add_argument("--synthetic-fraction", type=float, default=None,
+    parser.add_argument("--steps", type=STEPS, default=None, help="total optimisation steps (default: the preset's)")
+    parser.add_argument("--val-every", type=COUNT, default=None, help="validate every N steps (default: the preset's)")
+    parser.add_argument("--batch-size", type=COUNT, default=None, help="override the preset's batch size")
+    parser.add_argument("--synthetic-fraction", type=number(0.0, 1.0, hi_open=True), default=None,
                         help="fraction of each batch drawn from --synthetic (default: pool them with the real slices)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
     add_run_flags(parser, "continue RUN/last.pt up to --steps")
@@ -52,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
                                                                                 saved.get("synthetic_dirs"), []),
                              seed=first_given(args.seed, saved.get("seed"), 0),
                              device=first_given(args.device, saved.get("device"), "cpu"),
-                             val_patients=first_given(val, saved.get("val_patients_requested")), resume=args.resume)
+                             val_patients=first_given(val, saved.get("val_patients_requested")), resume=args.resume,
+                             overwrite=args.overwrite)
     dice = result.best_metrics.get("infarct_dice")
     shown = f"{dice:.3f}" if isinstance(dice, float) else "n/a"
     print(f"segmenter at step {result.step}; best validation infarct Dice {shown} (step {result.best_step}) "

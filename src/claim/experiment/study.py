@@ -39,6 +39,7 @@ from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig
 from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms
 from claim.experiment.transplant import transplant_scar
 from claim.generator.config import Mode
+from claim.output import OutputFolder, data_identity, fingerprint, write_manifest
 from claim.runtime import torch_threads
 from claim.smile.prior import Prior
 from claim.stages.evaluate import GALLERY_FILE, PER_PATIENT_FILE, evaluate_study
@@ -72,8 +73,9 @@ class _Stage:
 
 class _Study:
     def __init__(self, train_dir: Path, test_dir: Path, out_dir: Path, config: ExperimentConfig, seed: int,
-                 device: str, progress: bool) -> None:
+                 device: str, progress: bool, overwrite: bool = False) -> None:
         self.train_dir, self.test_dir, self.out = Path(train_dir), Path(test_dir), Path(out_dir)
+        self.overwrite = overwrite
         self.config, self.seed, self.device, self.progress = config, seed, device, progress
         self.fit_dir = self.out / "data" / "fit"
         self._train: list[Patient] | None = None
@@ -258,21 +260,32 @@ class _Study:
         return stages
 
     def identity(self) -> dict:
+        # The data's content, not only its folder names: changed data is never silently reused.
         return {"config": json.loads(json.dumps(self.config.to_dict(), default=list)), "seed": self.seed,
-                "train_dir": str(self.train_dir.resolve()), "test_dir": str(self.test_dir.resolve())}
+                "train_dir": str(self.train_dir.resolve()), "test_dir": str(self.test_dir.resolve()),
+                "data": data_identity([self.train_dir, self.test_dir])}
 
     def run(self) -> dict:
         check_output_location(self.out, [self.train_dir, self.test_dir])
         for folder in (self.train_dir, self.test_dir):
             if self.out.resolve() in Path(folder).resolve().parents:
                 raise ClaimError(f"input folder {folder} lies inside --out {self.out}; choose another --out")
+        OutputFolder(self.out, "experiment", resume=True).check()  # nothing claim did not write
         state_path = self.out / STATE_FILE
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
-        if state and state.get("identity") != self.identity():
-            raise ClaimError(f"{self.out} holds a study with another configuration, seed or data folders; "
-                             "choose another --out (or delete it to start over)")
-        state = {"identity": self.identity(), "claim_version": __version__, "stages": state.get("stages", {})}
+        identity = self.identity()
+        if state and state.get("identity") != identity:
+            if not self.overwrite:
+                changed = sorted(k for k in identity if state["identity"].get(k) != identity[k])
+                raise ClaimError(f"{self.out} holds a study with another configuration, seed or data "
+                                 f"({', '.join(changed)} differ); pass --overwrite to start over, or choose another "
+                                 "--out")
+            shutil.rmtree(self.out)
+            state = {}
+        state = {"identity": identity, "claim_version": __version__, "stages": state.get("stages", {})}
         self.out.mkdir(parents=True, exist_ok=True)
+        write_manifest(self.out, "experiment", config=self.config.to_dict(),
+                       inputs=fingerprint([self.train_dir, self.test_dir]), owns_folder=True)
         write_json(self.out / "config.json", {"command": "experiment", "config": self.config.to_dict(),
                                               "seed": self.seed, "train_data": str(self.train_dir),
                                               "test_data": str(self.test_dir), "device": self.device,
@@ -369,13 +382,15 @@ def run_experiment(
     device: str = "cpu",
     threads: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Run (or resume) the study; returns the content of ``OUT/metrics.json`` and writes ``OUT/report.html``.
 
     Stages whose outputs are complete (recorded in ``OUT/state.json``) are skipped, so an interrupted run
-    continues where it stopped. Restarting with another config, seed or data folders is refused.
+    continues where it stopped. Restarting with another config, seed or data (folders or their content) is refused
+    unless ``overwrite`` starts the study over.
     ``threads`` sets torch's intra-op threads for the run (restored afterwards); on shared, oversubscribed
     cores 1 thread is many times faster than 2 for these small models.
     """
     with torch_threads(threads):
-        return _Study(train_dir, test_dir, out_dir, config, seed, device, progress).run()
+        return _Study(train_dir, test_dir, out_dir, config, seed, device, progress, overwrite).run()

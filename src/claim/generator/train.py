@@ -37,8 +37,9 @@ from claim.generator.preview import label_panel, write_grid
 from claim.generator.sampling import ddim_inpaint, make_eps_fn
 from claim.generator.schedule import NoiseSchedule
 from claim.labels import Label
+from claim.output import data_identity
 from claim.runtime import resolve_device
-from claim.training import Cadence, RunFolder, run_steps, step_generator, update_ema
+from claim.training import Cadence, RunFolder, default_checkpoint_every, run_steps, step_generator, update_ema
 from claim.training.run import check_resume
 
 __all__ = ["TrainResult", "GeneratorTrainer", "training_loss", "train_generator"]
@@ -190,8 +191,9 @@ def train_generator(
     resume: bool = False,
     device: str = "cpu",
     sample_every: int = 0,
-    checkpoint_every: int = 500,
+    checkpoint_every: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train (or continue training) a generator until ``config.steps`` total steps.
 
@@ -203,17 +205,25 @@ def train_generator(
         resume: continue from ``out_dir/generator.pt``.
         device: ``cpu`` | ``cuda`` | ``auto``.
         sample_every: write a preview grid every N steps (0: never).
-        checkpoint_every: write the checkpoint every N steps (and always at the end).
+        checkpoint_every: write the checkpoint every N steps (and always at the end); default: a quarter of the
+            run (at most 500), so a kill always leaves something to resume.
         progress: show a tqdm bar with the loss.
+        overwrite: replace an earlier run in ``out_dir``.
     """
     data_dir = Path(data_dir)
-    run = RunFolder(out_dir, "generator", [CHECKPOINT_NAME])
+    run = RunFolder(out_dir, "train-generator")
     ckpt_path = run.path(CHECKPOINT_NAME)
-    run.refuse_existing(resume)
+    run.claim(resume=resume, overwrite=overwrite)
+    if checkpoint_every is None:
+        checkpoint_every = default_checkpoint_every(config.steps)
+    data_id = data_identity([data_dir])
     payload = read_generator_checkpoint(ckpt_path) if resume else None
     if payload is not None:
-        check_resume(ckpt_path, {"config": config_from_checkpoint(ckpt_path, payload), "seed": payload["seed"]},
-                     {"config": config, "seed": seed})
+        saved = {"config": config_from_checkpoint(ckpt_path, payload), "seed": payload["seed"]}
+        now: dict[str, Any] = {"config": config, "seed": seed}
+        if "data_identity" in payload:  # checkpoints before data hashes resume unchecked
+            saved["data"], now["data"] = payload["data_identity"], data_id
+        check_resume(ckpt_path, saved, now)
     try:
         data = build_training_set(read_dataset(data_dir), config)
     except ValueError as exc:
@@ -224,11 +234,12 @@ def train_generator(
     start = trainer.updates
     run.start({"command": "train-generator", "config": config, "seed": seed, "claim_version": __version__,
                "data": str(data_dir), "device": device, "sample_every": sample_every,
-               "checkpoint_every": checkpoint_every}, start if resume else None)
+               "checkpoint_every": checkpoint_every}, start if resume else None, inputs=[data_dir])
 
     def checkpoint(step: int) -> None:
         # Step s draws everything from step_generator(seed, s): this pair is the complete RNG state.
-        trainer.save(ckpt_path, rng={"scheme": RNG_SCHEME, "seed": seed, "next_step": step}, data=str(data_dir))
+        trainer.save(ckpt_path, rng={"scheme": RNG_SCHEME, "seed": seed, "next_step": step}, data=str(data_dir),
+                     data_identity=data_id)
 
     def one_step(step: int) -> dict[str, Any]:
         return {"loss": trainer.step(step)}

@@ -29,6 +29,7 @@ from claim.joint.canvas import build_canvases, sample_canvas_crops
 from claim.joint.config import JointConfig
 from claim.joint.consistency import consistency_loss
 from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
+from claim.output import data_identity
 from claim.runtime import resolve_device
 from claim.segmentation.config import SegmenterConfig, segmenter_preset
 from claim.segmentation.data import slices_from_patients
@@ -108,6 +109,7 @@ def train_joint(
     resume: bool = False,
     progress: bool = True,
     smile_prior: Prior | None = None,
+    overwrite: bool = False,
 ) -> JointResult:
     """Train G and S jointly until ``joint.steps`` total steps.
 
@@ -127,15 +129,16 @@ def train_joint(
         resume: continue ``out_dir``'s run up to ``joint.steps``.
         progress: tqdm bar with both losses.
         smile_prior: prior of the SMILE masks painted on the canvases (default: the shipped EMIDEC prior).
+        overwrite: replace an earlier run in ``out_dir``.
 
     Raises:
         ClaimError: no normal patient among the training patients, no slice with scar, or resume mismatches.
     """
     data_dir = Path(data_dir)
-    run = RunFolder(out_dir, "joint", [GENERATOR_NAME, STATE_NAME])
+    run = RunFolder(out_dir, "train-joint")
     gen_path, seg_path, state_path = run.path(GENERATOR_NAME), run.path(SEGMENTER_NAME), run.path(STATE_NAME)
     dev = resolve_device(device)
-    run.refuse_existing(resume)
+    run.claim(resume=resume, overwrite=overwrite)
 
     train, val = _select_patients(read_dataset(data_dir), train_patients, data_dir)
     canvases = build_canvases(train, prior=smile_prior)
@@ -169,6 +172,7 @@ def train_joint(
         "prior": smile_prior.to_json() if smile_prior is not None else None,
         "train_patients": [p.patient_id for p in train],
         "canvas_patients": [c.patient.patient_id for c in canvases],
+        "data_identity": data_identity([data_dir]),
     }
 
     start = 0
@@ -186,7 +190,7 @@ def train_joint(
     run.start({"command": "train-joint", **settings, "data": str(data_dir), "device": device,
                "train_patients_requested": list(train_patients) if train_patients is not None else None,
                "claim_version": __version__},
-              start if resume else None)
+              start if resume else None, inputs=[data_dir])
 
     def checkpoint(step: int) -> None:
         gen.save(gen_path, rng={"scheme": "joint: per-step torch.Generator(seed*1000003+step)", "seed": seed,

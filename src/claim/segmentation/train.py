@@ -25,6 +25,7 @@ from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
 from claim.evaluation.metrics import dice_scores
 from claim.labels import Label
+from claim.output import data_identity
 from claim.runtime import resolve_device
 from claim.segmentation.checkpoint import config_from_checkpoint, load_segmenter, read_checkpoint, save_checkpoint
 from claim.segmentation.config import SegmenterConfig
@@ -252,7 +253,7 @@ def _selection_score(metrics: dict) -> tuple[float, float]:
 def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
                     synthetic_dirs: Sequence[Path] = (), seed: int = 0, device: str = "cpu",
                     val_patients: list[str] | None = None, progress: bool = True,
-                    resume: bool = False) -> SegmenterResult:
+                    resume: bool = False, overwrite: bool = False) -> SegmenterResult:
     """Train (or continue) a segmenter up to ``config.steps`` steps.
 
     Args:
@@ -266,15 +267,20 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         val_patients: ids to validate on (default: ``config.val_fraction`` of the real patients, by seed).
         progress: show a progress bar.
         resume: continue from ``out_dir/last.pt``.
+        overwrite: replace an earlier run in ``out_dir``.
     """
-    real_dirs = [Path(d) for d in real_dirs]
-    probe = RunFolder(out_dir, "segmenter", [CHECKPOINT_NAME, LAST_NAME])
-    last_path, best_path = probe.path(LAST_NAME), probe.path(CHECKPOINT_NAME)
-    probe.refuse_existing(resume)
+    real_dirs, synthetic_dirs = [Path(d) for d in real_dirs], [Path(d) for d in synthetic_dirs]
+    run = RunFolder(out_dir, "train-segmenter")
+    last_path, best_path = run.path(LAST_NAME), run.path(CHECKPOINT_NAME)
+    run.claim(resume=resume, overwrite=overwrite)
+    data_id = data_identity([*real_dirs, *synthetic_dirs])
     payload = read_checkpoint(last_path) if resume else None
     if payload is not None:
-        check_resume(last_path, {"config": config_from_checkpoint(last_path, payload), "seed": payload["seed"]},
-                     {"config": config, "seed": seed})
+        saved = {"config": config_from_checkpoint(last_path, payload), "seed": payload["seed"]}
+        now: dict[str, Any] = {"config": config, "seed": seed}
+        if "data_identity" in payload:  # checkpoints before data hashes resume unchecked
+            saved["data"], now["data"] = payload["data_identity"], data_id
+        check_resume(last_path, saved, now)
 
     patients = _read_patients(real_dirs, "real")
     if val_patients:
@@ -294,8 +300,7 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     if payload is not None:
         trainer.load_state_dict(payload)
         best = payload.get("best", best)
-    main = trainer.accelerator.is_main_process
-    run = RunFolder(out_dir, "segmenter", probe.markers, main=main)
+    main = run.main = trainer.accelerator.is_main_process
     described = {
         "val_patients": [p.patient_id for p in val_p],
         "train_patients": [p.patient_id for p in train_p],
@@ -303,11 +308,12 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         "synthetic_dirs": [str(d) for d in synthetic_dirs],
         "n_train_slices": int(sum(p.n_slices for p in train_p)),
         "n_synthetic_slices": int(sum(p.n_slices for p in synthetic_p)),
+        "data_identity": data_id,
     }
     run.start({"command": "train-segmenter", "config": config, "seed": seed, "claim_version": __version__,
                "device": device, "val_patients_requested": list(val_patients) if val_patients else None,
                "num_processes": trainer.accelerator.num_processes, **described},
-              trainer.steps_done if resume else None)
+              trainer.steps_done if resume else None, inputs=[*real_dirs, *synthetic_dirs])
 
     def validate(done: int) -> None:
         nonlocal best

@@ -15,7 +15,7 @@ from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.data.write import check_output_location, write_label_maps
 from claim.labels import Label
-from claim.output import staged_output
+from claim.output import check_new_file, staged_output
 from claim.report.figures import save_bullseye
 from claim.report.orientation import OrientationTile, save_orientation_sheet
 
@@ -65,6 +65,8 @@ def run_aha(
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_output_location(out_dir, data_dir)
+    if write_orientation is not None:
+        check_new_file(write_orientation, overwrite=overwrite, flag="--write-orientation")
     with staged_output(out_dir, "aha", overwrite=overwrite, config=_config_record(config),
                        inputs=[data_dir]) as out_dir:
         patients = read_dataset(data_dir, label_mapping=config.label_mapping, progress=progress)

@@ -19,7 +19,7 @@ from claim.data.patient import Patient
 from claim.data.write import check_output_location, write_label_maps
 from claim.errors import ClaimError
 from claim.labels import Label, infarct_mask, myocardium_mask
-from claim.output import staged_output
+from claim.output import check_new_file, staged_output
 from claim.report.figures import save_bullseye
 from claim.smile.adjacency import Dominance
 from claim.smile.canvas import ScarCanvas
@@ -195,11 +195,11 @@ def fit_prior_from_folder(
     )
 
 
-def run_fit_prior(data_dir: Path, out_file: Path, *, aha: AhaConfig, dominance: Dominance, progress: bool) -> Prior:
-    """Fit a prior from ``data_dir`` and save it as ``out_file`` (never inside the input folder)."""
-    out_file = Path(out_file)
-    if out_file.is_dir():
-        raise ClaimError(f"{out_file}: is a folder; --fit-prior writes one JSON file (e.g. -o prior.json)")
+def run_fit_prior(data_dir: Path, out_file: Path, *, aha: AhaConfig, dominance: Dominance, progress: bool,
+                  overwrite: bool = False) -> Prior:
+    """Fit a prior from ``data_dir`` and save it as ``out_file`` (never inside the input folder, never over an
+    existing file unless ``overwrite``)."""
+    out_file = check_new_file(out_file, overwrite=overwrite, flag="-o/--out (the prior JSON)")
     check_output_location(out_file.parent / out_file.name, Path(data_dir))
     prior = fit_prior_from_folder(data_dir, aha=aha, dominance=dominance, progress=progress)
     save_prior(prior, out_file)

@@ -2,7 +2,7 @@
 
 from claim.training.checkpoint import read_checkpoint, save_checkpoint
 from claim.training.ema import update_ema
-from claim.training.run import Cadence, RunFolder, run_steps, step_generator
+from claim.training.run import Cadence, RunFolder, default_checkpoint_every, run_steps, step_generator
 
-__all__ = ["Cadence", "RunFolder", "run_steps", "step_generator", "read_checkpoint", "save_checkpoint",
-           "update_ema"]
+__all__ = ["Cadence", "RunFolder", "default_checkpoint_every", "run_steps", "step_generator", "read_checkpoint",
+           "save_checkpoint", "update_ema"]

@@ -8,6 +8,7 @@ draw of step ``s`` comes from :func:`step_generator` so the steps after a resume
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,9 +21,10 @@ from tqdm import tqdm
 from claim.config import Config
 from claim.data.io import write_json
 from claim.errors import ClaimError
+from claim.output import OutputFolder, fingerprint, write_manifest
 
 __all__ = ["LOG_NAME", "CONFIG_NAME", "RunFolder", "Cadence", "is_due", "run_steps", "step_generator",
-           "check_resume"]
+           "check_resume", "default_checkpoint_every"]
 
 LOG_NAME = "train_log.jsonl"
 CONFIG_NAME = "config.json"
@@ -52,32 +54,41 @@ def check_resume(path: Path, saved: Mapping[str, Any], now: Mapping[str, Any]) -
 
 
 class RunFolder:
-    """The folder of one training run.
+    """The folder of one training run, owned by claim as a whole (``claim.output``).
 
     Args:
         out_dir: the run folder.
-        kind: how the run is named in messages (``generator``, ``segmenter``, ``joint``).
-        markers: file names whose presence means a run exists there.
+        command: the command whose run it is (``train-generator``, ...), named in messages and the manifest.
         main: whether this process writes files (rank 0 under ``accelerate launch``).
     """
 
-    def __init__(self, out_dir: Path, kind: str, markers: Sequence[str], *, main: bool = True) -> None:
-        self.out_dir, self.kind, self.markers, self.main = Path(out_dir), kind, tuple(markers), main
+    def __init__(self, out_dir: Path, command: str, *, main: bool = True) -> None:
+        self.out_dir, self.command, self.main = Path(out_dir), command, main
         self.log_path = self.out_dir / LOG_NAME
+        self._replace = False
 
     def path(self, name: str) -> Path:
         return self.out_dir / name
 
-    def refuse_existing(self, resume: bool) -> None:
-        """A new run (no ``resume``) never starts over an existing one."""
-        if not resume and any(self.path(m).exists() for m in self.markers):
-            raise ClaimError(f"{self.out_dir}: a {self.kind} run exists already; pass --resume or choose another --out")
+    def claim(self, *, resume: bool, overwrite: bool = False) -> None:
+        """Before any work: refuse a folder holding files claim did not write, and an earlier run unless it is
+        resumed (or replaced with ``overwrite``)."""
+        if resume and overwrite:
+            raise ClaimError(f"{self.out_dir}: --resume continues a run and --overwrite replaces it; pass one")
+        state = OutputFolder(self.out_dir, self.command, overwrite=overwrite, resume=resume).check()
+        self._replace = state == "ours" and overwrite  # cleared by the writing process in start()
 
-    def start(self, record: Mapping[str, Any], resumed_step: int | None) -> None:
-        """Create the folder, write ``config.json`` and keep the log only up to ``resumed_step`` (None: new log)."""
+    def start(self, record: Mapping[str, Any], resumed_step: int | None, *,
+              inputs: Sequence[Path | str | None] = ()) -> None:
+        """Create the folder, write its manifest and ``config.json``, and keep the log only up to ``resumed_step``
+        (None: a new log)."""
         if not self.main:
             return
+        if self._replace and self.out_dir.is_dir():
+            shutil.rmtree(self.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        write_manifest(self.out_dir, self.command, config=_json_ready(record), inputs=fingerprint(inputs),
+                       owns_folder=True)
         write_json(self.path(CONFIG_NAME), _json_ready(record))
         kept = []
         if resumed_step is not None and self.log_path.exists():
@@ -104,6 +115,12 @@ def _json_ready(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_ready(v) for v in value]
     return value
+
+
+def default_checkpoint_every(steps: int, cap: int = 500) -> int:
+    """Checkpoint cadence when none is given: at most a quarter of the run (and at most ``cap``), so a kill at any
+    point after the first quarter leaves a checkpoint to resume from."""
+    return max(1, min(cap, steps // 4))
 
 
 def is_due(done: int, total: int, every: int, *, at_end: bool | None) -> bool:
