@@ -153,6 +153,9 @@ class OutputFolder:
         out = self.path
         if out.exists() and not out.is_dir():
             raise InputError(out, "--out is an existing file; choose a folder")
+        blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            raise InputError(out, f"Not a directory: {blocking} is a file, so no folder can be made below it")
         if out.is_symlink():
             raise InputError(out, "--out is a symbolic link; choose a real folder")
         if not out.exists() or not any(out.iterdir()):

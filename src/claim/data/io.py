@@ -106,6 +106,15 @@ def check_label_values(label_map: np.ndarray, allowed: frozenset[int], path: Pat
     return label_map.astype(np.uint8)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def atomic_path(path: Path, write: Callable[[Path], Any]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path`` and rename it into place.
 
@@ -118,6 +127,8 @@ def atomic_path(path: Path, write: Callable[[Path], Any]) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{path.stem.split('.')[0]}-", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp makes the file private (0600); outputs get the permissions any other new file would (umask).
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -217,7 +217,8 @@ def train_generator(
     if checkpoint_every is None:
         checkpoint_every = default_checkpoint_every(config.steps)
     data_id = data_identity([data_dir])
-    payload = read_generator_checkpoint(ckpt_path) if resume else None
+    # A run killed before its first checkpoint resumes from step 0.
+    payload = read_generator_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
     if payload is not None:
         saved = {"config": config_from_checkpoint(ckpt_path, payload), "seed": payload["seed"]}
         now: dict[str, Any] = {"config": config, "seed": seed}

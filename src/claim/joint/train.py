@@ -176,7 +176,7 @@ def train_joint(
     }
 
     start = 0
-    if resume:
+    if resume and state_path.exists():  # a run killed before its first checkpoint resumes from step 0
         state = read_checkpoint(state_path, fmt=STATE_FORMAT, what="joint state",
                                 required=("step", "run_config", "generator", "segmenter", "buffer"))
         saved = dict(state["run_config"])

@@ -274,7 +274,8 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     last_path, best_path = run.path(LAST_NAME), run.path(CHECKPOINT_NAME)
     run.claim(resume=resume, overwrite=overwrite)
     data_id = data_identity([*real_dirs, *synthetic_dirs])
-    payload = read_checkpoint(last_path) if resume else None
+    # A run killed before its first checkpoint resumes from step 0.
+    payload = read_checkpoint(last_path) if resume and last_path.exists() else None
     if payload is not None:
         saved = {"config": config_from_checkpoint(last_path, payload), "seed": payload["seed"]}
         now: dict[str, Any] = {"config": config, "seed": seed}

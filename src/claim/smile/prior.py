@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -71,6 +72,23 @@ class Prior:
     source: str = ""
     notes: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # The schema of a prior file: a wrong length, a NaN or a share outside [0, 1] is named here, once, instead
+        # of failing (or sampling nonsense) masks later.
+        n = len(QUANTILE_LEVELS)
+        for name in ("burden_quantiles", "transmurality_quantiles", "fill_quantiles", "mvo_fraction_quantiles"):
+            _check_shares(name, getattr(self, name), length=n)
+        _check_shares("mvo probability, min_burden, min_transmurality",
+                      (self.mvo_probability, self.mvo_min_burden, self.mvo_min_transmurality))
+        if not (math.isfinite(self.burden_transmurality_copula) and -1.0 <= self.burden_transmurality_copula <= 1.0):
+            raise ValueError(f"burden_transmurality_copula {self.burden_transmurality_copula} must lie in [-1, 1]")
+        probabilities = list(self.territory_probabilities.values())
+        _check_shares("territory_probabilities", probabilities)
+        if not probabilities or sum(probabilities) <= 0:
+            raise ValueError("territory_probabilities must name at least one territory with a share > 0")
+        for territory, involvement in self.segment_involvement.items():
+            _check_shares(f"segment_involvement[{territory.value}]", involvement, length=17)
+
     @staticmethod
     def cdf(quantiles: Sequence[float], value: float) -> float:
         """Cumulative probability of ``value`` under a quantile table (linear between quantiles)."""
@@ -116,6 +134,8 @@ class Prior:
 
     @classmethod
     def from_json(cls, record: dict) -> Prior:
+        if not isinstance(record, dict):
+            raise ValueError(f"expected a JSON object, got {type(record).__name__}")
         if record.get("format") != PRIOR_FORMAT:
             raise ValueError(f"format {record.get('format')!r} is not {PRIOR_FORMAT!r}")
         levels = record.get("quantile_levels")
@@ -138,6 +158,15 @@ class Prior:
             source=str(record.get("source", "")),
             notes=dict(record.get("notes", {})),
         )
+
+
+def _check_shares(name: str, values: Sequence[float], *, length: int | None = None) -> None:
+    values = list(values)
+    if length is not None and len(values) != length:
+        raise ValueError(f"{name} needs {length} values, got {len(values)}")
+    bad = [v for v in values if not isinstance(v, int | float) or not math.isfinite(v) or not 0.0 <= v <= 1.0]
+    if bad:
+        raise ValueError(f"{name} must hold finite shares in [0, 1], got {bad[:3]}")
 
 
 def fit_prior(

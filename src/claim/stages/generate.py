@@ -185,7 +185,9 @@ def generate_scars(
     entries_in = _read_masks_json(masks_dir)[: limit if limit is not None else None]
     sources = {p.patient_id: p for p in read_dataset(Path(data_dir))}
     run_record = {"seed": seed, "model": str(model), "model_sha256": file_sha256(Path(model)),
-                  "sampler_run": str(spec), "nfe_per_batch": spec.nfe(gen.config.timesteps), "guidance": guidance,
+                  "sampler_run": str(spec),
+                  # Denoiser evaluations per slice batch; guidance != 1 evaluates conditional and unconditional.
+                  "nfe_per_batch": spec.nfe(gen.config.timesteps) * (1 if guidance == 1.0 else 2), "guidance": guidance,
                   "claim_version": __version__}
     part = None if shard is None else f"shard{shard[0]}of{shard[1]}"
     with staged_output(out_dir, "generate", overwrite=overwrite, config=run_record, inputs=[*inputs, Path(model)],

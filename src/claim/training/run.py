@@ -49,6 +49,9 @@ def check_resume(path: Path, saved: Mapping[str, Any], now: Mapping[str, Any]) -
             diff = old.resume_diff(value) if isinstance(old, Config) else {"(all)": (old, value.to_dict())}
             if diff:
                 raise ClaimError(f"{path}: --resume with a different {key} config (checkpoint vs now: {diff})")
+        elif key == "data" and old != value:
+            raise ClaimError(f"{path}: --resume with different data than the run (files or their content differ); "
+                             "resume on the run's data, or start a new run")
         elif key != "seed" and json.loads(json.dumps(old, default=str)) != json.loads(json.dumps(value, default=str)):
             raise ClaimError(f"{path}: --resume with different {key} than the run (was {old!r}, now {value!r})")
 
