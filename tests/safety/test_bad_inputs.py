@@ -233,8 +233,8 @@ def test_bad_priors_are_refused(world, tmp_path, capsys, content, expected):
         record = content
     prior = tmp_path / "prior.json"
     prior.write_text(json.dumps(record))
-    for args in (["masks", "--data", world.png, "--out", tmp_path / "m", "--prior", prior],
-                 ["train-joint", "--data", world.emidec, "--out", tmp_path / "j", "--preset", "tiny", "--prior", prior]):
+    joint = ["train-joint", "--data", world.emidec, "--out", tmp_path / "j", "--preset", "tiny", "--prior", prior]
+    for args in (["masks", "--data", world.png, "--out", tmp_path / "m", "--prior", prior], joint):
         code, err = run_cli(args, capsys)
         assert code == 2 and expected in err and "prior.json" in err
 
