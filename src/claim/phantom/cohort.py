@@ -30,10 +30,10 @@ def write_phantom_cohort(
     if n_patients < 1:
         raise ClaimError(f"--patients must be at least 1, got {n_patients}")
     out_dir = Path(out_dir)
-    cases = make_phantom_cohort(n_patients, seed, config)
     truth = {"seed": seed, "patients": {}}
     record = {"patients": n_patients, "seed": seed, "config": repr(config)}
     with staged_output(out_dir, "phantom", overwrite=overwrite, config=record) as staging:
+        cases = make_phantom_cohort(n_patients, seed, config)
         for case in tqdm(cases, desc="writing phantom", unit="patient", disable=not progress, leave=False):
             write_patient(case.patient, staging)
             t = case.truth
