@@ -97,3 +97,18 @@ def test_unknown_keys_fail_at_construction():
             build()
     with pytest.raises(ValueError, match="generator_config must be a GeneratorConfig"):
         ExperimentConfig(name="x", generator_config={"typo": 1})
+
+
+def test_masks_config_file_reproduces_the_masks(cohort, tmp_path):
+    first, second, third = tmp_path / "m1", tmp_path / "m2", tmp_path / "m3"
+    assert main(["masks", "--data", str(cohort), "--out", str(first), "--pattern", "mixed", "--per-patient", "2",
+                 "--seed", "5", "--burden", "5-20", "--handedness", "cw"]) == 0
+    saved = json.loads((first / "config.json").read_text())
+    assert saved["command"] == "masks" and saved["handedness"] == "cw"
+    assert main(["masks", "-c", str(first / "config.json"), "--out", str(second)]) == 0
+    files = sorted(p.relative_to(first) for p in first.rglob("*.nii.gz"))
+    assert files and all((first / f).read_bytes() == (second / f).read_bytes() for f in files)
+    assert json.loads((first / "masks.json").read_text()) == json.loads((second / "masks.json").read_text())
+    assert main(["masks", "-c", str(first / "config.json"), "--out", str(third), "--seed", "6"]) == 0
+    again = json.loads((third / "config.json").read_text())
+    assert again["seed"] == 6 and again["smile"] == saved["smile"] and again["handedness"] == "cw"

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from claim.aha.config import AhaConfig
 from claim.aha.orientation import parse_orientation
-from claim.aha.segments import Territory
-from claim.cli.common import SEED, add_label_mapping, add_orientation, add_overwrite, integer
+from claim.aha.segments import Handedness, Territory
+from claim.cli.common import (
+    SEED,
+    add_config_file,
+    add_label_mapping,
+    add_orientation,
+    add_overwrite,
+    build_config,
+    integer,
+    saved_run,
+)
 from claim.errors import ClaimError
 from claim.smile.adjacency import Dominance
 from claim.smile.spec import Pattern, SmileConfig
@@ -83,14 +93,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--pattern",
         type=Pattern,
         choices=list(Pattern),
-        default=Pattern.ISCHEMIC,
         help="scar pattern (mixed: one of the four clinical patterns per mask; blobs: the original "
         "SMILE's random blobs, for comparison). Default ischemic",
     )
     parser.add_argument(
         "--territory",
         type=territory_choice,
-        default=None,
         metavar="LAD|RCA|LCx|any",
         help="coronary territory the scar stays in (default any: drawn from the prior; the scar stays inside it "
         "unless --spread-territory)",
@@ -98,40 +106,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--segments",
         type=segment_list,
-        default=None,
         metavar="S,S,...",
         help="AHA segments the scar stays in, e.g. 7,8,13",
     )
     parser.add_argument(
         "--burden",
         type=percent_range,
-        default=None,
         metavar="LO-HI",
         help="scar share of the LV myocardium in percent, e.g. 10-30 (default: from the prior)",
     )
     parser.add_argument(
         "--transmurality",
         type=percent_range,
-        default=None,
         metavar="LO-HI",
         help="peak transmural extent in percent of the wall (band width for mid-wall/patchy)",
     )
     parser.add_argument(
         "--mvo",
         type=probability,
-        default=None,
         metavar="P",
         help="chance of an MVO core in a large, highly transmural ischemic scar (default: prior)",
     )
-    parser.add_argument("--per-patient", type=integer(1, 1000), default=1, metavar="K",
+    parser.add_argument("--per-patient", type=integer(1, 1000), metavar="K",
                         help="masks per patient (default 1)")
-    parser.add_argument("-s", "--seed", type=SEED, default=0, help="seed; mask k of patient i uses [seed, i, k]")
-    parser.add_argument("--prior", default=None, metavar="FILE", help="prior JSON (default: the shipped EMIDEC prior)")
+    parser.add_argument("-s", "--seed", type=SEED, help="seed; mask k of patient i uses [seed, i, k]")
+    parser.add_argument("--prior", metavar="FILE", help="prior JSON (default: the shipped EMIDEC prior)")
     parser.add_argument(
         "--dominance",
         type=Dominance,
         choices=list(Dominance),
-        default=Dominance.RIGHT,
         help="coronary dominance (left: inferior segments 4, 10, 15 belong to the LCx)",
     )
     parser.add_argument(
@@ -144,42 +147,69 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_orientation(parser)
     add_label_mapping(parser)
     add_overwrite(parser)
+    add_config_file(parser)
+    # A flag left out takes the -c file's value, else the config dataclasses' default: so nothing is set here.
+    for action in parser._actions:
+        if action.dest in _SMILE_FLAGS or action.dest in _AHA_FLAGS or action.dest in _MASKS_FLAGS:
+            action.default = argparse.SUPPRESS
     parser.set_defaults(run=run)
 
 
+# flag (argparse dest) -> field of SmileConfig / AhaConfig / MasksConfig
+_SMILE_FLAGS = {"pattern": "pattern", "territory": "territory", "segments": "segments", "burden": "burden",
+                "transmurality": "transmurality", "mvo": "mvo_probability", "dominance": "dominance",
+                "strict_territory": "strict_territory"}
+_AHA_FLAGS = {"orientation": "orientation", "handedness": "handedness", "label_mapping": "label_mapping"}
+_MASKS_FLAGS = {"per_patient": "per_patient", "seed": "seed", "prior": "prior_path"}
+
+
+def _resolve(args: argparse.Namespace) -> MasksConfig:
+    """The masks config: explicit flags over the ``-c`` file's values over the dataclasses' defaults."""
+    given = vars(args)
+    saved = saved_run(args, "masks")
+
+    def pick(flags: dict[str, str]) -> dict:
+        return {field: given[flag] for flag, field in flags.items() if flag in given}
+
+    def make() -> MasksConfig:
+        smile = SmileConfig.from_json(saved["smile"]) if saved else SmileConfig()
+        aha = AhaConfig(bullseye=False)
+        masks = MasksConfig()
+        if saved:
+            mapping = saved.get("label_mapping")
+            aha = replace(aha, orientation=saved.get("orientation", aha.orientation),
+                          handedness=Handedness(saved.get("handedness", aha.handedness)),
+                          label_mapping={int(k): int(v) for k, v in mapping.items()} if mapping else None)
+            masks = replace(masks, per_patient=int(saved.get("per_patient", masks.per_patient)),
+                            seed=int(saved.get("seed", masks.seed)),
+                            prior_path=(saved.get("prior") or {}).get("path"))
+        return replace(masks, smile=replace(smile, **pick(_SMILE_FLAGS)), aha=replace(aha, **pick(_AHA_FLAGS)),
+                       **pick(_MASKS_FLAGS))
+
+    return build_config(str(args.config) if saved else "masks", make)
+
+
 def run(args: argparse.Namespace) -> int:
-    parse_orientation(args.orientation)  # fail before reading any data
-    aha = AhaConfig(
-        orientation=args.orientation, handedness=args.handedness, label_mapping=args.label_mapping, bullseye=False
-    )
+    config = _resolve(args)
+    parse_orientation(config.aha.orientation)  # fail before reading any data
+    data = args.data or (saved_run(args, "masks").get("data") if args.config and not args.fit_prior else None)
     if args.fit_prior:
         if args.data:
             raise ClaimError("--fit-prior DIR reads DIR; drop --data (or drop --fit-prior to draw masks)")
         out_file = Path(args.out or DEFAULT_PRIOR_FILE)
-        prior = run_fit_prior(Path(args.fit_prior), out_file, aha=aha, dominance=args.dominance, progress=True,
-                              overwrite=args.overwrite)
+        prior = run_fit_prior(Path(args.fit_prior), out_file, aha=config.aha, dominance=config.smile.dominance,
+                              progress=True, overwrite=args.overwrite)
         territories = ", ".join(f"{t.value} {p:.0%}" for t, p in prior.territory_probabilities.items())
         print(f"prior from {prior.n_patients} scars ({territories}; MVO p={prior.mvo_probability:.2f}) -> {out_file}")
         return 0
-    if not args.data or not args.out:
+    if not data or not args.out:
         raise ClaimError("masks need --data DIR and -o/--out OUT (or --fit-prior DIR to fit a prior)")
-    smile = SmileConfig(
-        pattern=args.pattern,
-        territory=args.territory,
-        segments=args.segments,
-        burden=args.burden,
-        transmurality=args.transmurality,
-        mvo_probability=args.mvo,
-        dominance=args.dominance,
-        strict_territory=args.strict_territory,
-    )
-    config = MasksConfig(smile=smile, aha=aha, per_patient=args.per_patient, seed=args.seed, prior_path=args.prior)
-    entries = run_masks(Path(args.data), Path(args.out), config, overwrite=args.overwrite)
+    entries = run_masks(Path(data), Path(args.out), config, overwrite=args.overwrite)
     n_mvo = sum(e["mvo"] for e in entries)
     burdens = sorted(e["achieved_burden"] for e in entries)
     median = burdens[len(burdens) // 2] if burdens else 0.0
     print(
-        f"{len(entries)} masks ({args.pattern.value}; median burden {median:.1%}, {n_mvo} with MVO) -> {args.out} "
-        f"({MASKS_FILE}, bullseye_frequency.png)"
+        f"{len(entries)} masks ({config.smile.pattern.value}; median burden {median:.1%}, {n_mvo} with MVO) -> "
+        f"{args.out} ({MASKS_FILE}, bullseye_frequency.png)"
     )
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 
 from claim.aha.segments import Territory
@@ -173,6 +173,23 @@ class SmileConfig:
                 raise ClaimError(f"mixed pattern weights {self.mixed_weights} must be >= 0 and not all zero")
             if any(Pattern(p) not in CLINICAL_PATTERNS for p, _ in self.mixed_weights):
                 raise ClaimError(f"mixed pattern weights may only name {[p.value for p in CLINICAL_PATTERNS]}")
+
+    @classmethod
+    def from_json(cls, record: dict) -> SmileConfig:
+        """The config ``to_json`` wrote (``claim masks``'s ``config.json``); unknown keys are an error."""
+        if not isinstance(record, dict):
+            raise ClaimError(f"SMILE config must be a JSON object, got {type(record).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(record) - known)
+        if unknown:
+            raise ClaimError(f"unknown SMILE config keys {unknown}")
+        data = dict(record)
+        for key in ("segments", "burden", "transmurality"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        if isinstance(data.get("mixed_weights"), dict):
+            data["mixed_weights"] = tuple((Pattern(k), float(v)) for k, v in data["mixed_weights"].items())
+        return cls(**data)
 
     def to_json(self) -> dict:
         return {

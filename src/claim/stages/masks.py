@@ -142,6 +142,7 @@ def run_masks(data_dir: Path, out_dir: Path, config: MasksConfig = MasksConfig()
         write_json(
             out_dir / "config.json",
             {
+                "command": "masks",
                 "claim_version": __version__,
                 "data": str(data_dir),
                 "seed": config.seed,
