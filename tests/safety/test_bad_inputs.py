@@ -257,13 +257,16 @@ def test_files_without_slice_names_are_reported(world, tmp_path, capsys, caplog)
     (data / "labels").mkdir()
     for k, path in enumerate(sorted((world.png / "images").glob("*.png"))[:3]):
         shutil.copy(path, data / "images" / f"foo{k}.png")
-        shutil.copy(world.png / "labels" / path.name, data / "labels" / f"foo{k}.png")
+        labels = np.asarray(Image.open(world.png / "labels" / path.name))
+        if k == 0:
+            labels = np.where(labels == 1, 2, labels).astype(np.uint8)  # no cavity: no orientation can be found
+        Image.fromarray(labels).save(data / "labels" / f"foo{k}.png")
     with caplog.at_level("WARNING"):
         patients = read_dataset(data)
     assert len(patients) == 3 and "lack '_slice<k>'" in caplog.text and "one-slice patient" in caplog.text
     for command in ("aha", "masks"):
         code, err = run_cli([command, "--data", data, "--out", tmp_path / command], capsys)
-        assert code == 0 or ("foo" in err), err
+        assert code == 2 and "patient foo0" in err and "foo0.png" in err, err
 
 
 def test_readers_skip_staging_and_temporary_files(world, tmp_path):
@@ -271,3 +274,18 @@ def test_readers_skip_staging_and_temporary_files(world, tmp_path):
     (data / "images" / ".tmp-broken-x.png").write_bytes(b"half a png")
     (tmp_path / ".data.claim-staging").mkdir()
     assert len(read_dataset(data)) == 1
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_output(world, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import claim.output
+
+    def full(path, *_args, **_kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(claim.output, "write_json", full)
+    out = tmp_path / "out"
+    code, err = run_cli(["aha", "--data", world.png, "--out", out], capsys)
+    assert code == 1 and "No space left on device" in err and ".claim-output.json" in err
+    assert not out.exists() and not any(tmp_path.iterdir())  # the staging folder is gone too

@@ -11,6 +11,7 @@ from claim.aha.orientation import estimate_orientation, parse_orientation
 from claim.aha.orientation_file import orientation_file_path, orientation_from_entry, read_orientation_file
 from claim.aha.segments import Handedness
 from claim.data.patient import Patient
+from claim.errors import ClaimError
 
 __all__ = ["AhaConfig", "geometry_for", "sector_balance"]
 
@@ -24,7 +25,19 @@ class AhaConfig:
 
 
 def geometry_for(patient: Patient, config: AhaConfig) -> PatientGeometry:
-    """Geometry of ``patient``; with ``file:PATH`` its angle comes from the file, else from the estimate (auto)."""
+    """Geometry of ``patient``; with ``file:PATH`` its angle comes from the file, else from the estimate (auto).
+
+    A patient whose geometry cannot be found is named in the error (with its first file), so a user knows which
+    of a folder's patients to fix or orient by hand.
+    """
+    try:
+        return _geometry(patient, config)
+    except ClaimError as exc:
+        where = f" ({patient.image_paths[0]})" if patient.image_paths else ""
+        raise ClaimError(f"patient {patient.patient_id}{where}: {exc}") from exc
+
+
+def _geometry(patient: Patient, config: AhaConfig) -> PatientGeometry:
     kind, angle = parse_orientation(config.orientation)
     path = orientation_file_path(config.orientation)
     if path is not None:
