@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from claim.cli.common import COUNT, SEED, add_config_file, add_overwrite, build_config, first_given, saved_run
+from claim.cli.common import SEED, THREADS, add_config_file, add_overwrite, build_config, first_given, saved_run
 from claim.errors import ClaimError
 from claim.experiment.config import ExperimentConfig, experiment_preset
 from claim.experiment.study import run_experiment
@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="quick (phantom, <= 10 min on 2 cores) | standard (EMIDEC, <= 90 min); default quick")
     parser.add_argument("-s", "--seed", type=SEED, default=None, help="random seed (default 0)")
     parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
-    parser.add_argument("--threads", type=COUNT, default=None,
+    parser.add_argument("--threads", type=THREADS, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is faster on busy shared cores)")
     add_overwrite(parser)
     parser.set_defaults(run=run)
