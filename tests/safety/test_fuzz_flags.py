@@ -46,7 +46,8 @@ def test_every_command_has_checked_numeric_flags():
 
 
 @pytest.mark.parametrize(("command", "flag"), FLAGS)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, derandomize=True,  # the same examples on every run (CI included)
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=VALUES)
 def test_no_traceback_for_any_value(command, flag, value, tmp_path_factory, capsys):
     root = tmp_path_factory.mktemp("fuzz")
