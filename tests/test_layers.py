@@ -51,6 +51,7 @@ LAYER_OF = {
     "claim.report": "study",
     "claim.demo": "study",
     "claim.cli": "cli",
+    "claim.__main__": "cli",
 }
 
 

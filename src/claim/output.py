@@ -226,8 +226,11 @@ def staged_output(path: Path, command: str, *, overwrite: bool = False, config: 
     if staging.exists():
         shutil.rmtree(staging)  # a killed earlier run's: hidden, claim's own
     path = folder.path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging.mkdir()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+    except OSError as exc:
+        raise InputError(path, f"cannot create the output folder there ({exc.strerror or exc})") from exc
     try:
         yield staging
         if part is None:
