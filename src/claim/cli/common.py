@@ -12,6 +12,7 @@ from claim.aha.segments import Handedness
 from claim.config import read_run_config
 from claim.errors import ClaimError
 from claim.labels import parse_label_mapping
+from claim.runtime import PRECISIONS
 
 T = TypeVar("T")
 
@@ -125,6 +126,13 @@ def add_run_flags(parser: argparse.ArgumentParser, resume_help: str) -> None:
     parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--resume", action="store_true", help=resume_help)
     add_overwrite(parser)
+    add_precision(parser)
+
+
+def add_precision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="fp32 (default), bf16 autocast (weights stay fp32; where the CPU or GPU has fast bf16), "
+                             "or auto (bf16 where fast, else fp32)")
 
 
 def saved_run(args: argparse.Namespace, command: str) -> dict[str, Any]:

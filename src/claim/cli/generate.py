@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from claim.cli.common import COUNT, SEED, add_overwrite, number
+from claim.cli.common import COUNT, SEED, add_overwrite, add_precision, number
 from claim.stages.generate import generate_scars, parse_shard
 
 
@@ -35,6 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="process only mask entries I, I+N, I+2N, ... (0-based; same files as the unsharded run "
                         "for those entries; record in generation_shard<I>of<N>.json)")
     add_overwrite(parser)
+    add_precision(parser)
     parser.set_defaults(run=run)
 
 
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     result = generate_scars(args.model, args.data, args.masks, args.out, sampler=args.sampler,
                             hist_cluster=args.hist_cluster, seed=args.seed, limit=args.limit,
                             guidance=args.guidance, device=args.device, output_format=args.output_format,
-                            include_real=args.include_real, shard=args.shard, overwrite=args.overwrite)
+                            include_real=args.include_real, shard=args.shard, overwrite=args.overwrite,
+                            precision=args.precision or "fp32")
     print(f"{len(result.entries)} synthetic images -> {result.out_dir}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from claim.cli.common import add_overwrite
+from claim.cli.common import add_overwrite, add_precision
 from claim.segmentation.predict import segment_folder
 
 
@@ -15,11 +15,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--out", required=True, help="output folder (label maps mirroring the input layout)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     add_overwrite(parser)
+    add_precision(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     written = segment_folder(args.model, args.data, args.out, device=args.device, progress=True,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite, precision=args.precision or "fp32")
     print(f"{len(written)} label files -> {args.out}")
     return 0

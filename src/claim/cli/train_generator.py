@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
                              resume=args.resume, device=first_given(args.device, saved.get("device"), "cpu"),
                              sample_every=first_given(args.sample_every, saved.get("sample_every"), 0),
                              checkpoint_every=first_given(args.checkpoint_every, saved.get("checkpoint_every")),
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite,
+                             precision=first_given(args.precision, saved.get("precision"), "fp32"))
     last = f", last loss {result.losses[-1]:.4f}" if result.losses else ""
     print(f"generator at step {result.step}{last} -> {result.checkpoint}")
     return 0

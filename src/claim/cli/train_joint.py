@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
                          init_generator=init_generator, seed=first_given(args.seed, saved.get("seed"), 0),
                          device=first_given(args.device, saved.get("device"), "cpu"), resume=args.resume,
                          train_patients=saved.get("train_patients_requested"), smile_prior=prior,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite,
+                         precision=first_given(args.precision, saved.get("precision"), "fp32"))
     last = result.history[-1] if result.history else {}
     losses = ", ".join(f"{k} {last[k]:.4f}" for k in ("diffusion_loss", "consistency_loss", "segmenter_loss")
                        if k in last)

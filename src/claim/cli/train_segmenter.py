@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
                              seed=first_given(args.seed, saved.get("seed"), 0),
                              device=first_given(args.device, saved.get("device"), "cpu"),
                              val_patients=first_given(val, saved.get("val_patients_requested")), resume=args.resume,
-                             overwrite=args.overwrite)
+                             overwrite=args.overwrite,
+                             precision=first_given(args.precision, saved.get("precision"), "fp32"))
     dice = result.best_metrics.get("infarct_dice")
     shown = f"{dice:.3f}" if isinstance(dice, float) else "n/a"
     print(f"segmenter at step {result.step}; best validation infarct Dice {shown} (step {result.best_step}) "

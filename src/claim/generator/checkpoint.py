@@ -14,7 +14,7 @@ from claim.errors import InputError
 from claim.generator.config import GeneratorConfig, Mode
 from claim.generator.denoiser import HistogramUNet, build_denoiser
 from claim.generator.schedule import NoiseSchedule
-from claim.runtime import resolve_device
+from claim.runtime import resolve_device, resolve_precision
 from claim.training.checkpoint import build_with_weights, read_checkpoint, save_checkpoint
 
 __all__ = ["CHECKPOINT_NAME", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "LoadedGenerator",
@@ -36,6 +36,7 @@ class LoadedGenerator:
     hist_centres: np.ndarray
     step: int
     path: Path
+    precision: str = "fp32"  # autocast of the sampler's denoiser calls (claim.runtime)
 
 
 def write_generator_checkpoint(path: Path, config: GeneratorConfig, state: dict[str, Any], *,
@@ -84,7 +85,7 @@ def config_from_checkpoint(path: Path, payload: dict[str, Any]) -> GeneratorConf
         raise InputError(path, f"checkpoint holds an invalid generator config ({exc})") from exc
 
 
-def load_generator(path: Path, device: str | torch.device = "cpu") -> LoadedGenerator:
+def load_generator(path: Path, device: str | torch.device = "cpu", precision: str = "fp32") -> LoadedGenerator:
     """Load a checkpoint's EMA denoiser for sampling. Raises ``InputError`` naming the file when it is unusable."""
     path = Path(path)
     payload = read_generator_checkpoint(path)
@@ -93,4 +94,5 @@ def load_generator(path: Path, device: str | torch.device = "cpu") -> LoadedGene
     device = resolve_device(device)
     model.to(device).eval()
     return LoadedGenerator(model, config, NoiseSchedule(config.timesteps).to(device),
-                           np.asarray(payload["hist_centres"], dtype=np.float32), int(payload["step"]), path)
+                           np.asarray(payload["hist_centres"], dtype=np.float32), int(payload["step"]), path,
+                           precision=resolve_precision(precision, device))

@@ -20,6 +20,7 @@ from claim.generator.context import inpaint_region
 from claim.generator.data import crop_patient_slice, myocardium_masks, patient_norm
 from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
 from claim.labels import infarct_mask
+from claim.runtime import autocast
 
 __all__ = ["KEEP_DISTANCE_PX", "inpaint_patient"]
 
@@ -58,7 +59,8 @@ def inpaint_patient(
     eps_fn = make_eps_fn(generator.model, config.mode, known, inpaint_mask, myocardium_masks(labels), hist_t, guidance,
                          schedule=generator.schedule, prediction=config.prediction)
     t0 = time.perf_counter()
-    out, calls = inpaint(eps_fn, generator.schedule, known, inpaint_mask, spec, torch_generator)
+    with torch.no_grad(), autocast(generator.precision, device):
+        out, calls = inpaint(eps_fn, generator.schedule, known, inpaint_mask, spec, torch_generator)
     seconds = time.perf_counter() - t0
     out_np, region_np = out[:, 0].cpu().numpy(), inpaint_mask[:, 0].cpu().numpy()
     for i, k in enumerate(slices):

@@ -38,7 +38,7 @@ from claim.generator.sampling import ddim_inpaint, make_eps_fn
 from claim.generator.schedule import NoiseSchedule
 from claim.labels import Label
 from claim.output import data_identity
-from claim.runtime import resolve_device
+from claim.runtime import autocast, resolve_device, resolve_precision
 from claim.training import Cadence, RunFolder, default_checkpoint_every, run_steps, step_generator, update_ema
 from claim.training.run import check_resume
 
@@ -99,12 +99,15 @@ class GeneratorTrainer:
         seed: seed of the initial weights, the histogram centres and every step's draws.
         device: ``cpu`` | ``cuda`` | ``auto``.
         hist_centres: k-means centres of the real scar histograms (default: fitted on ``data`` with ``seed``).
+        precision: ``fp32`` | ``bf16`` | ``auto`` (``claim.runtime.resolve_precision``): autocast of the forward
+            passes; weights, EMA and optimizer state stay fp32.
     """
 
     def __init__(self, config: GeneratorConfig, data: CropSet, *, seed: int, device: str | torch.device = "cpu",
-                 hist_centres: np.ndarray | None = None) -> None:
+                 hist_centres: np.ndarray | None = None, precision: str = "fp32") -> None:
         self.config, self.data, self.seed = config, data, int(seed)
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
         if hist_centres is None:
             hist_centres = kmeans_centres(data.hists.numpy(), config.n_clusters, seed=self.seed)
         self.hist_centres = np.asarray(hist_centres, dtype=np.float32)
@@ -137,9 +140,10 @@ class GeneratorTrainer:
         index = torch.randint(0, len(self.data), (self.config.batch_size,), generator=g)
         images, labels = augment_batch(self.data.images[index], self.data.label_maps[index], g)
         dev = self.device
-        diffusion = training_loss(self.model, self.schedule, self.config, images.to(dev), labels.to(dev),
-                                  self.data.hists[index].to(dev), g)
-        loss = diffusion if extra_loss is None else diffusion + extra_loss()
+        with autocast(self.precision, dev):
+            diffusion = training_loss(self.model, self.schedule, self.config, images.to(dev), labels.to(dev),
+                                      self.data.hists[index].to(dev), g)
+            loss = diffusion if extra_loss is None else diffusion + extra_loss()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -150,7 +154,8 @@ class GeneratorTrainer:
 
     def sampler(self, path: Path) -> LoadedGenerator:
         """The EMA denoiser as a sampler (shares weights with this trainer)."""
-        return LoadedGenerator(self.ema, self.config, self.schedule, self.hist_centres, self.updates, Path(path))
+        return LoadedGenerator(self.ema, self.config, self.schedule, self.hist_centres, self.updates, Path(path),
+                               precision=self.precision)
 
     def write_samples(self, path: Path) -> None:
         """A preview grid (source, labels, DDIM inpainting) of the first training crops."""
@@ -161,8 +166,9 @@ class GeneratorTrainer:
                              self.data.hists[:n].to(self.device), schedule=self.schedule,
                              prediction=self.config.prediction)
         self.ema.eval()
-        out, _ = ddim_inpaint(eps_fn, self.schedule, images, region, self.config.sample_steps,
-                              torch.Generator().manual_seed(self.seed))
+        with torch.no_grad(), autocast(self.precision, self.device):
+            out, _ = ddim_inpaint(eps_fn, self.schedule, images, region, self.config.sample_steps,
+                                  torch.Generator().manual_seed(self.seed))
         write_grid(path, [[images[i, 0].cpu().numpy(), label_panel(labels[i, 0].cpu().numpy()),
                            out[i, 0].cpu().numpy()] for i in range(n)])
 
@@ -179,7 +185,8 @@ class GeneratorTrainer:
     def save(self, path: Path, **fields: Any) -> Path:
         """Write the generator checkpoint (``claim generate`` reads it); ``fields`` are stored alongside."""
         return write_generator_checkpoint(path, self.config, self.state_dict(), hist_centres=self.hist_centres,
-                                          seed=self.seed, n_train_slices=len(self.data), **fields)
+                                          seed=self.seed, n_train_slices=len(self.data), precision=self.precision,
+                                          **fields)
 
 
 def train_generator(
@@ -194,6 +201,7 @@ def train_generator(
     checkpoint_every: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    precision: str = "fp32",
 ) -> TrainResult:
     """Train (or continue training) a generator until ``config.steps`` total steps.
 
@@ -209,6 +217,7 @@ def train_generator(
             run (at most 500), so a kill always leaves something to resume.
         progress: show a tqdm bar with the loss.
         overwrite: replace an earlier run in ``out_dir``.
+        precision: ``fp32`` | ``bf16`` | ``auto`` (recorded in ``config.json`` and the checkpoint as run).
     """
     data_dir = Path(data_dir)
     run = RunFolder(out_dir, "train-generator")
@@ -229,12 +238,12 @@ def train_generator(
         data = build_training_set(read_dataset(data_dir), config)
     except ValueError as exc:
         raise InputError(data_dir, str(exc)) from exc
-    trainer = GeneratorTrainer(config, data, seed=seed, device=device)
+    trainer = GeneratorTrainer(config, data, seed=seed, device=device, precision=precision)
     if payload is not None:
         trainer.load_state_dict(payload)
     start = trainer.updates
     run.start({"command": "train-generator", "config": config, "seed": seed, "claim_version": __version__,
-               "data": str(data_dir), "device": device, "sample_every": sample_every,
+               "data": str(data_dir), "device": device, "precision": trainer.precision, "sample_every": sample_every,
                "checkpoint_every": checkpoint_every}, start if resume else None, inputs=[data_dir])
 
     def checkpoint(step: int) -> None:

@@ -110,6 +110,7 @@ def train_joint(
     progress: bool = True,
     smile_prior: Prior | None = None,
     overwrite: bool = False,
+    precision: str = "fp32",
 ) -> JointResult:
     """Train G and S jointly until ``joint.steps`` total steps.
 
@@ -130,6 +131,7 @@ def train_joint(
         progress: tqdm bar with both losses.
         smile_prior: prior of the SMILE masks painted on the canvases (default: the shipped EMIDEC prior).
         overwrite: replace an earlier run in ``out_dir``.
+        precision: ``fp32`` | ``bf16`` | ``auto`` for both networks (recorded as run).
 
     Raises:
         ClaimError: no normal patient among the training patients, no slice with scar, or resume mismatches.
@@ -157,11 +159,11 @@ def train_joint(
     seg_config = (segmenter or segmenter_preset("standard")).replace(steps=joint.steps - joint.generator_warmup)
     stride = _segmenter_stride(seg_config)
 
-    gen = GeneratorTrainer(gen_config, crops, seed=seed, device=dev, hist_centres=centres)
+    gen = GeneratorTrainer(gen_config, crops, seed=seed, device=dev, hist_centres=centres, precision=precision)
     if init_payload is not None:
         gen.load_state_dict(init_payload)
     seg = SegmenterTrainer(seg_config, slices_from_patients(train, seg_config.crop_size), val, seed=seed,
-                           device=str(dev))
+                           device=str(dev), precision=precision)
     buffer = ReplayBuffer(joint.buffer_size)
     settings = {
         "joint": joint,
@@ -188,6 +190,7 @@ def train_joint(
         buffer.load_state_dict(state["buffer"])
         start = int(state["step"])
     run.start({"command": "train-joint", **settings, "data": str(data_dir), "device": device,
+               "precision": gen.precision,
                "train_patients_requested": list(train_patients) if train_patients is not None else None,
                "claim_version": __version__},
               start if resume else None, inputs=[data_dir])

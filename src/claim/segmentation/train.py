@@ -26,7 +26,7 @@ from claim.errors import ClaimError, InputError
 from claim.evaluation.metrics import dice_scores
 from claim.labels import Label
 from claim.output import data_identity
-from claim.runtime import resolve_device
+from claim.runtime import autocast, resolve_device, resolve_precision
 from claim.segmentation.checkpoint import config_from_checkpoint, load_segmenter, read_checkpoint, save_checkpoint
 from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.data import SliceSet, augment_batch, build_augmentation, slices_from_patients
@@ -67,11 +67,13 @@ class SegmenterTrainer:
         device: ``cpu`` | ``cuda`` | ``auto``; ignored when ``accelerator`` is given.
         accelerator: an ``accelerate.Accelerator`` (default: ``Accelerator(cpu=device == "cpu")``).
         synthetic: synthetic slices joining the training pool (see ``config.synthetic_fraction``).
+        precision: ``fp32`` | ``bf16`` | ``auto`` (``claim.runtime.resolve_precision``): autocast of the forward
+            passes; weights and optimizer state stay fp32.
     """
 
     def __init__(self, config: SegmenterConfig, train: SliceSet, val_patients: list[Patient], *, seed: int,
                  device: str = "cpu", accelerator: Accelerator | None = None,
-                 synthetic: SliceSet | None = None) -> None:
+                 synthetic: SliceSet | None = None, precision: str = "fp32") -> None:
         if len(train) == 0:
             raise ValueError("no real training slices")
         self.config, self.seed, self.val_patients = config, int(seed), list(val_patients)
@@ -91,6 +93,7 @@ class SegmenterTrainer:
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.augmentation = build_augmentation(config)
+        self.precision = resolve_precision(precision, self.accelerator.device)
         self.steps_done = 0
 
     @property
@@ -140,7 +143,8 @@ class SegmenterTrainer:
             images = torch.cat([images, normalise_images(extra_images.to(self.device))])
             labels = torch.cat([labels, extra_labels.to(self.device).long()])
         self.model.train()
-        loss = dice_ce_loss(self.model(images), labels)
+        with autocast(self.precision, self.device):
+            loss = dice_ce_loss(self.model(images), labels)
         self.optimizer.zero_grad(set_to_none=True)
         self.accelerator.backward(loss)
         self.optimizer.step()
@@ -158,8 +162,8 @@ class SegmenterTrainer:
             return {}
         scores, present = [], []
         for patient in self.val_patients:
-            scores.append(dice_scores(predict_label_maps(self.network, self.config, patient.images),
-                                      patient.label_maps))
+            predicted = predict_label_maps(self.network, self.config, patient.images, precision=self.precision)
+            scores.append(dice_scores(predicted, patient.label_maps))
             present.append({"myocardium_dice": True,
                             "infarct_dice": patient.has_infarct,
                             "mvo_dice": bool((patient.label_maps == Label.MVO).any())})
@@ -187,7 +191,7 @@ class SegmenterTrainer:
         state = self.state_dict()
         extra = {"optimizer": state["optimizer"]} if with_optimizer else {}
         save_checkpoint(path, self.config, state["model"], step=self.steps_done, seed=self.seed,
-                        num_processes=self.accelerator.num_processes, **extra, **fields)
+                        num_processes=self.accelerator.num_processes, precision=self.precision, **extra, **fields)
 
 
 def split_patients(patients: Sequence[Patient], val_fraction: float, seed: int) -> tuple[list[Patient], list[Patient]]:
@@ -253,7 +257,7 @@ def _selection_score(metrics: dict) -> tuple[float, float]:
 def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
                     synthetic_dirs: Sequence[Path] = (), seed: int = 0, device: str = "cpu",
                     val_patients: list[str] | None = None, progress: bool = True,
-                    resume: bool = False, overwrite: bool = False) -> SegmenterResult:
+                    resume: bool = False, overwrite: bool = False, precision: str = "fp32") -> SegmenterResult:
     """Train (or continue) a segmenter up to ``config.steps`` steps.
 
     Args:
@@ -268,6 +272,7 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         progress: show a progress bar.
         resume: continue from ``out_dir/last.pt``.
         overwrite: replace an earlier run in ``out_dir``.
+        precision: ``fp32`` | ``bf16`` | ``auto`` (recorded in ``config.json`` and the checkpoints as run).
     """
     real_dirs, synthetic_dirs = [Path(d) for d in real_dirs], [Path(d) for d in synthetic_dirs]
     run = RunFolder(out_dir, "train-segmenter")
@@ -296,7 +301,8 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         raise ClaimError(f"{last_path}: --resume with different validation patients than the run")
     synthetic_p = _read_patients(synthetic_dirs, "synthetic")
     trainer = SegmenterTrainer(config, slices_from_patients(train_p, config.crop_size), val_p, seed=seed,
-                               device=device, synthetic=slices_from_patients(synthetic_p, config.crop_size))
+                               device=device, synthetic=slices_from_patients(synthetic_p, config.crop_size),
+                               precision=precision)
     best = {"step": -1, "metrics": {"infarct_dice": -1.0}}
     if payload is not None:
         trainer.load_state_dict(payload)
@@ -312,7 +318,8 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         "data_identity": data_id,
     }
     run.start({"command": "train-segmenter", "config": config, "seed": seed, "claim_version": __version__,
-               "device": device, "val_patients_requested": list(val_patients) if val_patients else None,
+               "device": device, "precision": trainer.precision,
+               "val_patients_requested": list(val_patients) if val_patients else None,
                "num_processes": trainer.accelerator.num_processes, **described},
               trainer.steps_done if resume else None, inputs=[*real_dirs, *synthetic_dirs])
 

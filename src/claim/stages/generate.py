@@ -133,6 +133,7 @@ def generate_scars(
     previews: bool = True,
     shard: tuple[int, int] | None = None,
     overwrite: bool = False,
+    precision: str = "fp32",
 ) -> GenerateResult:
     """Generate one synthetic patient per mask entry.
 
@@ -150,6 +151,7 @@ def generate_scars(
         output_format: ``layout`` (mirror the source layout) or ``nnunet`` (nnU-Net v2 raw dataset).
         include_real: with ``nnunet``, also write these real patients into the dataset.
         previews: write ``previews/<mask>_slice<k>.png`` (source | mask | synthetic crops).
+        precision: ``fp32`` | ``bf16`` | ``auto`` autocast of the denoiser (recorded as run).
         shard: ``(i, n)``: process only entries ``i, i + n, i + 2n, ...`` (0-based, after ``limit``). Each entry
             keeps the seed it has in the unsharded run, so a shard's files equal the unsharded run's for its
             entries; its record is ``generation_shard<i>of<n>.json`` (only its entries), so shards can write into
@@ -173,7 +175,7 @@ def generate_scars(
         raise ClaimError(f"--guidance {guidance} must be a finite number >= 0 (1 = conditional only)")
     inputs = [Path(p) for p in (data_dir, masks_dir, include_real) if p is not None]
     check_output_location(out_dir, inputs)
-    gen = load_generator(model, device)
+    gen = load_generator(model, device, precision)
     sampler = sampler or gen.config.default_sampler
     try:
         spec = parse_sampler(sampler)
@@ -188,7 +190,7 @@ def generate_scars(
                   "sampler_run": str(spec),
                   # Denoiser evaluations per slice batch; guidance != 1 evaluates conditional and unconditional.
                   "nfe_per_batch": spec.nfe(gen.config.timesteps) * (1 if guidance == 1.0 else 2), "guidance": guidance,
-                  "claim_version": __version__}
+                  "precision": gen.precision, "claim_version": __version__}
     part = None if shard is None else f"shard{shard[0]}of{shard[1]}"
     with staged_output(out_dir, "generate", overwrite=overwrite, config=run_record, inputs=[*inputs, Path(model)],
                        part=part) as out_dir:
