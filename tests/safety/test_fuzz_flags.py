@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from claim.cli import build_parser, main
@@ -46,8 +46,17 @@ def test_every_command_has_checked_numeric_flags():
 
 
 @pytest.mark.parametrize(("command", "flag"), FLAGS)
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, derandomize=True,  # the same examples on every run (CI included)
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=VALUES)
+@example(value="nan")
+@example(value="inf")
+@example(value="-1")
+@example(value="0")
+@example(value="2147483648")
+@example(value="1180591620717411303424")
+@example(value="1e400")
+@example(value="abc")
 def test_no_traceback_for_any_value(command, flag, value, tmp_path_factory, capsys):
     root = tmp_path_factory.mktemp("fuzz")
     missing = str(root / "missing")

@@ -61,8 +61,10 @@ def _describe(lo: float | None, hi: float | None, lo_open: bool = False, hi_open
 
 
 SEED = integer(0, 2**32 - 1)
-COUNT = integer(1)  # steps between events, sizes, counts: at least one
-STEPS = integer(0)  # total steps (0: only evaluate or write the initial state)
+COUNT = integer(1, 10**9)  # steps between events, counts: at least one
+STEPS = integer(0, 10**9)  # total steps (0: only evaluate or write the initial state)
+BATCH = integer(1, 4096)  # slices per step: beyond this no machine holds the batch
+THREADS = integer(1, 1024)  # torch refuses thread counts beyond a C int
 
 
 def add_overwrite(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from claim.cli.common import COUNT, SEED, integer
+from claim.cli.common import SEED, THREADS, integer
 from claim.demo import run_demo
 
 
@@ -13,7 +13,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--out", default="outputs/demo", help="output folder (default outputs/demo)")
     parser.add_argument("--patients", type=integer(6), default=12, help="phantom patients (default 12, at least 6)")
     parser.add_argument("-s", "--seed", type=SEED, default=0, help="random seed")
-    parser.add_argument("--threads", type=COUNT, default=None,
+    parser.add_argument("--threads", type=THREADS, default=None,
                         help="torch CPU threads for the study (default: torch's choice; 1 is faster on busy cores)")
     # Tests only: "smoke" runs the chain with toy models on a smaller phantom in about a minute.
     parser.add_argument("--preset", default="quick", choices=["quick", "smoke"], help=argparse.SUPPRESS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from claim.cli.common import (
-    COUNT,
     SEED,
+    THREADS,
     add_config_file,
     add_orientation,
     add_overwrite,
@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="quick (phantom, <= 10 min on 2 cores) | standard (EMIDEC, <= 90 min); default quick")
     parser.add_argument("-s", "--seed", type=SEED, default=None, help="random seed (default 0)")
     parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
-    parser.add_argument("--threads", type=COUNT, default=None,
+    parser.add_argument("--threads", type=THREADS, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is faster on busy shared cores)")
     add_orientation(parser)
     add_overwrite(parser)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from claim.cli.common import (
-    COUNT,
+    BATCH,
     STEPS,
     add_config_file,
     add_run_flags,
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="write a sample grid every N steps (0: never)")
     parser.add_argument("--checkpoint-every", type=integer(0), default=None,
                         help="write the checkpoint every N steps (default: a quarter of the run, at most 500)")
-    parser.add_argument("--batch-size", type=COUNT, default=None, help="override the preset's batch size")
+    parser.add_argument("--batch-size", type=BATCH, default=None, help="override the preset's batch size")
     parser.set_defaults(run=run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from claim.cli.common import (
+    BATCH,
     COUNT,
     STEPS,
     add_config_file,
@@ -36,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="model size preset (default standard)")
     parser.add_argument("--steps", type=STEPS, default=None, help="total optimisation steps (default: the preset's)")
     parser.add_argument("--val-every", type=COUNT, default=None, help="validate every N steps (default: the preset's)")
-    parser.add_argument("--batch-size", type=COUNT, default=None, help="override the preset's batch size")
+    parser.add_argument("--batch-size", type=BATCH, default=None, help="override the preset's batch size")
     parser.add_argument("--synthetic-fraction", type=number(0.0, 1.0, hi_open=True), default=None,
                         help="fraction of each batch drawn from --synthetic (default: pool them with the real slices)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")

@@ -325,6 +325,8 @@ class _Study:
         from claim.report.study import write_study_report
 
         write_study_report(self.out, metrics)
+        write_manifest(self.out, "experiment", config=self.config.to_dict(),
+                       inputs=fingerprint([self.train_dir, self.test_dir]), owns_folder=True)  # every file, at the end
         return metrics
 
     def smile_prior_provenance(self) -> dict:

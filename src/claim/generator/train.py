@@ -251,5 +251,6 @@ def train_generator(
                         postfix=lambda e: {"loss": f"{e['loss']:.4f}"})
     final = max(config.steps, start)
     checkpoint(final)
+    run.finish()
     seconds = history[-1]["seconds"] if history else 0.0
     return TrainResult(ckpt_path, final, [e["loss"] for e in history], seconds)

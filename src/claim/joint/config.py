@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from claim.config import Config
+from claim.training.run import default_checkpoint_every
 
 __all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset"]
 
@@ -32,7 +33,8 @@ class JointConfig(Config):
         generator_warmup: G-only diffusion steps at the start.
         segmenter_warmup: S-only real steps after G's warm-up.
         sampler_steps: DDIM steps of the fast sampler that fills the buffer.
-        checkpoint_every: write both checkpoints every N steps (and always at the end).
+        checkpoint_every: write both checkpoints (and score S on its validation patients) every N steps and at the
+            end; None: a quarter of the run (at most 250), so a kill always leaves something to resume.
     """
 
     RESUMABLE: ClassVar[frozenset[str]] = frozenset({"steps"})
@@ -48,7 +50,7 @@ class JointConfig(Config):
     generator_warmup: int = 200
     segmenter_warmup: int = 200
     sampler_steps: int = 10
-    checkpoint_every: int = 250
+    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
         positive = ("t_max", "consistency_batch", "refresh_every", "masks_per_refresh", "buffer_size", "sampler_steps")
@@ -56,7 +58,7 @@ class JointConfig(Config):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("generator_warmup", "segmenter_warmup", "synthetic_per_batch", "checkpoint_every"):
-            if int(getattr(self, name)) < 0:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lambda_consistency < 0:
             raise ValueError(f"lambda_consistency must be >= 0, got {self.lambda_consistency}")
@@ -67,6 +69,13 @@ class JointConfig(Config):
             )
         if self.synthetic_per_batch > self.buffer_size:
             raise ValueError(f"synthetic_per_batch {self.synthetic_per_batch} exceeds buffer_size {self.buffer_size}")
+
+    @property
+    def checkpoint_cadence(self) -> int:
+        """Steps between checkpoints: ``checkpoint_every``, or a quarter of the run when it is None."""
+        if self.checkpoint_every is not None:
+            return int(self.checkpoint_every)
+        return default_checkpoint_every(self.steps, cap=250)
 
     @property
     def joint_start(self) -> int:
@@ -83,7 +92,7 @@ class JointConfig(Config):
 JOINT_PRESETS: dict[str, dict[str, Any]] = {
     # Tests and demo: a handful of steps of each phase.
     "tiny": dict(steps=12, generator_warmup=3, segmenter_warmup=3, refresh_every=3, buffer_size=16,
-                 synthetic_per_batch=2, consistency_batch=2, sampler_steps=3, checkpoint_every=0),
+                 synthetic_per_batch=2, consistency_batch=2, sampler_steps=3),
     "standard": {},
 }
 

@@ -240,14 +240,15 @@ def train_joint(
                     extra_images, extra_labels = buffer.sample(joint.synthetic_per_batch, g)
             entry["segmenter_loss"] = float(seg.step(step - joint.generator_warmup, extra_images, extra_labels))
             entry["buffer"] = len(buffer)
-        if val and is_due(step + 1, joint.steps, joint.checkpoint_every, at_end=True):
+        if val and is_due(step + 1, joint.steps, joint.checkpoint_cadence, at_end=True):
             entry["val"] = seg.validate()  # real held-out patients, slices stacked per patient
         return entry
 
-    history = run_steps(run, start, joint.steps, one_step, [Cadence(joint.checkpoint_every, checkpoint, at_end=False)],
-                        desc="train joint", progress=progress,
+    cadences = [Cadence(joint.checkpoint_cadence, checkpoint, at_end=False)]
+    history = run_steps(run, start, joint.steps, one_step, cadences, desc="train joint", progress=progress,
                         postfix=lambda e: {k[:3]: f"{e[k]:.3f}" for k in ("diffusion_loss", "consistency_loss",
                                                                            "segmenter_loss") if k in e})
     checkpoint(max(joint.steps, start))
+    run.finish()
     seconds = history[-1]["seconds"] if history else 0.0
     return JointResult({"generator": gen_path, "segmenter": seg_path}, history, seconds)

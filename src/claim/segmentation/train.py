@@ -335,6 +335,7 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         trainer.save(last_path, best=best, **described)
     if main:
         _write_curves(run.path("curves.png"), run.log_path)
+        run.finish()
     trainer.accelerator.wait_for_everyone()
     seconds = history[-1]["seconds"] if history else 0.0
     return SegmenterResult(best_path, int(best["step"]), dict(best["metrics"]), trainer.steps_done,

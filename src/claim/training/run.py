@@ -90,14 +90,19 @@ class RunFolder:
         if self._replace and self.out_dir.is_dir():
             shutil.rmtree(self.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        write_manifest(self.out_dir, self.command, config=_json_ready(record), inputs=fingerprint(inputs),
-                       owns_folder=True)
+        self._record, self._inputs = _json_ready(record), fingerprint(inputs)
+        write_manifest(self.out_dir, self.command, config=self._record, inputs=self._inputs, owns_folder=True)
         write_json(self.path(CONFIG_NAME), _json_ready(record))
         kept = []
         if resumed_step is not None and self.log_path.exists():
             kept = [line for line in self.log_path.read_text().splitlines()
                     if line and json.loads(line)["step"] <= resumed_step]
         self.log_path.write_text("".join(line + "\n" for line in kept))
+
+    def finish(self) -> None:
+        """At the end of a run: the manifest lists every file the run wrote."""
+        if self.main and hasattr(self, "_record"):
+            write_manifest(self.out_dir, self.command, config=self._record, inputs=self._inputs, owns_folder=True)
 
     def log(self, record: Mapping[str, Any]) -> None:
         if self.main:
