@@ -75,3 +75,16 @@ def test_image_estimate_against_annotated_emidec_patients():
     assert np.mean([s["septum_error"] <= 45.0 for s in confident]) == 1.0
     gross = [s for s in scores if s["septum_error"] > 45.0]
     assert not gross or np.mean([s["low_confidence"] for s in gross]) >= 0.75
+
+
+def test_second_reader_columns_are_well_formed():
+    rows = list(csv.DictReader(REFERENCE.open()))
+    second = [r for r in rows if r["arc_start_deg_r2"]]
+    # Every patient reader 1 was unsure of, and at least 10 others, were read a second time.
+    assert {r["patient_id"] for r in rows if r["certainty"] == "unsure"} <= {r["patient_id"] for r in second}
+    assert sum(r["certainty"] != "unsure" for r in second) >= 10
+    for row in second:
+        start, end = float(row["arc_start_deg_r2"]), float(row["arc_end_deg_r2"])
+        assert 0 <= start < 360 and 0 <= end < 360 and 60 <= (end - start) % 360 <= 180
+        assert row["certainty_r2"] in {"sure", "fair", "unsure"}
+    assert all(not r["arc_end_deg_r2"] and not r["certainty_r2"] for r in rows if not r["arc_start_deg_r2"])

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from claim.errors import ClaimError
-from claim.experiment.config import ARMS, experiment_preset
+from claim.experiment.config import ARMS, ExperimentConfig, experiment_preset
 from claim.experiment.study import run_experiment
 from claim.smile.prior import default_prior
 
@@ -82,3 +82,63 @@ def test_config_file_reproduces_the_study(smoke_study, tmp_path):
     assert main(["experiment", "-c", str(out / "config.json"), "--out", str(again), "--threads", "1"]) == 0
     repeated = json.loads((again / "metrics.json").read_text())
     assert json.dumps(repeated["arms"]) == json.dumps(metrics["arms"])
+
+
+def test_orientation_sheet_and_record(smoke_study):
+    _, out, metrics = smoke_study
+    roles = json.loads((out / "prepare.json").read_text())
+    orientation = metrics["orientation"]
+    assert orientation["orientation"] == "auto" and orientation["handedness"] == "ccw"
+    # Every training and test patient is on the sheet's record, with the source of its origin.
+    assert set(orientation["orientation_per_patient"]) == set(roles["fit"]) | set(roles["val"]) | set(roles["test"])
+    assert sum(orientation["orientation_methods"].values()) == len(orientation["orientation_per_patient"])
+    assert (out / "orientation" / "orientation.png").stat().st_size > 0
+    assert metrics["config"]["orientation"] == "auto"
+    assert "AHA angle origin per patient" in (out / "report.html").read_text()
+
+
+def test_file_orientation_changes_the_study_and_is_recorded(smoke_study, tmp_path):
+    from claim.cli import main
+
+    root, out, metrics = smoke_study
+    roles = json.loads((out / "prepare.json").read_text())
+    auto = metrics["orientation"]["orientation_per_patient"]
+    # Every patient's anterior insertion turned by 120 degrees: masks drawn by AHA segment must move with it.
+    path = tmp_path / "orientation.csv"
+    path.write_text("patient_id,insertion_deg\n" + "".join(
+        f"{pid},{(auto[pid]['insertion_screen_deg'] + 120.0) % 360.0:.1f}\n" for pid in roles["canvases"]))
+    turned = tmp_path / "turned"
+    assert main(["experiment", "-c", str(out / "config.json"), "--out", str(turned), "--threads", "1",
+                 "--orientation", f"file:{path}"]) == 0
+    recorded = json.loads((turned / "metrics.json").read_text())
+    assert recorded["config"]["orientation"] == f"file:{path}"
+    methods = recorded["orientation"]["orientation_methods"]
+    assert methods.get("file") == len(roles["canvases"]) and sum(methods.values()) == len(auto)
+    assert recorded["orientation"]["orientation_file_sha256"]
+    saved = json.loads((turned / "config.json").read_text())["config"]
+    assert ExperimentConfig.from_dict(saved) == experiment_preset("smoke", orientation=f"file:{path}")
+    def mask_bytes(study):
+        root = study / "masks"
+        return {f: (root / f).read_bytes() for kind in ("smile", "transplant")
+                for entry in json.loads((root / kind / "masks.json").read_text()) for f in
+                (f"{kind}/{name}" for name in entry["files"])}
+
+    assert mask_bytes(turned) != mask_bytes(out), "a turned origin must move the masks drawn by AHA segment"
+    # The study folder remembers its orientation: another one, or an edited file, is another study.
+    train, test = root / "split/train", root / "split/test"
+    with pytest.raises(ClaimError, match="config"):
+        run_experiment(train, test, turned, experiment_preset("smoke"), seed=0, progress=False)
+    path.write_text(path.read_text().replace("insertion_deg\n", "insertion_deg\n# edited\n") + "Case_X,10\n")
+    with pytest.raises(ClaimError, match="orientation_file"):
+        run_experiment(train, test, turned, experiment_preset("smoke", orientation=f"file:{path}"), seed=0,
+                       progress=False)
+
+
+def test_experiment_refuses_a_bad_orientation(smoke_study, tmp_path, capsys):
+    from claim.cli import main
+
+    _, out, _ = smoke_study
+    assert main(["experiment", "-c", str(out / "config.json"), "--out", str(tmp_path / "x"),
+                 "--orientation", "file:/nonexistent.csv"]) != 0
+    assert "orientation" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from claim.cli.common import SEED, THREADS, add_config_file, add_overwrite, build_config, first_given, saved_run
+from claim.cli.common import (
+    SEED,
+    THREADS,
+    add_config_file,
+    add_orientation,
+    add_overwrite,
+    build_config,
+    explicit,
+    first_given,
+    saved_run,
+)
 from claim.errors import ClaimError
 from claim.experiment.config import ExperimentConfig, experiment_preset
 from claim.experiment.study import run_experiment
@@ -26,8 +36,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--threads", type=THREADS, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is faster on busy shared cores)")
+    add_orientation(parser)
     add_overwrite(parser)
+    # Left out, the orientation flags take the -c file's value, else the preset's: so no default is set here.
+    for action in parser._actions:
+        if action.dest in _ORIENTATION_FLAGS:
+            action.default = None
     parser.set_defaults(run=run)
+
+
+_ORIENTATION_FLAGS = ("orientation", "handedness")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(str(args.config), lambda: ExperimentConfig.from_dict(saved["config"]))
     else:
         config = build_config("--preset", lambda: experiment_preset(args.preset or "quick"))
+    config = build_config("--orientation", lambda: config.replace(**explicit(args, _ORIENTATION_FLAGS)))
     train, test = first_given(args.train_data, saved.get("train_data")), first_given(args.test_data,
                                                                                      saved.get("test_data"))
     if train is None or test is None:

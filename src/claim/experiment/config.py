@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from claim.aha.config import AhaConfig
+from claim.aha.orientation import parse_orientation
+from claim.aha.segments import Handedness
 from claim.config import Config
 from claim.generator.config import GeneratorConfig, Mode, preset_config
 from claim.joint.config import JointConfig, joint_preset
@@ -34,6 +37,10 @@ class ExperimentConfig(Config):
         max_synthetic_patients: cap on synthetic patients per arm (None: no cap).
         val_fraction: share of the real training patients held out for model selection (same for all arms).
         bootstrap: paired bootstrap resamples for the confidence intervals.
+        orientation: AHA angle origin of every patient's geometry (``auto`` | ``rv`` | ``image`` | ``angle:DEG`` |
+            ``file:PATH``, as ``claim aha --orientation``): it places the SMILE masks, the transplanted scars
+            and the bull's-eyes.
+        handedness: direction on screen in which segments 1->6 run.
     """
 
     name: str
@@ -46,6 +53,8 @@ class ExperimentConfig(Config):
     max_synthetic_patients: int | None = 6
     val_fraction: float = 0.25
     bootstrap: int = 2000
+    orientation: str = "auto"
+    handedness: Handedness = Handedness.CCW
 
     def __post_init__(self) -> None:
         for name, kind in (("generator_config", GeneratorConfig), ("joint_config", JointConfig),
@@ -56,6 +65,12 @@ class ExperimentConfig(Config):
             raise ValueError("generator_config is the claim-mode generator (the lefusion arm derives its own)")
         if self.masks_per_canvas < 1 or self.bootstrap < 1:
             raise ValueError(f"masks_per_canvas {self.masks_per_canvas} and bootstrap {self.bootstrap} must be >= 1")
+        parse_orientation(self.orientation)  # a bad spec or orientation file fails before any stage runs
+        object.__setattr__(self, "handedness", Handedness(self.handedness))
+
+    def aha(self) -> AhaConfig:
+        """The geometry options of every patient of the study (one source for masks, transplants, bull's-eyes)."""
+        return AhaConfig(orientation=self.orientation, handedness=self.handedness, bullseye=False)
 
     @property
     def generator_steps(self) -> int:

@@ -9,17 +9,17 @@ Layout of ``OUT``::
     runs/generator_lefusion|generator_claim|joint|<arm>/   checkpoints and train_log.jsonl
     synthetic/<arm>/        synthetic patients (``claim generate`` output) per synthetic arm
     evaluation/             per-arm predictions summary, gallery crops, bull's-eye counts
+    orientation/            orientation.png + orientation.json: the AHA angle origin of every training and test patient
     metrics.json, report.html
 
-The test folder is read only by the ``evaluate`` stage; validation patients come from the training folder.
+The test folder is read only by the ``evaluate`` stage and, after it, by ``orientation`` (to show where each test
+patient's origin lies); validation patients come from the training folder.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import resource
 import shutil
 import time
 from collections.abc import Callable
@@ -29,13 +29,25 @@ from pathlib import Path
 import numpy as np
 
 from claim import __version__
-from claim.aha.geometry import PatientGeometry, compute_geometry
+from claim.aha.config import geometry_for
+from claim.aha.geometry import PatientGeometry
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.data.write import check_output_location, copy_patient
 from claim.errors import ClaimError
 from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig
+from claim.experiment.records import (
+    ORIENTATION_DIR,
+    ORIENTATION_SHEET,
+    ORIENTATION_SUMMARY,
+    differing_identity_keys,
+    json_safe,
+    orientation_identity,
+    patient_ids,
+    peak_rss_mb,
+    write_orientation_overview,
+)
 from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms
 from claim.experiment.transplant import transplant_scar
 from claim.generator.config import Mode
@@ -54,13 +66,6 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 # Marks a SMILE prior fitted by the study on its training donors (in the prior's ``source``).
 _DONOR_PRIOR_SOURCE = "(study training donors)"
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (and of finished children), MB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024.0  # Linux reports KiB
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,7 @@ class _Study:
 
     def geometry(self, patient: Patient) -> PatientGeometry:
         if patient.patient_id not in self._geometries:
-            self._geometries[patient.patient_id] = compute_geometry(patient)
+            self._geometries[patient.patient_id] = geometry_for(patient, self.config.aha())
         return self._geometries[patient.patient_id]
 
     def roles(self) -> dict:
@@ -105,7 +110,7 @@ class _Study:
     # ------------------------------------------------------------------ stages
     def prepare(self) -> None:
         patients = self.train_patients()
-        test_ids = _patient_ids(self.test_dir)
+        test_ids = patient_ids(self.test_dir)
         overlap = sorted({p.patient_id for p in patients} & set(test_ids))
         if overlap:
             raise ClaimError(f"patients {overlap[:5]} are in both --train-data and --test-data")
@@ -234,6 +239,10 @@ class _Study:
                        donors=[self.patient(pid) for pid in roles["donors"]], geometry=self.geometry,
                        device=self.device, progress=self.progress)
 
+    def orientation(self) -> None:
+        write_orientation_overview(self.out, self.train_patients(), self.test_dir, self.geometry, self.config.aha(),
+                                   progress=self.progress)
+
     # ------------------------------------------------------------------ orchestration
     def stages(self) -> list[_Stage]:
         out, runs = self.out, self.out / "runs"
@@ -257,13 +266,17 @@ class _Study:
                                  lambda arm=arm: self.train_segmenter(arm)))
         stages.append(_Stage("evaluate", (out / "evaluation" / PER_PATIENT_FILE, out / "evaluation" / GALLERY_FILE),
                              (out / "evaluation",), self.evaluate))
+        orientation = out / ORIENTATION_DIR
+        stages.append(_Stage("orientation", (orientation / ORIENTATION_SUMMARY, orientation / ORIENTATION_SHEET),
+                             (orientation,), self.orientation))
         return stages
 
     def identity(self) -> dict:
         # The data's content, not only its folder names: changed data is never silently reused.
         return {"config": json.loads(json.dumps(self.config.to_dict(), default=list)), "seed": self.seed,
                 "train_dir": str(self.train_dir.resolve()), "test_dir": str(self.test_dir.resolve()),
-                "data": data_identity([self.train_dir, self.test_dir])}
+                "data": data_identity([self.train_dir, self.test_dir]),
+                "orientation_file": orientation_identity(self.config.aha())}
 
     def run(self) -> dict:
         check_output_location(self.out, [self.train_dir, self.test_dir])
@@ -274,9 +287,9 @@ class _Study:
         state_path = self.out / STATE_FILE
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         identity = self.identity()
-        if state and state.get("identity") != identity:
+        changed = differing_identity_keys(state["identity"], identity) if state else []
+        if changed:
             if not self.overwrite:
-                changed = sorted(k for k in identity if state["identity"].get(k) != identity[k])
                 raise ClaimError(f"{self.out} holds a study with another configuration, seed or data "
                                  f"({', '.join(changed)} differ); pass --overwrite to start over, or choose another "
                                  "--out")
@@ -307,7 +320,7 @@ class _Study:
             state["stages"][stage.name] = {"seconds": round(time.perf_counter() - start, 3),
                                            "peak_rss_mb": round(peak_rss_mb(), 1)}
             write_json(state_path, state)
-        metrics = _json_safe(self.metrics(state))
+        metrics = json_safe(self.metrics(state))
         write_json(self.out / METRICS_FILE, metrics)
         from claim.report.study import write_study_report
 
@@ -354,24 +367,9 @@ class _Study:
             "test_pathological": pathological,
             "smile_prior": self.smile_prior_provenance(),
             "bullseye": evaluation["bullseye"],
+            "orientation": json.loads((self.out / ORIENTATION_DIR / ORIENTATION_SUMMARY).read_text()),
             "claim_version": __version__,
         }
-
-
-def _json_safe(value):
-    """NaN/inf -> None (strict JSON: metrics.json must load in any JSON reader)."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _patient_ids(data_dir: Path) -> list[str]:
-    """Patient ids of the test folder: read only to check that no patient is on both sides."""
-    return sorted(p.patient_id for p in read_dataset(data_dir, require_labels=False, require_myocardium=False))
 
 
 def run_experiment(

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 from claim import __version__  # noqa: E402
 from claim.report.figures import draw_bullseye, figure_png_bytes  # noqa: E402
 from claim.report.html import Report  # noqa: E402
+from claim.report.sections import add_orientation_section  # noqa: E402
 
 __all__ = ["ARM_TITLES", "build_study_report", "write_study_report", "training_curves_figure"]
 
@@ -236,6 +237,14 @@ def build_study_report(study_dir: Path, metrics: dict, report: Report | None = N
         report.heading("Where the scar lies")
         report.figure(bullseye, "Scar pixels / myocardium pixels per AHA segment: real training scars, SMILE masks, "
                                 "and the scar the judge finds in synthetic images (segment 1 at the top).")
+    orientation = metrics.get("orientation") or {}
+    sheet = study_dir / "orientation" / orientation.get("orientation_sheet", "orientation.png")
+    if orientation and sheet.exists():
+        add_orientation_section(report, sheet, orientation)
+        report.paragraph(f"The study's geometry used --orientation {orientation.get('orientation')} --handedness "
+                         f"{orientation.get('handedness')} for its {len(orientation.get('roles', {}))} training and "
+                         "test patients (orientation/orientation.json); it places the SMILE masks, the transplanted "
+                         "scars and the bull's-eyes above.")
     logs = {"generator (LeFusion)": study_dir / "runs/generator_lefusion/train_log.jsonl",
             "generator (claim)": study_dir / "runs/generator_claim/train_log.jsonl",
             "joint": study_dir / "runs/joint/train_log.jsonl"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ from tqdm import tqdm
 
 from claim.aha.config import AhaConfig, geometry_for, sector_balance
 from claim.aha.geometry import PatientGeometry, mid_ventricular_slice
+from claim.aha.orientation import Orientation
 from claim.aha.orientation_file import write_orientation_file
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
@@ -19,7 +21,7 @@ from claim.output import check_new_file, staged_output
 from claim.report.figures import save_bullseye
 from claim.report.orientation import OrientationTile, save_orientation_sheet
 
-__all__ = ["run_aha", "orientation_tile"]
+__all__ = ["run_aha", "orientation_tile", "orientation_overview"]
 
 
 def orientation_tile(patient: Patient, geometry: PatientGeometry) -> OrientationTile | None:
@@ -37,6 +39,25 @@ def orientation_tile(patient: Patient, geometry: PatientGeometry) -> Orientation
         geometry.orientation,
         low_confidence=geometry.orientation.low_confidence,
     )
+
+
+def orientation_overview(
+    entries: Sequence[tuple[str, Orientation, OrientationTile | None]], sheet_path: Path, *, title: str
+) -> dict:
+    """Write the orientation sheet of ``(patient_id, orientation, tile)`` entries; return what a summary says.
+
+    Tiles, not geometries, are kept per patient (one slice each), so a large folder does not hold every
+    patient's geometry in memory. The keys (``orientation_methods``, ``orientation_low_confidence``,
+    ``orientation_per_patient``) are those of ``claim aha``'s ``summary.json``, which
+    ``claim.report.sections.add_orientation_section`` reads.
+    """
+    save_orientation_sheet([tile for _, _, tile in entries if tile is not None], Path(sheet_path), title=title)
+    methods = [orientation.method.value for _, orientation, _ in entries]
+    return {
+        "orientation_methods": {method: methods.count(method) for method in sorted(set(methods))},
+        "orientation_low_confidence": [pid for pid, orientation, _ in entries if orientation.low_confidence],
+        "orientation_per_patient": {pid: orientation.to_json() for pid, orientation, _ in entries},
+    }
 
 
 def _config_record(config: AhaConfig) -> dict:
@@ -70,13 +91,10 @@ def run_aha(
     with staged_output(out_dir, "aha", overwrite=overwrite, config=_config_record(config),
                        inputs=[data_dir]) as out_dir:
         patients = read_dataset(data_dir, label_mapping=config.label_mapping, progress=progress)
-        records, tiles, used = [], [], []
+        records, computed = [], []
         for patient in tqdm(patients, desc="AHA geometry", unit="patient", disable=not progress):
             geometry = geometry_for(patient, config)
-            used.append((patient.patient_id, geometry.orientation))
-            tile = orientation_tile(patient, geometry)
-            if tile is not None:
-                tiles.append(tile)
+            computed.append((patient.patient_id, geometry.orientation, orientation_tile(patient, geometry)))
             written = write_label_maps(patient, out_dir, geometry.segment_maps, role="segment")
             record = geometry.summary(patient.label_maps)
             record["sector_cv"] = sector_balance(geometry)
@@ -100,15 +118,16 @@ def run_aha(
                 record["bullseye"] = str(path.relative_to(out_dir))
             records.append(record)
         cvs = [cv for r in records for cv in r["sector_cv"].values()]
-        sheet = save_orientation_sheet(tiles, out_dir / "orientation.png", title=f"AHA angle origin: {data_dir.name}")
-        methods = [orientation.method.value for _, orientation in used]
+        sheet = out_dir / "orientation.png"
+        overview = orientation_overview(computed, sheet, title=f"AHA angle origin: {data_dir.name}")
+        used = [(pid, orientation) for pid, orientation, _ in computed]
         summary = {
             "data": str(data_dir),
             "layout": patients[0].layout.value,
             "orientation": config.orientation,
             "handedness": config.handedness.value,
-            "orientation_methods": {method: methods.count(method) for method in sorted(set(methods))},
-            "orientation_low_confidence": [pid for pid, orientation in used if orientation.low_confidence],
+            "orientation_methods": overview["orientation_methods"],
+            "orientation_low_confidence": overview["orientation_low_confidence"],
             "orientation_sheet": str(sheet.relative_to(out_dir)),
             "median_sector_cv": float(np.median(cvs)) if cvs else None,
             "patients": records,

@@ -1,0 +1,107 @@
+"""What the study records beside its stages: its identity, the orientation overview, memory and strict JSON."""
+
+from __future__ import annotations
+
+import math
+import resource
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from claim.aha.config import AhaConfig, geometry_for
+from claim.aha.geometry import PatientGeometry
+from claim.aha.orientation_file import orientation_file_path
+from claim.data.io import write_json
+from claim.data.layouts import read_dataset
+from claim.data.patient import Patient
+from claim.output import data_identity
+from claim.stages.aha import orientation_overview, orientation_tile
+
+__all__ = [
+    "ORIENTATION_DIR",
+    "ORIENTATION_SUMMARY",
+    "ORIENTATION_SHEET",
+    "peak_rss_mb",
+    "json_safe",
+    "patient_ids",
+    "orientation_identity",
+    "differing_identity_keys",
+    "write_orientation_overview",
+]
+
+ORIENTATION_DIR = "orientation"
+ORIENTATION_SUMMARY = "orientation.json"
+ORIENTATION_SHEET = "orientation.png"
+
+# Config fields added after studies were first recorded, with the value every earlier study used: an earlier
+# study's identity lacks them and is still the same study.
+_ADDED_CONFIG_DEFAULTS = {"orientation": "auto", "handedness": "ccw"}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (and of finished children), MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0  # Linux reports KiB
+
+
+def json_safe(value: Any) -> Any:
+    """NaN/inf -> None (strict JSON: metrics.json must load in any JSON reader)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def patient_ids(data_dir: Path) -> list[str]:
+    """Patient ids of the test folder: read only to check that no patient is on both sides."""
+    return sorted(p.patient_id for p in read_dataset(data_dir, require_labels=False, require_myocardium=False))
+
+
+def orientation_identity(config: AhaConfig) -> str | None:
+    """Content hash of an ``--orientation file:PATH`` file (None otherwise): an edited file is another study."""
+    path = orientation_file_path(config.orientation)
+    return data_identity([path])[0] if path is not None else None
+
+
+def differing_identity_keys(stored: dict, identity: dict) -> list[str]:
+    """Keys of ``identity`` that a stored identity disagrees on (fields added since it was written take the value
+    those studies ran with)."""
+    stored = dict(stored)
+    if isinstance(stored.get("config"), dict):
+        stored["config"] = _ADDED_CONFIG_DEFAULTS | stored["config"]
+    stored.setdefault("orientation_file", None)
+    return sorted(k for k in identity if stored.get(k) != identity[k])
+
+
+def write_orientation_overview(
+    out_dir: Path,
+    train: Sequence[Patient],
+    test_dir: Path,
+    geometry: Callable[[Patient], PatientGeometry],
+    config: AhaConfig,
+    *,
+    progress: bool = False,
+) -> dict:
+    """``OUT/orientation/``: the orientation sheet and summary of the study's training and test patients.
+
+    Training patients use the study's own (cached) geometry; test patients are read here only to show where
+    their origin lies (their labels train nothing).
+    """
+    entries, roles = [], {}
+    for role, patients in (("train", train), ("test", read_dataset(test_dir, progress=progress))):
+        for patient in patients:
+            g = geometry(patient) if role == "train" else geometry_for(patient, config)
+            entries.append((patient.patient_id, g.orientation, orientation_tile(patient, g)))
+            roles[patient.patient_id] = role
+    folder = Path(out_dir) / ORIENTATION_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = {"orientation": config.orientation, "handedness": config.handedness.value,
+               "orientation_file_sha256": orientation_identity(config), "orientation_sheet": ORIENTATION_SHEET}
+    summary |= orientation_overview(entries, folder / ORIENTATION_SHEET, title="AHA angle origin: study patients")
+    summary["roles"] = roles
+    write_json(folder / ORIENTATION_SUMMARY, summary)
+    return summary
