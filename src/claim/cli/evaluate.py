@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from claim.evaluation.metrics import METRIC_KEYS, evaluate_folders
+from claim.evaluation.metrics import HD_CONVENTIONS, METRIC_KEYS, evaluate_folders
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -13,6 +13,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pred", required=True, help="predictions (e.g. `claim segment` output)")
     parser.add_argument("--gt", required=True, help="ground-truth folder (same layout and patient ids)")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    parser.add_argument("--hd-convention", choices=HD_CONVENTIONS, default="boundary",
+                        help="boundary: Hausdorff distance between mask boundaries in mm (default); emidec: the "
+                             "official EMIDEC code's numbers, to compare with its leaderboard (it swaps the slice "
+                             "and one in-plane spacing; see the README)")
     parser.set_defaults(run=run)
 
 
@@ -35,6 +39,6 @@ def format_table(result: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = evaluate_folders(args.pred, args.gt)
+    result = evaluate_folders(args.pred, args.gt, hd_convention=args.hd_convention)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0

@@ -7,9 +7,13 @@ Conventions (used everywhere in claim):
   otherwise in pixels (voxels); ``unit`` says which. ``*_vd`` = |V_pred - V_gt|.
 - ``infarct_ratio_error`` / ``mvo_ratio_error`` = |V_pred - V_gt| / V_myo_gt (EMIDEC "infarct percentage" error as
   a fraction; x 100 for percentage points); NaN when the ground truth has no myocardium.
-- ``myocardium_hd``: symmetric Hausdorff distance between the 3D voxel sets of the myocardium, computed exactly
-  with scipy's Euclidean distance transform (``scipy.ndimage.distance_transform_edt`` with ``sampling`` =
-  (thickness, row, col) in mm, or 1 px each). 0 when both are empty, NaN when exactly one is.
+- ``myocardium_hd``: symmetric Hausdorff distance between the myocardium's boundaries (its voxels with a
+  6-connected neighbour outside it), as MONAI, medpy and the EMIDEC evaluation code measure it, computed exactly
+  with scipy's Euclidean distance transform (``sampling`` = (thickness, row, col) in mm, or 1 px each). 0 when
+  both are empty, NaN when exactly one is.
+- ``hd_convention="emidec"`` reproduces the official EMIDEC evaluation code's numbers: it reads the NIfTI with
+  SimpleITK (arrays z, y, x) but passes the spacing in x, y, z order, so its slice thickness and one in-plane
+  spacing are swapped; it also rounds volume differences to 0.01 mm³. Use it to compare with the leaderboard.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from claim.data.write import patient_files
 from claim.errors import InputError
 from claim.labels import EMIDEC_LABELS, INFARCT_LABELS, MYOCARDIUM_LABELS, Label
 
-__all__ = ["REGIONS", "METRIC_KEYS", "dice", "dice_scores", "hausdorff_distance", "patient_metrics",
+__all__ = ["REGIONS", "METRIC_KEYS", "HD_CONVENTIONS", "dice", "dice_scores", "boundary", "hausdorff_distance",
+           "patient_metrics",
            "evaluate_folders", "read_predictions"]
 
 REGIONS: dict[str, tuple[int, ...]] = {
@@ -50,25 +55,37 @@ def dice_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     return {f"{name}_dice": dice(np.isin(pred, ids), np.isin(gt, ids)) for name, ids in REGIONS.items()}
 
 
+HD_CONVENTIONS = ("boundary", "emidec")
+
+
+def boundary(mask: np.ndarray) -> np.ndarray:
+    """Voxels of ``mask`` with a face neighbour outside it (or on the array's edge): its one-voxel surface."""
+    mask = np.asarray(mask, dtype=bool)
+    return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(mask.ndim, 1))
+
+
 def hausdorff_distance(pred_mask: np.ndarray, gt_mask: np.ndarray, sampling: tuple[float, ...]) -> float:
-    """Symmetric Hausdorff distance between two voxel sets (exact, via distance transforms), in ``sampling`` units."""
+    """Symmetric Hausdorff distance between the boundaries of two masks (exact, via distance transforms), in
+    ``sampling`` units per axis."""
     if not pred_mask.any() and not gt_mask.any():
         return 0.0
     if not pred_mask.any() or not gt_mask.any():
         return math.nan
-    to_gt = ndimage.distance_transform_edt(~gt_mask, sampling=sampling)
-    to_pred = ndimage.distance_transform_edt(~pred_mask, sampling=sampling)
-    return float(max(to_gt[pred_mask].max(), to_pred[gt_mask].max()))
+    pred_edge, gt_edge = boundary(pred_mask), boundary(gt_mask)
+    to_gt = ndimage.distance_transform_edt(~gt_edge, sampling=sampling)
+    to_pred = ndimage.distance_transform_edt(~pred_edge, sampling=sampling)
+    return float(max(to_gt[pred_edge].max(), to_pred[gt_edge].max()))
 
 
 def patient_metrics(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, float] | None,
-                    slice_thickness_mm: float | None) -> dict:
+                    slice_thickness_mm: float | None, hd_convention: str = "boundary") -> dict:
     """EMIDEC metrics of one patient.
 
     Args:
         pred / gt: ``(S, H, W)`` label stacks (EMIDEC ids), slices stacked.
         spacing_mm: in-plane ``(row, col)`` spacing, or ``None``.
         slice_thickness_mm: slice distance, or ``None``.
+        hd_convention: ``boundary`` (mm on the true axes) or ``emidec`` (the official code's numbers, see above).
 
     Returns:
         ``METRIC_KEYS`` plus ``unit`` (``"mm"``: volumes mm³, distances mm; ``"px"``: voxels and pixels).
@@ -82,16 +99,26 @@ def patient_metrics(pred: np.ndarray, gt: np.ndarray, spacing_mm: tuple[float, f
     sampling = (float(slice_thickness_mm), *map(float, spacing_mm)) if known else (1.0, 1.0, 1.0)
     voxel = float(np.prod(sampling))
     out: dict = dice_scores(pred, gt)
-    volumes = {}
+    volumes, ratio = {}, {}
     for name, ids in REGIONS.items():
         v_pred, v_gt = np.isin(pred, ids).sum() * voxel, np.isin(gt, ids).sum() * voxel
         volumes[name] = float(v_gt)
-        out[f"{name}_vd"] = float(abs(v_pred - v_gt))
+        out[f"{name}_vd"] = ratio[name] = float(abs(v_pred - v_gt))  # ratios use the unrounded difference
+    if hd_convention not in HD_CONVENTIONS:
+        raise ValueError(f"hd_convention {hd_convention!r} must be one of {HD_CONVENTIONS}")
+    if hd_convention == "emidec":
+        # Our stacks are (z, x, y) with spacing (thickness, sx, sy); SimpleITK's arrays are (z, y, x) and the
+        # official code gives them (sx, sy, sz): z gets sx, y gets sy, x gets the thickness.
+        hd_sampling = (sampling[1], sampling[0], sampling[2])
+        for name in REGIONS:
+            out[f"{name}_vd"] = round(out[f"{name}_vd"], 2)
+    else:
+        hd_sampling = sampling
     out["myocardium_hd"] = hausdorff_distance(np.isin(pred, REGIONS["myocardium"]),
-                                              np.isin(gt, REGIONS["myocardium"]), sampling)
+                                              np.isin(gt, REGIONS["myocardium"]), hd_sampling)
     myo = volumes["myocardium"]
-    out["infarct_ratio_error"] = out["infarct_vd"] / myo if myo else math.nan
-    out["mvo_ratio_error"] = out["mvo_vd"] / myo if myo else math.nan
+    out["infarct_ratio_error"] = ratio["infarct"] / myo if myo else math.nan
+    out["mvo_ratio_error"] = ratio["mvo"] / myo if myo else math.nan
     out["unit"] = "mm" if known else "px"
     return out
 
@@ -141,7 +168,7 @@ def _summary(values: list[float]) -> tuple[float | None, float | None]:
     return float(np.mean(finite)), float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
 
 
-def evaluate_folders(pred_dir: Path, gt_dir: Path) -> dict:
+def evaluate_folders(pred_dir: Path, gt_dir: Path, hd_convention: str = "boundary") -> dict:
     """Metrics of every ground-truth patient against its prediction (matched by id, same layout).
 
     Returns:
@@ -153,13 +180,14 @@ def evaluate_folders(pred_dir: Path, gt_dir: Path) -> dict:
     preds = read_predictions(Path(pred_dir), gt_patients)
     patients = {}
     for p in gt_patients:
-        m = patient_metrics(preds[p.patient_id], p.label_maps, p.spacing_mm, p.slice_thickness_mm)
+        m = patient_metrics(preds[p.patient_id], p.label_maps, p.spacing_mm, p.slice_thickness_mm, hd_convention)
         patients[p.patient_id] = {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
                                   for k, v in m.items()}
     units = {m["unit"] for m in patients.values()}
     summaries = {key: _summary([m[key] for m in patients.values()]) for key in METRIC_KEYS}
     return {
         "unit": units.pop() if len(units) == 1 else "mixed",
+        "hd_convention": hd_convention,
         "n_patients": len(patients),
         "patients": patients,
         "mean": {k: s[0] for k, s in summaries.items()},
