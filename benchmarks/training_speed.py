@@ -80,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         source = next(p for p in patients if p.has_infarct)
         rng = np.random.default_rng(0)
         hist = trainer.hist_centres[0]
-        inpaint_patient(sampler, source, source.label_maps, sampler=f"ddim:{args.nfe}", hist=hist, guidance=1.0,
+        spec = f"ddim:{args.nfe}"
+        inpaint_patient(sampler, source, source.label_maps, sampler=spec, hist=hist, guidance=1.0,
                         torch_generator=torch.Generator().manual_seed(0))  # warm-up
         start = time.perf_counter()
-        _, info = inpaint_patient(sampler, source, source.label_maps, sampler=f"ddim:{args.nfe}", hist=hist, guidance=1.0,
+        _, info = inpaint_patient(sampler, source, source.label_maps, sampler=spec, hist=hist, guidance=1.0,
                                   torch_generator=torch.Generator().manual_seed(int(rng.integers(1 << 30))))
         per_image = (time.perf_counter() - start) / max(len(info["slices"]), 1)
         results["generator"][precision] = {"train_steps_per_s": rate, "sample_s_per_image": per_image,
