@@ -40,7 +40,7 @@ from claim.labels import Label
 from claim.output import data_identity
 from claim.runtime import autocast, resolve_device, resolve_precision
 from claim.training import Cadence, RunFolder, default_checkpoint_every, run_steps, step_generator, update_ema
-from claim.training.run import check_resume
+from claim.training.run import check_checkpoint_resume
 
 __all__ = ["TrainResult", "GeneratorTrainer", "training_loss", "train_generator"]
 
@@ -229,11 +229,7 @@ def train_generator(
     # A run killed before its first checkpoint resumes from step 0.
     payload = read_generator_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
     if payload is not None:
-        saved = {"config": config_from_checkpoint(ckpt_path, payload), "seed": payload["seed"]}
-        now: dict[str, Any] = {"config": config, "seed": seed}
-        if "data_identity" in payload:  # checkpoints before data hashes resume unchecked
-            saved["data"], now["data"] = payload["data_identity"], data_id
-        check_resume(ckpt_path, saved, now)
+        check_checkpoint_resume(ckpt_path, payload, config_from_checkpoint(ckpt_path, payload), config, seed, data_id)
     try:
         data = build_training_set(read_dataset(data_dir), config)
     except ValueError as exc:

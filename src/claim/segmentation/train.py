@@ -34,7 +34,7 @@ from claim.segmentation.loss import dice_ce_loss
 from claim.segmentation.net import build_segmenter, normalise_images
 from claim.segmentation.predict import predict_label_maps, segment_folder
 from claim.training import Cadence, RunFolder, run_steps, step_generator
-from claim.training.run import check_resume
+from claim.training.run import check_checkpoint_resume
 
 __all__ = ["CHECKPOINT_NAME", "LAST_NAME", "LOG_NAME", "SegmenterResult", "SegmenterTrainer", "split_patients",
            "train_segmenter", "load_segmenter", "predict_label_maps", "segment_folder"]
@@ -282,11 +282,7 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     # A run killed before its first checkpoint resumes from step 0.
     payload = read_checkpoint(last_path) if resume and last_path.exists() else None
     if payload is not None:
-        saved = {"config": config_from_checkpoint(last_path, payload), "seed": payload["seed"]}
-        now: dict[str, Any] = {"config": config, "seed": seed}
-        if "data_identity" in payload:  # checkpoints before data hashes resume unchecked
-            saved["data"], now["data"] = payload["data_identity"], data_id
-        check_resume(last_path, saved, now)
+        check_checkpoint_resume(last_path, payload, config_from_checkpoint(last_path, payload), config, seed, data_id)
 
     patients = _read_patients(real_dirs, "real")
     if val_patients:

@@ -24,7 +24,7 @@ from claim.errors import ClaimError
 from claim.output import OutputFolder, fingerprint, write_manifest
 
 __all__ = ["LOG_NAME", "CONFIG_NAME", "RunFolder", "Cadence", "is_due", "run_steps", "step_generator",
-           "check_resume", "default_checkpoint_every"]
+           "check_resume", "check_checkpoint_resume", "default_checkpoint_every"]
 
 LOG_NAME = "train_log.jsonl"
 CONFIG_NAME = "config.json"
@@ -54,6 +54,17 @@ def check_resume(path: Path, saved: Mapping[str, Any], now: Mapping[str, Any]) -
                              "resume on the run's data, or start a new run")
         elif key != "seed" and json.loads(json.dumps(old, default=str)) != json.loads(json.dumps(value, default=str)):
             raise ClaimError(f"{path}: --resume with different {key} than the run (was {old!r}, now {value!r})")
+
+
+def check_checkpoint_resume(path: Path, payload: Mapping[str, Any], saved_config: Config, config: Config,
+                            seed: int, data_identity: list[str]) -> None:
+    """A trainer's resume guard: the checkpoint's config (``RESUMABLE`` fields aside), seed and data must be the
+    run's; checkpoints written before data hashes existed resume without the data check."""
+    saved: dict[str, Any] = {"config": saved_config, "seed": payload["seed"]}
+    now: dict[str, Any] = {"config": config, "seed": seed}
+    if "data_identity" in payload:
+        saved["data"], now["data"] = payload["data_identity"], data_identity
+    check_resume(path, saved, now)
 
 
 class RunFolder:
