@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from claim import __version__
 from claim.cli import (
     aha,
+    augment,
     demo,
     evaluate,
     experiment,
@@ -28,6 +29,7 @@ from claim.errors import ClaimError
 __all__ = ["main", "build_parser"]
 
 _COMMANDS = (
+    augment,
     info,
     phantom,
     aha,
