@@ -274,7 +274,7 @@ def run_augment(
         raise InputError(data_dir, f"patient ids {clash[:3]} clash with the synthetic ids claim augment writes")
     nnunet = config.output_format == "nnunet"
     settings = {"data": str(data_dir.resolve()), "model": str(Path(model).resolve()) if model else None,
-                "config": config.to_dict()}
+                **config.to_dict()}
     work = claim_folder(out_dir, "augment", settings, resume=resume, inputs=[data_dir])
     timings: dict[str, float] = {}
 
