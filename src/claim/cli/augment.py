@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", dest="output_format", choices=FORMATS, default=_DEFAULTS.output_format,
                         help="same: the input's layout (default); nnunet: nnU-Net v2 raw dataset")
     parser.add_argument("--sampler", default=None, help="ddim:K, repaint:LxN, dpmO:K or unipcO:K (default: the "
-                        "generator's, dpm2:8 for claim models)")
+                        "generator's, dpm2:5 for claim models)")
     parser.add_argument("--generator-steps", type=int, default=_DEFAULTS.generator_steps,
                         help=f"training steps of the generator trained without --model "
                         f"(default {_DEFAULTS.generator_steps})")
