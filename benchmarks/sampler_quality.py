@@ -238,7 +238,7 @@ def _plot(results: dict, path: Path) -> None:
                       "seconds_one_slice": f"s / {results['crop_px']} px slice (batch 1)"}[key])
     axes[0].legend(fontsize=7)
     fig.suptitle(f"samplers on one generator (step {results['train_step']}), {len(results['canvases'])} canvases "
-                 f"x {results['masks_per_canvas']} masks, {results['threads']} threads")
+                 f"x {results['masks_per_canvas']} masks, {results['threads']} threads", y=1.04)
     save_figure(fig, path)
 
 
