@@ -16,6 +16,7 @@ The stage chains what the other stages do, each step resumable inside ``OUT/.cla
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -131,9 +132,7 @@ def _train(data_dir: Path, work: Path, config: AugmentConfig, device: str, progr
         return checkpoint
     if run_dir.exists() and not checkpoint.is_file():
         # Stopped before its first checkpoint: nothing to continue; start the (seeded) run again.
-        for path in sorted(run_dir.rglob("*"), reverse=True):
-            path.rmdir() if path.is_dir() else path.unlink()
-        run_dir.rmdir()
+        shutil.rmtree(run_dir)
     generator_config = preset_config(config.generator_preset, steps=config.generator_steps)
     train_generator(data_dir, run_dir, generator_config, seed=config.seed, resume=checkpoint.is_file(),
                     device=device, checkpoint_every=250, progress=progress)
