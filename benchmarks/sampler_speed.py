@@ -1,4 +1,4 @@
-"""Sampler speed: NFE and seconds per 96x96 image for RePaint 5x5 / 2x2 and DDIM 50 / 20, training steps/s, peak RSS.
+"""Sampler speed: NFE and s per 96x96 image for RePaint 5x5 / 2x2, DDIM 50 / 20 and dpm2:5, training steps/s, peak RSS.
 
 Run by hand (not a test):
     python benchmarks/sampler_speed.py --model RUN/generator.pt --out bench.json --threads 2
@@ -24,7 +24,7 @@ from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
 from claim.generator.train import train_generator
 from claim.phantom import PhantomConfig, write_phantom_cohort
 
-SAMPLERS = ("repaint:5x5", "repaint:2x2", "ddim:50", "ddim:20")
+SAMPLERS = ("repaint:5x5", "repaint:2x2", "ddim:50", "ddim:20", "dpm2:5")
 
 
 def _peak_rss_mib() -> float:

@@ -11,6 +11,7 @@ from typing import NoReturn
 from claim import __version__
 from claim.cli import (
     aha,
+    augment,
     demo,
     evaluate,
     experiment,
@@ -29,6 +30,7 @@ from claim.errors import ClaimError
 __all__ = ["main", "build_parser"]
 
 _COMMANDS = (
+    augment,
     info,
     phantom,
     aha,

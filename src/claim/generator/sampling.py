@@ -1,4 +1,5 @@
-"""Inpainting loops: RePaint (faithful LeFusion) and deterministic DDIM (default). No network inside.
+"""Inpainting loops: RePaint (faithful LeFusion), deterministic DDIM, and the few-step library solvers
+(``claim.generator.solvers``, the ``claim`` default). No network inside.
 
 Both take ``eps_fn(x_t, t) -> eps``, composed by the caller (``make_eps_fn``), so conditioning variants and the
 network's parameterisation (eps or x0, converted by ``schedule.model_outputs``) never branch inside a loop. Both
@@ -20,6 +21,7 @@ from claim.generator.context import build_context, denoiser_input
 from claim.generator.denoiser import HistogramUNet
 from claim.generator.repaint import RePaintPlan
 from claim.generator.schedule import NoiseSchedule, model_outputs
+from claim.generator.solvers import SOLVER_ORDERS, SOLVERS, solver_inpaint
 
 __all__ = [
     "SamplerSpec",
@@ -33,33 +35,53 @@ __all__ = [
 ]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-_SAMPLER = re.compile(r"^(?:(?P<ddim>ddim):(?P<k>\d+)|(?P<rp>repaint):(?P<l>\d+)x(?P<n>\d+))$")
+_SAMPLER = re.compile(r"^(?:(?P<ddim>ddim):(?P<k>\d+)|(?P<rp>repaint):(?P<l>\d+)x(?P<n>\d+)"
+                      r"|(?P<solver>dpm|unipc)(?P<order>\d)?:(?P<s>\d+))$")
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """``ddim:K`` or ``repaint:LxN``."""
+    """``ddim:K``, ``repaint:LxN``, or a library multistep solver ``dpmO:K`` / ``unipcO:K`` (order O, K calls)."""
 
     kind: str
     steps: int = 50
     jump_length: int = 5
     jump_n_sample: int = 5
+    order: int = 2
 
     def __str__(self) -> str:
-        return f"ddim:{self.steps}" if self.kind == "ddim" else f"repaint:{self.jump_length}x{self.jump_n_sample}"
+        if self.kind == "ddim":
+            return f"ddim:{self.steps}"
+        if self.kind in SOLVERS:
+            return f"{self.kind}{self.order}:{self.steps}"
+        return f"repaint:{self.jump_length}x{self.jump_n_sample}"
 
     def nfe(self, timesteps: int) -> int:
         """Denoiser evaluations per run (per batch) at guidance scale 1."""
         if self.kind == "ddim":
             return len(ddim_times(timesteps, self.steps)) - 1
+        if self.kind in SOLVERS:
+            return min(self.steps, timesteps)
         return RePaintPlan.build(timesteps, self.jump_length, self.jump_n_sample).nfe
 
 
 def parse_sampler(text: str) -> SamplerSpec:
-    """Parse ``ddim:K`` (K >= 1) or ``repaint:LxN`` (e.g. ``repaint:5x5``)."""
+    """Parse ``ddim:K`` (K >= 1), ``repaint:LxN`` (e.g. ``repaint:5x5``), ``dpmO:K`` or ``unipcO:K``.
+
+    ``dpm`` is DPM-Solver++ multistep, ``unipc`` UniPC, both from diffusers (``claim.generator.solvers``); O is the
+    multistep order (1-3, default 2: ``dpm:8`` = ``dpm2:8``) and K the number of network calls.
+    """
     match = _SAMPLER.match(text.strip().lower())
     if not match:
-        raise ValueError(f"sampler {text!r} is not ddim:K or repaint:LxN (e.g. ddim:50, repaint:5x5)")
+        raise ValueError(f"sampler {text!r} is not ddim:K, repaint:LxN, dpmO:K or unipcO:K "
+                         f"(e.g. ddim:50, repaint:5x5, dpm2:8)")
+    if match["solver"]:
+        steps, order = int(match["s"]), int(match["order"] or 2)
+        if steps < 1:
+            raise ValueError(f"{match['solver']} steps {steps} must be >= 1")
+        if order not in SOLVER_ORDERS:
+            raise ValueError(f"{match['solver']} order {order} must be one of {SOLVER_ORDERS}")
+        return SamplerSpec(match["solver"], steps=steps, order=order)
     if match["ddim"]:
         k = int(match["k"])
         if k < 1:
@@ -211,5 +233,8 @@ def inpaint(
     """Dispatch on a parsed sampler spec; returns ``(image, eps_fn calls)``."""
     if sampler.kind == "ddim":
         return ddim_inpaint(eps_fn, schedule, known, inpaint_mask, sampler.steps, generator)
+    if sampler.kind in SOLVERS:
+        return solver_inpaint(eps_fn, schedule, known, inpaint_mask, solver=sampler.kind, order=sampler.order,
+                              steps=sampler.steps, noise=_randn(known, generator))
     plan = RePaintPlan.build(schedule.timesteps, sampler.jump_length, sampler.jump_n_sample)
     return repaint_inpaint(eps_fn, schedule, known, inpaint_mask, plan, generator)

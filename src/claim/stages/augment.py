@@ -1,0 +1,336 @@
+"""``claim augment``: a user's labelled folder in, the same dataset plus synthetic scar patients out, in one command.
+
+The stage chains what the other stages do, each step resumable inside ``OUT/.claim-augment/``:
+
+1. ``generator/``: without ``--model``, the default generator trained on the folder's scar slices
+   (``claim.generator.train.train_generator``, checkpoints every 250 steps);
+2. ``prior.json``: the SMILE prior fitted on the folder's real scars (``claim.stages.masks.fit_prior_from_folder``),
+   or the shipped EMIDEC prior when fewer than ``min_fit_patients`` patients have scar;
+3. ``masks/``: ``per_patient`` SMILE masks on every normal patient (``claim.stages.masks.write_mask``);
+4. ``painted/``: the masks painted by ``claim.stages.generate.generate_scars``, one shard per normal patient (a
+   shard's record file marks it done);
+5. ``OUT`` itself: the real patients (copied byte for byte, or converted to nnU-Net v2 raw) and the synthetic ones,
+   ``preview.png`` and ``augment.json`` (written last: its presence means the run is complete).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from claim import __version__
+from claim.aha.config import AhaConfig, geometry_for
+from claim.config import Config
+from claim.data.io import write_json, write_png
+from claim.data.layouts import copy_patient, patient_files, read_dataset, write_nnunet_dataset_json, write_patient
+from claim.data.patient import Layout, Patient
+from claim.errors import ClaimError, InputError
+from claim.generator.checkpoint import load_generator
+from claim.generator.config import PRESETS, preset_config
+from claim.generator.sampling import parse_sampler
+from claim.generator.train import train_generator
+from claim.smile.prior import Prior, default_prior, load_prior, save_prior
+from claim.smile.sampler import SmileSampler
+from claim.smile.spec import Pattern, SmileConfig
+from claim.stages.generate import generate_scars, generation_file_name
+from claim.stages.masks import MASKS_FILE, fit_prior_from_folder, write_mask
+from claim.stages.owned_folder import claim_folder, copy_file_atomic, file_sha256
+
+__all__ = ["AUGMENT_FILE", "PREVIEW_FILE", "FORMATS", "AugmentConfig", "AugmentResult", "run_augment"]
+
+AUGMENT_FILE = "augment.json"
+PREVIEW_FILE = "preview.png"
+FORMATS = ("same", "nnunet")
+_PREVIEW_ROWS = 8
+
+
+@dataclass(frozen=True)
+class AugmentConfig(Config):
+    """Options of ``claim augment``.
+
+    Attributes:
+        per_patient: synthetic patients drawn per normal patient (ids ``<patient>_smile1`` ...).
+        pattern: SMILE scar pattern (``ischemic``, ``mixed``, ...).
+        output_format: ``same`` (the input's layout) or ``nnunet`` (nnU-Net v2 raw: imagesTr, labelsTr, dataset.json).
+        seed: one seed for the generator's training, the masks (mask k of normal patient i: ``[seed, i, k]``) and
+            the painting.
+        sampler: sampler name (None: the generator's default, few-step DPM-Solver++ for claim-mode models).
+        generator_preset / generator_steps: the generator trained when no model is given. The default, 2,000 steps
+            of ``standard``, takes ~25 min on a 2-core laptop CPU (benchmarks/sampler_quality.py's model).
+        min_fit_patients: fit the prior on the folder's scars from this many pathological patients on; below it,
+            the shipped EMIDEC prior.
+    """
+
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset()
+
+    per_patient: int = 2
+    pattern: str = Pattern.ISCHEMIC.value
+    output_format: str = "same"
+    seed: int = 0
+    sampler: str | None = None
+    generator_preset: str = "standard"
+    generator_steps: int = 2000
+    min_fit_patients: int = 3
+
+    def __post_init__(self) -> None:
+        if self.per_patient < 1:
+            raise ClaimError(f"--per-patient must be at least 1, got {self.per_patient}")
+        if self.pattern not in {p.value for p in Pattern}:
+            raise ClaimError(f"--pattern {self.pattern!r} must be one of {[p.value for p in Pattern]}")
+        if self.output_format not in FORMATS:
+            raise ClaimError(f"--format {self.output_format!r} must be one of {FORMATS}")
+        if self.seed < 0:
+            raise ClaimError(f"--seed must be >= 0, got {self.seed}")
+        if self.sampler is not None:
+            try:
+                parse_sampler(self.sampler)
+            except ValueError as exc:
+                raise ClaimError(f"--sampler: {exc}") from exc
+        if self.generator_preset not in PRESETS:
+            raise ClaimError(f"generator preset {self.generator_preset!r} must be one of {sorted(PRESETS)}")
+        if self.generator_steps < 1:
+            raise ClaimError(f"--generator-steps must be at least 1, got {self.generator_steps}")
+
+
+@dataclass(frozen=True)
+class AugmentResult:
+    """The output folder, its ``augment.json`` record, and how many real and synthetic patients it holds."""
+
+    out_dir: Path
+    record: dict[str, Any]
+
+    @property
+    def n_synthetic(self) -> int:
+        return len(self.record["synthetic_cases"])
+
+    @property
+    def n_real(self) -> int:
+        return int(self.record["real_cases"])
+
+
+def _state(work: Path) -> dict[str, Any]:
+    path = work / "state.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _mark(work: Path, **done: Any) -> None:
+    write_json(work / "state.json", {**_state(work), **done})
+
+
+def _train(data_dir: Path, work: Path, config: AugmentConfig, device: str, progress: bool) -> Path:
+    run_dir = work / "generator"
+    checkpoint = run_dir / "generator.pt"
+    if _state(work).get("generator_done"):
+        return checkpoint
+    if run_dir.exists() and not checkpoint.is_file():
+        # Stopped before its first checkpoint: nothing to continue; start the (seeded) run again.
+        shutil.rmtree(run_dir)
+    generator_config = preset_config(config.generator_preset, steps=config.generator_steps)
+    train_generator(data_dir, run_dir, generator_config, seed=config.seed, resume=checkpoint.is_file(),
+                    device=device, checkpoint_every=250, progress=progress)
+    _mark(work, generator_done=True)
+    return checkpoint
+
+
+def _prior(data_dir: Path, work: Path, n_scarred: int, config: AugmentConfig, progress: bool) -> tuple[Prior, bool]:
+    path = work / "prior.json"
+    if n_scarred < config.min_fit_patients:
+        return default_prior(), False
+    if not path.is_file():
+        save_prior(fit_prior_from_folder(data_dir, progress=progress), path)
+    return load_prior(path), True
+
+
+def _draw_masks(normals: list[Patient], root: Path, prior: Prior, config: AugmentConfig, progress: bool) -> list[dict]:
+    """``per_patient`` masks per normal patient, listed mask-major so that shard i of n holds patient i's masks."""
+    if (root / MASKS_FILE).is_file():
+        return json.loads((root / MASKS_FILE).read_text())
+    smile, aha = SmileConfig(pattern=Pattern(config.pattern)), AhaConfig(bullseye=False)
+    entries: list[dict] = [{}] * (len(normals) * config.per_patient)
+    bar = tqdm(total=len(entries), desc="SMILE masks", unit="mask", disable=not progress)
+    for i, patient in enumerate(normals):
+        sampler = SmileSampler(geometry_for(patient, aha), patient.label_maps, smile, prior)
+        for k in range(1, config.per_patient + 1):
+            result = sampler.sample_result(np.random.default_rng([config.seed, i, k]))
+            spec = result.spec
+            entries[(k - 1) * len(normals) + i] = write_mask(
+                root, patient, f"{patient.patient_id}_smile{k}", result.label_maps(patient.label_maps),
+                {"pattern": spec.pattern.value, "territory": spec.territory.value if spec.territory else None,
+                 "segments": list(spec.segments), "target_burden": spec.target_burden,
+                 "achieved_burden": round(result.achieved_burden, 6), "transmurality": spec.transmurality,
+                 "seed": [config.seed, i, k], "spec": spec.to_json()})
+            bar.update()
+    bar.close()
+    write_json(root / MASKS_FILE, entries)  # last: its presence means every mask is written
+    return entries
+
+
+def _paint(model: Path, data_dir: Path, work: Path, n_shards: int, config: AugmentConfig, device: str,
+           progress: bool) -> list[dict]:
+    painted = work / "painted"
+    records: list[dict] = []
+    for i in tqdm(range(n_shards), desc="painting", unit="patient", disable=not progress):
+        record = painted / generation_file_name((i, n_shards))
+        if not record.is_file():
+            generate_scars(model, data_dir, work / "masks", painted, sampler=config.sampler, seed=config.seed,
+                           device=device, shard=(i, n_shards))
+        records += json.loads(record.read_text())
+    return records
+
+
+def _write_real(patients: list[Patient], data_dir: Path, out_dir: Path, convert: bool) -> None:
+    for patient in patients:
+        if convert:
+            write_patient(replace(patient, layout=Layout.NNUNET, slice_stems=()), out_dir)
+        else:
+            copy_patient(patient, data_dir, out_dir)
+
+
+def _write_synthetic(painted: Path, records: list[dict], out_dir: Path, convert: bool) -> dict[str, list[str]]:
+    """Place the painted patients in ``out_dir`` (``convert``: as nnU-Net v2 raw); returns each case's files."""
+    files: dict[str, list[str]] = {}
+    if convert:
+        for patient in read_dataset(painted):
+            patient = replace(patient, layout=Layout.NNUNET, slice_stems=())
+            write_patient(patient, out_dir)
+            files[patient.patient_id] = [str(p.relative_to(out_dir)) for role in ("image", "label")
+                                         for p in patient_files(patient, out_dir, role)]
+        return files
+    for record in records:
+        for key in ("image", "label"):
+            copy_file_atomic(painted / record[key], out_dir / record[key])
+            files.setdefault(record["mask_id"], []).append(record[key])
+    return files
+
+
+def _write_preview(painted: Path, out_dir: Path) -> Path | None:
+    """Stack the first painted slice of the first synthetic cases (source | mask | synthetic) into one PNG."""
+    seen, rows = set(), []
+    for path in sorted((painted / "previews").glob("*.png")):
+        case = path.stem.rsplit("_slice", 1)[0]
+        if case not in seen and len(rows) < _PREVIEW_ROWS:
+            seen.add(case)
+            rows.append(np.asarray(Image.open(path).convert("L")))
+    if not rows:
+        return None
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]))) for r in rows]
+    grid = np.concatenate(rows)[:-2]
+    scale = max(1, 600 // width)  # small crops are enlarged (nearest) so scars can be seen
+    return write_png(out_dir / PREVIEW_FILE, grid.repeat(scale, axis=0).repeat(scale, axis=1))
+
+
+def _shown_path(path: Path, out_dir: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(out_dir.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def run_augment(
+    data_dir: Path,
+    out_dir: Path,
+    config: AugmentConfig = AugmentConfig(),
+    *,
+    model: Path | None = None,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+) -> AugmentResult:
+    """Augment the labelled folder ``data_dir`` with synthetic scar patients painted on its normal patients.
+
+    Args:
+        data_dir: labelled data in any layout (only read).
+        out_dir: new or empty folder (or this stage's own, with ``resume``).
+        config: the options (``AugmentConfig``).
+        model: generator checkpoint; None trains the default generator on ``data_dir``'s scar slices first.
+        device: ``cpu`` | ``cuda`` | ``auto`` for training and painting.
+        resume: continue an interrupted run in ``out_dir`` (the same settings), from the step it reached.
+        progress: progress bars.
+    """
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    start = time.perf_counter()
+    if model is not None and not Path(model).is_file():
+        raise InputError(Path(model), "generator checkpoint not found")
+    patients = read_dataset(data_dir, progress=progress)
+    normals = [p for p in patients if not p.has_infarct]
+    scarred = [p for p in patients if p.has_infarct]
+    if not normals:
+        raise InputError(data_dir, "no normal patient (without labels 3/4) to paint scar into")
+    if model is None and not scarred:
+        raise InputError(data_dir, "no patient with scar (labels 3/4) to train the generator on; pass --model G.pt")
+    real_ids = {p.patient_id for p in patients}
+    clash = sorted(real_ids & {f"{p.patient_id}_smile{k}" for p in normals for k in range(1, config.per_patient + 1)})
+    if clash:
+        raise InputError(data_dir, f"patient ids {clash[:3]} clash with the synthetic ids claim augment writes")
+    nnunet = config.output_format == "nnunet"
+    settings = {"data": str(data_dir.resolve()), "model": str(Path(model).resolve()) if model else None,
+                **config.to_dict()}
+    work = claim_folder(out_dir, "augment", settings, resume=resume, inputs=[data_dir])
+    timings: dict[str, float] = {}
+
+    tick = time.perf_counter()
+    model_path = Path(model) if model is not None else _train(data_dir, work, config, device, progress)
+    timings["generator_s"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    prior, fitted = _prior(data_dir, work, len(scarred), config, progress)
+    entries = _draw_masks(normals, work / "masks", prior, config, progress)
+    timings["masks_s"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    records = _paint(model_path, data_dir, work, len(normals), config, device, progress)
+    timings["painting_s"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    # An nnU-Net input is already in the output format: its files are copied, as in the ``same`` format.
+    convert = nnunet and patients[0].layout != Layout.NNUNET
+    _write_real(patients, data_dir, out_dir, convert)
+    files = _write_synthetic(work / "painted", records, out_dir, convert)
+    if nnunet or patients[0].layout == Layout.NNUNET:
+        write_nnunet_dataset_json(out_dir, len(patients) + len(files), name="claim_augmented")
+    preview = _write_preview(work / "painted", out_dir)
+    timings["writing_s"] = time.perf_counter() - tick
+
+    generator = load_generator(model_path)
+    by_mask: dict[str, list[dict]] = {}
+    for r in records:
+        by_mask.setdefault(r["mask_id"], []).append(r)
+    cases = []
+    for entry in entries:
+        painted = [r for r in by_mask[entry["id"]] if r["nfe"]]
+        cases.append({
+            "id": entry["id"], "source_patient": entry["source_id"],
+            "mask": {k: entry[k] for k in ("pattern", "territory", "segments", "target_burden", "achieved_burden",
+                                           "transmurality", "burden", "mvo", "seed", "spec")},
+            "files": files[entry["id"]], "hist_cluster": by_mask[entry["id"]][0]["hist_cluster"],
+            "painted_files": len(painted),
+        })
+    sampler = config.sampler or generator.config.default_sampler
+    timings["total_s"] = time.perf_counter() - start
+    record = {
+        "claim_version": __version__,
+        "data": str(data_dir.resolve()),
+        "format": "nnunet" if nnunet else patients[0].layout.value,
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "model": {"path": _shown_path(model_path, out_dir), "sha256": file_sha256(model_path),
+                  "trained_here": model is None, "step": generator.step, "mode": str(generator.config.mode)},
+        "sampler": {"name": str(parse_sampler(sampler)),
+                    "nfe_per_image": parse_sampler(sampler).nfe(generator.config.timesteps)},
+        "prior": {"source": prior.source, "n_patients": prior.n_patients, "fitted_on_data": fitted,
+                  "rule": f"fitted on the data from {config.min_fit_patients} patients with scar on, else shipped"},
+        "real_cases": len(patients),
+        "normal_sources": len(normals),
+        "preview": preview.name if preview else None,
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "synthetic_cases": cases,
+    }
+    write_json(out_dir / AUGMENT_FILE, record)  # last: a complete run
+    return AugmentResult(out_dir, record)

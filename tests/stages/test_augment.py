@@ -1,0 +1,183 @@
+"""`claim augment`: one command from a labelled folder to real + synthetic patients; ownership, resume, nnU-Net."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from claim.cli import main
+from claim.data.layouts import read_dataset, write_patient
+from claim.errors import ClaimError, InputError
+from claim.generator.inpaint import KEEP_DISTANCE_PX
+from claim.labels import infarct_mask
+from claim.phantom import write_phantom_cohort
+from claim.stages.augment import AUGMENT_FILE, PREVIEW_FILE, AugmentConfig, run_augment
+from tests.conftest import EMIDEC_SLICES, SMALL
+
+# A seconds-long budget: the tiny generator for 3 steps, a 2-call sampler.
+FAST = AugmentConfig(generator_preset="tiny", generator_steps=3, sampler="ddim:2", per_patient=2)
+
+
+def _digest(folder) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cohort")
+    write_phantom_cohort(root, 4, seed=11, config=SMALL, progress=False)  # 2 normal, 2 pathological (EMIDEC)
+    return root
+
+
+@pytest.fixture(scope="module")
+def augmented(cohort, tmp_path_factory):
+    before = _digest(cohort)
+    out = tmp_path_factory.mktemp("aug") / "out"
+    result = run_augment(cohort, out, FAST, progress=False)
+    assert _digest(cohort) == before  # inputs are never modified
+    return result
+
+
+def test_output_holds_real_and_synthetic_patients_in_the_input_layout(cohort, augmented):
+    out = augmented.out_dir
+    real = {p.patient_id: p for p in read_dataset(cohort)}
+    written = {p.patient_id: p for p in read_dataset(out)}
+    normals = sorted(pid for pid, p in real.items() if not p.has_infarct)
+    synthetic = {f"{pid}_smile{k}" for pid in normals for k in (1, 2)}
+    assert set(written) == set(real) | synthetic
+    assert (augmented.n_real, augmented.n_synthetic) == (4, 4)
+    # Real patients are copied byte for byte.
+    for pid in real:
+        for sub in ("Images", "Contours"):
+            name = f"{pid}/{sub}/{pid}.nii.gz"
+            assert (out / name).read_bytes() == (cohort / name).read_bytes()
+    for case in augmented.record["synthetic_cases"]:
+        source, patient = real[case["source_patient"]], written[case["id"]]
+        scar = infarct_mask(patient.label_maps)
+        assert scar.any() and not infarct_mask(source.label_maps).any()
+        assert case["id"].startswith(case["source_patient"] + "_smile")
+        far = np.stack([ndimage.distance_transform_edt(~s) > KEEP_DISTANCE_PX for s in scar])
+        np.testing.assert_array_equal(patient.images[far], source.images[far])  # painted only near the scar
+        assert not np.array_equal(patient.images[scar], source.images[scar])
+        assert all((out / f).is_file() for f in case["files"])
+        assert case["mask"]["pattern"] == "ischemic" and 0 < case["mask"]["achieved_burden"] < 1
+
+
+def test_record_names_model_prior_sampler_and_seeds(augmented):
+    record = json.loads((augmented.out_dir / AUGMENT_FILE).read_text())
+    model = augmented.out_dir / record["model"]["path"]
+    assert record["model"]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert record["model"]["trained_here"] and record["model"]["step"] == 3
+    # Two pathological patients are too few to fit a prior: the shipped one is used, and said so.
+    assert not record["prior"]["fitted_on_data"] and record["prior"]["n_patients"] > 2
+    assert record["sampler"] == {"name": "ddim:2", "nfe_per_image": 2}
+    seeds = sorted(tuple(c["mask"]["seed"]) for c in record["synthetic_cases"])
+    assert seeds == [(0, 0, 1), (0, 0, 2), (0, 1, 1), (0, 1, 2)]
+    assert (augmented.out_dir / PREVIEW_FILE).is_file() and record["preview"] == PREVIEW_FILE
+
+
+def test_same_model_and_seed_give_the_same_files(cohort, augmented, tmp_path):
+    model = augmented.out_dir / augmented.record["model"]["path"]
+    again = run_augment(cohort, tmp_path / "again", FAST, model=model, progress=False)
+    for case in augmented.record["synthetic_cases"]:
+        for name in case["files"]:
+            assert (again.out_dir / name).read_bytes() == (augmented.out_dir / name).read_bytes()
+
+
+def test_refuses_foreign_or_existing_outputs(cohort, augmented, tmp_path):
+    with pytest.raises(InputError, match="inside the input"):
+        run_augment(cohort, cohort / "out", FAST, progress=False)
+    foreign = tmp_path / "users_folder"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="did not write"):
+        run_augment(cohort, foreign, FAST, progress=False)
+    assert (foreign / "notes.txt").read_text() == "mine" and len(list(foreign.iterdir())) == 1
+    with pytest.raises(InputError, match="--resume"):
+        run_augment(cohort, augmented.out_dir, FAST, progress=False)
+    with pytest.raises(ClaimError, match="per_patient: 2 -> 3"):
+        run_augment(cohort, augmented.out_dir, FAST.replace(per_patient=3), resume=True, progress=False)
+
+
+def test_resume_finishes_an_interrupted_run_with_the_same_files(cohort, augmented, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(augmented.out_dir, out)
+    # Interrupt after the first painted patient: the second shard, the final files and the record are gone.
+    work = out / ".claim-augment"
+    (work / "painted" / "generation_shard1of2.json").unlink()
+    (out / AUGMENT_FILE).unlink()
+    for case in augmented.record["synthetic_cases"]:
+        shutil.rmtree(out / case["id"])
+    result = run_augment(cohort, out, FAST, resume=True, progress=False)
+    assert result.n_synthetic == 4
+    for case in augmented.record["synthetic_cases"]:
+        for name in case["files"]:
+            assert (out / name).read_bytes() == (augmented.out_dir / name).read_bytes()
+
+
+def test_resume_after_an_interruption_past_training_gives_the_same_files(cohort, augmented, tmp_path, monkeypatch):
+    import claim.stages.augment as stage
+
+    out = tmp_path / "out"
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stage, "_draw_masks", stop)
+        with pytest.raises(KeyboardInterrupt):
+            run_augment(cohort, out, FAST, progress=False)
+    checkpoint = out / ".claim-augment" / "generator" / "generator.pt"
+    assert checkpoint.is_file() and not (out / AUGMENT_FILE).exists()
+    trained = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    result = run_augment(cohort, out, FAST, resume=True, progress=False)
+    assert result.record["model"]["sha256"] == trained  # trained once, not again
+    for case in augmented.record["synthetic_cases"]:
+        for name in case["files"]:
+            assert (out / name).read_bytes() == (augmented.out_dir / name).read_bytes()
+
+
+def test_refuses_a_missing_model_and_a_changed_resume(cohort, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="not found"):  # stops before anything is written
+        run_augment(cohort, out, FAST, model=tmp_path / "missing.pt", progress=False)
+    assert not out.exists()
+    first = run_augment(cohort, out, FAST.replace(generator_steps=2, per_patient=1), progress=False)
+    assert first.record["model"]["step"] == 2
+    with pytest.raises(ClaimError, match="generator_steps: 2 -> 3"):
+        run_augment(cohort, out, FAST.replace(per_patient=1), resume=True, progress=False)
+
+
+def test_cli_one_line_errors_and_summary(cohort, augmented, tmp_path, capsys):
+    model = str(augmented.out_dir / augmented.record["model"]["path"])
+    assert main(["augment", "--data", str(cohort), "-o", str(tmp_path / "o"), "--per-patient", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--per-patient" in err and len(err.strip().splitlines()) == 1
+    code = main(["augment", "--data", str(cohort), "-o", str(tmp_path / "cli"), "--model", model,
+                 "--per-patient", "1", "--sampler", "dpm2:2", "--threads", "1"])
+    assert code == 0
+    assert "4 real + 2 synthetic patients (dpm2:2)" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # trains a tiny generator, imports nnU-Net and runs its dataset check
+@pytest.mark.realdata
+def test_nnunet_output_of_real_slices_passes_nnunet_check(tmp_path):
+    verify = pytest.importorskip("nnunetv2.experiment_planning.verify_dataset_integrity")
+    patients = read_dataset(EMIDEC_SLICES)
+    chosen = [p for p in patients if "_N" in p.patient_id][:2] + [p for p in patients if "_P" in p.patient_id][:3]
+    source = tmp_path / "real"
+    for patient in chosen:
+        write_patient(patient, source)
+    out = tmp_path / "Dataset504_Augmented"
+    result = run_augment(source, out, FAST.replace(output_format="nnunet", per_patient=1), progress=False)
+    assert result.record["prior"]["fitted_on_data"]  # three patients with scar: the prior is fitted on them
+    dataset = json.loads((out / "dataset.json").read_text())
+    assert dataset["numTraining"] == 7 == len(list((out / "imagesTr").glob("*_0000.nii.gz")))
+    assert {p.patient_id for p in read_dataset(out)} >= {f"{p.patient_id}_smile1" for p in chosen[:2]}
+    verify.verify_dataset_integrity(str(out), num_processes=1)
