@@ -172,7 +172,7 @@ class OutputFolder:
             return "new"  # other parts' output: kept beside this part's
         if not (self.overwrite or self.resume):
             raise ClaimError(f"{out}: holds an earlier claim output; pass --overwrite to replace it"
-                             + (" or --resume to continue it" if self.command.startswith(("train", "exp")) else "")
+                             + (" or --resume to continue it" if self.command.startswith(("train", "exp", "augment")) else "")
                              + " (or choose another --out)")
         return "ours"
 

@@ -11,7 +11,8 @@ import pytest
 from scipy import ndimage
 
 from claim.cli import main
-from claim.data.layouts import read_dataset, write_patient
+from claim.data.layouts import read_dataset
+from claim.data.write import write_patient
 from claim.errors import ClaimError, InputError
 from claim.generator.inpaint import KEEP_DISTANCE_PX
 from claim.labels import infarct_mask
@@ -99,7 +100,7 @@ def test_refuses_foreign_or_existing_outputs(cohort, augmented, tmp_path):
     with pytest.raises(InputError, match="did not write"):
         run_augment(cohort, foreign, FAST, progress=False)
     assert (foreign / "notes.txt").read_text() == "mine" and len(list(foreign.iterdir())) == 1
-    with pytest.raises(InputError, match="--resume"):
+    with pytest.raises(ClaimError, match="--resume"):
         run_augment(cohort, augmented.out_dir, FAST, progress=False)
     with pytest.raises(ClaimError, match="per_patient: 2 -> 3"):
         run_augment(cohort, augmented.out_dir, FAST.replace(per_patient=3), resume=True, progress=False)
@@ -156,7 +157,9 @@ def test_refuses_a_missing_model_and_a_changed_resume(cohort, tmp_path):
 
 def test_cli_one_line_errors_and_summary(cohort, augmented, tmp_path, capsys):
     model = str(augmented.out_dir / augmented.record["model"]["path"])
-    assert main(["augment", "--data", str(cohort), "-o", str(tmp_path / "o"), "--per-patient", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:  # a flag out of range: argparse's exit 2, one line
+        main(["augment", "--data", str(cohort), "-o", str(tmp_path / "o"), "--per-patient", "0"])
+    assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "--per-patient" in err and len(err.strip().splitlines()) == 1
     code = main(["augment", "--data", str(cohort), "-o", str(tmp_path / "cli"), "--model", model,
@@ -181,3 +184,16 @@ def test_nnunet_output_of_real_slices_passes_nnunet_check(tmp_path):
     assert dataset["numTraining"] == 7 == len(list((out / "imagesTr").glob("*_0000.nii.gz")))
     assert {p.patient_id for p in read_dataset(out)} >= {f"{p.patient_id}_smile1" for p in chosen[:2]}
     verify.verify_dataset_integrity(str(out), num_processes=1)
+
+
+def test_orientation_is_validated_and_changes_the_masks(cohort, augmented, tmp_path):
+    with pytest.raises(ClaimError, match="orientation"):
+        FAST.replace(orientation="north")
+    model = augmented.out_dir / augmented.record["model"]["path"]
+    turned = run_augment(cohort, tmp_path / "turned", FAST.replace(orientation="angle:150", per_patient=1),
+                         model=model, progress=False)
+    plain = run_augment(cohort, tmp_path / "plain", FAST.replace(per_patient=1), model=model, progress=False)
+    labels = [name for case in plain.record["synthetic_cases"] for name in case["files"] if "Contours" in name
+              or "labels" in name]
+    assert labels and any((tmp_path / "turned" / n).read_bytes() != (tmp_path / "plain" / n).read_bytes()
+                          for n in labels)

@@ -28,21 +28,30 @@ from tqdm import tqdm
 
 from claim import __version__
 from claim.aha.config import AhaConfig, geometry_for
+from claim.aha.orientation import parse_orientation
+from claim.aha.segments import Handedness
 from claim.config import Config
-from claim.data.io import write_json, write_png
-from claim.data.layouts import copy_patient, patient_files, read_dataset, write_nnunet_dataset_json, write_patient
+from claim.data.io import atomic_path, write_json, write_png
+from claim.data.layouts import read_dataset
 from claim.data.patient import Layout, Patient
+from claim.data.write import (
+    check_output_location,
+    copy_patient,
+    patient_files,
+    write_nnunet_dataset_json,
+    write_patient,
+)
 from claim.errors import ClaimError, InputError
 from claim.generator.checkpoint import load_generator
 from claim.generator.config import PRESETS, preset_config
 from claim.generator.sampling import parse_sampler
 from claim.generator.train import train_generator
+from claim.output import OutputFolder, file_sha256, fingerprint, write_manifest
 from claim.smile.prior import Prior, default_prior, load_prior, save_prior
 from claim.smile.sampler import SmileSampler
 from claim.smile.spec import Pattern, SmileConfig
 from claim.stages.generate import generate_scars, generation_file_name
 from claim.stages.masks import MASKS_FILE, fit_prior_from_folder, write_mask
-from claim.stages.owned_folder import claim_folder, copy_file_atomic, file_sha256
 
 __all__ = ["AUGMENT_FILE", "PREVIEW_FILE", "FORMATS", "AugmentConfig", "AugmentResult", "run_augment"]
 
@@ -65,6 +74,8 @@ class AugmentConfig(Config):
         sampler: sampler name (None: the generator's default, few-step DPM-Solver++ for claim-mode models).
         generator_preset / generator_steps: the generator trained when no model is given. The default, 2,000 steps
             of ``standard``, takes ~25 min on a 2-core laptop CPU (benchmarks/sampler_quality.py's model).
+        orientation / handedness: the AHA angle origin of the masks (as ``claim aha --orientation``, ``file:PATH``
+            included) and the direction of segments 1-6 on screen.
         min_fit_patients: fit the prior on the folder's scars from this many pathological patients on; below it,
             the shipped EMIDEC prior.
     """
@@ -79,6 +90,8 @@ class AugmentConfig(Config):
     generator_preset: str = "standard"
     generator_steps: int = 2000
     min_fit_patients: int = 3
+    orientation: str = "auto"
+    handedness: str = "ccw"
 
     def __post_init__(self) -> None:
         if self.per_patient < 1:
@@ -89,6 +102,8 @@ class AugmentConfig(Config):
             raise ClaimError(f"--format {self.output_format!r} must be one of {FORMATS}")
         if self.seed < 0:
             raise ClaimError(f"--seed must be >= 0, got {self.seed}")
+        parse_orientation(self.orientation)  # one-line error for a bad spec before any work
+        Handedness(self.handedness)
         if self.sampler is not None:
             try:
                 parse_sampler(self.sampler)
@@ -116,6 +131,34 @@ class AugmentResult:
         return int(self.record["real_cases"])
 
 
+RUN_RECORD = "run.json"
+WORK_DIR = ".claim-augment"  # hidden: readers of OUT never see the intermediate masks, paintings and generator
+
+
+def _claim(out_dir: Path, data_dir: Path, settings: dict[str, Any], *, resume: bool, overwrite: bool) -> Path:
+    """Own ``out_dir`` (``claim.output``: nothing of anyone else's there; an earlier augment run only resumed with
+    the same settings, or replaced with ``overwrite``) and return the hidden work folder."""
+    check_output_location(out_dir, [data_dir])
+    if resume and overwrite:
+        raise ClaimError(f"{out_dir}: --resume continues a run and --overwrite replaces it; pass one")
+    folder = OutputFolder(out_dir, "augment", resume=resume, overwrite=overwrite)
+    state = folder.check()
+    work, now = out_dir / WORK_DIR, json.loads(json.dumps(settings, default=str))
+    if state == "ours" and resume:
+        record = work / RUN_RECORD
+        recorded = json.loads(record.read_text()).get("settings", {}) if record.is_file() else {}
+        changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
+        if changed:
+            shown = ", ".join(f"{k}: {recorded.get(k)!r} -> {now.get(k)!r}" for k in changed)
+            raise ClaimError(f"{out_dir}: --resume with settings that differ from the run's ({shown})")
+    elif state == "ours":
+        folder.clear()  # --overwrite (check() refused it otherwise)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(out_dir, "augment", config=now, inputs=fingerprint([data_dir]), owns_folder=True)
+    write_json(work / RUN_RECORD, {"stage": "augment", "claim_version": __version__, "settings": now})
+    return work
+
+
 def _state(work: Path) -> dict[str, Any]:
     path = work / "state.json"
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -130,11 +173,9 @@ def _train(data_dir: Path, work: Path, config: AugmentConfig, device: str, progr
     checkpoint = run_dir / "generator.pt"
     if _state(work).get("generator_done"):
         return checkpoint
-    if run_dir.exists() and not checkpoint.is_file():
-        # Stopped before its first checkpoint: nothing to continue; start the (seeded) run again.
-        shutil.rmtree(run_dir)
     generator_config = preset_config(config.generator_preset, steps=config.generator_steps)
-    train_generator(data_dir, run_dir, generator_config, seed=config.seed, resume=checkpoint.is_file(),
+    # A run stopped before its first checkpoint resumes from step 0 (claim.training), so resuming is always right.
+    train_generator(data_dir, run_dir, generator_config, seed=config.seed, resume=run_dir.exists(),
                     device=device, checkpoint_every=250, progress=progress)
     _mark(work, generator_done=True)
     return checkpoint
@@ -153,7 +194,8 @@ def _draw_masks(normals: list[Patient], root: Path, prior: Prior, config: Augmen
     """``per_patient`` masks per normal patient, listed mask-major so that shard i of n holds patient i's masks."""
     if (root / MASKS_FILE).is_file():
         return json.loads((root / MASKS_FILE).read_text())
-    smile, aha = SmileConfig(pattern=Pattern(config.pattern)), AhaConfig(bullseye=False)
+    smile = SmileConfig(pattern=Pattern(config.pattern))
+    aha = AhaConfig(orientation=config.orientation, handedness=Handedness(config.handedness), bullseye=False)
     entries: list[dict] = [{}] * (len(normals) * config.per_patient)
     bar = tqdm(total=len(entries), desc="SMILE masks", unit="mask", disable=not progress)
     for i, patient in enumerate(normals):
@@ -180,8 +222,9 @@ def _paint(model: Path, data_dir: Path, work: Path, n_shards: int, config: Augme
     for i in tqdm(range(n_shards), desc="painting", unit="patient", disable=not progress):
         record = painted / generation_file_name((i, n_shards))
         if not record.is_file():
+            # The work folder is this run's own: a shard cut off mid-way is simply painted again.
             generate_scars(model, data_dir, work / "masks", painted, sampler=config.sampler, seed=config.seed,
-                           device=device, shard=(i, n_shards))
+                           device=device, shard=(i, n_shards), overwrite=True)
         records += json.loads(record.read_text())
     return records
 
@@ -206,7 +249,8 @@ def _write_synthetic(painted: Path, records: list[dict], out_dir: Path, convert:
         return files
     for record in records:
         for key in ("image", "label"):
-            copy_file_atomic(painted / record[key], out_dir / record[key])
+            target = out_dir / record[key]
+            atomic_path(target, lambda tmp, src=painted / record[key]: shutil.copyfile(src, tmp))
             files.setdefault(record["mask_id"], []).append(record[key])
     return files
 
@@ -243,6 +287,7 @@ def run_augment(
     model: Path | None = None,
     device: str = "cpu",
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> AugmentResult:
     """Augment the labelled folder ``data_dir`` with synthetic scar patients painted on its normal patients.
@@ -254,6 +299,7 @@ def run_augment(
         model: generator checkpoint; None trains the default generator on ``data_dir``'s scar slices first.
         device: ``cpu`` | ``cuda`` | ``auto`` for training and painting.
         resume: continue an interrupted run in ``out_dir`` (the same settings), from the step it reached.
+        overwrite: replace an earlier ``claim augment`` output in ``out_dir`` (never files claim did not write).
         progress: progress bars.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -274,7 +320,7 @@ def run_augment(
     nnunet = config.output_format == "nnunet"
     settings = {"data": str(data_dir.resolve()), "model": str(Path(model).resolve()) if model else None,
                 **config.to_dict()}
-    work = claim_folder(out_dir, "augment", settings, resume=resume, inputs=[data_dir])
+    work = _claim(out_dir, data_dir, settings, resume=resume, overwrite=overwrite)
     timings: dict[str, float] = {}
 
     tick = time.perf_counter()
@@ -332,5 +378,7 @@ def run_augment(
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "synthetic_cases": cases,
     }
-    write_json(out_dir / AUGMENT_FILE, record)  # last: a complete run
+    write_json(out_dir / AUGMENT_FILE, record)
+    write_manifest(out_dir, "augment", config=json.loads(json.dumps(settings, default=str)),
+                   inputs=fingerprint([data_dir]), owns_folder=True)  # last: every file of a complete run
     return AugmentResult(out_dir, record)
