@@ -29,6 +29,7 @@ MANIFEST_PREFIX = ".claim-output"
 MANIFEST_NAME = f"{MANIFEST_PREFIX}.json"
 _STAGING_SUFFIX = ".claim-staging"
 _OLD_SUFFIX = ".claim-replaced"
+_RESUMABLE_COMMANDS = ("train", "experiment", "augment")  # long jobs that continue their own output
 
 
 def is_hidden(path: Path, root: Path | None = None) -> bool:
@@ -171,9 +172,9 @@ class OutputFolder:
         if self.part is not None and not (out / self.manifest_name).exists():
             return "new"  # other parts' output: kept beside this part's
         if not (self.overwrite or self.resume):
+            resumable = self.command.startswith(_RESUMABLE_COMMANDS)
             raise ClaimError(f"{out}: holds an earlier claim output; pass --overwrite to replace it"
-                             + (" or --resume to continue it" if self.command.startswith(("train", "exp", "augment")) else "")
-                             + " (or choose another --out)")
+                             + (" or --resume to continue it" if resumable else "") + " (or choose another --out)")
         return "ours"
 
     def clear(self) -> None:

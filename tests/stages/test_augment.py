@@ -190,7 +190,7 @@ def test_orientation_is_validated_and_changes_the_masks(cohort, augmented, tmp_p
     with pytest.raises(ClaimError, match="orientation"):
         FAST.replace(orientation="north")
     model = augmented.out_dir / augmented.record["model"]["path"]
-    turned = run_augment(cohort, tmp_path / "turned", FAST.replace(orientation="angle:150", per_patient=1),
+    run_augment(cohort, tmp_path / "turned", FAST.replace(orientation="angle:150", per_patient=1),
                          model=model, progress=False)
     plain = run_augment(cohort, tmp_path / "plain", FAST.replace(per_patient=1), model=model, progress=False)
     labels = [name for case in plain.record["synthetic_cases"] for name in case["files"] if "Contours" in name
