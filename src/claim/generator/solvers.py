@@ -23,7 +23,7 @@ from claim.generator.schedule import NoiseSchedule, cosine_betas
 
 __all__ = ["SOLVERS", "SOLVER_ORDERS", "make_scheduler", "solver_times", "solver_inpaint"]
 
-# Sampler names of the library solvers (``dpm2:8``, ``unipc3:10``); orders the libraries implement.
+# Sampler names of the library solvers (``dpm2:5``, ``unipc3:10``); orders the libraries implement.
 SOLVERS = ("dpm", "unipc")
 SOLVER_ORDERS = (1, 2, 3)
 
@@ -34,9 +34,9 @@ def make_scheduler(schedule: NoiseSchedule, solver: str, order: int) -> Any:
     The betas are the schedule's own (``cosine_betas(T)``, the float64 values ``NoiseSchedule`` is built from). The
     libraries form ``1 - beta`` and its cumulative product in float32, which loses 2e-4 of the last level's abar
     (beta clipped at 0.9999); we hand them our float64 product instead, so every noise level they use is ours
-    exactly (tested). The last step goes to
-    the clean image (``final_sigmas_type="zero"``); the multistep order drops near the end for few steps
-    (``lower_order_final``), as the libraries recommend below 15 steps.
+    exactly (tested). The K levels visited are the libraries' ``linspace`` grid (T-1 down to about T/K; DPM-Solver++
+    of order 1 on it is DDIM, tested); the last step goes to the clean image (``final_sigmas_type="zero"``), and
+    the multistep order drops near the end (``lower_order_final``), as the libraries recommend below 15 steps.
     """
     if solver not in SOLVERS:
         raise ValueError(f"solver {solver!r} must be one of {SOLVERS}")
