@@ -23,7 +23,7 @@ from claim.data.io import write_json
 from claim.errors import ClaimError, InputError
 
 __all__ = ["MANIFEST_PREFIX", "MANIFEST_NAME", "is_hidden", "visible_files", "file_sha256", "fingerprint",
-           "data_identity", "OutputFolder", "check_new_file", "claim_output", "staged_output", "write_manifest"]
+           "data_identity", "OutputFolder", "check_new_file", "staged_output", "write_manifest"]
 
 MANIFEST_PREFIX = ".claim-output"
 MANIFEST_NAME = f"{MANIFEST_PREFIX}.json"
@@ -197,17 +197,6 @@ def check_new_file(path: Path, *, overwrite: bool, flag: str) -> Path:
     if path.exists() and not overwrite:
         raise InputError(path, f"{flag} exists already; pass --overwrite to replace it (or choose another path)")
     return path
-
-
-def claim_output(path: Path, command: str, *, overwrite: bool = False, resume: bool = False) -> OutputFolder:
-    """Check an in-place output folder (a long job's, which resumes) before any work; clear an earlier claim
-    output there on ``overwrite`` (unless resuming). The caller writes the manifest (``owns_folder``) once it
-    starts writing."""
-    folder = OutputFolder(path, command, overwrite=overwrite, resume=resume)
-    state = folder.check()
-    if state == "ours" and overwrite and not resume:
-        folder.clear()
-    return folder
 
 
 @contextmanager

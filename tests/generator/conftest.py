@@ -1,14 +1,19 @@
-"""Tiny generator fixtures: a phantom cohort on disk, a tiny config, a trained tiny checkpoint, a masks folder."""
+"""Tiny generator fixtures: a phantom cohort on disk, a tiny config, a trained tiny checkpoint, a masks folder, and
+an awake tiny denoiser with one batch for the sampler tests."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 from claim.data.write import patient_files, write_label_maps
 from claim.generator.config import GeneratorConfig
+from claim.generator.denoiser import build_denoiser
+from claim.generator.loss import dilate_mask
+from claim.generator.schedule import NoiseSchedule
 from claim.generator.train import train_generator
 from claim.labels import Label
 from claim.phantom import write_phantom_cohort
@@ -70,3 +75,39 @@ def make_masks_dir(phantom_dir, root, n_masks: int = 2):
         assert files == patient_files(normal.with_arrays(patient_id=mask_id), root, "label")
     write_json(root / "masks.json", entries)
     return root, normal
+
+
+def _awake(model):
+    # MONAI zero-initialises the output conv, so an untrained net predicts eps = 0 whatever its inputs; wake it up.
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """A tiny awake claim denoiser, its schedule and one batch: known crops, inpainting region, myocardium, hist."""
+    torch.manual_seed(0)
+    model = _awake(build_denoiser(TINY).eval())
+    schedule = NoiseSchedule(TINY.timesteps)
+    g = torch.Generator().manual_seed(3)
+    known = torch.rand(2, 1, 32, 32, generator=g) * 2 - 1
+    lesion = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    lesion[:, :, 10:16, 12:20] = True
+    inpaint_mask = dilate_mask(lesion, 2)
+    myo = torch.zeros_like(lesion)
+    myo[:, :, 8:20, 8:24] = True
+    hist = torch.full((2, 16), 1 / 16)
+    return model, schedule, known, inpaint_mask, myo, hist
+
+
+class _Counter:
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, x, t):
+        self.calls += 1
+        return self.fn(x, t)

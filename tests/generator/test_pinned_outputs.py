@@ -17,7 +17,7 @@ from claim.generator.sampling import ddim_inpaint, make_eps_fn, make_model_fn, r
 from claim.generator.schedule import NoiseSchedule
 from claim.generator.train import training_loss
 from claim.labels import Label
-from tests.generator.conftest import TINY
+from tests.generator.conftest import TINY, _awake
 
 # (sum and sum of squares over the inpainting region, one pixel inside it) per sampler; CPU, float32.
 PINNED = {
@@ -28,13 +28,7 @@ PINNED = {
 
 def _tiny_net(mode: Mode):
     torch.manual_seed(0)
-    model = build_denoiser(TINY.with_mode(mode).replace(prediction="eps")).eval()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():  # MONAI zero-initialises the output conv: give it weights so outputs depend on inputs
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return model
+    return _awake(build_denoiser(TINY.with_mode(mode).replace(prediction="eps")).eval())
 
 
 def _batch():

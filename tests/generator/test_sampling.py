@@ -7,46 +7,10 @@ import torch
 
 from claim.generator.config import Mode
 from claim.generator.denoiser import build_denoiser
-from claim.generator.loss import dilate_mask
 from claim.generator.repaint import RePaintPlan
 from claim.generator.sampling import ddim_inpaint, make_eps_fn, make_model_fn, parse_sampler, repaint_inpaint
-from claim.generator.schedule import NoiseSchedule, model_outputs
-from tests.generator.conftest import TINY
-
-
-def _awake(model):
-    # MONAI zero-initialises the output conv, so an untrained net predicts eps = 0 whatever its inputs; wake it up.
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if not p.any():
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-    return model
-
-
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    model = _awake(build_denoiser(TINY).eval())
-    schedule = NoiseSchedule(TINY.timesteps)
-    g = torch.Generator().manual_seed(3)
-    known = torch.rand(2, 1, 32, 32, generator=g) * 2 - 1
-    lesion = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
-    lesion[:, :, 10:16, 12:20] = True
-    inpaint_mask = dilate_mask(lesion, 2)
-    myo = torch.zeros_like(lesion)
-    myo[:, :, 8:20, 8:24] = True
-    hist = torch.full((2, 16), 1 / 16)
-    return model, schedule, known, inpaint_mask, myo, hist
-
-
-class _Counter:
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
-
-    def __call__(self, x, t):
-        self.calls += 1
-        return self.fn(x, t)
+from claim.generator.schedule import model_outputs
+from tests.generator.conftest import TINY, _awake, _Counter
 
 
 @pytest.mark.parametrize(("mode", "prediction"), [(Mode.CLAIM, "eps"), (Mode.CLAIM, "x0"), (Mode.LEFUSION, "eps")])

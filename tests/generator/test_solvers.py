@@ -7,27 +7,10 @@ import pytest
 import torch
 
 from claim.generator.config import MODE_DEFAULTS, GeneratorConfig, Mode
-from claim.generator.denoiser import build_denoiser
-from claim.generator.loss import dilate_mask
 from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
 from claim.generator.schedule import NoiseSchedule
 from claim.generator.solvers import make_scheduler, solver_inpaint, solver_times
-from tests.generator.conftest import TINY
-from tests.generator.test_sampling import _awake, _Counter
-
-
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    model = _awake(build_denoiser(TINY).eval())
-    schedule = NoiseSchedule(TINY.timesteps)
-    g = torch.Generator().manual_seed(3)
-    known = torch.rand(2, 1, 32, 32, generator=g) * 2 - 1
-    lesion = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
-    lesion[:, :, 10:16, 12:20] = True
-    myo = torch.zeros_like(lesion)
-    myo[:, :, 8:20, 8:24] = True
-    return model, schedule, known, dilate_mask(lesion, 2), myo, torch.full((2, 16), 1 / 16)
+from tests.generator.conftest import _Counter
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the library's own np.array(tensor) call

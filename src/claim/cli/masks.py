@@ -163,10 +163,9 @@ _AHA_FLAGS = {"orientation": "orientation", "handedness": "handedness", "label_m
 _MASKS_FLAGS = {"per_patient": "per_patient", "seed": "seed", "prior": "prior_path"}
 
 
-def _resolve(args: argparse.Namespace) -> MasksConfig:
-    """The masks config: explicit flags over the ``-c`` file's values over the dataclasses' defaults."""
+def _resolve(args: argparse.Namespace, saved: dict) -> MasksConfig:
+    """The masks config: explicit flags over the ``-c`` file's values (``saved``) over the dataclasses' defaults."""
     given = vars(args)
-    saved = saved_run(args, "masks")
 
     def pick(flags: dict[str, str]) -> dict:
         return {field: given[flag] for flag, field in flags.items() if flag in given}
@@ -190,9 +189,10 @@ def _resolve(args: argparse.Namespace) -> MasksConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = _resolve(args)
+    saved = saved_run(args, "masks")
+    config = _resolve(args, saved)
     parse_orientation(config.aha.orientation)  # fail before reading any data
-    data = args.data or (saved_run(args, "masks").get("data") if args.config and not args.fit_prior else None)
+    data = args.data or (saved.get("data") if not args.fit_prior else None)
     if args.fit_prior:
         if args.data:
             raise ClaimError("--fit-prior DIR reads DIR; drop --data (or drop --fit-prior to draw masks)")

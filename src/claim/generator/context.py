@@ -12,11 +12,7 @@ from claim.generator.config import GeneratorConfig, Mode
 from claim.generator.data import lesion_masks, myocardium_masks
 from claim.generator.loss import dilate_mask
 
-__all__ = ["CONTEXT_CHANNELS", "inpaint_region", "build_context", "denoiser_input"]
-
-# Channels added to x_t in claim mode: the image with the region blanked, the region, the whole myocardium.
-CONTEXT_CHANNELS = 3
-
+__all__ = ["inpaint_region", "build_context", "denoiser_input"]
 
 def inpaint_region(config: GeneratorConfig, label_maps: torch.Tensor) -> torch.Tensor:
     """The pixels the generator repaints: scar + MVO of ``(B, 1, H, W)`` label maps, dilated by the blending band."""
