@@ -30,7 +30,7 @@ from claim.generator.train import GeneratorTrainer  # noqa: E402
 from claim.phantom import PhantomConfig, make_phantom_cohort  # noqa: E402
 from claim.runtime import bf16_supported  # noqa: E402
 from claim.segmentation.config import segmenter_preset  # noqa: E402
-from claim.segmentation.data import slices_from_patients  # noqa: E402
+from claim.segmentation.data import training_slices  # noqa: E402
 from claim.segmentation.train import SegmenterTrainer  # noqa: E402
 
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     for crop, label in ((256, "full slice 256 px"), (128, "LV crop 128 px")):
         for precision in ("fp32", "bf16"):
             config = segmenter_preset("standard", crop_size=crop)
-            trainer = SegmenterTrainer(config, slices_from_patients(patients, crop), [], seed=0, precision=precision)
+            trainer = SegmenterTrainer(config, training_slices(patients, config), [], seed=0, precision=precision)
             rate = _rate(trainer.step, 2, args.steps)
             results["segmenter"][f"{crop}/{precision}"] = {"steps_per_s": rate, "what": label}
             print(f"segmenter {label:18s} {precision}: {rate:.3f} steps/s")

@@ -18,7 +18,7 @@ from claim.joint.canvas import build_canvases, sample_canvas_crops
 from claim.joint.consistency import consistency_loss, to_segmenter_frame
 from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
 from claim.labels import Label
-from claim.segmentation.data import slices_from_patients
+from claim.segmentation.data import training_slices
 from claim.segmentation.net import build_segmenter
 from claim.segmentation.train import SegmenterTrainer
 from tests.joint.conftest import TINY_G, TINY_S
@@ -84,7 +84,7 @@ def test_synthetic_slices_match_the_segmenter_frame_and_change_its_weights(joint
     assert len(buffer) == min(3, 2 * len(images))
     extra_images, extra_labels = buffer.sample(2, torch.Generator().manual_seed(0))
 
-    real = slices_from_patients(patients, TINY_S.crop_size)
+    real = training_slices(patients, TINY_S)
     plain = SegmenterTrainer(TINY_S, real, [], seed=0)
     mixed = SegmenterTrainer(TINY_S, real, [], seed=0)
     plain.step(0)

@@ -10,7 +10,8 @@ from claim.segmentation.config import SegmenterConfig
 from tests.conftest import SMALL
 
 # Smaller than the "tiny" preset (crop 64, 4 levels): tests only need the loop, not accuracy.
-TEST_CONFIG = SegmenterConfig(crop_size=32, filters=(4, 8, 16), batch_size=2, steps=3, val_every=2, lr=1e-2)
+TEST_CONFIG = SegmenterConfig(crop_size=32, filters=(4, 8, 16), batch_size=2, steps=3, val_every=2, lr=1e-2,
+                              localiser_size=32, localiser_filters=(4, 8, 16))
 
 
 @pytest.fixture(scope="session")

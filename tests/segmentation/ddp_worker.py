@@ -8,14 +8,14 @@ from pathlib import Path
 import torch
 
 from claim.data.layouts import read_dataset
-from claim.segmentation.data import slices_from_patients
+from claim.segmentation.data import training_slices
 from claim.segmentation.train import SegmenterTrainer
 from tests.segmentation.conftest import TEST_CONFIG
 
 
 def run(data_dir: Path, out_dir: Path, steps: int) -> None:
     patients = read_dataset(data_dir)
-    trainer = SegmenterTrainer(TEST_CONFIG, slices_from_patients(patients[1:], TEST_CONFIG.crop_size), patients[:1],
+    trainer = SegmenterTrainer(TEST_CONFIG, training_slices(patients[1:], TEST_CONFIG), patients[:1],
                                seed=3, device="cpu")
     for step in range(steps):
         trainer.step(step)

@@ -1,4 +1,4 @@
-"""Centred crop / paste-back and seeded augmentation."""
+"""LV-centred ROIs, paste-back, overviews and seeded augmentation."""
 
 from __future__ import annotations
 
@@ -6,25 +6,38 @@ import numpy as np
 import pytest
 import torch
 
+from claim.data.layouts import read_dataset
 from claim.segmentation.config import SegmenterConfig, segmenter_preset
-from claim.segmentation.data import augment_batch, build_augmentation, centre_crop, paste_centre
+from claim.segmentation.data import augment_batch, build_augmentation, crop_rois, paste_rois, roi_box, training_slices
 from tests.segmentation.conftest import TEST_CONFIG
 
 
-@pytest.mark.parametrize("shape", [(7, 9), (40, 33), (32, 32), (20, 50)])
-def test_crop_then_paste_keeps_the_centre(shape):
+@pytest.mark.parametrize(("shape", "centre"), [((7, 9), (3, 4)), ((40, 33), (10.0, 25.4)), ((32, 32), (15.5, 15.5)),
+                                             ((20, 50), (2, 48))])
+def test_roi_crop_then_paste_keeps_the_window(shape, centre):
     rng = np.random.default_rng(0)
     image = rng.random((2, *shape)).astype(np.float32) + 1
-    crop = centre_crop(image, 32, None)
+    box = roi_box(shape, centre, 32)
+    crop = crop_rois(image, box)
     assert crop.shape == (2, 32, 32)
-    if min(shape) < 32:  # padded with each slice's minimum
-        assert crop[0, 0, 0] == image[0].min() or crop[0].min() == image[0].min()
-    pasted = paste_centre(crop, shape, 0)
-    r0, c0 = max(0, (shape[0] - 32) // 2), max(0, (shape[1] - 32) // 2)
     inside = np.zeros(shape, bool)
-    inside[r0:r0 + 32, c0:c0 + 32] = True
-    np.testing.assert_array_equal(pasted[:, inside], image[:, inside])
+    inside[max(box.row0, 0):box.row0 + 32, max(box.col0, 0):box.col0 + 32] = True
+    assert crop[0].min() == image[0].min()  # padding (where the window leaves the slice) is the slice minimum
+    labels = (image * 3).astype(np.uint8)
+    pasted = paste_rois(crop_rois(labels, box, is_label=True), box, 0)
+    np.testing.assert_array_equal(pasted[:, inside], labels[:, inside])
     assert (pasted[:, ~inside] == 0).all()
+
+
+def test_training_rois_follow_the_labelled_heart(seg_data_dir):
+    patient = read_dataset(seg_data_dir)[0]
+    shifted = patient.with_arrays(images=np.roll(patient.images, (9, -7), axis=(1, 2)),
+                                  label_maps=np.roll(patient.label_maps, (9, -7), axis=(1, 2)))
+    a, b = training_slices([patient], TEST_CONFIG), training_slices([shifted], TEST_CONFIG)
+    np.testing.assert_array_equal(a.labels, b.labels)  # the ROI moved with the heart
+    np.testing.assert_array_equal(a.images, b.images)
+    assert a.overviews.shape == (patient.n_slices, 1, TEST_CONFIG.localiser_size, TEST_CONFIG.localiser_size)
+    assert set(np.unique(a.overview_labels)) <= {0, 1, 2} and (a.overview_labels == 2).any()
 
 
 def test_augmentation_is_seeded_and_keeps_label_ids():

@@ -11,13 +11,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from claim.evaluation.metrics import dice
 from claim.labels import Label
 from claim.phantom import make_phantom_cohort
 from claim.segmentation.config import segmenter_preset
-from claim.segmentation.data import slices_from_patients
-from claim.segmentation.predict import predict_label_maps
+from claim.segmentation.data import training_slices
+from claim.segmentation.predict import locate_heart, predict_label_maps
 from claim.segmentation.train import SegmenterTrainer
 from tests.conftest import SMALL
 
@@ -28,7 +29,7 @@ def test_tiny_preset_learns_scar_on_its_training_patients():
     cases = make_phantom_cohort(3, seed=0, config=replace(SMALL, pathological_fraction=1.0))
     patients = [c.patient for c in cases]
     assert all((p.label_maps == Label.INFARCT).any() for p in patients)
-    trainer = SegmenterTrainer(config, slices_from_patients(patients, config.crop_size), [], seed=0)
+    trainer = SegmenterTrainer(config, training_slices(patients, config), [], seed=0)
     for step in range(config.steps):
         trainer.step(step)
     pred = np.concatenate([predict_label_maps(trainer.network, config, p.images) for p in patients])
@@ -36,3 +37,9 @@ def test_tiny_preset_learns_scar_on_its_training_patients():
     scar_dice = dice(pred == Label.INFARCT, gt == Label.INFARCT)
     assert (pred == Label.INFARCT).sum() > 0.5 * (gt == Label.INFARCT).sum(), "scar is (almost) never predicted"
     assert scar_dice > 0.5
+    # The localiser learned where the heart is: it follows a patient moved off-centre.
+    for shift in ((12, -9), (-10, 14)):
+        moved = np.roll(patients[0].images, shift, axis=(1, 2))
+        heart = np.roll(patients[0].label_maps > 0, shift, axis=(1, 2)).any(axis=0)
+        centre, found = locate_heart(trainer.network, config, moved)
+        assert found and np.hypot(*(np.asarray(centre) - ndimage.center_of_mass(heart))) < 3.0

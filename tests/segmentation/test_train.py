@@ -15,7 +15,7 @@ from claim.data.patient import Layout
 from claim.data.write import patient_files, write_patient
 from claim.errors import ClaimError
 from claim.segmentation.checkpoint import load_segmenter, read_checkpoint
-from claim.segmentation.data import slices_from_patients
+from claim.segmentation.data import training_slices
 from claim.segmentation.train import SegmenterTrainer, split_patients, train_segmenter
 from tests.segmentation.conftest import TEST_CONFIG
 
@@ -67,25 +67,52 @@ def test_segment_cli_mirrors_layout_and_evaluates(tiny_run, seg_data_dir, tmp_pa
         f.name for f in (png / "images").iterdir())
 
 
-def test_resume_equals_uninterrupted_run(seg_data_dir, tmp_path):
-    config = replace(TEST_CONFIG, steps=4)
-    train_segmenter([seg_data_dir], tmp_path / "a", config, seed=1, progress=False)
-    train_segmenter([seg_data_dir], tmp_path / "b", replace(config, steps=2), seed=1, progress=False)
-    with pytest.raises(ClaimError, match="--resume"):
-        train_segmenter([seg_data_dir], tmp_path / "b", config, seed=1, progress=False)
-    train_segmenter([seg_data_dir], tmp_path / "b", config, seed=1, progress=False, resume=True)
-    a, b = read_checkpoint(tmp_path / "a" / "last.pt"), read_checkpoint(tmp_path / "b" / "last.pt")
+def _assert_same_run(a_dir, b_dir) -> None:
+    a, b = read_checkpoint(a_dir / "last.pt"), read_checkpoint(b_dir / "last.pt")
     assert a["step"] == b["step"] == 4
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0)
-    log_a = [json.loads(x) for x in (tmp_path / "a" / "train_log.jsonl").read_text().splitlines()]
-    log_b = [json.loads(x) for x in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    log_a = [json.loads(x) for x in (a_dir / "train_log.jsonl").read_text().splitlines()]
+    log_b = [json.loads(x) for x in (b_dir / "train_log.jsonl").read_text().splitlines()]
     assert [r.get("loss") for r in log_a] == [r.get("loss") for r in log_b]
+
+
+def test_killed_run_resumes_exactly(seg_data_dir, tmp_path, monkeypatch):
+    # The poly schedule is a function of (step, steps): a run killed after its step-2 checkpoint and resumed
+    # follows the uninterrupted run's learning-rate curve and batches to the last bit.
+    config = replace(TEST_CONFIG, steps=4)
+    assert config.lr_schedule == "poly"
+    train_segmenter([seg_data_dir], tmp_path / "a", config, seed=1, progress=False)
+    real_step = SegmenterTrainer.step
+
+    def dies_at_step_3(self, step, *args, **kwargs):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real_step(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(SegmenterTrainer, "step", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_segmenter([seg_data_dir], tmp_path / "b", config, seed=1, progress=False)
+    monkeypatch.setattr(SegmenterTrainer, "step", real_step)
+    assert read_checkpoint(tmp_path / "b" / "last.pt")["step"] == 2
+    with pytest.raises(ClaimError, match="--resume"):
+        train_segmenter([seg_data_dir], tmp_path / "b", config, seed=1, progress=False)
+    train_segmenter([seg_data_dir], tmp_path / "b", config, seed=1, progress=False, resume=True)
+    _assert_same_run(tmp_path / "a", tmp_path / "b")
+
+
+def test_extended_run_equals_uninterrupted_run_with_constant_lr(seg_data_dir, tmp_path):
+    # Raising ``steps`` on resume extends a run; with a constant learning rate nothing else changes.
+    config = replace(TEST_CONFIG, steps=4, lr_schedule="constant")
+    train_segmenter([seg_data_dir], tmp_path / "a", config, seed=1, progress=False)
+    train_segmenter([seg_data_dir], tmp_path / "b", replace(config, steps=2), seed=1, progress=False)
+    train_segmenter([seg_data_dir], tmp_path / "b", config, seed=1, progress=False, resume=True)
+    _assert_same_run(tmp_path / "a", tmp_path / "b")
 
 
 def test_extra_synthetic_batch_changes_parameters_and_passes_gradient(seg_data_dir):
     patients = read_dataset(seg_data_dir)
-    train = slices_from_patients(patients[1:], TEST_CONFIG.crop_size)
+    train = training_slices(patients[1:], TEST_CONFIG)
     plain = SegmenterTrainer(TEST_CONFIG, train, patients[:1], seed=2)
     mixed = SegmenterTrainer(TEST_CONFIG, train, patients[:1], seed=2)
     extra_images = torch.from_numpy(train.images[:2]).clone().requires_grad_(True)

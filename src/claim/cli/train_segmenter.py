@@ -17,7 +17,7 @@ from claim.cli.common import (
     saved_run,
 )
 from claim.errors import ClaimError
-from claim.segmentation.config import SEGMENTER_PRESETS, SegmenterConfig, segmenter_preset
+from claim.segmentation.config import LR_SCHEDULES, SEGMENTER_PRESETS, SegmenterConfig, segmenter_preset
 from claim.segmentation.train import train_segmenter
 
 COMMAND = "train-segmenter"
@@ -40,6 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=BATCH, default=None, help="override the preset's batch size")
     parser.add_argument("--synthetic-fraction", type=number(0.0, 1.0, hi_open=True), default=None,
                         help="fraction of each batch drawn from --synthetic (default: pool them with the real slices)")
+    parser.add_argument("--lr", type=number(0.0, 1.0, lo_open=True), default=None,
+                        help="peak AdamW learning rate (default: the preset's)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
+                        help="poly (nnU-Net decay to 0 at --steps) or constant (default: the preset's)")
+    parser.add_argument("--foreground-fraction", type=number(0.0, 1.0), default=None,
+                        help="share of each real batch drawn from scar-bearing slices (default: the preset's)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
     add_run_flags(parser, "continue RUN/last.pt up to --steps")
     parser.set_defaults(run=run)
@@ -47,7 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     saved = saved_run(args, COMMAND)
-    changes = explicit(args, ("steps", "val_every", "batch_size", "synthetic_fraction"))
+    changes = explicit(args, ("steps", "val_every", "batch_size", "synthetic_fraction", "lr", "lr_schedule",
+                              "foreground_fraction"))
 
     def make() -> SegmenterConfig:
         if saved:

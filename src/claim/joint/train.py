@@ -32,7 +32,7 @@ from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
 from claim.output import data_identity
 from claim.runtime import resolve_device
 from claim.segmentation.config import SegmenterConfig, segmenter_preset
-from claim.segmentation.data import slices_from_patients
+from claim.segmentation.data import training_slices
 from claim.segmentation.train import SegmenterTrainer
 from claim.smile.prior import Prior
 from claim.training import Cadence, RunFolder, run_steps, step_generator
@@ -162,7 +162,7 @@ def train_joint(
     gen = GeneratorTrainer(gen_config, crops, seed=seed, device=dev, hist_centres=centres, precision=precision)
     if init_payload is not None:
         gen.load_state_dict(init_payload)
-    seg = SegmenterTrainer(seg_config, slices_from_patients(train, seg_config.crop_size), val, seed=seed,
+    seg = SegmenterTrainer(seg_config, training_slices(train, seg_config), val, seed=seed,
                            device=str(dev), precision=precision)
     buffer = ReplayBuffer(joint.buffer_size)
     settings = {

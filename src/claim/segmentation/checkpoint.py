@@ -19,7 +19,7 @@ from claim.training.checkpoint import save_checkpoint as save_any_checkpoint
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "save_checkpoint", "read_checkpoint", "load_segmenter"]
 
 CHECKPOINT_FORMAT = "claim-segmenter"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the cascade (localiser + segmenter) with deep supervision
 
 
 def save_checkpoint(path: Path, config: SegmenterConfig, model_state: dict, **fields: Any) -> Path:

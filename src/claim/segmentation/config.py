@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 
 from claim.config import Config
 
-__all__ = ["SegmenterConfig", "SEGMENTER_PRESETS", "segmenter_preset"]
+__all__ = ["LR_SCHEDULES", "SegmenterConfig", "SEGMENTER_PRESETS", "segmenter_preset"]
+
+LR_SCHEDULES = ("poly", "constant")
 
 
 @dataclass(frozen=True)
@@ -15,8 +17,19 @@ class SegmenterConfig(Config):
     """Everything that defines a segmenter run.
 
     Attributes:
-        crop_size: side of the fixed centred square crop of every slice (pixels; padded with the slice minimum).
+        crop_size: side of the LV-centred square ROI the segmenter sees (pixels; padded with the slice minimum).
+            Training ROIs are centred on the labelled heart of each patient; at prediction the localiser places
+            them (see ``localiser_size``) and predictions are pasted back into the source grid.
         filters: DynUNet channels per level; ``crop_size`` must be divisible by ``2 ** (len(filters) - 1)``.
+        deep_supervision: extra output heads at coarser decoder levels (nnU-Net); their losses weigh 1/2, 1/4, ...
+            of the main one. At most ``len(filters) - 2``; ``None`` = ``min(2, len(filters) - 2)``.
+        lr_schedule: ``poly`` (nnU-Net: ``lr * (1 - step / steps) ** 0.9``) or ``constant``.
+        foreground_fraction: share of every real batch drawn from scar-bearing slices only, the rest uniformly from
+            all (nnU-Net's foreground oversampling; 0 = uniform).
+        localiser_size: side of the whole-slice overview the localiser segments (heart: cavity + myocardium) to
+            centre the ROI; 0 = no localiser, the ROI is the slice centre.
+        localiser_filters: the localiser's DynUNet channels per level.
+        postprocess: anatomical post-processing of predictions (``claim.segmentation.postprocess``).
         batch_size: real slices per step (per process under ``accelerate launch``).
         lr / weight_decay: AdamW.
         steps: total optimisation steps.
@@ -32,8 +45,14 @@ class SegmenterConfig(Config):
 
     crop_size: int = 128
     filters: tuple[int, ...] = (16, 32, 64, 128, 256)
+    deep_supervision: int | None = None
     batch_size: int = 8
     lr: float = 1e-3
+    lr_schedule: str = "poly"
+    foreground_fraction: float = 0.33
+    localiser_size: int = 64
+    localiser_filters: tuple[int, ...] = (8, 16, 32, 64)
+    postprocess: bool = True
     weight_decay: float = 1e-5
     steps: int = 2000
     val_every: int = 200
@@ -49,6 +68,7 @@ class SegmenterConfig(Config):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
+        object.__setattr__(self, "localiser_filters", tuple(int(f) for f in self.localiser_filters))
         object.__setattr__(self, "zoom_range", tuple(float(z) for z in self.zoom_range))
         object.__setattr__(self, "gamma_range", tuple(float(g) for g in self.gamma_range))
         if len(self.filters) < 2:
@@ -56,6 +76,22 @@ class SegmenterConfig(Config):
         factor = 2 ** (len(self.filters) - 1)
         if self.crop_size <= 0 or self.crop_size % factor:
             raise ValueError(f"crop_size {self.crop_size} must be a positive multiple of {factor} for {self.filters}")
+        if self.deep_supervision is None:
+            object.__setattr__(self, "deep_supervision", min(2, max(len(self.filters) - 2, 0)))
+        if not 0 <= self.deep_supervision <= len(self.filters) - 2:
+            raise ValueError(f"deep_supervision {self.deep_supervision} must be in 0..{len(self.filters) - 2} for "
+                             f"{len(self.filters)} levels")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule {self.lr_schedule!r} must be one of {LR_SCHEDULES}")
+        if not 0.0 <= self.foreground_fraction <= 1.0:
+            raise ValueError(f"foreground_fraction {self.foreground_fraction} must be in [0, 1]")
+        if self.localiser_size:
+            if len(self.localiser_filters) < 2:
+                raise ValueError(f"localiser_filters {self.localiser_filters} needs at least two levels")
+            loc_factor = 2 ** (len(self.localiser_filters) - 1)
+            if self.localiser_size < 0 or self.localiser_size % loc_factor:
+                raise ValueError(f"localiser_size {self.localiser_size} must be 0 or a positive multiple of "
+                                 f"{loc_factor} for {self.localiser_filters}")
         if self.batch_size < 1 or self.steps < 0 or self.val_every < 1:
             raise ValueError(f"batch_size {self.batch_size} >= 1, steps {self.steps} >= 0, val_every "
                              f"{self.val_every} >= 1 required")
@@ -69,7 +105,8 @@ SEGMENTER_PRESETS: dict[str, dict[str, Any]] = {
     # Tests and demo: a few seconds per 10 steps on 2 CPU cores. lr 1e-2: at AdamW's 1e-3 this small net learns
     # the big classes (cavity, myocardium) but not the rare scar (~0.3% of pixels) within the few hundred steps
     # it gets (0 scar pixels predicted after 800 steps on a phantom; 1e-2 learns it in ~200-400 steps).
-    "tiny": dict(crop_size=64, filters=(8, 16, 32, 64), batch_size=4, lr=1e-2, steps=20, val_every=10),
+    "tiny": dict(crop_size=64, filters=(8, 16, 32, 64), batch_size=4, lr=1e-2, steps=20,
+                 val_every=10, localiser_size=48, localiser_filters=(8, 16, 32)),
     # nnU-Net-like 2D configuration for EMIDEC (LV-centred 128 px crops hold the heart at ~1.4-1.8 mm/px).
     "standard": dict(crop_size=128, filters=(16, 32, 64, 128, 256), batch_size=8, lr=3e-3, steps=2000, val_every=200),
 }

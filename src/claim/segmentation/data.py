@@ -1,4 +1,4 @@
-"""Slices for the segmenter: fixed centred square crops, paste-back, the training set record, augmentation."""
+"""Slices for the segmenter: LV-centred ROIs and whole-slice overviews, paste-back, the training set, augmentation."""
 
 from __future__ import annotations
 
@@ -17,71 +17,75 @@ from monai.transforms import (
     RandScaleIntensityd,
     RandZoomd,
 )
+from skimage.transform import resize
 
 from claim.data.patient import Patient
+from claim.data.preprocess import CropBox, crop_slice, lv_crop_box, paste_slice
+from claim.labels import Label, myocardium_mask
 from claim.segmentation.config import SegmenterConfig
 
-__all__ = ["SliceSet", "centre_crop", "paste_centre", "slices_from_patients", "build_augmentation", "augment_batch"]
+__all__ = ["SliceSet", "roi_box", "crop_rois", "paste_rois", "overview",
+           "overview_labels", "slices_from_patients", "training_slices", "build_augmentation", "augment_batch"]
 
 
-def _ranges(n: int, c: int) -> tuple[slice, slice]:
-    """Source and destination ranges of a centred crop of size ``c`` from an axis of size ``n``."""
-    if n >= c:
-        start = (n - c) // 2
-        return slice(start, start + c), slice(0, c)
-    start = (c - n) // 2
-    return slice(0, n), slice(start, start + n)
+def roi_box(shape: tuple[int, int], centre: tuple[float, float], size: int) -> CropBox:
+    """The ``size`` square window of a ``shape`` slice centred (to the pixel) on ``centre`` = (row, col)."""
+    return CropBox(int(round(centre[0] - size / 2)), int(round(centre[1] - size / 2)), size, size,
+                   (int(shape[0]), int(shape[1])))
 
 
-def centre_crop(images_or_labels: np.ndarray, crop_size: int, fill: float | None = None) -> np.ndarray:
-    """Centred ``crop_size`` square of the last two axes, padded with ``fill`` where the slice is smaller.
-
-    Args:
-        images_or_labels: ``(..., H, W)`` array.
-        crop_size: side of the square crop in pixels.
-        fill: pad value; ``None`` pads every slice with its own minimum (use 0 for label maps).
-
-    Returns:
-        ``(..., crop_size, crop_size)`` array of the same dtype.
-    """
-    array = np.asarray(images_or_labels)
-    h, w = array.shape[-2:]
-    (src_r, dst_r), (src_c, dst_c) = _ranges(h, crop_size), _ranges(w, crop_size)
-    out = np.empty((*array.shape[:-2], crop_size, crop_size), dtype=array.dtype)
-    if fill is None:
-        out[...] = array.min(axis=(-2, -1), keepdims=True) if array.size else 0
-    else:
-        out[...] = fill
-    out[..., dst_r, dst_c] = array[..., src_r, src_c]
-    return out
+def crop_rois(stack: np.ndarray, box: CropBox, *, is_label: bool = False) -> np.ndarray:
+    """``box`` cut from every slice of ``(S, H, W)``; images are padded with each slice's minimum, labels with 0."""
+    return np.stack([crop_slice(s, box, is_label=is_label, fill=0 if is_label else float(s.min())) for s in stack]
+                    ) if len(stack) else np.zeros((0, box.out_size, box.out_size), stack.dtype)
 
 
-def paste_centre(crops: np.ndarray, shape: tuple[int, int], fill: float = 0) -> np.ndarray:
-    """Inverse of :func:`centre_crop`: place ``(..., C, C)`` crops into ``(..., H, W)``; outside = ``fill``."""
-    crops = np.asarray(crops)
-    c = crops.shape[-1]
-    (src_r, dst_r), (src_c, dst_c) = _ranges(shape[0], c), _ranges(shape[1], c)
-    out = np.full((*crops.shape[:-2], *shape), fill, dtype=crops.dtype)
-    out[..., src_r, src_c] = crops[..., dst_r, dst_c]
-    return out
+def paste_rois(rois: np.ndarray, box: CropBox, fill: int = 0) -> np.ndarray:
+    """Inverse of :func:`crop_rois` for label maps: ``(S, C, C)`` into ``(S, *box.source_shape)``, outside = fill."""
+    base = np.full(box.source_shape, fill, dtype=rois.dtype)
+    if not len(rois):
+        return np.zeros((0, *box.source_shape), rois.dtype)
+    return np.stack([paste_slice(r, box, base, is_label=True) for r in rois])
+
+
+def overview(stack: np.ndarray, size: int) -> np.ndarray:
+    """Whole slices ``(S, H, W)`` resized to ``(S, size, size)`` (bilinear, anti-aliased): the localiser's input."""
+    return resize(np.asarray(stack, np.float32), (len(stack), size, size), order=1, preserve_range=True,
+                  anti_aliasing=True).astype(np.float32)
+
+
+def overview_labels(label_maps: np.ndarray, size: int) -> np.ndarray:
+    """The localiser's targets: 0 background, 1 LV cavity, 2 myocardium, resized nearest to ``(S, size, size)``."""
+    heart = np.where(myocardium_mask(label_maps), 2, np.where(label_maps == Label.CAVITY, 1, 0))
+    return resize(heart, (len(heart), size, size), order=0, preserve_range=True,
+                  anti_aliasing=False).astype(np.int64)
 
 
 @dataclass(frozen=True)
 class SliceSet:
-    """Training slices as centred crops.
+    """Training slices: LV-centred ROIs (and, for a cascade, whole-slice overviews).
 
     Attributes:
-        images: ``(N, 1, C, C)`` float32 raw crops (source units; normalised later, per image, in torch).
+        images: ``(N, 1, C, C)`` float32 raw ROIs (source units; normalised later, per image, in torch).
         labels: ``(N, C, C)`` int64 label ids.
         patient_ids: per slice, its patient.
+        overviews: ``(N, 1, L, L)`` float32 raw whole slices resized for the localiser, or ``None``.
+        overview_labels: ``(N, L, L)`` int64 localiser targets (:func:`overview_labels`), or ``None``.
     """
 
     images: np.ndarray
     labels: np.ndarray
     patient_ids: list[str]
+    overviews: np.ndarray | None = None
+    overview_labels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    @property
+    def has_scar(self) -> np.ndarray:
+        """``(N,)`` bool: the ROI holds infarct or MVO (the slices foreground oversampling draws from)."""
+        return np.isin(self.labels, (Label.INFARCT, Label.MVO)).reshape(len(self), -1).any(axis=1)
 
     @staticmethod
     def concat(sets: Sequence[SliceSet], crop_size: int) -> SliceSet:
@@ -89,18 +93,35 @@ class SliceSet:
         if not sets:
             return SliceSet(np.zeros((0, 1, crop_size, crop_size), np.float32),
                             np.zeros((0, crop_size, crop_size), np.int64), [])
+        with_overviews = all(s.overviews is not None for s in sets)
         return SliceSet(np.concatenate([s.images for s in sets]), np.concatenate([s.labels for s in sets]),
-                        [pid for s in sets for pid in s.patient_ids])
+                        [pid for s in sets for pid in s.patient_ids],
+                        np.concatenate([s.overviews for s in sets]) if with_overviews else None,
+                        np.concatenate([s.overview_labels for s in sets]) if with_overviews else None)
 
 
-def slices_from_patients(patients: Sequence[Patient], crop_size: int) -> SliceSet:
-    """Every slice of ``patients`` as a centred crop (images padded with the slice minimum, labels with 0)."""
+def slices_from_patients(patients: Sequence[Patient], crop_size: int, overview_size: int = 0) -> SliceSet:
+    """Every slice of ``patients`` as an ROI centred on the patient's labelled heart (cavity + myocardium, all
+    slices; the image centre where nothing is labelled), plus ``overview_size`` overviews when > 0.
+
+    The ROI of a whole stack is one window, as at prediction, so a patient's slices keep their relative position.
+    """
     sets = []
     for p in patients:
-        images = centre_crop(p.images.astype(np.float32), crop_size, None)[:, None]
-        labels = centre_crop(p.label_maps.astype(np.int64), crop_size, 0)
-        sets.append(SliceSet(images, labels, [p.patient_id] * p.n_slices))
+        box = lv_crop_box(p.label_maps, crop_size)
+        images = crop_rois(p.images.astype(np.float32), box)[:, None]
+        labels = crop_rois(p.label_maps.astype(np.int64), box, is_label=True)
+        views = view_labels = None
+        if overview_size:
+            views = overview(p.images, overview_size)[:, None]
+            view_labels = overview_labels(p.label_maps, overview_size)
+        sets.append(SliceSet(images, labels, [p.patient_id] * p.n_slices, views, view_labels))
     return SliceSet.concat(sets, crop_size)
+
+
+def training_slices(patients: Sequence[Patient], config: SegmenterConfig) -> SliceSet:
+    """:func:`slices_from_patients` in the frame ``config`` trains on (its ROI size and localiser overviews)."""
+    return slices_from_patients(patients, config.crop_size, config.localiser_size)
 
 
 def build_augmentation(config: SegmenterConfig) -> Compose:

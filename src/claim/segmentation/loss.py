@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["dice_ce_loss", "soft_dice"]
+__all__ = ["dice_ce_loss", "soft_dice", "deep_supervision_weights", "supervised_loss"]
 
 
 def soft_dice(logits: torch.Tensor, labels: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
@@ -38,3 +38,19 @@ def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     if labels.shape != (logits.shape[0], *logits.shape[2:]):
         raise ValueError(f"labels {tuple(labels.shape)} must be (B, H, W) for logits {tuple(logits.shape)}")
     return F.cross_entropy(logits, labels.long()) + (1.0 - soft_dice(logits, labels).mean())
+
+
+def deep_supervision_weights(n_outputs: int) -> list[float]:
+    """nnU-Net's weights for the main output and its coarser heads: 1, 1/2, 1/4, ... normalised to sum to 1."""
+    weights = [0.5**i for i in range(n_outputs)]
+    return [w / sum(weights) for w in weights]
+
+
+def supervised_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """:func:`dice_ce_loss` of ``(B, K, H, W)`` logits, or the deep-supervision weighted sum over a
+    ``(B, 1 + D, K, H, W)`` stack whose heads were upsampled to the labels' size (MONAI DynUNet's training output).
+    """
+    if logits.ndim == 4:
+        return dice_ce_loss(logits, labels)
+    weights = deep_supervision_weights(logits.shape[1])
+    return sum(w * dice_ce_loss(logits[:, i], labels) for i, w in enumerate(weights))

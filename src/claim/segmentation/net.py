@@ -1,4 +1,5 @@
-"""The segmenter network (MONAI DynUNet, 2D, nnU-Net style) and its differentiable per-image normalisation."""
+"""The segmenter network: an LV localiser and an ROI segmenter (MONAI DynUNets, 2D, nnU-Net style), and the
+differentiable per-image normalisation both see."""
 
 from __future__ import annotations
 
@@ -7,31 +8,71 @@ from monai.networks.nets import DynUNet
 
 from claim.segmentation.config import SegmenterConfig
 
-__all__ = ["N_CLASSES", "build_segmenter", "normalise_images"]
+__all__ = ["N_CLASSES", "N_LOCALISER_CLASSES", "CascadeSegmenter", "build_segmenter", "normalise_images"]
 
 N_CLASSES = 5  # EMIDEC labels 0-4 (claim.labels.Label without RV)
+N_LOCALISER_CLASSES = 3  # background, LV cavity, myocardium: all the localiser has to find
 _LOW_PCT, _HIGH_PCT = 0.005, 0.995
 
 
-def build_segmenter(config: SegmenterConfig) -> torch.nn.Module:
-    """DynUNet mapping normalised ``(B, 1, H, W)`` images to logits ``(B, 5, H, W)``.
-
-    ``H`` and ``W`` must be multiples of ``2 ** (len(config.filters) - 1)``. Instance norm and leaky ReLU as nnU-Net;
-    no deep supervision (one output keeps the loss and the joint-training path simple).
-    """
-    levels = len(config.filters)
+def _dynunet(filters: tuple[int, ...], out_channels: int, deep_supervision: int = 0) -> DynUNet:
+    levels = len(filters)
     return DynUNet(
         spatial_dims=2,
         in_channels=1,
-        out_channels=N_CLASSES,
+        out_channels=out_channels,
         kernel_size=[3] * levels,
         strides=[1] + [2] * (levels - 1),
         upsample_kernel_size=[2] * (levels - 1),
-        filters=list(config.filters),
+        filters=list(filters),
         norm_name="instance",
-        deep_supervision=False,
+        deep_supervision=deep_supervision > 0,
+        deep_supr_num=max(deep_supervision, 1),
         res_block=False,
     )
+
+
+class CascadeSegmenter(torch.nn.Module):
+    """The two stages of the field's standard 2D cascade.
+
+    ``segmenter`` maps an LV-centred ROI ``(B, 1, C, C)`` (normalised) to logits ``(B, 5, C, C)``; ``localiser``
+    (``None`` when ``config.localiser_size`` is 0) maps a whole slice resized to ``(B, 1, L, L)`` to background /
+    cavity / myocardium logits, whose heart centre places the ROI (``claim.segmentation.predict``).
+
+    ``forward(images)`` is the segmenter alone, so anything that only needs S's logits (validation, the joint
+    consistency term) calls it like a plain network. In training mode with deep supervision,
+    ``forward(images, all_outputs=True)`` returns ``(B, 1 + deep_supervision, 5, C, C)``: the main output first, then
+    the coarser heads upsampled to ``C`` (MONAI's DynUNet layout).
+    """
+
+    def __init__(self, config: SegmenterConfig) -> None:
+        super().__init__()
+        self.segmenter = _dynunet(config.filters, N_CLASSES, config.deep_supervision)
+        self.localiser = (_dynunet(config.localiser_filters, N_LOCALISER_CLASSES)
+                          if config.localiser_size else None)
+
+    def forward(self, images: torch.Tensor, overviews: torch.Tensor | None = None, *,
+                all_outputs: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Segmenter logits; with ``overviews`` also the localiser's logits, as ``(segmenter, localiser)``.
+
+        One call runs both when training, so under DDP every parameter takes part in every backward pass.
+        """
+        out = self.segmenter(images)
+        if out.ndim == 5 and not all_outputs:
+            out = out[:, 0]
+        if overviews is None:
+            return out
+        if self.localiser is None:
+            raise ValueError("this segmenter has no localiser (localiser_size 0)")
+        return out, self.localiser(overviews)
+
+
+def build_segmenter(config: SegmenterConfig) -> CascadeSegmenter:
+    """The cascade of ``config``; ROI sides must be multiples of ``2 ** (len(config.filters) - 1)``.
+
+    Instance norm and leaky ReLU as nnU-Net; ``config.deep_supervision`` extra heads on the segmenter.
+    """
+    return CascadeSegmenter(config)
 
 
 def normalise_images(images: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,14 @@
-"""Apply a segmenter: full-size label maps from raw slices, and a whole folder mirrored into an output folder."""
+"""Apply a segmenter: the cascade (localise the heart, segment the LV-centred ROI, paste back, post-process) on
+raw slices, and a whole folder mirrored into an output folder."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 from tqdm import tqdm
 
 from claim.data.layouts import read_dataset
@@ -14,61 +17,121 @@ from claim.output import staged_output
 from claim.runtime import autocast, resolve_precision
 from claim.segmentation.checkpoint import load_segmenter
 from claim.segmentation.config import SegmenterConfig
-from claim.segmentation.data import centre_crop, paste_centre
+from claim.segmentation.data import crop_rois, overview, paste_rois, roi_box
 from claim.segmentation.net import normalise_images
+from claim.segmentation.postprocess import PostprocessCounts, anatomical_postprocess
 
-__all__ = ["predict_label_maps", "segment_folder"]
+__all__ = ["Prediction", "locate_heart", "predict_patient", "predict_label_maps", "segment_folder"]
+
+
+@dataclass
+class Prediction:
+    """One patient's prediction: label maps in the source grid, where the ROI sat, what post-processing changed."""
+
+    label_maps: np.ndarray
+    roi_centre: tuple[float, float]
+    localised: bool
+    postprocess: PostprocessCounts | None = field(default=None)
+
+
+def _logits(net: torch.nn.Module, batches: np.ndarray, batch_size: int, precision: str) -> np.ndarray:
+    device = next(net.parameters()).device
+    out = []
+    for start in range(0, len(batches), batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(batches[start:start + batch_size])).to(device)
+        with torch.no_grad(), autocast(precision, device):
+            out.append(net(normalise_images(batch)).argmax(dim=1).to(torch.uint8).cpu().numpy())
+    return np.concatenate(out)
 
 
 @torch.no_grad()
-def predict_label_maps(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray,
-                       batch_size: int = 16, precision: str = "fp32") -> np.ndarray:
-    """Segment raw slices: centred crop, per-image normalisation, argmax, paste back (outside the crop = 0).
+def locate_heart(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray, batch_size: int = 16,
+                 precision: str = "fp32") -> tuple[tuple[float, float], bool]:
+    """Centre (row, col) of the heart in a stack ``(S, H, W)`` from the localiser's whole-slice overviews.
+
+    The heart (cavity + myocardium) of every slice is pooled and only its largest component kept, so a stray
+    blob does not pull the ROI. Returns ``(centre, True)``, or the slice centre and ``False`` when the model has no
+    localiser or it finds no heart.
+    """
+    h, w = images.shape[1:]
+    fallback = ((h - 1) / 2, (w - 1) / 2)
+    localiser = getattr(model, "localiser", None)
+    if localiser is None or not config.localiser_size or not len(images):
+        return fallback, False
+    size = config.localiser_size
+    heart = _logits(localiser, overview(images, size)[:, None], batch_size, precision).any(axis=0)
+    components, n = ndimage.label(heart)
+    if n == 0:
+        return fallback, False
+    largest = components == 1 + int(np.argmax(np.bincount(components.ravel())[1:]))
+    r, c = ndimage.center_of_mass(largest)
+    # Overview pixel centres map to source pixel centres: (i + 0.5) * scale - 0.5.
+    return ((r + 0.5) * h / size - 0.5, (c + 0.5) * w / size - 0.5), True
+
+
+@torch.no_grad()
+def predict_patient(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray, batch_size: int = 16,
+                    precision: str = "fp32", postprocess: bool | None = None) -> Prediction:
+    """Segment one patient's raw slices ``(S, H, W)`` with the cascade; outside the ROI is background.
 
     Args:
         model: a segmenter (put into eval mode here; the caller's mode is restored).
-        config: its config (crop size).
-        images: ``(S, H, W)`` raw intensities.
-        precision: ``fp32`` or ``bf16`` (autocast of the forward pass; see ``claim.runtime``).
-
-    Returns:
-        ``(S, H, W)`` uint8 label maps (EMIDEC ids 0-4).
+        config: its config (ROI size, localiser, post-processing default).
+        precision: ``fp32`` or ``bf16`` (autocast of the forward passes; see ``claim.runtime``).
+        postprocess: anatomical post-processing; ``None`` = ``config.postprocess``.
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3:
         raise ValueError(f"images must be (S, H, W), got {images.shape}")
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    crops = centre_crop(images, config.crop_size, None)[:, None]
-    out = []
-    for start in range(0, len(crops), batch_size):
-        batch = torch.from_numpy(crops[start:start + batch_size]).to(device)
-        with torch.no_grad(), autocast(precision, device):
-            logits = model(normalise_images(batch))
-        out.append(logits.argmax(dim=1).to(torch.uint8).cpu().numpy())
-    model.train(was_training)
-    pred = np.concatenate(out) if out else np.zeros((0, config.crop_size, config.crop_size), np.uint8)
-    return paste_centre(pred, images.shape[1:], 0)
+    try:
+        centre, localised = locate_heart(model, config, images, batch_size, precision)
+        box = roi_box(images.shape[1:], centre, config.crop_size)
+        if len(images):
+            rois = _logits(model, crop_rois(images, box)[:, None], batch_size, precision)
+        else:
+            rois = np.zeros((0, config.crop_size, config.crop_size), np.uint8)
+    finally:
+        model.train(was_training)
+    maps = paste_rois(rois, box, 0)
+    counts = None
+    if config.postprocess if postprocess is None else postprocess:
+        maps, counts = anatomical_postprocess(maps)
+    return Prediction(maps, (float(centre[0]), float(centre[1])), localised, counts)
+
+
+def predict_label_maps(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray,
+                       batch_size: int = 16, precision: str = "fp32", postprocess: bool | None = None) -> np.ndarray:
+    """``(S, H, W)`` uint8 label maps (EMIDEC ids 0-4) of raw slices: :func:`predict_patient`'s maps."""
+    return predict_patient(model, config, images, batch_size, precision, postprocess).label_maps
 
 
 def segment_folder(checkpoint: Path, data_dir: Path, out_dir: Path, *, device: str = "cpu",
-                   progress: bool = False, overwrite: bool = False, precision: str = "fp32") -> list[Path]:
+                   progress: bool = False, overwrite: bool = False, precision: str = "fp32",
+                   postprocess: bool | None = None) -> list[Path]:
     """Segment every patient of ``data_dir`` (any layout; labels not needed) into ``out_dir``.
 
     Predictions mirror the input layout in the label role (``Case_X/Contours/Case_X.nii.gz``, ``labelsTr/``,
-    ``labels/*.png``), so ``claim evaluate --pred OUT --gt DATA`` pairs them by name. Returns the written paths.
+    ``labels/*.png``), so ``claim evaluate --pred OUT --gt DATA`` pairs them by name. The manifest records, per
+    patient, where the ROI sat and what post-processing changed. Returns the written paths.
     """
     out_dir = Path(out_dir)
     check_output_location(out_dir, Path(data_dir))
     model, config = load_segmenter(checkpoint, device)
     precision = resolve_precision(precision, device)
+    do_post = config.postprocess if postprocess is None else bool(postprocess)
     patients = read_dataset(Path(data_dir), require_labels=False)
     written: list[Path] = []
-    with staged_output(out_dir, "segment", overwrite=overwrite, config={"model": str(checkpoint),
-                                                                        "precision": precision},
+    per_patient: dict[str, dict] = {}
+    # The manifest is written when the block ends, so the per-patient record filled in below lands in it.
+    record = {"model": str(checkpoint), "precision": precision, "postprocess": do_post, "patients": per_patient}
+    with staged_output(out_dir, "segment", overwrite=overwrite, config=record,
                        inputs=[data_dir, checkpoint]) as staging:
         for patient in tqdm(patients, desc="segment", unit="patient", disable=not progress, leave=False):
-            maps = predict_label_maps(model, config, patient.images, precision=precision)
-            written += [out_dir / p.relative_to(staging) for p in write_label_maps(patient, staging, maps)]
+            pred = predict_patient(model, config, patient.images, precision=precision, postprocess=do_post)
+            per_patient[patient.patient_id] = {
+                "roi_centre": [round(v, 1) for v in pred.roi_centre], "localised": pred.localised,
+                **({"postprocess": pred.postprocess.to_dict()} if pred.postprocess is not None else {})}
+            written += [out_dir / p.relative_to(staging) for p in write_label_maps(patient, staging, pred.label_maps)]
     return written

@@ -1,9 +1,8 @@
 """Train the segmenter on real (+ synthetic) slices with HF Accelerate; best checkpoint by validation infarct Dice.
 
-Every random draw of step ``s`` on process ``r`` comes from a ``torch.Generator`` seeded with ``(seed, s, r)``
-(batch indices, then the augmentation seed), so a resumed run reproduces an uninterrupted one exactly, and under
-``accelerate launch --num_processes N`` each rank trains on its own seeded batch while DDP keeps weights equal.
-Validation uses real patients only, split by patient; rank 0 writes every file.
+The run folder around :class:`claim.segmentation.trainer.SegmenterTrainer`: patient-level split, resume,
+validation cadence, best and last checkpoints, log and curves. Validation uses real patients only, split by
+patient; rank 0 writes every file.
 """
 
 from __future__ import annotations
@@ -15,25 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from accelerate import Accelerator
 
 from claim import __version__
 from claim.data.io import atomic_path
 from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
-from claim.evaluation.metrics import dice_scores
-from claim.labels import Label
 from claim.output import data_identity
-from claim.runtime import autocast, resolve_device, resolve_precision
-from claim.segmentation.checkpoint import config_from_checkpoint, load_segmenter, read_checkpoint, save_checkpoint
+from claim.segmentation.checkpoint import config_from_checkpoint, load_segmenter, read_checkpoint
 from claim.segmentation.config import SegmenterConfig
-from claim.segmentation.data import SliceSet, augment_batch, build_augmentation, slices_from_patients
-from claim.segmentation.loss import dice_ce_loss
-from claim.segmentation.net import build_segmenter, normalise_images
+from claim.segmentation.data import training_slices
 from claim.segmentation.predict import predict_label_maps, segment_folder
-from claim.training import Cadence, RunFolder, run_steps, step_generator
+from claim.segmentation.trainer import SegmenterTrainer
+from claim.training import Cadence, RunFolder, run_steps
 from claim.training.run import check_checkpoint_resume
 
 __all__ = ["CHECKPOINT_NAME", "LAST_NAME", "LOG_NAME", "SegmenterResult", "SegmenterTrainer", "split_patients",
@@ -54,144 +47,6 @@ class SegmenterResult:
     step: int
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
-
-
-class SegmenterTrainer:
-    """Model, optimizer and one seeded step; knows nothing about files except ``save``.
-
-    Args:
-        config: segmenter config.
-        train: real training slices.
-        val_patients: real held-out patients (full slices) for :meth:`validate`.
-        seed: seed of the initial weights and of every step's draws.
-        device: ``cpu`` | ``cuda`` | ``auto``; ignored when ``accelerator`` is given.
-        accelerator: an ``accelerate.Accelerator`` (default: ``Accelerator(cpu=device == "cpu")``).
-        synthetic: synthetic slices joining the training pool (see ``config.synthetic_fraction``).
-        precision: ``fp32`` | ``bf16`` | ``auto`` (``claim.runtime.resolve_precision``): autocast of the forward
-            passes; weights and optimizer state stay fp32.
-    """
-
-    def __init__(self, config: SegmenterConfig, train: SliceSet, val_patients: list[Patient], *, seed: int,
-                 device: str = "cpu", accelerator: Accelerator | None = None,
-                 synthetic: SliceSet | None = None, precision: str = "fp32") -> None:
-        if len(train) == 0:
-            raise ValueError("no real training slices")
-        self.config, self.seed, self.val_patients = config, int(seed), list(val_patients)
-        self.accelerator = accelerator or Accelerator(cpu=resolve_device(device).type == "cpu")
-        synthetic = synthetic if synthetic is not None and len(synthetic) else None
-        if synthetic is not None and config.synthetic_fraction is None:
-            self._pools = [(SliceSet.concat([train, synthetic], config.crop_size), config.batch_size)]
-        elif synthetic is not None:
-            n_syn = int(round(config.synthetic_fraction * config.batch_size))
-            self._pools = [(train, config.batch_size - n_syn), (synthetic, n_syn)]
-        else:
-            self._pools = [(train, config.batch_size)]
-        with torch.random.fork_rng(devices=[]):
-            # Initial weights are the one draw from torch's default generator: fork it to keep the caller's state.
-            torch.manual_seed(self.seed)
-            model = build_segmenter(config)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.augmentation = build_augmentation(config)
-        self.precision = resolve_precision(precision, self.accelerator.device)
-        self.steps_done = 0
-
-    @property
-    def device(self) -> torch.device:
-        return self.accelerator.device
-
-    @property
-    def network(self) -> torch.nn.Module:
-        """The bare model (unwrapped from DDP)."""
-        return self.accelerator.unwrap_model(self.model)
-
-    def _real_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = step_generator(self.seed, step, self.accelerator.process_index)
-        images, labels = [], []
-        for pool, n in self._pools:
-            if n <= 0:
-                continue
-            index = torch.randint(0, len(pool), (n,), generator=g).numpy()
-            images.append(torch.from_numpy(pool.images[index]))
-            labels.append(torch.from_numpy(pool.labels[index]))
-        aug_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-        normalised = normalise_images(torch.cat(images).to(self.device))
-        return augment_batch(self.augmentation, normalised, torch.cat(labels).to(self.device), aug_seed)
-
-    def step(self, step: int, extra_images: torch.Tensor | None = None,
-             extra_labels: torch.Tensor | None = None) -> float:
-        """One optimisation step on the seeded batch of ``step``, plus an optional extra batch.
-
-        Args:
-            step: 0-based step index (selects the batch and augmentation draws).
-            extra_images: ``(B, 1, C, C)`` raw images (e.g. synthetic; not augmented). They are normalised
-                differentiably, so when they require grad the loss gradient also reaches their producer (the
-                caller steps that producer's optimizer itself).
-            extra_labels: ``(B, C, C)`` label ids of ``extra_images``.
-
-        Returns:
-            The loss value.
-        """
-        if (extra_images is None) != (extra_labels is None):
-            raise ValueError("give both extra_images and extra_labels, or neither")
-        images, labels = self._real_batch(step)
-        if extra_images is not None:
-            c = self.config.crop_size
-            if extra_images.shape[1:] != (1, c, c) or extra_labels.shape != (extra_images.shape[0], c, c):
-                raise ValueError(f"extra batch must be images (B, 1, {c}, {c}) and labels (B, {c}, {c}), got "
-                                 f"{tuple(extra_images.shape)} and {tuple(extra_labels.shape)}")
-            images = torch.cat([images, normalise_images(extra_images.to(self.device))])
-            labels = torch.cat([labels, extra_labels.to(self.device).long()])
-        self.model.train()
-        with autocast(self.precision, self.device):
-            loss = dice_ce_loss(self.model(images), labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.accelerator.backward(loss)
-        self.optimizer.step()
-        self.steps_done = step + 1
-        return float(loss.detach())
-
-    def validate(self) -> dict:
-        """Mean Dice over the validation patients (slices stacked per patient): infarct, myocardium, MVO.
-
-        Infarct and MVO Dice average only over patients whose labels contain that class: a patient without scar
-        scores Dice 1 for an empty prediction, so averaging over them would rank a network that never predicts
-        scar above one that finds it (the same convention as the study's test metrics).
-        """
-        if not self.val_patients:
-            return {}
-        scores, present = [], []
-        for patient in self.val_patients:
-            predicted = predict_label_maps(self.network, self.config, patient.images, precision=self.precision)
-            scores.append(dice_scores(predicted, patient.label_maps))
-            present.append({"myocardium_dice": True,
-                            "infarct_dice": patient.has_infarct,
-                            "mvo_dice": bool((patient.label_maps == Label.MVO).any())})
-        out: dict[str, Any] = {}
-        for key in scores[0]:
-            values = [s[key] for s, has in zip(scores, present, strict=True) if has[key]]
-            out[key] = float(np.mean(values)) if values else float("nan")
-        out["n_patients"] = len(scores)
-        out["n_with_infarct"] = sum(has["infarct_dice"] for has in present)
-        return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "step": self.steps_done, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.network.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.steps_done = int(state["step"])
-
-    def save(self, path: Path, *, with_optimizer: bool = True, **fields: Any) -> None:
-        """Write a self-describing checkpoint (main process only); ``fields`` are stored alongside."""
-        if not self.accelerator.is_main_process:
-            return
-        state = self.state_dict()
-        extra = {"optimizer": state["optimizer"]} if with_optimizer else {}
-        save_checkpoint(path, self.config, state["model"], step=self.steps_done, seed=self.seed,
-                        num_processes=self.accelerator.num_processes, precision=self.precision, **extra, **fields)
 
 
 def split_patients(patients: Sequence[Patient], val_fraction: float, seed: int) -> tuple[list[Patient], list[Patient]]:
@@ -296,8 +151,8 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     if payload is not None and sorted(payload.get("val_patients", [])) != sorted(p.patient_id for p in val_p):
         raise ClaimError(f"{last_path}: --resume with different validation patients than the run")
     synthetic_p = _read_patients(synthetic_dirs, "synthetic")
-    trainer = SegmenterTrainer(config, slices_from_patients(train_p, config.crop_size), val_p, seed=seed,
-                               device=device, synthetic=slices_from_patients(synthetic_p, config.crop_size),
+    trainer = SegmenterTrainer(config, training_slices(train_p, config), val_p, seed=seed,
+                               device=device, synthetic=training_slices(synthetic_p, config),
                                precision=precision)
     best = {"step": -1, "metrics": {"infarct_dice": -1.0}}
     if payload is not None:
@@ -328,7 +183,13 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
             trainer.save(best_path, with_optimizer=False, best=best, **described)
         trainer.save(last_path, best=best, **described)
 
-    history = run_steps(run, trainer.steps_done, config.steps, lambda step: {"loss": trainer.step(step)},
+    def one_step(step: int) -> dict[str, Any]:
+        entry = {"loss": trainer.step(step), "lr": trainer.learning_rate(step)}
+        if trainer.last_localiser_loss is not None:
+            entry["localiser_loss"] = trainer.last_localiser_loss
+        return entry
+
+    history = run_steps(run, trainer.steps_done, config.steps, one_step,
                         [Cadence(config.val_every, validate, at_end=True)], desc="train segmenter",
                         progress=progress, postfix=lambda e: {"loss": f"{e['loss']:.4f}"})
     if not best_path.exists() and main:

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from claim import __version__
 from claim.data.io import atomic_path
 from claim.errors import InputError
 
@@ -84,7 +85,8 @@ def read_checkpoint(path: Path, *, fmt: str, what: str, version: int | None = No
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         raise InputError(path, f"not a claim {what} (no format '{fmt}')")
     if version is not None and payload.get("version") != version:
-        raise InputError(path, f"checkpoint version {payload.get('version')} is not {version}")
+        raise InputError(path, f"checkpoint version {payload.get('version')}; claim {__version__} reads version "
+                               f"{version} only (retrain it, or use the claim version that wrote it)")
     missing = [k for k in required if k not in payload]
     if missing:
         raise InputError(path, f"checkpoint lacks {missing}")

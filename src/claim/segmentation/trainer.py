@@ -1,0 +1,223 @@
+"""The segmenter's trainer: model, optimizer and one seeded step (batches, augmentation, learning rate).
+
+Every random draw of step ``s`` on process ``r`` comes from a ``torch.Generator`` seeded with ``(seed, s, r)``
+(batch indices, then the augmentation seed), so a resumed run reproduces an uninterrupted one exactly, and under
+``accelerate launch --num_processes N`` each rank trains on its own seeded batch while DDP keeps weights equal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+
+from claim.data.patient import Patient
+from claim.evaluation.metrics import dice_scores
+from claim.labels import Label
+from claim.runtime import autocast, resolve_device, resolve_precision
+from claim.segmentation.checkpoint import save_checkpoint
+from claim.segmentation.config import SegmenterConfig
+from claim.segmentation.data import SliceSet, augment_batch, build_augmentation
+from claim.segmentation.loss import supervised_loss
+from claim.segmentation.net import build_segmenter, normalise_images
+from claim.segmentation.predict import predict_label_maps
+from claim.training import step_generator
+
+__all__ = ["SegmenterTrainer"]
+
+
+class SegmenterTrainer:
+    """Model, optimizer and one seeded step; knows nothing about files except ``save``.
+
+    Args:
+        config: segmenter config.
+        train: real training slices.
+        val_patients: real held-out patients (full slices) for :meth:`validate`.
+        seed: seed of the initial weights and of every step's draws.
+        device: ``cpu`` | ``cuda`` | ``auto``; ignored when ``accelerator`` is given.
+        accelerator: an ``accelerate.Accelerator`` (default: ``Accelerator(cpu=device == "cpu")``).
+        synthetic: synthetic slices joining the training pool (see ``config.synthetic_fraction``).
+        precision: ``fp32`` | ``bf16`` | ``auto`` (``claim.runtime.resolve_precision``): autocast of the forward
+            passes; weights and optimizer state stay fp32.
+    """
+
+    def __init__(self, config: SegmenterConfig, train: SliceSet, val_patients: list[Patient], *, seed: int,
+                 device: str = "cpu", accelerator: Accelerator | None = None,
+                 synthetic: SliceSet | None = None, precision: str = "fp32") -> None:
+        if len(train) == 0:
+            raise ValueError("no real training slices")
+        self.config, self.seed, self.val_patients = config, int(seed), list(val_patients)
+        self.accelerator = accelerator or Accelerator(cpu=resolve_device(device).type == "cpu")
+        synthetic = synthetic if synthetic is not None and len(synthetic) else None
+        if synthetic is not None and config.synthetic_fraction is None:
+            pools = [(SliceSet.concat([train, synthetic], config.crop_size), config.batch_size)]
+        elif synthetic is not None:
+            n_syn = int(round(config.synthetic_fraction * config.batch_size))
+            pools = [(train, config.batch_size - n_syn), (synthetic, n_syn)]
+        else:
+            pools = [(train, config.batch_size)]
+        self._pools = [(pool, n, np.flatnonzero(pool.has_scar)) for pool, n in pools if n > 0]
+        if config.localiser_size and any(pool.overviews is None for pool, _n, _fg in self._pools):
+            raise ValueError("a segmenter with a localiser needs overviews in every training pool "
+                             "(slices_from_patients(..., overview_size=config.localiser_size))")
+        with torch.random.fork_rng(devices=[]):
+            # Initial weights are the one draw from torch's default generator: fork it to keep the caller's state.
+            torch.manual_seed(self.seed)
+            model = build_segmenter(config)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.augmentation = build_augmentation(config)
+        self.precision = resolve_precision(precision, self.accelerator.device)
+        self.steps_done = 0
+        self.last_localiser_loss: float | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def network(self) -> torch.nn.Module:
+        """The bare model (unwrapped from DDP)."""
+        return self.accelerator.unwrap_model(self.model)
+
+    def _draw(self, pool: SliceSet, n: int, scar_index: np.ndarray, g: torch.Generator) -> np.ndarray:
+        """``n`` slice indices: ``foreground_fraction`` of them from scar-bearing slices, the rest uniform."""
+        n_fg = int(round(self.config.foreground_fraction * n)) if len(scar_index) else 0
+        uniform = torch.randint(0, len(pool), (n - n_fg,), generator=g).numpy()
+        forced = scar_index[torch.randint(0, len(scar_index), (n_fg,), generator=g).numpy()] if n_fg else []
+        return np.concatenate([np.asarray(forced, dtype=np.int64), uniform.astype(np.int64)])
+
+    def _real_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        g = step_generator(self.seed, step, self.accelerator.process_index)
+        images, labels, views, view_labels = [], [], [], []
+        for pool, n, scar_index in self._pools:
+            index = self._draw(pool, n, scar_index, g)
+            images.append(torch.from_numpy(pool.images[index]))
+            labels.append(torch.from_numpy(pool.labels[index]))
+            if self.config.localiser_size:
+                views.append(torch.from_numpy(pool.overviews[index]))
+                view_labels.append(torch.from_numpy(pool.overview_labels[index]))
+        aug_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+        overviews = None
+        if self.config.localiser_size:
+            overviews = _shift_and_flip(torch.cat(views), torch.cat(view_labels), self.config.flip_prob, g)
+            overviews = (normalise_images(overviews[0].to(self.device)), overviews[1].to(self.device))
+        normalised = normalise_images(torch.cat(images).to(self.device))
+        images_t, labels_t = augment_batch(self.augmentation, normalised, torch.cat(labels).to(self.device), aug_seed)
+        return images_t, labels_t, overviews
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of ``step``: a pure function of the step, so a resumed run follows the same curve."""
+        if self.config.lr_schedule == "poly" and self.config.steps > 0:
+            return self.config.lr * max(1.0 - step / self.config.steps, 0.0) ** 0.9
+        return self.config.lr
+
+    def step(self, step: int, extra_images: torch.Tensor | None = None,
+             extra_labels: torch.Tensor | None = None) -> float:
+        """One optimisation step on the seeded batch of ``step``, plus an optional extra batch.
+
+        Args:
+            step: 0-based step index (selects the batch and augmentation draws).
+            extra_images: ``(B, 1, C, C)`` raw images (e.g. synthetic; not augmented). They are normalised
+                differentiably, so when they require grad the loss gradient also reaches their producer (the
+                caller steps that producer's optimizer itself).
+            extra_labels: ``(B, C, C)`` label ids of ``extra_images``.
+
+        Returns:
+            The segmenter's loss value (the localiser's, when it has one, is in ``last_localiser_loss``).
+        """
+        if (extra_images is None) != (extra_labels is None):
+            raise ValueError("give both extra_images and extra_labels, or neither")
+        images, labels, overviews = self._real_batch(step)
+        if extra_images is not None:
+            c = self.config.crop_size
+            if extra_images.shape[1:] != (1, c, c) or extra_labels.shape != (extra_images.shape[0], c, c):
+                raise ValueError(f"extra batch must be images (B, 1, {c}, {c}) and labels (B, {c}, {c}), got "
+                                 f"{tuple(extra_images.shape)} and {tuple(extra_labels.shape)}")
+            images = torch.cat([images, normalise_images(extra_images.to(self.device))])
+            labels = torch.cat([labels, extra_labels.to(self.device).long()])
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(step)
+        with autocast(self.precision, self.device):
+            if overviews is None:
+                loss = supervised_loss(self.model(images, all_outputs=True), labels)
+            else:
+                logits, view_logits = self.model(images, overviews[0], all_outputs=True)
+                loss = supervised_loss(logits, labels)
+                localiser_loss = supervised_loss(view_logits, overviews[1])
+        total = loss if overviews is None else loss + localiser_loss
+        self.last_localiser_loss = None if overviews is None else float(localiser_loss.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(total)
+        self.optimizer.step()
+        self.steps_done = step + 1
+        return float(loss.detach())
+
+    def validate(self) -> dict:
+        """Mean Dice over the validation patients (slices stacked per patient): infarct, myocardium, MVO.
+
+        Infarct and MVO Dice average only over patients whose labels contain that class: a patient without scar
+        scores Dice 1 for an empty prediction, so averaging over them would rank a network that never predicts
+        scar above one that finds it (the same convention as the study's test metrics).
+        """
+        if not self.val_patients:
+            return {}
+        scores, present = [], []
+        for patient in self.val_patients:
+            predicted = predict_label_maps(self.network, self.config, patient.images, precision=self.precision)
+            scores.append(dice_scores(predicted, patient.label_maps))
+            present.append({"myocardium_dice": True,
+                            "infarct_dice": patient.has_infarct,
+                            "mvo_dice": bool((patient.label_maps == Label.MVO).any())})
+        out: dict[str, Any] = {}
+        for key in scores[0]:
+            values = [s[key] for s, has in zip(scores, present, strict=True) if has[key]]
+            out[key] = float(np.mean(values)) if values else float("nan")
+        out["n_patients"] = len(scores)
+        out["n_with_infarct"] = sum(has["infarct_dice"] for has in present)
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "step": self.steps_done, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.network.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.steps_done = int(state["step"])
+
+    def save(self, path: Path, *, with_optimizer: bool = True, **fields: Any) -> None:
+        """Write a self-describing checkpoint (main process only); ``fields`` are stored alongside."""
+        if not self.accelerator.is_main_process:
+            return
+        state = self.state_dict()
+        extra = {"optimizer": state["optimizer"]} if with_optimizer else {}
+        save_checkpoint(path, self.config, state["model"], step=self.steps_done, seed=self.seed,
+                        num_processes=self.accelerator.num_processes, precision=self.precision, **extra, **fields)
+
+
+def _shift_and_flip(images: torch.Tensor, labels: torch.Tensor, flip_prob: float,
+                    g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The localiser's augmentation: each overview moved by up to a quarter of its side (edge-padded) and flipped.
+
+    Its task is coarse (where is the heart) but must not learn "the heart is in the middle": EMIDEC's slices are
+    LV-centred, other scanners' fields of view are not.
+    """
+    size = images.shape[-1]
+    reach = size // 4
+    padded_images = torch.nn.functional.pad(images, (reach,) * 4, mode="replicate")
+    padded_labels = torch.nn.functional.pad(labels, (reach,) * 4, value=0)
+    offsets = torch.randint(0, 2 * reach + 1, (len(images), 2), generator=g).tolist()
+    flips = (torch.rand(len(images), 2, generator=g) < flip_prob).tolist()
+    out_images, out_labels = [], []
+    for i, ((dr, dc), (flip_r, flip_c)) in enumerate(zip(offsets, flips, strict=True)):
+        image = padded_images[i, :, dr:dr + size, dc:dc + size]
+        label = padded_labels[i, dr:dr + size, dc:dc + size]
+        dims = [d for d, flip in ((-2, flip_r), (-1, flip_c)) if flip]
+        out_images.append(image.flip(dims) if dims else image)
+        out_labels.append(label.flip(dims) if dims else label)
+    return torch.stack(out_images), torch.stack(out_labels)

@@ -1,0 +1,144 @@
+"""The cascade and the recipe: localisation, paste-back, post-processing, deep supervision, oversampling, LR."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from claim.data.layouts import read_dataset
+from claim.errors import InputError
+from claim.labels import Label
+from claim.segmentation.checkpoint import load_segmenter, save_checkpoint
+from claim.segmentation.config import SegmenterConfig
+from claim.segmentation.data import training_slices
+from claim.segmentation.loss import dice_ce_loss, supervised_loss
+from claim.segmentation.net import N_CLASSES, build_segmenter
+from claim.segmentation.postprocess import anatomical_postprocess
+from claim.segmentation.predict import locate_heart, predict_patient
+from claim.segmentation.train import SegmenterTrainer
+from claim.training.checkpoint import read_checkpoint
+from tests.segmentation.conftest import TEST_CONFIG
+
+
+def _ring(shape, centre, r_in, r_out):
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    d = np.hypot(rr - centre[0], cc - centre[1])
+    return (d >= r_in) & (d < r_out), d < r_in
+
+
+def test_postprocess_keeps_one_myocardium_mvo_inside_infarct_and_cavity_inside_myocardium():
+    ring, cavity = _ring((64, 64), (32, 32), 8, 14)
+    maps = np.zeros((64, 64), np.uint8)
+    maps[cavity] = Label.CAVITY
+    maps[ring] = Label.MYOCARDIUM
+    maps[ring & (np.mgrid[:64, :64][1] > 38)] = Label.INFARCT
+    maps[30:34, 41:43] = Label.MVO  # inside the infarct: kept
+    maps[2:5, 2:5] = Label.INFARCT  # an infarct island off the ring: removed
+    maps[2:4, 58:61] = Label.MYOCARDIUM  # stray myocardium: removed
+    # MVO on the ring, far from any infarct: becomes infarct.
+    maps[ring & (np.mgrid[:64, :64][0] > 44) & (np.abs(np.mgrid[:64, :64][1] - 32) < 2)] = Label.MVO
+    maps[60:63, 2:5] = Label.CAVITY  # cavity touching no myocardium: removed
+    before = maps.copy()
+    out, counts = anatomical_postprocess(maps[None])
+    np.testing.assert_array_equal(maps, before)  # the input is not modified
+    out = out[0]
+    assert (out[2:5, 2:5] == 0).all() and (out[2:4, 58:61] == 0).all() and (out[60:63, 2:5] == 0).all()
+    assert (out[30:34, 41:43] == Label.MVO).all()
+    lonely = (before == Label.MVO) & (np.mgrid[:64, :64][0] > 44)
+    assert (out[lonely] == Label.INFARCT).all()
+    assert counts.myocardium_removed == 9 + 6 and counts.cavity_removed == 9
+    assert counts.mvo_relabelled == int(lonely.sum()) > 0
+    # Infarct-with-MVO (the EMIDEC infarct metric) only loses the island; the ring is untouched.
+    untouched = ring | cavity
+    np.testing.assert_array_equal(np.isin(out, (3, 4))[untouched], np.isin(before, (3, 4))[untouched])
+    clean, counts = anatomical_postprocess(out)  # idempotent
+    np.testing.assert_array_equal(clean, out)
+    assert counts.to_dict() == {"myocardium_removed": 0, "mvo_relabelled": 0, "cavity_removed": 0}
+
+
+class _ThresholdLocaliser(torch.nn.Module):
+    """Stands in for a trained localiser: pixels brighter than 1 SD are 'myocardium'."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        heart = (x > 1.0).float()
+        return torch.cat([1 - heart, torch.zeros_like(heart), heart], dim=1) * 10 + 0 * self.anchor
+
+
+class _Cascade(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.localiser = _ThresholdLocaliser()
+
+    def forward(self, x):  # the ROI segmenter: everything is myocardium
+        logits = torch.zeros(x.shape[0], N_CLASSES, *x.shape[2:])
+        logits[:, Label.MYOCARDIUM] = 1
+        return logits
+
+
+def test_locate_heart_maps_the_overview_centre_back_and_ignores_stray_blobs():
+    config = replace(TEST_CONFIG, crop_size=16, filters=(4, 8), deep_supervision=0, postprocess=False)
+    images = np.zeros((3, 90, 120), np.float32)
+    images[:, 50:62, 20:36] = 10.0  # the "heart", centre (55.5, 27.5)
+    images[1, 5:7, 100:102] = 10.0  # a stray blob on one slice
+    centre, found = locate_heart(_Cascade(), config, images)
+    assert found and abs(centre[0] - 55.5) < 1.5 and abs(centre[1] - 27.5) < 1.5
+    pred = predict_patient(_Cascade(), config, images)
+    assert pred.localised and pred.label_maps.shape == images.shape
+    rows, cols = np.nonzero(pred.label_maps[0])
+    assert rows.min() == round(centre[0] - 8) and cols.min() == round(centre[1] - 8)
+    assert rows.max() - rows.min() == 15 and cols.max() - cols.min() == 15  # the 16-px ROI, pasted in place
+    blank, found = locate_heart(_Cascade(), config, np.zeros((2, 40, 60), np.float32))
+    assert not found and blank == (19.5, 29.5)
+
+
+def test_deep_supervision_heads_and_weights():
+    config = SegmenterConfig(crop_size=32, filters=(4, 8, 16, 32), localiser_size=0)
+    assert config.deep_supervision == 2 and SegmenterConfig(filters=(4, 8, 16)).deep_supervision == 1
+    with pytest.raises(ValueError, match="deep_supervision"):
+        SegmenterConfig(filters=(4, 8, 16), deep_supervision=2)
+    net = build_segmenter(config).train()
+    x = torch.randn(2, 1, 32, 32)
+    stack = net(x, all_outputs=True)
+    assert stack.shape == (2, 3, N_CLASSES, 32, 32) and net(x).shape == (2, N_CLASSES, 32, 32)
+    labels = torch.randint(0, N_CLASSES, (2, 32, 32), generator=torch.Generator().manual_seed(0))
+    expected = (4 * dice_ce_loss(stack[:, 0], labels) + 2 * dice_ce_loss(stack[:, 1], labels)
+                + dice_ce_loss(stack[:, 2], labels)) / 7
+    torch.testing.assert_close(supervised_loss(stack, labels), expected)
+    assert net.eval()(x).shape == (2, N_CLASSES, 32, 32)
+
+
+def test_foreground_oversampling_and_poly_learning_rate(seg_data_dir):
+    patients = read_dataset(seg_data_dir)
+    config = replace(TEST_CONFIG, batch_size=6, foreground_fraction=0.5, steps=10)
+    train = training_slices(patients, config)
+    trainer = SegmenterTrainer(config, train, [], seed=0)
+    pool, n, scar_index = trainer._pools[0]
+    scar = train.has_scar
+    assert 0 < scar.mean() < 0.5
+    g = torch.Generator().manual_seed(0)
+    draws = np.concatenate([trainer._draw(pool, n, scar_index, g) for _ in range(200)])
+    assert scar[draws].mean() >= 0.5 + 0.5 * scar.mean() - 0.05  # half forced + half uniform
+    assert [round(trainer.learning_rate(s) / config.lr, 4) for s in (0, 5, 10)] == [1.0, round(0.5**0.9, 4), 0.0]
+    assert replace(config, lr_schedule="constant") .lr == SegmenterTrainer(
+        replace(config, lr_schedule="constant"), train, [], seed=0).learning_rate(7)
+    trainer.step(5)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(config.lr * 0.5**0.9)
+    assert trainer.last_localiser_loss is not None and trainer.last_localiser_loss > 0
+
+
+def test_old_checkpoint_version_is_one_clear_error(tmp_path):
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, TEST_CONFIG, build_segmenter(TEST_CONFIG).state_dict(), step=0, seed=0)
+    payload = read_checkpoint(path, fmt="claim-segmenter", what="segmenter checkpoint")
+    payload["version"] = 1
+    del payload["content_sha256"]
+    torch.save(payload, path)
+    with pytest.raises(InputError, match="version 1; claim .* reads version 2"):
+        load_segmenter(path)
