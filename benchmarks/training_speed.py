@@ -1,7 +1,7 @@
 """Training and sampling speed, fp32 against bf16 autocast, in one run (read the ratios; absolute times drift).
 
-Segmenter (standard DynUNet, batch 8): steps/s on the full 256 px slice and on a 128 px LV-centred crop, fp32 and
-bf16. Generator (standard MONAI diffusion U-Net, 96 px, batch 8): training steps/s fp32 and bf16, and sampling
+Segmenter (standard DynUNet, batch 8): steps/s on the full 256 px slice (no localiser) and of the standard cascade
+(64 px localiser + 128 px LV-centred ROI), fp32 and bf16. Generator (standard MONAI diffusion U-Net, 96 px, batch 8): training steps/s fp32 and bf16, and sampling
 s/image at the same NFE. Real trainer steps (augmentation, loss, backward, optimizer) on phantom slices. Prints a
 table, saves JSON.
 
@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"threads": args.threads, "bf16_hardware": bf16_supported(device), "segmenter": {},
                      "generator": {}}
 
-    for crop, label in ((256, "full slice 256 px"), (128, "LV crop 128 px")):
+    # Full slice: one network on the whole 256 px slice. ROI: the cascade (64 px localiser + 128 px LV ROI).
+    for crop, localiser, label in ((256, 0, "full slice 256 px"), (128, 64, "cascade, ROI 128 px")):
         for precision in ("fp32", "bf16"):
-            config = segmenter_preset("standard", crop_size=crop)
+            config = segmenter_preset("standard", crop_size=crop, localiser_size=localiser)
             trainer = SegmenterTrainer(config, training_slices(patients, config), [], seed=0, precision=precision)
             rate = _rate(trainer.step, 2, args.steps)
             results["segmenter"][f"{crop}/{precision}"] = {"steps_per_s": rate, "what": label}

@@ -142,3 +142,19 @@ def test_experiment_refuses_a_bad_orientation(smoke_study, tmp_path, capsys):
                  "--orientation", "file:/nonexistent.csv"]) != 0
     assert "orientation" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_study_precision_reaches_every_trainer_and_is_checked(smoke_study, tmp_path, capsys):
+    from claim.cli import main
+
+    _, out, _ = smoke_study
+    assert experiment_preset("standard").precision == "auto" and experiment_preset("quick").precision == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        experiment_preset("smoke", precision="fp16")
+    assert ExperimentConfig.from_dict(experiment_preset("smoke").to_dict()).precision == "fp32"
+    # Each trainer records the precision it ran at: the smoke study ran the fp32 default everywhere.
+    for run in ("generator_claim", "generator_lefusion", "joint", "real_only", "smile"):
+        assert json.loads((out / "runs" / run / "config.json").read_text())["precision"] == "fp32"
+    assert main(["experiment", "-c", str(out / "config.json"), "--out", str(tmp_path / "x"),
+                 "--precision", "fp16"]) != 0
+    assert "precision" in capsys.readouterr().err

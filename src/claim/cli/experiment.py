@@ -18,6 +18,7 @@ from claim.cli.common import (
 from claim.errors import ClaimError
 from claim.experiment.config import ExperimentConfig, experiment_preset
 from claim.experiment.study import run_experiment
+from claim.runtime import PRECISIONS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,16 +37,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--threads", type=THREADS, default=None,
                         help="torch CPU threads (default: torch's choice; 1 is faster on busy shared cores)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="fp32 | bf16 | auto for every network of every stage (default: the preset's; standard "
+                             "uses auto: bf16 where the CPU or GPU has it fast)")
     add_orientation(parser)
     add_overwrite(parser)
-    # Left out, the orientation flags take the -c file's value, else the preset's: so no default is set here.
+    # Left out, these flags take the -c file's value, else the preset's: so no default is set here.
     for action in parser._actions:
-        if action.dest in _ORIENTATION_FLAGS:
+        if action.dest in _CONFIG_FLAGS:
             action.default = None
     parser.set_defaults(run=run)
 
 
-_ORIENTATION_FLAGS = ("orientation", "handedness")
+_CONFIG_FLAGS = ("orientation", "handedness", "precision")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(str(args.config), lambda: ExperimentConfig.from_dict(saved["config"]))
     else:
         config = build_config("--preset", lambda: experiment_preset(args.preset or "quick"))
-    config = build_config("--orientation", lambda: config.replace(**explicit(args, _ORIENTATION_FLAGS)))
+    config = build_config("--orientation/--precision", lambda: config.replace(**explicit(args, _CONFIG_FLAGS)))
     train, test = first_given(args.train_data, saved.get("train_data")), first_given(args.test_data,
                                                                                      saved.get("test_data"))
     if train is None or test is None:

@@ -199,7 +199,7 @@ class _Study:
 
         name = "generator_lefusion" if mode == Mode.LEFUSION else "generator_claim"
         train_generator(self.fit_dir, self.run_dir(name), self.config.generator(mode),
-                        seed=self.seed, device=self.device,
+                        seed=self.seed, device=self.device, precision=self.config.precision,
                         progress=self.progress, checkpoint_every=10**9)
 
     def joint(self) -> None:
@@ -210,7 +210,7 @@ class _Study:
                     segmenter=self.config.segmenter(),
                     init_generator=self.run_dir("generator_claim") / "generator.pt", seed=self.seed,
                     device=self.device, train_patients=roles["fit"], progress=self.progress,
-                    smile_prior=self.smile_prior())
+                    smile_prior=self.smile_prior(), precision=self.config.precision)
 
     def synthesize(self, arm: str) -> None:
         from claim.stages.generate import generate_scars
@@ -220,7 +220,7 @@ class _Study:
         masks = self.out / "masks" / ("transplant" if arm == "lefusion" else "smile")
         sampler = self.config.lefusion_sampler if arm == "lefusion" else self.config.claim_sampler
         generate_scars(model, self.fit_dir, masks, self.out / "synthetic" / arm, sampler=sampler, seed=self.seed,
-                       device=self.device, previews=False)
+                       device=self.device, previews=False, precision=self.config.precision)
 
     def train_segmenter(self, arm: str) -> None:
         from claim.segmentation.train import train_segmenter
@@ -228,7 +228,7 @@ class _Study:
         synthetic = () if arm == "real_only" else (self.out / "synthetic" / arm,)
         train_segmenter([self.train_dir], self.run_dir(arm), self.config.segmenter(), synthetic_dirs=synthetic,
                         seed=self.seed, device=self.device, val_patients=self.roles()["val"],
-                        progress=self.progress)
+                        progress=self.progress, precision=self.config.precision)
 
     def evaluate(self) -> None:
         roles = self.roles()
@@ -237,7 +237,7 @@ class _Study:
                        synthetic={arm: self.out / "synthetic" / arm for arm in SYNTHETIC_ARMS},
                        canvases={pid: self.patient(pid) for pid in roles["canvases"]},
                        donors=[self.patient(pid) for pid in roles["donors"]], geometry=self.geometry,
-                       device=self.device, progress=self.progress)
+                       device=self.device, progress=self.progress, precision=self.config.precision)
 
     def orientation(self) -> None:
         write_orientation_overview(self.out, self.train_patients(), self.test_dir, self.geometry, self.config.aha(),

@@ -30,6 +30,9 @@ class SegmenterConfig(Config):
             centre the ROI; 0 = no localiser, the ROI is the slice centre.
         localiser_filters: the localiser's DynUNet channels per level.
         postprocess: anatomical post-processing of predictions (``claim.segmentation.postprocess``).
+        mirror: test-time mirroring: predictions average the softmax over the four flips of the ROI. Off by
+            default: on the 12 validation patients of a standard EMIDEC run it changed infarct Dice by +0.001,
+            myocardium +0.012 and MVO -0.019, for 4x the prediction time.
         batch_size: real slices per step (per process under ``accelerate launch``).
         lr / weight_decay: AdamW.
         steps: total optimisation steps.
@@ -53,6 +56,7 @@ class SegmenterConfig(Config):
     localiser_size: int = 64
     localiser_filters: tuple[int, ...] = (8, 16, 32, 64)
     postprocess: bool = True
+    mirror: bool = False
     weight_decay: float = 1e-5
     steps: int = 2000
     val_every: int = 200

@@ -34,13 +34,21 @@ class Prediction:
     postprocess: PostprocessCounts | None = field(default=None)
 
 
-def _logits(net: torch.nn.Module, batches: np.ndarray, batch_size: int, precision: str) -> np.ndarray:
+def _labels(net: torch.nn.Module, batches: np.ndarray, batch_size: int, precision: str,
+            mirror: bool = False) -> np.ndarray:
+    """Argmax labels of ``(N, 1, H, W)`` raw images; with ``mirror``, of the softmax averaged over the four flips
+    (none, rows, columns, both: nnU-Net's test-time mirroring, matching the flips the network trained with)."""
     device = next(net.parameters()).device
+    flips = ((), (-2,), (-1,), (-2, -1)) if mirror else ((),)
     out = []
     for start in range(0, len(batches), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(batches[start:start + batch_size])).to(device)
+        batch = normalise_images(torch.from_numpy(np.ascontiguousarray(batches[start:start + batch_size])).to(device))
+        probs = 0
         with torch.no_grad(), autocast(precision, device):
-            out.append(net(normalise_images(batch)).argmax(dim=1).to(torch.uint8).cpu().numpy())
+            for dims in flips:
+                logits = net(batch.flip(dims) if dims else batch).float()
+                probs = probs + torch.softmax(logits.flip(dims) if dims else logits, dim=1)
+        out.append(probs.argmax(dim=1).to(torch.uint8).cpu().numpy())
     return np.concatenate(out)
 
 
@@ -59,7 +67,7 @@ def locate_heart(model: torch.nn.Module, config: SegmenterConfig, images: np.nda
     if localiser is None or not config.localiser_size or not len(images):
         return fallback, False
     size = config.localiser_size
-    heart = _logits(localiser, overview(images, size)[:, None], batch_size, precision).any(axis=0)
+    heart = _labels(localiser, overview(images, size)[:, None], batch_size, precision).any(axis=0)
     components, n = ndimage.label(heart)
     if n == 0:
         return fallback, False
@@ -71,7 +79,8 @@ def locate_heart(model: torch.nn.Module, config: SegmenterConfig, images: np.nda
 
 @torch.no_grad()
 def predict_patient(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray, batch_size: int = 16,
-                    precision: str = "fp32", postprocess: bool | None = None) -> Prediction:
+                    precision: str = "fp32", postprocess: bool | None = None,
+                    mirror: bool | None = None) -> Prediction:
     """Segment one patient's raw slices ``(S, H, W)`` with the cascade; outside the ROI is background.
 
     Args:
@@ -79,6 +88,7 @@ def predict_patient(model: torch.nn.Module, config: SegmenterConfig, images: np.
         config: its config (ROI size, localiser, post-processing default).
         precision: ``fp32`` or ``bf16`` (autocast of the forward passes; see ``claim.runtime``).
         postprocess: anatomical post-processing; ``None`` = ``config.postprocess``.
+        mirror: test-time mirroring of the ROI segmenter; ``None`` = ``config.mirror``.
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3:
@@ -89,7 +99,8 @@ def predict_patient(model: torch.nn.Module, config: SegmenterConfig, images: np.
         centre, localised = locate_heart(model, config, images, batch_size, precision)
         box = roi_box(images.shape[1:], centre, config.crop_size)
         if len(images):
-            rois = _logits(model, crop_rois(images, box)[:, None], batch_size, precision)
+            rois = _labels(model, crop_rois(images, box)[:, None], batch_size, precision,
+                           config.mirror if mirror is None else mirror)
         else:
             rois = np.zeros((0, config.crop_size, config.crop_size), np.uint8)
     finally:

@@ -38,6 +38,7 @@ def evaluate_study(
     geometry: Callable[[Patient], PatientGeometry],
     device: str = "cpu",
     progress: bool = False,
+    precision: str = "fp32",
 ) -> None:
     """Score every arm on the test patients and judge how faithfully each synthetic arm painted its masks.
 
@@ -55,9 +56,13 @@ def evaluate_study(
         geometry: AHA geometry of a training patient (cached by the caller).
         device: torch device for the segmenters.
         progress: show a progress bar while reading the test folder.
+        precision: ``fp32`` | ``bf16`` | ``auto`` of the segmenters' forward passes.
     """
     from claim.evaluation.metrics import dice, patient_metrics
+    from claim.runtime import resolve_precision
     from claim.segmentation import load_segmenter, predict_label_maps
+
+    precision = resolve_precision(precision, device)
 
     test = read_dataset(test_dir, progress=progress)
     models = {arm: load_segmenter(path, device) for arm, path in segmenters.items()}
@@ -65,7 +70,7 @@ def evaluate_study(
     for arm, (model, seg_config) in models.items():
         records = {}
         for patient in test:
-            pred = predict_label_maps(model, seg_config, patient.images)
+            pred = predict_label_maps(model, seg_config, patient.images, precision=precision)
             record = patient_metrics(pred, patient.label_maps, patient.spacing_mm, patient.slice_thickness_mm)
             record["pathological"] = patient.has_infarct
             records[patient.patient_id] = record
@@ -77,7 +82,7 @@ def evaluate_study(
     for arm, folder in synthetic.items():
         scores, judged, conditioned, crops = {}, [], [], []
         for patient in read_dataset(folder):
-            pred = predict_label_maps(judge, judge_config, patient.images)
+            pred = predict_label_maps(judge, judge_config, patient.images, precision=precision)
             wanted = infarct_mask(patient.label_maps)
             scores[patient.patient_id] = dice(infarct_mask(pred), wanted)
             source = _source_id(patient.patient_id, canvases)

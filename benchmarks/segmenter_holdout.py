@@ -1,0 +1,104 @@
+"""Held-out accuracy of trained segmenters, and whether two runs differ beyond noise.
+
+Segments a labelled test folder with each run's best checkpoint (``RUN/segmenter.pt``) and scores it per patient
+(EMIDEC convention: slices stacked per patient; infarct and MVO Dice over the patients whose labels hold them,
+myocardium over all). Prints each run's mean Dice (with and without the anatomical post-processing), its training
+time and steps, and for every pair of runs the paired difference with a patient-level bootstrap 95 % CI: a pair
+whose CI covers 0 is "not decided". Saves JSON.
+
+    python benchmarks/segmenter_holdout.py --test outputs/split/test --runs fp32_s0 bf16_s0 bf16_s1 \
+        --out outputs/benchmarks/segmenter_holdout.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from claim.data.layouts import read_dataset  # noqa: E402
+from claim.evaluation.metrics import patient_metrics  # noqa: E402
+from claim.experiment.stats import mean_sd, paired_bootstrap_ci  # noqa: E402
+from claim.labels import Label  # noqa: E402
+from claim.segmentation import load_segmenter, predict_patient  # noqa: E402
+
+METRICS = ("infarct_dice", "myocardium_dice", "mvo_dice")
+
+
+def _scores(run: Path, patients, post: bool) -> dict[str, dict[str, float]]:
+    model, config = load_segmenter(run / "segmenter.pt")
+    out = {}
+    for p in patients:
+        pred = predict_patient(model, config, p.images, postprocess=post).label_maps
+        m = patient_metrics(pred, p.label_maps, p.spacing_mm, p.slice_thickness_mm)
+        out[p.patient_id] = {
+            "infarct_dice": m["infarct_dice"] if p.has_infarct else float("nan"),
+            "myocardium_dice": m["myocardium_dice"],
+            "mvo_dice": m["mvo_dice"] if (p.label_maps == Label.MVO).any() else float("nan"),
+        }
+    return out
+
+
+def _run_info(run: Path) -> dict:
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines() if line]
+    config = json.loads((run / "config.json").read_text())
+    timed = [e for e in log if "seconds" in e]
+    return {"steps": max((e["step"] for e in log), default=0),
+            "minutes": timed[-1]["seconds"] / 60 if timed else float("nan"),
+            "precision": config.get("precision"), "seed": config.get("seed"),
+            "curve": [(e["step"], e["val"]) for e in log if "val" in e]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--test", type=Path, required=True, help="labelled test folder (any layout)")
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="train-segmenter run folders")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bootstrap", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "segmenter_holdout.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    patients = read_dataset(args.test)
+    results: dict = {"test": str(args.test), "n_patients": len(patients),
+                     "n_pathological": sum(p.has_infarct for p in patients), "runs": {}}
+    scores = {}
+    for run in args.runs:
+        info = _run_info(run)
+        entry = {**info, "postprocess": {}, "raw": {}}
+        for post, key in ((True, "postprocess"), (False, "raw")):
+            per_patient = _scores(run, patients, post)
+            if post:
+                scores[run.name] = per_patient
+            entry[key] = {m: mean_sd([v[m] for v in per_patient.values()]) for m in METRICS}
+        entry["per_patient"] = scores[run.name]
+        results["runs"][run.name] = entry
+        shown = "  ".join(f"{m.split('_')[0]} {entry['postprocess'][m][0]:.3f} (raw {entry['raw'][m][0]:.3f})"
+                          for m in METRICS)
+        print(f"{run.name}: {info['precision']} seed {info['seed']}, {info['steps']} steps in "
+              f"{info['minutes']:.1f} min | {shown}")
+    results["pairs"] = {}
+    for a, b in itertools.combinations(scores, 2):
+        ids = sorted(scores[a])
+        pair = {}
+        for m in METRICS:
+            ci = paired_bootstrap_ci([scores[a][i][m] for i in ids], [scores[b][i][m] for i in ids],
+                                     resamples=args.bootstrap, seed=0)
+            pair[m] = ci
+        results["pairs"][f"{a} - {b}"] = pair
+        print(f"{a} - {b}: " + "  ".join(f"{m.split('_')[0]} {pair[m]['mean']:+.3f} "
+                                         f"[{pair[m]['low']:+.3f}, {pair[m]['high']:+.3f}]" for m in METRICS))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=float))
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
