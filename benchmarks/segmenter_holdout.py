@@ -56,6 +56,25 @@ def _run_info(run: Path) -> dict:
             "curve": [(e["step"], e["val"]) for e in log if "val" in e]}
 
 
+def _plot_curves(path: Path, runs: dict) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.2))
+    axes = fig.subplots(1, 3)
+    for name, entry in runs.items():
+        steps = [s for s, _ in entry["curve"]]
+        for ax, metric in zip(axes, METRICS, strict=True):
+            ax.plot(steps, [v[metric] for _, v in entry["curve"]], marker="o", ms=3,
+                    label=f"{name} (test {entry['postprocess'][metric][0]:.3f})")
+    for ax, metric in zip(axes, METRICS, strict=True):
+        ax.set(xlabel="step", title=f"validation {metric.replace('_', ' ')}", ylim=(0, 1))
+        ax.legend(fontsize=6)
+    fig.suptitle("standard segmenter: validation patients during training (legend: held-out test mean)", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--test", type=Path, required=True, help="labelled test folder (any layout)")
@@ -63,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "segmenter_holdout.json")
+    parser.add_argument("--plot", type=Path, default=None, help="write the runs' validation curves (PNG) here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     patients = read_dataset(args.test)
@@ -94,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         results["pairs"][f"{a} - {b}"] = pair
         print(f"{a} - {b}: " + "  ".join(f"{m.split('_')[0]} {pair[m]['mean']:+.3f} "
                                          f"[{pair[m]['low']:+.3f}, {pair[m]['high']:+.3f}]" for m in METRICS))
+    if args.plot:
+        _plot_curves(args.plot, results["runs"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=float))
     print(f"-> {args.out}")

@@ -1,9 +1,9 @@
 """Training and sampling speed, fp32 against bf16 autocast, in one run (read the ratios; absolute times drift).
 
-Segmenter (standard DynUNet, batch 8): steps/s on the full 256 px slice (no localiser) and of the standard cascade
-(64 px localiser + 128 px LV-centred ROI), fp32 and bf16. Generator (standard MONAI diffusion U-Net, 96 px, batch 8): training steps/s fp32 and bf16, and sampling
-s/image at the same NFE. Real trainer steps (augmentation, loss, backward, optimizer) on phantom slices. Prints a
-table, saves JSON.
+Segmenter (standard DynUNet, batch 8): steps/s on the full 256 px slice (no localiser) and of the standard
+cascade (64 px localiser + 128 px LV-centred ROI), fp32 and bf16. Generator (standard MONAI diffusion U-Net, 96 px,
+batch 8): training steps/s fp32 and bf16, and sampling s/image at the same NFE. Real trainer steps (augmentation,
+loss, backward, optimizer) on phantom slices. Prints a table, saves JSON.
 
     python benchmarks/training_speed.py --threads 2 --out outputs/benchmarks/training_speed.json
 """

@@ -155,6 +155,7 @@ def test_study_precision_reaches_every_trainer_and_is_checked(smoke_study, tmp_p
     # Each trainer records the precision it ran at: the smoke study ran the fp32 default everywhere.
     for run in ("generator_claim", "generator_lefusion", "joint", "real_only", "smile"):
         assert json.loads((out / "runs" / run / "config.json").read_text())["precision"] == "fp32"
-    assert main(["experiment", "-c", str(out / "config.json"), "--out", str(tmp_path / "x"),
-                 "--precision", "fp16"]) != 0
-    assert "precision" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # argparse refuses the choice in one line
+        main(["experiment", "-c", str(out / "config.json"), "--out", str(tmp_path / "x"), "--precision", "fp16"])
+    assert exc.value.code == 2 and "--precision" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
