@@ -32,8 +32,8 @@ from claim.segmentation import load_segmenter, predict_patient  # noqa: E402
 METRICS = ("infarct_dice", "myocardium_dice", "mvo_dice")
 
 
-def _scores(run: Path, patients, post: bool) -> dict[str, dict[str, float]]:
-    model, config = load_segmenter(run / "segmenter.pt")
+def _scores(run: Path, patients, post: bool, checkpoint: str) -> dict[str, dict[str, float]]:
+    model, config = load_segmenter(run / checkpoint)
     out = {}
     for p in patients:
         pred = predict_patient(model, config, p.images, postprocess=post).label_maps
@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--test", type=Path, required=True, help="labelled test folder (any layout)")
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="train-segmenter run folders")
+    parser.add_argument("--checkpoint", default="segmenter.pt",
+                        help="checkpoint in each run: segmenter.pt (best on validation) or last.pt (final weights)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "segmenter_holdout.json")
@@ -86,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     patients = read_dataset(args.test)
-    results: dict = {"test": str(args.test), "n_patients": len(patients),
+    results: dict = {"test": str(args.test), "checkpoint": args.checkpoint, "n_patients": len(patients),
                      "n_pathological": sum(p.has_infarct for p in patients), "runs": {}}
     scores = {}
     for run in args.runs:
         info = _run_info(run)
         entry = {**info, "postprocess": {}, "raw": {}}
         for post, key in ((True, "postprocess"), (False, "raw")):
-            per_patient = _scores(run, patients, post)
+            per_patient = _scores(run, patients, post, args.checkpoint)
             if post:
                 scores[run.name] = per_patient
             entry[key] = {m: mean_sd([v[m] for v in per_patient.values()]) for m in METRICS}
