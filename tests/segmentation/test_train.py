@@ -154,3 +154,20 @@ def test_train_segmenter_cli(seg_data_dir, tmp_path, capsys):
     assert (out / "segmenter.pt").is_file() and "infarct Dice" in capsys.readouterr().out
     assert main(args) == 2  # exists already: a one-line error, not a traceback
     assert main([*args, "--resume"]) == 0
+
+
+def test_segment_records_roi_and_postprocessing_and_can_skip_it(tiny_run, seg_data_dir, tmp_path):
+    result, _ = tiny_run
+    on, off = tmp_path / "on", tmp_path / "off"
+    assert main(["segment", "--model", str(result.checkpoint), "--data", str(seg_data_dir), "--out", str(on)]) == 0
+    assert main(["segment", "--model", str(result.checkpoint), "--data", str(seg_data_dir), "--out", str(off),
+                 "--no-postprocess"]) == 0
+    record_on = json.loads((on / ".claim-output.json").read_text())["config"]
+    record_off = json.loads((off / ".claim-output.json").read_text())["config"]
+    assert record_on["postprocess"] is True and record_off["postprocess"] is False
+    ids = {p.patient_id for p in read_dataset(seg_data_dir)}
+    assert set(record_on["patients"]) == ids
+    for entry in record_on["patients"].values():
+        assert len(entry["roi_centre"]) == 2 and set(entry["postprocess"]) == {
+            "myocardium_removed", "mvo_relabelled", "cavity_removed"}
+    assert all("postprocess" not in entry for entry in record_off["patients"].values())
