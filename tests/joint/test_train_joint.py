@@ -103,3 +103,19 @@ def test_cli_runs_and_resumes(joint_dir, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [e["phase"] for e in log] == ["generator", "segmenter", "joint", "joint"]
     assert load_generator(tmp_path / "run" / "generator.pt").config.crop_size == 48
+
+
+def test_resuming_a_state_that_does_not_fit_the_models_is_one_clear_error(full_run, joint_dir, tmp_path):
+    from claim.errors import InputError
+    from claim.joint.train import STATE_FORMAT, STATE_NAME
+    from claim.training.checkpoint import read_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(full_run.generator_checkpoint.parent, run)
+    state = read_checkpoint(run / STATE_NAME, fmt=STATE_FORMAT, what="joint state")
+    first = next(iter(state["segmenter"]["model"]))
+    del state["segmenter"]["model"][first]  # as a state saved by a claim whose segmenter had other layers
+    del state["content_sha256"]
+    save_checkpoint(run / STATE_NAME, state)
+    with pytest.raises(InputError, match="does not fit"):
+        _run(joint_dir, run, TINY_J.steps, resume=True)

@@ -59,6 +59,19 @@ def test_postprocess_keeps_one_myocardium_mvo_inside_infarct_and_cavity_inside_m
     assert counts.to_dict() == {"myocardium_removed": 0, "mvo_relabelled": 0, "cavity_removed": 0}
 
 
+def test_postprocess_keeps_both_halves_of_a_broken_ring():
+    ring, cavity = _ring((64, 64), (32, 32), 8, 14)
+    maps = np.zeros((64, 64), np.uint8)
+    maps[cavity] = Label.CAVITY
+    maps[ring] = Label.MYOCARDIUM
+    maps[ring & (np.mgrid[:64, :64][1] > 40)] = Label.INFARCT
+    maps[:, 38:40][ring[:, 38:40]] = Label.BACKGROUND  # a gap cuts the ring at the top and the bottom
+    maps[2:5, 2:5] = Label.MYOCARDIUM  # a stray blob still goes
+    out, counts = anatomical_postprocess(maps)
+    assert (out == Label.INFARCT).sum() == (maps == Label.INFARCT).sum() > 0
+    assert counts.myocardium_removed == 9 and (out[2:5, 2:5] == 0).all()
+
+
 class _ThresholdLocaliser(torch.nn.Module):
     """Stands in for a trained localiser: pixels brighter than 1 SD are 'myocardium'."""
 
@@ -83,7 +96,7 @@ class _Cascade(torch.nn.Module):
 
 
 def test_locate_heart_maps_the_overview_centre_back_and_ignores_stray_blobs():
-    config = replace(TEST_CONFIG, crop_size=16, filters=(4, 8), deep_supervision=0, postprocess=False)
+    config = replace(TEST_CONFIG, crop_size=16, postprocess=False)
     images = np.zeros((3, 90, 120), np.float32)
     images[:, 50:62, 20:36] = 10.0  # the "heart", centre (55.5, 27.5)
     images[1, 5:7, 100:102] = 10.0  # a stray blob on one slice
@@ -95,12 +108,15 @@ def test_locate_heart_maps_the_overview_centre_back_and_ignores_stray_blobs():
     assert rows.min() == round(centre[0] - 8) and cols.min() == round(centre[1] - 8)
     assert rows.max() - rows.min() == 15 and cols.max() - cols.min() == 15  # the 16-px ROI, pasted in place
     blank, found = locate_heart(_Cascade(), config, np.zeros((2, 40, 60), np.float32))
-    assert not found and blank == (19.5, 29.5)
+    assert not found and blank == (20.0, 30.0)
 
 
 def test_deep_supervision_heads_and_weights():
     config = SegmenterConfig(crop_size=32, filters=(4, 8, 16, 32), localiser_size=0)
     assert config.deep_supervision == 2 and SegmenterConfig(filters=(4, 8, 16)).deep_supervision == 1
+    assert config.replace(filters=(4, 8, 16)).deep_supervision == 1  # fewer levels re-derive the default heads
+    with pytest.raises(ValueError, match="three levels"):
+        SegmenterConfig(crop_size=16, filters=(4, 8))
     with pytest.raises(ValueError, match="deep_supervision"):
         SegmenterConfig(filters=(4, 8, 16), deep_supervision=2)
     net = build_segmenter(config).train()
@@ -160,7 +176,7 @@ class _LeftHanded(torch.nn.Module):
 
 
 def test_mirroring_averages_the_four_flips():
-    config = replace(TEST_CONFIG, crop_size=16, filters=(4, 8), deep_supervision=0, localiser_size=0,
+    config = replace(TEST_CONFIG, crop_size=16, localiser_size=0,
                      postprocess=False)
     images = np.random.default_rng(0).random((1, 16, 16)).astype(np.float32)
     plain = predict_patient(_LeftHanded(), config, images).label_maps[0]

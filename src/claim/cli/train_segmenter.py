@@ -47,7 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--foreground-fraction", type=number(0.0, 1.0), default=None,
                         help="share of each real batch drawn from scar-bearing slices (default: the preset's)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
-    add_run_flags(parser, "continue RUN/last.pt up to --steps")
+    add_run_flags(parser, "continue RUN/last.pt up to --steps (a killed run resumes exactly; with the poly "
+                          "schedule a longer --steps reshapes the decay from where it stands)")
     parser.set_defaults(run=run)
 
 

@@ -35,7 +35,7 @@ ORIENTATION_SHEET = "orientation.png"
 
 # Config fields added after studies were first recorded, with the value every earlier study used: an earlier
 # study's identity lacks them and is still the same study.
-_ADDED_CONFIG_DEFAULTS = {"orientation": "auto", "handedness": "ccw"}
+_ADDED_CONFIG_DEFAULTS = {"orientation": "auto", "handedness": "ccw", "precision": "fp32"}
 
 
 def peak_rss_mb() -> float:

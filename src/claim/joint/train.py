@@ -185,9 +185,13 @@ def train_joint(
         for key, kind in (("joint", JointConfig), ("generator", GeneratorConfig), ("segmenter", SegmenterConfig)):
             saved[key] = kind.from_dict(saved[key])
         check_resume(state_path, saved, settings)
-        gen.load_state_dict(state["generator"])
-        seg.load_state_dict(state["segmenter"])
-        buffer.load_state_dict(state["buffer"])
+        try:
+            gen.load_state_dict(state["generator"])
+            seg.load_state_dict(state["segmenter"])
+            buffer.load_state_dict(state["buffer"])
+        except (RuntimeError, KeyError, ValueError) as exc:  # e.g. a state written before the segmenter's cascade
+            raise InputError(state_path, "joint state does not fit this claim version's models; start over with "
+                                         f"--overwrite ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
         start = int(state["step"])
     run.start({"command": "train-joint", **settings, "data": str(data_dir), "device": device,
                "precision": gen.precision,

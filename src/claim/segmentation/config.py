@@ -24,8 +24,9 @@ class SegmenterConfig(Config):
         deep_supervision: extra output heads at coarser decoder levels (nnU-Net); their losses weigh 1/2, 1/4, ...
             of the main one. At most ``len(filters) - 2``; ``None`` = ``min(2, len(filters) - 2)``.
         lr_schedule: ``poly`` (nnU-Net: ``lr * (1 - step / steps) ** 0.9``) or ``constant``.
-        foreground_fraction: share of every real batch drawn from scar-bearing slices only, the rest uniformly from
-            all (nnU-Net's foreground oversampling; 0 = uniform).
+        foreground_fraction: share of every batch drawn from scar-bearing slices only, the rest uniformly from all
+            (nnU-Net's foreground oversampling; 0 = uniform). It applies per pool: with synthetic slices pooled
+            with the real ones (``synthetic_fraction`` None), the forced share comes from both.
         localiser_size: side of the whole-slice overview the localiser segments (heart: cavity + myocardium) to
             centre the ROI; 0 = no localiser, the ROI is the slice centre.
         localiser_filters: the localiser's DynUNet channels per level.
@@ -75,8 +76,8 @@ class SegmenterConfig(Config):
         object.__setattr__(self, "localiser_filters", tuple(int(f) for f in self.localiser_filters))
         object.__setattr__(self, "zoom_range", tuple(float(z) for z in self.zoom_range))
         object.__setattr__(self, "gamma_range", tuple(float(g) for g in self.gamma_range))
-        if len(self.filters) < 2:
-            raise ValueError(f"filters {self.filters} needs at least two levels")
+        if len(self.filters) < 3:  # MONAI's DynUNet needs three levels or more
+            raise ValueError(f"filters {self.filters} needs at least three levels")
         factor = 2 ** (len(self.filters) - 1)
         if self.crop_size <= 0 or self.crop_size % factor:
             raise ValueError(f"crop_size {self.crop_size} must be a positive multiple of {factor} for {self.filters}")
@@ -90,8 +91,8 @@ class SegmenterConfig(Config):
         if not 0.0 <= self.foreground_fraction <= 1.0:
             raise ValueError(f"foreground_fraction {self.foreground_fraction} must be in [0, 1]")
         if self.localiser_size:
-            if len(self.localiser_filters) < 2:
-                raise ValueError(f"localiser_filters {self.localiser_filters} needs at least two levels")
+            if len(self.localiser_filters) < 3:
+                raise ValueError(f"localiser_filters {self.localiser_filters} needs at least three levels")
             loc_factor = 2 ** (len(self.localiser_filters) - 1)
             if self.localiser_size < 0 or self.localiser_size % loc_factor:
                 raise ValueError(f"localiser_size {self.localiser_size} must be 0 or a positive multiple of "
@@ -103,6 +104,12 @@ class SegmenterConfig(Config):
             raise ValueError(f"val_fraction {self.val_fraction} must be in (0, 1)")
         if self.synthetic_fraction is not None and not 0.0 <= self.synthetic_fraction < 1.0:
             raise ValueError(f"synthetic_fraction {self.synthetic_fraction} must be in [0, 1) or None")
+
+    def replace(self, **changes: Any) -> SegmenterConfig:
+        """As ``Config.replace``; new ``filters`` without a ``deep_supervision`` re-derive the default heads."""
+        if "filters" in changes and "deep_supervision" not in changes:
+            changes["deep_supervision"] = None
+        return super().replace(**changes)
 
 
 SEGMENTER_PRESETS: dict[str, dict[str, Any]] = {

@@ -85,6 +85,8 @@ class SliceSet:
     @property
     def has_scar(self) -> np.ndarray:
         """``(N,)`` bool: the ROI holds infarct or MVO (the slices foreground oversampling draws from)."""
+        if not len(self):
+            return np.zeros(0, dtype=bool)
         return np.isin(self.labels, (Label.INFARCT, Label.MVO)).reshape(len(self), -1).any(axis=1)
 
     @staticmethod

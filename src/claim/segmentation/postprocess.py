@@ -2,9 +2,9 @@
 
 Three rules, each applied per slice (EMIDEC slices are 6-13 mm apart, too far for 3D connectivity to mean much):
 
-1. **One myocardium**: only the largest 8-connected component of the myocardium (labels {2, 3, 4}) is kept; the
-   rest becomes background. Infarct and MVO islands off the ring go with it, so infarct stays inside the
-   myocardium the prediction keeps.
+1. **One myocardium**: the largest 8-connected component of the myocardium (labels {2, 3, 4}) is kept, with any
+   other component that borders the same LV cavity (a ring the prediction broke by a gap); the rest becomes
+   background. Infarct and MVO islands off the ring go with it, so infarct stays inside the myocardium kept.
 2. **MVO inside infarct**: real MVO is the dark core of an infarct. An MVO component that touches no infarct pixel
    (label 3, 8-connected) is relabelled infarct: the infarct-with-MVO region (the EMIDEC infarct metric) is
    unchanged, only the claim that part of it is MVO is withdrawn.
@@ -48,8 +48,16 @@ def _slice(label_map: np.ndarray, counts: PostprocessCounts) -> np.ndarray:
     myo = myocardium_mask(out)
     components, n = ndimage.label(myo, structure=_EIGHT)
     if n > 1:
-        sizes = np.bincount(components.ravel())[1:]
-        stray = myo & (components != 1 + int(np.argmax(sizes)))
+        largest = 1 + int(np.argmax(np.bincount(components.ravel())[1:]))
+        keep = {largest}
+        cavity = out == Label.CAVITY
+        cavities, _ = ndimage.label(cavity, structure=_EIGHT)
+        beside_largest = ndimage.binary_dilation(components == largest, structure=_EIGHT) & cavity
+        shared = np.unique(cavities[beside_largest])
+        if shared.size:
+            beside_cavity = ndimage.binary_dilation(np.isin(cavities, shared), structure=_EIGHT) & myo
+            keep |= set(np.unique(components[beside_cavity]).tolist())
+        stray = myo & ~np.isin(components, sorted(keep))
         counts.myocardium_removed += int(stray.sum())
         out[stray] = Label.BACKGROUND
     mvo = out == Label.MVO

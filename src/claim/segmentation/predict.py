@@ -58,14 +58,17 @@ def locate_heart(model: torch.nn.Module, config: SegmenterConfig, images: np.nda
     """Centre (row, col) of the heart in a stack ``(S, H, W)`` from the localiser's whole-slice overviews.
 
     The heart (cavity + myocardium) of every slice is pooled and only its largest component kept, so a stray
-    blob does not pull the ROI. Returns ``(centre, True)``, or the slice centre and ``False`` when the model has no
+    blob does not pull the ROI. Returns ``(centre, True)``, or the slice centre and ``False`` when the config has no
     localiser or it finds no heart.
     """
     h, w = images.shape[1:]
-    fallback = ((h - 1) / 2, (w - 1) / 2)
-    localiser = getattr(model, "localiser", None)
-    if localiser is None or not config.localiser_size or not len(images):
+    fallback = (h / 2, w / 2)  # the centre training ROIs take when nothing is labelled (claim.data.lv_crop_box)
+    if not config.localiser_size or not len(images):
         return fallback, False
+    localiser = getattr(model, "localiser", None)
+    if localiser is None:
+        raise ValueError(f"config.localiser_size is {config.localiser_size} but the model has no localiser "
+                         "(pass the bare CascadeSegmenter, not a wrapped one)")
     size = config.localiser_size
     heart = _labels(localiser, overview(images, size)[:, None], batch_size, precision).any(axis=0)
     components, n = ndimage.label(heart)

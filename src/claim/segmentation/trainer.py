@@ -60,9 +60,10 @@ class SegmenterTrainer:
         else:
             pools = [(train, config.batch_size)]
         self._pools = [(pool, n, np.flatnonzero(pool.has_scar)) for pool, n in pools if n > 0]
-        if config.localiser_size and any(pool.overviews is None for pool, _n, _fg in self._pools):
-            raise ValueError("a segmenter with a localiser needs overviews in every training pool "
-                             "(slices_from_patients(..., overview_size=config.localiser_size))")
+        if config.localiser_size and any(pool.overviews is None or pool.overviews.shape[-1] != config.localiser_size
+                                         for pool, _n, _fg in self._pools):
+            raise ValueError(f"a segmenter with a localiser needs {config.localiser_size} px overviews in every "
+                             "training pool (training_slices(patients, config))")
         with torch.random.fork_rng(devices=[]):
             # Initial weights are the one draw from torch's default generator: fork it to keep the caller's state.
             torch.manual_seed(self.seed)
