@@ -17,6 +17,7 @@ from claim.cli.common import (
 )
 from claim.errors import ClaimError
 from claim.experiment.config import ExperimentConfig, experiment_preset
+from claim.experiment.crossval import run_crossval
 from claim.experiment.study import run_experiment
 from claim.runtime import PRECISIONS
 
@@ -28,11 +29,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-data", default=None,
                         help="training folder (any layout); validation comes from it (default with -c: the study's)")
     parser.add_argument("--test-data", default=None, help="held-out test folder: used only for the final metrics "
-                                                          "(default with -c: the study's)")
+                                                          "(default with -c: the study's). Without it the study "
+                                                          "cross-validates --train-data over --folds")
+    parser.add_argument("--folds", type=int, default=None, metavar="K",
+                        help="patient-level cross-validation folds (stratified by normal/pathological) when no "
+                             "--test-data is given (default: the preset's; standard uses 3)")
+    parser.add_argument("--segmenter-seeds", type=int, default=None, metavar="N",
+                        help="segmenters per arm, trained with different seeds on the same data; their softmax "
+                             "is averaged per test patient (default: the preset's)")
     parser.add_argument("-o", "--out", required=True, help="study folder (resumable: finished stages are skipped)")
     add_config_file(parser)
     parser.add_argument("--preset", default=None, metavar="quick|standard",
-                        help="quick (phantom, <= 10 min on 2 cores) | standard (EMIDEC, <= 90 min); default quick")
+                        help="quick (phantom, <= 10 min on 2 cores) | standard (EMIDEC, 3-fold cross-validated, "
+                             "<= 120 min); default quick")
     parser.add_argument("-s", "--seed", type=SEED, default=None, help="random seed (default 0)")
     parser.add_argument("--device", default=None, help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--threads", type=THREADS, default=None,
@@ -49,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-_CONFIG_FLAGS = ("orientation", "handedness", "precision")
+_CONFIG_FLAGS = ("orientation", "handedness", "precision", "folds", "segmenter_seeds")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,14 +67,26 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(str(args.config), lambda: ExperimentConfig.from_dict(saved["config"]))
     else:
         config = build_config("--preset", lambda: experiment_preset(args.preset or "quick"))
-    config = build_config("--orientation/--precision", lambda: config.replace(**explicit(args, _CONFIG_FLAGS)))
     train, test = first_given(args.train_data, saved.get("train_data")), first_given(args.test_data,
                                                                                      saved.get("test_data"))
-    if train is None or test is None:
-        raise ClaimError("experiment needs --train-data DIR and --test-data DIR (or -c STUDY/config.json)")
-    metrics = run_experiment(train, test, args.out, config, seed=first_given(args.seed, saved.get("seed"), 0),
-                             device=first_given(args.device, saved.get("device"), "cpu"), threads=args.threads,
-                             overwrite=args.overwrite)
+    if test is not None and args.folds is not None:
+        raise ClaimError("--folds cross-validates --train-data: give it or --test-data, not both")
+    overrides = explicit(args, _CONFIG_FLAGS)
+    if test is not None:
+        overrides["folds"] = 0  # an external test set: every arm trains once on all of --train-data
+    config = build_config("--orientation/--precision/--folds/--segmenter-seeds",
+                          lambda: config.replace(**overrides))
+    if train is None:
+        raise ClaimError("experiment needs --train-data DIR (or -c STUDY/config.json)")
+    common = {"seed": first_given(args.seed, saved.get("seed"), 0),
+              "device": first_given(args.device, saved.get("device"), "cpu"), "threads": args.threads,
+              "overwrite": args.overwrite}
+    if test is not None:
+        metrics = run_experiment(train, test, args.out, config, **common)
+    elif config.folds >= 2:
+        metrics = run_crossval(train, args.out, config, **common)
+    else:
+        raise ClaimError(f"experiment needs --test-data DIR or --folds K (the {config.name} preset has no folds)")
     arms = ", ".join(f"{arm} {entry['infarct_dice']:.3f}" for arm, entry in metrics["arms"].items())
     print(f"experiment -> {args.out}/report.html  (infarct Dice: {arms})")
     return 0

@@ -44,6 +44,9 @@ class ExperimentConfig(Config):
         handedness: direction on screen in which segments 1->6 run.
         precision: ``fp32`` | ``bf16`` | ``auto`` for every network of every stage (training, sampling and the
             test predictions; ``claim.runtime.resolve_precision``); the resolved choice is in each run's config.
+        folds: patient-level cross-validation folds when the study is given no test folder (0: it needs one).
+        segmenter_seeds: segmenters trained per arm on the same data with different seeds; their softmax is
+            averaged per test patient (an ensemble), so training noise weighs less on the arm comparison.
     """
 
     name: str
@@ -59,6 +62,8 @@ class ExperimentConfig(Config):
     orientation: str = "auto"
     handedness: Handedness = Handedness.CCW
     precision: str = "fp32"
+    folds: int = 0
+    segmenter_seeds: int = 1
 
     def __post_init__(self) -> None:
         for name, kind in (("generator_config", GeneratorConfig), ("joint_config", JointConfig),
@@ -69,6 +74,10 @@ class ExperimentConfig(Config):
             raise ValueError("generator_config is the claim-mode generator (the lefusion arm derives its own)")
         if self.masks_per_canvas < 1 or self.bootstrap < 1:
             raise ValueError(f"masks_per_canvas {self.masks_per_canvas} and bootstrap {self.bootstrap} must be >= 1")
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError(f"folds {self.folds} must be 0 (a given test folder) or >= 2")
+        if self.segmenter_seeds < 1:
+            raise ValueError(f"segmenter_seeds {self.segmenter_seeds} must be >= 1")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} must be one of {PRECISIONS}")
         parse_orientation(self.orientation)  # a bad spec or orientation file fails before any stage runs
@@ -101,6 +110,7 @@ class ExperimentConfig(Config):
         joint_generator_steps = joint.steps - joint.segmenter_warmup
         return {
             "segmenter_steps_per_arm": seg,
+            "segmenter_seeds": self.segmenter_seeds,
             "generator_steps": {
                 "real_only": 0,
                 "lefusion": self.generator_steps,
@@ -128,28 +138,31 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
         max_synthetic_patients=6,
         bootstrap=1000,
     ),
-    # EMIDEC-sized (50 pathological + 25 normal patients): <= 90 min, <= 4 GB RSS on 2 CPU cores. The budget is
-    # set by what 2 cores afford: RePaint 2x2 at T = 300 costs ~2 min per synthetic patient (598 evaluations of a
-    # ~6-slice batch), so each synthetic arm gets 10 synthetic patients (one per normal canvas). The joint
-    # segmenter warms up on real slices for 400 steps first, so the consistency term is judged by a segmenter
-    # that already sees scar (at lr 3e-3 it starts finding scar after ~400 steps).
+    # EMIDEC-sized (50 pathological + 25 normal patients), 3-fold cross-validated: <= 120 min, <= 4 GB RSS on 2 CPU
+    # cores. Per fold (measured stage times of the single-split standard study, scaled to these step counts):
+    # 2 generators x 500 steps (~3 min each), the joint run (~7 min), RePaint 2x2 at T = 300 for 8 synthetic
+    # patients (~77 s each: ~10 min), DDIM for the other two arms (~1 min), 4 segmenters x 800 bf16 steps (~4 min
+    # each): ~39 min, x 3 folds. Every patient is tested once, so the paired intervals rest on all 50 pathological
+    # patients instead of 12 (half-width ~ sqrt(12/50) = 0.49 of the single split's).
     "standard": ExperimentConfig(
         name="standard",
-        generator_config=preset_config("standard", steps=1000),
+        generator_config=preset_config("standard", steps=500),
         lefusion_sampler="repaint:2x2",
         claim_sampler="ddim:25",
         # lambda 1: the test-free judge fidelity of the jointly trained generator rose with the consistency weight
-        # (0.215 at 0, 0.283 at 0.1, 0.398 at 1; benchmarks/joint_fidelity.py on the standard EMIDEC study).
-        joint_config=joint_preset("standard", steps=650, generator_warmup=0, segmenter_warmup=400, refresh_every=25,
+        # (0.215 at 0, 0.283 at 0.1, 0.398 at 1; benchmarks/joint_fidelity.py on the standard EMIDEC study). The
+        # joint segmenter warms up on real slices first, so the consistency term is judged by a segmenter that
+        # already sees scar.
+        joint_config=joint_preset("standard", steps=550, generator_warmup=0, segmenter_warmup=350, refresh_every=25,
                                   checkpoint_every=100, lambda_consistency=1.0),
-        # The segmenter recipe of `claim train-segmenter --preset standard` (LV cascade, deep supervision, poly LR,
-        # scar oversampling) for 2,000 steps in bf16 where the CPU has it: ~2.3x the former 900 fp32 steps for
-        # ~1.5x their time.
-        segmenter_config=segmenter_preset("standard", steps=2000, val_every=250),
+        # The recipe of `claim train-segmenter --preset standard` (LV cascade, deep supervision, poly LR, scar
+        # oversampling) for 800 steps per arm in bf16 where the CPU has it.
+        segmenter_config=segmenter_preset("standard", steps=800, val_every=200),
         masks_per_canvas=1,
-        max_synthetic_patients=10,
+        max_synthetic_patients=8,
         bootstrap=2000,
         precision="auto",
+        folds=3,
     ),
     # Tests only (hidden from the CLI help): seconds per stage.
     "smoke": ExperimentConfig(

@@ -35,7 +35,8 @@ ORIENTATION_SHEET = "orientation.png"
 
 # Config fields added after studies were first recorded, with the value every earlier study used: an earlier
 # study's identity lacks them and is still the same study.
-_ADDED_CONFIG_DEFAULTS = {"orientation": "auto", "handedness": "ccw", "precision": "fp32"}
+_ADDED_CONFIG_DEFAULTS = {"orientation": "auto", "handedness": "ccw", "precision": "fp32", "folds": 0,
+                          "segmenter_seeds": 1}
 
 
 def peak_rss_mb() -> float:

@@ -9,12 +9,12 @@ import numpy as np
 
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
-from claim.data.patient import Layout
+from claim.data.patient import Layout, Patient
 from claim.data.write import check_output_location, copy_patient, write_nnunet_dataset_json
 from claim.errors import ClaimError
 from claim.output import staged_output
 
-__all__ = ["SplitResult", "SPLIT_FILE", "choose_split", "split_dataset"]
+__all__ = ["SplitResult", "SPLIT_FILE", "choose_split", "split_dataset", "write_subsets"]
 
 SPLIT_FILE = "split.json"
 
@@ -46,6 +46,17 @@ def choose_split(
     return sorted(train), sorted(test)
 
 
+def write_subsets(patients: list[Patient], data_dir: Path, out_dir: Path, subsets: dict[str, list[str]]) -> None:
+    """Copy each subset's patients (ids) from ``data_dir`` into ``out_dir/<subset>`` in the input's layout."""
+    by_id = {p.patient_id: p for p in patients}
+    for side, ids in subsets.items():
+        (out_dir / side).mkdir(parents=True, exist_ok=True)
+        for pid in ids:
+            copy_patient(by_id[pid], data_dir, out_dir / side)
+        if patients and patients[0].layout == Layout.NNUNET:
+            write_nnunet_dataset_json(out_dir / side, len(ids), name=f"claim_{side}")
+
+
 def split_dataset(
     data_dir: Path, out_dir: Path, *, test_pathological: int, test_normal: int, seed: int = 0, progress: bool = False,
     overwrite: bool = False,
@@ -63,15 +74,9 @@ def split_dataset(
     pathological = [p.patient_id for p in patients if p.has_infarct]
     normal = [p.patient_id for p in patients if not p.has_infarct]
     train_ids, test_ids = choose_split(pathological, normal, test_pathological, test_normal, seed)
-    by_id = {p.patient_id: p for p in patients}
     config = {"test_pathological": test_pathological, "test_normal": test_normal, "seed": seed}
     with staged_output(out_dir, "split", overwrite=overwrite, config=config, inputs=[data_dir]) as staging:
-        for side, ids in (("train", train_ids), ("test", test_ids)):
-            (staging / side).mkdir(parents=True, exist_ok=True)
-            for pid in ids:
-                copy_patient(by_id[pid], data_dir, staging / side)
-            if patients[0].layout == Layout.NNUNET:
-                write_nnunet_dataset_json(staging / side, len(ids), name=f"claim_{side}")
+        write_subsets(patients, data_dir, staging, {"train": train_ids, "test": test_ids})
         write_json(
             staging / SPLIT_FILE,
             {

@@ -29,25 +29,36 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
 
 
 def paired_bootstrap_ci(
-    arm: Sequence[float], baseline: Sequence[float], *, resamples: int = 2000, seed: int = 0, level: float = 0.95
+    arm: Sequence[float], baseline: Sequence[float], *, resamples: int = 2000, seed: int = 0, level: float = 0.95,
+    strata: Sequence[int] | None = None,
 ) -> dict[str, float]:
     """Mean of ``arm - baseline`` over paired patients and its percentile bootstrap interval.
 
     Patients are resampled with replacement (the same draw for both arms, so the pairing is kept); pairs with a
-    non-finite value are dropped. Returns ``{"mean", "low", "high", "n"}``; NaN bounds for fewer than two pairs.
+    non-finite value are dropped. With ``strata`` (one label per patient: its cross-validation fold), patients are
+    resampled within each stratum, keeping each stratum's size: every resample has each fold's share of patients,
+    so a fold's models are never over- or under-represented. Returns ``{"mean", "low", "high", "n"}``; NaN bounds
+    for fewer than two pairs.
     """
     a, b = np.asarray(arm, dtype=float), np.asarray(baseline, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired values need equal lengths, got {a.shape} and {b.shape}")
+    groups = np.zeros(a.shape, int) if strata is None else np.asarray(strata)
+    if groups.shape != a.shape:
+        raise ValueError(f"strata need one label per pair, got {groups.shape} for {a.shape}")
     keep = np.isfinite(a) & np.isfinite(b)
-    diff = a[keep] - b[keep]
+    diff, groups = a[keep] - b[keep], groups[keep]
     n = int(diff.size)
     if n == 0:
         return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
     if n == 1:
         return {"mean": float(diff[0]), "low": float("nan"), "high": float("nan"), "n": 1}
     rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
+    sums = np.zeros(resamples)
+    for label in np.unique(groups):
+        members = diff[groups == label]
+        sums += members[rng.integers(0, members.size, size=(resamples, members.size))].sum(axis=1)
+    means = sums / n
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.percentile(means, [tail, 100.0 - tail])
     return {"mean": float(diff.mean()), "low": float(low), "high": float(high), "n": n}
@@ -69,6 +80,7 @@ def summarise_arms(
     baseline: str,
     resamples: int,
     seed: int,
+    strata: Mapping[str, int] | None = None,
 ) -> dict[str, dict]:
     """Per arm: mean and sd of each ``ARM_METRICS`` value over the pathological test patients, and for every arm but
     ``baseline`` the paired bootstrap interval of arm minus baseline; plus the per-patient values (normal test
@@ -79,6 +91,7 @@ def summarise_arms(
         arms: the arms, in report order.
         baseline: the arm the others are compared with (its records also decide who is pathological).
         resamples / seed: of the bootstrap.
+        strata: patient id -> cross-validation fold: the bootstrap resamples patients within folds.
     """
     pathological = pathological_ids(per_arm[baseline])
     summaries: dict[str, dict] = {}
@@ -91,7 +104,8 @@ def summarise_arms(
             entry[key], sd[key] = mean_sd(values)
             if arm != baseline:
                 base = [_finite(per_arm[baseline][pid][source]) for pid in pathological]
-                ci[key] = paired_bootstrap_ci(values, base, resamples=resamples, seed=seed)
+                ci[key] = paired_bootstrap_ci(values, base, resamples=resamples, seed=seed,
+                                              strata=None if strata is None else [strata[p] for p in pathological])
         entry["sd"] = sd
         if ci:
             entry["ci95_minus_real_only"] = ci  # the metrics.json key the report reads, named after the baseline

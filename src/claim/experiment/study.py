@@ -222,18 +222,25 @@ class _Study:
         generate_scars(model, self.fit_dir, masks, self.out / "synthetic" / arm, sampler=sampler, seed=self.seed,
                        device=self.device, previews=False, precision=self.config.precision)
 
-    def train_segmenter(self, arm: str) -> None:
+    def segmenter_runs(self, arm: str) -> list[tuple[str, int]]:
+        """(run name, seed) of each of the arm's segmenters: ``<arm>`` with the study's seed, then
+        ``<arm>_seed2``... with the seed + 1000, + 2000... (all on the same real and synthetic data)."""
+        return [(arm if j == 0 else f"{arm}_seed{j + 1}", self.seed + 1000 * j)
+                for j in range(self.config.segmenter_seeds)]
+
+    def train_segmenter(self, arm: str, name: str, seed: int) -> None:
         from claim.segmentation.train import train_segmenter
 
         synthetic = () if arm == "real_only" else (self.out / "synthetic" / arm,)
-        train_segmenter([self.train_dir], self.run_dir(arm), self.config.segmenter(), synthetic_dirs=synthetic,
-                        seed=self.seed, device=self.device, val_patients=self.roles()["val"],
+        train_segmenter([self.train_dir], self.run_dir(name), self.config.segmenter(), synthetic_dirs=synthetic,
+                        seed=seed, device=self.device, val_patients=self.roles()["val"],
                         progress=self.progress, precision=self.config.precision)
 
     def evaluate(self) -> None:
         roles = self.roles()
         evaluate_study(self.test_dir, self.out / "evaluation",
-                       segmenters={arm: self.run_dir(arm) / "segmenter.pt" for arm in ARMS}, judge_arm="real_only",
+                       segmenters={arm: [self.run_dir(name) / "segmenter.pt" for name, _ in self.segmenter_runs(arm)]
+                                   for arm in ARMS}, judge_arm="real_only",
                        synthetic={arm: self.out / "synthetic" / arm for arm in SYNTHETIC_ARMS},
                        canvases={pid: self.patient(pid) for pid in roles["canvases"]},
                        donors=[self.patient(pid) for pid in roles["donors"]], geometry=self.geometry,
@@ -262,8 +269,9 @@ class _Study:
             stages.append(_Stage(f"synthetic_{arm}", (out / "synthetic" / arm / "generation.json",),
                                  (out / "synthetic" / arm,), lambda arm=arm: self.synthesize(arm)))
         for arm in ARMS:
-            stages.append(_Stage(f"segmenter_{arm}", (runs / arm / "segmenter.pt",), (runs / arm,),
-                                 lambda arm=arm: self.train_segmenter(arm)))
+            for name, seed in self.segmenter_runs(arm):
+                stages.append(_Stage(f"segmenter_{name}", (runs / name / "segmenter.pt",), (runs / name,),
+                                     lambda arm=arm, name=name, seed=seed: self.train_segmenter(arm, name, seed)))
         stages.append(_Stage("evaluate", (out / "evaluation" / PER_PATIENT_FILE, out / "evaluation" / GALLERY_FILE),
                              (out / "evaluation",), self.evaluate))
         orientation = out / ORIENTATION_DIR

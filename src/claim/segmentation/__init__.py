@@ -8,7 +8,14 @@ from claim.segmentation.data import SliceSet, slices_from_patients, training_sli
 from claim.segmentation.loss import dice_ce_loss, supervised_loss
 from claim.segmentation.net import CascadeSegmenter, build_segmenter, normalise_images
 from claim.segmentation.postprocess import anatomical_postprocess
-from claim.segmentation.predict import locate_heart, predict_label_maps, predict_patient, segment_folder
+from claim.segmentation.predict import (
+    locate_heart,
+    predict_ensemble,
+    predict_label_maps,
+    predict_patient,
+    predict_probabilities,
+    segment_folder,
+)
 from claim.segmentation.train import SegmenterResult, SegmenterTrainer, train_segmenter
 
 __all__ = [
@@ -30,5 +37,7 @@ __all__ = [
     "locate_heart",
     "predict_label_maps",
     "predict_patient",
+    "predict_probabilities",
+    "predict_ensemble",
     "segment_folder",
 ]

@@ -3,6 +3,7 @@ raw slices, and a whole folder mirrored into an output folder."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from claim.runtime import autocast, resolve_precision
 from claim.segmentation.checkpoint import load_segmenter
 from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.data import crop_rois, overview, paste_rois, roi_box
-from claim.segmentation.net import normalise_images
+from claim.segmentation.net import N_CLASSES, normalise_images
 from claim.segmentation.postprocess import PostprocessCounts, anatomical_postprocess
 
-__all__ = ["Prediction", "locate_heart", "predict_patient", "predict_label_maps", "segment_folder"]
+__all__ = ["Prediction", "locate_heart", "predict_patient", "predict_label_maps", "predict_probabilities",
+           "predict_ensemble", "segment_folder"]
 
 
 @dataclass
@@ -34,9 +36,9 @@ class Prediction:
     postprocess: PostprocessCounts | None = field(default=None)
 
 
-def _labels(net: torch.nn.Module, batches: np.ndarray, batch_size: int, precision: str,
-            mirror: bool = False) -> np.ndarray:
-    """Argmax labels of ``(N, 1, H, W)`` raw images; with ``mirror``, of the softmax averaged over the four flips
+def _probabilities(net: torch.nn.Module, batches: np.ndarray, batch_size: int, precision: str,
+                   mirror: bool = False) -> np.ndarray:
+    """Softmax ``(N, C, H, W)`` of ``(N, 1, H, W)`` raw images; with ``mirror``, averaged over the four flips
     (none, rows, columns, both: nnU-Net's test-time mirroring, matching the flips the network trained with)."""
     device = next(net.parameters()).device
     flips = ((), (-2,), (-1,), (-2, -1)) if mirror else ((),)
@@ -48,8 +50,14 @@ def _labels(net: torch.nn.Module, batches: np.ndarray, batch_size: int, precisio
             for dims in flips:
                 logits = net(batch.flip(dims) if dims else batch).float()
                 probs = probs + torch.softmax(logits.flip(dims) if dims else logits, dim=1)
-        out.append(probs.argmax(dim=1).to(torch.uint8).cpu().numpy())
+        out.append((probs / len(flips)).cpu().numpy())
     return np.concatenate(out)
+
+
+def _labels(net: torch.nn.Module, batches: np.ndarray, batch_size: int, precision: str,
+            mirror: bool = False) -> np.ndarray:
+    """Argmax labels of ``(N, 1, H, W)`` raw images (see :func:`_probabilities`)."""
+    return _probabilities(net, batches, batch_size, precision, mirror).argmax(axis=1).astype(np.uint8)
 
 
 @torch.no_grad()
@@ -113,6 +121,50 @@ def predict_patient(model: torch.nn.Module, config: SegmenterConfig, images: np.
     if config.postprocess if postprocess is None else postprocess:
         maps, counts = anatomical_postprocess(maps)
     return Prediction(maps, (float(centre[0]), float(centre[1])), localised, counts)
+
+
+@torch.no_grad()
+def predict_probabilities(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray, batch_size: int = 16,
+                          precision: str = "fp32", mirror: bool | None = None) -> np.ndarray:
+    """Class probabilities ``(S, C, H, W)`` of one patient's raw slices in the source grid: the ROI segmenter's
+    softmax pasted back, background certain outside the ROI. No post-processing (it acts on labels)."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 3:
+        raise ValueError(f"images must be (S, H, W), got {images.shape}")
+    was_training = model.training
+    model.eval()
+    try:
+        centre, _ = locate_heart(model, config, images, batch_size, precision)
+        box = roi_box(images.shape[1:], centre, config.crop_size)
+        probs = _probabilities(model, crop_rois(images, box)[:, None], batch_size, precision,
+                               config.mirror if mirror is None else mirror) if len(images) else None
+    finally:
+        model.train(was_training)
+    if probs is None:
+        return np.zeros((0, N_CLASSES, *images.shape[1:]), np.float32)
+    n_classes = probs.shape[1]
+    return np.stack([paste_rois(np.ascontiguousarray(probs[:, c]), box, 1 if c == 0 else 0)
+                     for c in range(n_classes)], axis=1)
+
+
+def predict_ensemble(members: Sequence[tuple[torch.nn.Module, SegmenterConfig]], images: np.ndarray,
+                     batch_size: int = 16, precision: str = "fp32", postprocess: bool | None = None) -> np.ndarray:
+    """``(S, H, W)`` label maps of the softmax averaged over several segmenters (each with its own ROI), then
+    post-processed (``None`` = the first member's ``config.postprocess``). One member gives exactly
+    :func:`predict_label_maps`'s maps."""
+    if not members:
+        raise ValueError("an ensemble needs at least one segmenter")
+    if len(members) == 1:
+        model, config = members[0]
+        return predict_label_maps(model, config, images, batch_size, precision, postprocess)
+    total = None
+    for model, config in members:
+        probs = predict_probabilities(model, config, images, batch_size, precision)
+        total = probs if total is None else total + probs
+    maps = total.argmax(axis=1).astype(np.uint8)
+    if members[0][1].postprocess if postprocess is None else postprocess:
+        maps, _ = anatomical_postprocess(maps)
+    return maps
 
 
 def predict_label_maps(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray,

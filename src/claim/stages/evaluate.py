@@ -30,7 +30,7 @@ def evaluate_study(
     test_dir: Path,
     out_dir: Path,
     *,
-    segmenters: Mapping[str, Path],
+    segmenters: Mapping[str, Path | Sequence[Path]],
     judge_arm: str,
     synthetic: Mapping[str, Path],
     canvases: Mapping[str, Patient],
@@ -48,7 +48,8 @@ def evaluate_study(
             EMIDEC metrics plus ``pathological``; ``fidelity``: per synthetic arm and patient, the judge's infarct
             Dice against the mask it was painted in; ``bullseye``: scar fraction per AHA segment of the real training
             scars, of each arm's masks and of what the judge found in them) and the gallery crops.
-        segmenters: arm -> segmenter checkpoint, in report order.
+        segmenters: arm -> segmenter checkpoint, or several (segmenters of one arm trained with different seeds:
+            their softmax is averaged per patient before the argmax), in report order.
         judge_arm: the arm whose segmenter (trained on real data only) judges the synthetic patients.
         synthetic: synthetic arm -> its ``claim generate`` folder.
         canvases: normal training patients the masks were drawn on, by id (synthetic ids start with ``<id>_``).
@@ -60,29 +61,30 @@ def evaluate_study(
     """
     from claim.evaluation.metrics import dice, patient_metrics
     from claim.runtime import resolve_precision
-    from claim.segmentation import load_segmenter, predict_label_maps
+    from claim.segmentation import load_segmenter, predict_ensemble
 
     precision = resolve_precision(precision, device)
 
     test = read_dataset(test_dir, progress=progress)
-    models = {arm: load_segmenter(path, device) for arm, path in segmenters.items()}
+    models = {arm: [load_segmenter(path, device) for path in ([paths] if isinstance(paths, str | Path) else paths)]
+              for arm, paths in segmenters.items()}
     per_arm: dict[str, dict] = {}
-    for arm, (model, seg_config) in models.items():
+    for arm, members in models.items():
         records = {}
         for patient in test:
-            pred = predict_label_maps(model, seg_config, patient.images, precision=precision)
+            pred = predict_ensemble(members, patient.images, precision=precision)
             record = patient_metrics(pred, patient.label_maps, patient.spacing_mm, patient.slice_thickness_mm)
             record["pathological"] = patient.has_infarct
             records[patient.patient_id] = record
         per_arm[arm] = records
-    judge, judge_config = models[judge_arm]
+    judge = models[judge_arm]
     fidelity: dict[str, dict] = {}
     bullseye = {"real_training_scar": _segment_fraction([(p.label_maps, geometry(p)) for p in donors])}
     gallery = {}
     for arm, folder in synthetic.items():
         scores, judged, conditioned, crops = {}, [], [], []
         for patient in read_dataset(folder):
-            pred = predict_label_maps(judge, judge_config, patient.images, precision=precision)
+            pred = predict_ensemble(judge, patient.images, precision=precision)
             wanted = infarct_mask(patient.label_maps)
             scores[patient.patient_id] = dice(infarct_mask(pred), wanted)
             source = _source_id(patient.patient_id, canvases)
