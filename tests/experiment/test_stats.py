@@ -44,3 +44,17 @@ def test_mean_sd():
     assert mean_sd([1.0, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
     assert mean_sd([2.0]) == (2.0, 0.0)
     assert all(math.isnan(v) for v in mean_sd([]))
+
+
+def test_stratified_bootstrap_resamples_within_folds():
+    # Fold 1 gains exactly +1 per patient, fold 2 exactly 0: resampling within folds keeps two of each in every
+    # draw, so the mean difference cannot move; pooled resampling mixes the folds and widens the interval.
+    arm, base = [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]
+    strat = paired_bootstrap_ci(arm, base, resamples=500, seed=0, strata=[1, 1, 2, 2])
+    assert strat["mean"] == 0.5 and strat["low"] == 0.5 and strat["high"] == 0.5 and strat["n"] == 4
+    pooled = paired_bootstrap_ci(arm, base, resamples=500, seed=0)
+    assert pooled["low"] < 0.5 < pooled["high"]
+    # Without strata the result is what it always was (one stratum).
+    assert paired_bootstrap_ci(arm, base, resamples=500, seed=0, strata=[0, 0, 0, 0]) == pooled
+    with pytest.raises(ValueError, match="one label per pair"):
+        paired_bootstrap_ci(arm, base, strata=[1, 2])

@@ -185,3 +185,26 @@ def test_mirroring_averages_the_four_flips():
     # Averaged over the column flip, every pixel sees myocardium 2 vs infarct 1 half the time: myocardium wins.
     assert (mirrored == Label.MYOCARDIUM).all()
     assert (predict_patient(_LeftHanded(), replace(config, mirror=True), images).label_maps[0] == mirrored).all()
+
+
+def test_ensemble_of_one_is_the_single_prediction_and_probabilities_average(pathological_case):
+    from claim.segmentation.predict import predict_ensemble, predict_label_maps, predict_probabilities
+
+    config = replace(TEST_CONFIG, crop_size=48)
+    torch.manual_seed(0)
+    first = build_segmenter(config).eval()
+    torch.manual_seed(1)
+    second = build_segmenter(config).eval()
+    images = pathological_case.patient.images[:3]
+    single = predict_label_maps(first, config, images)
+    np.testing.assert_array_equal(predict_ensemble([(first, config)], images), single)
+    probs = predict_probabilities(first, config, images)
+    assert probs.shape == (3, N_CLASSES, *images.shape[1:])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)  # background is certain outside the ROI
+    np.testing.assert_array_equal(anatomical_postprocess(probs.argmax(axis=1).astype(np.uint8))[0], single)
+    # Two members: the argmax of the mean softmax, then the same post-processing.
+    mean = (probs + predict_probabilities(second, config, images)) / 2
+    expected = anatomical_postprocess(mean.argmax(axis=1).astype(np.uint8))[0]
+    np.testing.assert_array_equal(predict_ensemble([(first, config), (second, config)], images), expected)
+    with pytest.raises(ValueError, match="at least one"):
+        predict_ensemble([], images)

@@ -96,6 +96,7 @@ class _CrossValidation:
                                  "--out")
             shutil.rmtree(self.out)
             state = {}
+        assignment_record = self._assignment()  # bad fold counts fail before anything is written
         self.out.mkdir(parents=True, exist_ok=True)
         write_manifest(self.out, "experiment", config=self.config.to_dict(), inputs=fingerprint([self.train_dir]),
                        owns_folder=True)
@@ -103,12 +104,15 @@ class _CrossValidation:
                                               "seed": self.seed, "train_data": str(self.train_dir),
                                               "test_data": None, "device": self.device,
                                               "claim_version": __version__})
+        if not (self.out / FOLDS_FILE).exists():
+            write_json(self.out / FOLDS_FILE, assignment_record)
         return {"identity": identity, "claim_version": __version__, "folds": state.get("folds", {})}
 
-    def _assignment(self) -> dict[str, int]:
+    def _assignment(self) -> dict:
+        """The ``folds.json`` record: the stored one when resuming, else drawn (and checked) from the data."""
         path = self.out / FOLDS_FILE
         if path.exists():
-            return {pid: int(f) for pid, f in json.loads(path.read_text())["assignment"].items()}
+            return json.loads(path.read_text())
         patients = read_dataset(self.train_dir, progress=self.progress)
         if len({p.patient_id for p in patients}) != len(patients):
             raise ClaimError(f"{self.train_dir}: duplicate patient ids")
@@ -117,10 +121,8 @@ class _CrossValidation:
         k = self.config.folds
         _check_folds(k, pathological, normal, self.train_dir)
         assignment = assign_folds(pathological, normal, k, self.seed)
-        write_json(path, {"folds": k, "seed": self.seed, "stratified_by": "normal / pathological",
-                          "assignment": dict(sorted(assignment.items())),
-                          "pathological": pathological, "normal": normal})
-        return assignment
+        return {"folds": k, "seed": self.seed, "stratified_by": "normal / pathological",
+                "assignment": dict(sorted(assignment.items())), "pathological": pathological, "normal": normal}
 
     def _fold_data(self, fold: int, assignment: dict[str, int]) -> Path:
         data = fold_dir(self.out, fold) / "data"
@@ -140,7 +142,7 @@ class _CrossValidation:
         from claim.experiment.study import run_experiment
 
         state = self._start()
-        assignment = self._assignment()
+        assignment = {pid: int(f) for pid, f in json.loads((self.out / FOLDS_FILE).read_text())["assignment"].items()}
         for fold in range(1, self.config.folds + 1):
             name = f"fold{fold}"
             study = fold_dir(self.out, fold) / "study"
