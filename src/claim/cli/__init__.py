@@ -19,6 +19,7 @@ from claim.cli import (
     info,
     masks,
     phantom,
+    realism,
     segment,
     split,
     train_generator,
@@ -44,6 +45,7 @@ _COMMANDS = (
     train_segmenter,
     segment,
     evaluate,
+    realism,
 )
 
 

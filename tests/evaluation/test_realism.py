@@ -1,0 +1,135 @@
+"""Realism measures: the two-sample test finds nothing between halves of real data and everything in an obvious
+fake; intensity distances and frequency Dice behave as distances and overlaps; ``claim realism`` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from claim.aha.config import AhaConfig, geometry_for
+from claim.cli import main
+from claim.data.write import write_patient
+from claim.evaluation.c2st import C2stConfig, auc, classifier_two_sample_test
+from claim.evaluation.realism import scar_samples, segment_fractions, soft_dice, wasserstein_table
+from claim.labels import Label, infarct_mask
+from claim.phantom import make_phantom_cohort
+from tests.conftest import SMALL
+
+AHA = AhaConfig(bullseye=False)
+FAST = C2stConfig(repeats=2, steps=120, bootstrap=300)
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    """Twelve phantom pathological patients (shared anatomy model, independent scars and noise)."""
+    return [c.patient for c in make_phantom_cohort(24, seed=11, config=SMALL) if c.patient.has_infarct][:12]
+
+
+def _bright_disk(patient):
+    """The obvious fake: every scar pixel replaced by one uniform value far above the blood pool."""
+    images = patient.images.copy()
+    scar = infarct_mask(patient.label_maps)
+    images[scar] = float(images.max()) * 1.5
+    return patient.with_arrays(patient_id=patient.patient_id + "_disk", images=images)
+
+
+def _samples(patients):
+    return [s for p in patients for s in scar_samples(p.images, p.label_maps, geometry_for(p, AHA), p.patient_id)]
+
+
+def test_auc_is_the_mann_whitney_probability():
+    assert auc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == 1.0
+    assert auc(np.array([0.9, 0.8, 0.2, 0.1]), np.array([0, 0, 1, 1])) == 0.0
+    assert auc(np.array([0.5, 0.5, 0.5, 0.5]), np.array([0, 1, 0, 1])) == 0.5
+    assert np.isnan(auc(np.array([0.1, 0.2]), np.array([1, 1])))
+
+
+def test_c2st_near_half_on_real_halves_and_near_one_on_a_bright_disk(cohort):
+    samples = _samples(cohort)
+    assert len(samples) >= 30 and all(s.crop.shape == (32, 32) for s in samples)
+    first = [s for s in samples if s.group in {p.patient_id for p in cohort[:6]}]
+    second = [s for s in samples if s.group not in {p.patient_id for p in cohort[:6]}]
+    halves = classifier_two_sample_test([s.crop for s in first], [s.group for s in first],
+                                        [s.crop for s in second], [s.group for s in second], FAST, seed=0)
+    assert 0.3 < halves["auc"] < 0.7 and halves["low"] < 0.5 < halves["high"]
+    fake = _samples([_bright_disk(p) for p in cohort])
+    told = classifier_two_sample_test([s.crop for s in samples], [s.group for s in samples],
+                                      [s.crop for s in fake], [s.group for s in fake], FAST, seed=0)
+    assert told["auc"] > 0.9 and told["low"] > 0.8
+    assert told["groups_first"] == told["groups_second"] == len(cohort)
+
+
+def test_c2st_is_seeded_and_needs_enough_groups(cohort):
+    samples = _samples(cohort[:4])
+    crops, groups = [s.crop for s in samples], [s.group for s in samples]
+    config = C2stConfig(repeats=1, steps=20, bootstrap=50)
+    first = classifier_two_sample_test(crops, groups, crops, groups, config, seed=3)
+    assert classifier_two_sample_test(crops, groups, crops, groups, config, seed=3) == first
+    one = classifier_two_sample_test(crops, ["g"] * len(crops), crops, groups, config, seed=0)
+    assert np.isnan(one["auc"])  # one group cannot be split into folds
+
+
+def test_intensity_statistics_and_their_distances(cohort):
+    real = _samples(cohort)
+    scar_contrast = np.array([s.stats["scar_contrast"] for s in real])
+    assert (scar_contrast > 0.3).mean() > 0.8  # phantom scar is enhanced, towards the blood pool
+    table = wasserstein_table(real, real)
+    assert all(entry["wasserstein"] == 0.0 for entry in table.values() if entry["n"])
+    fake = _samples([_bright_disk(p) for p in cohort])
+    far = wasserstein_table(real, fake)
+    assert far["scar_contrast"]["wasserstein"] > 0.5
+    assert far["scar_texture_sd"]["median"] < 0.05  # a uniform disk has no texture
+    # Shifting every statistic by a constant moves the distance by exactly that constant.
+    shifted = [type(s)(s.group, s.slice_index, s.crop, s.polar, {k: v + 0.25 for k, v in s.stats.items()})
+               for s in real]
+    assert wasserstein_table(real, shifted)["scar_contrast"]["wasserstein"] == pytest.approx(0.25)
+
+
+def test_mvo_statistics_read_the_dark_core(pathological_case):
+    patient = pathological_case.patient
+    labels = patient.label_maps.copy()
+    images = patient.images.copy()
+    s = int(np.argmax(infarct_mask(labels).reshape(len(labels), -1).sum(axis=1)))
+    scar = labels[s] == Label.INFARCT
+    core = scar & (ndimage.distance_transform_edt(scar) >= 2)
+    labels[s][core] = Label.MVO
+    images[s][core] = images[s][labels[s] == Label.MYOCARDIUM].min()  # darker than any myocardium
+    samples = scar_samples(images, labels, geometry_for(patient, AHA), "p")
+    sample = next(x for x in samples if x.slice_index == s)
+    assert sample.stats["mvo_to_scar_ratio"] < 0.8 and sample.stats["mvo_contrast"] < sample.stats["scar_contrast"]
+
+
+def test_polar_maps_and_frequency_dice(cohort):
+    patient = cohort[0]
+    geometry = geometry_for(patient, AHA)
+    sample = scar_samples(patient.images, patient.label_maps, geometry, "p")[0]
+    assert sample.polar.shape == (8, 48) and 0 < sample.polar.max() <= 1
+    fractions = segment_fractions(patient.label_maps, geometry)
+    assert fractions.shape == (17,) and np.nanmax(fractions) > 0
+    assert soft_dice(fractions, fractions) == pytest.approx(1.0)
+    assert soft_dice(np.array([1.0, 0, 0]), np.array([0, 1.0, 0])) == 0.0
+
+
+def test_realism_cli(cohort, tmp_path, capsys):
+    for p in cohort:
+        write_patient(p, tmp_path / "real")
+    for p in cohort[:8]:
+        write_patient(_bright_disk(p), tmp_path / "disk")
+    out = tmp_path / "realism.json"
+    args = ["realism", "--real", str(tmp_path / "real"), "--synthetic", str(tmp_path / "disk"), "--repeats", "1",
+            "--steps", "200", "--out", str(out)]
+    assert main(args + ["--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record == json.loads(out.read_text())
+    disk = record["sources"]["disk"]
+    assert disk["image_c2st"]["auc"] > 0.9
+    assert disk["intensity"]["scar_contrast"]["wasserstein"] > \
+        record["real_vs_real"]["intensity_floor"]["scar_contrast"]["mean"]
+    assert record["real"]["patients"] == len(cohort)
+    assert main(args) == 2  # the record exists: never overwritten without --overwrite
+    assert "exists already" in capsys.readouterr().err
+    assert main(args[:-2] + ["--out", str(out), "--overwrite"]) == 0
+    assert "real vs real" in capsys.readouterr().out
