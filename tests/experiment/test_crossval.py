@@ -134,6 +134,21 @@ def test_pooled_metrics_folds_and_report(smoke_crossval):
     assert (fold_dir(out, 1) / "study" / "report.html").exists()
 
 
+def test_realism_over_all_folds(smoke_crossval):
+    _, out, metrics = smoke_crossval
+    realism = metrics["realism"]
+    assert set(realism["sources"]) == {"lefusion", "smile", "claim", "blobs_masks"}
+    # Every fold's synthetic patients (ids prefixed with their fold: a canvas serves several folds).
+    per_fold = sum(len(list((fold_dir(out, k) / "study" / "synthetic" / "smile").glob("*_smile*"))) for k in (1, 2))
+    assert realism["sources"]["smile"]["patients"] == per_fold
+    assert "image_c2st" in realism["sources"]["claim"] and "mask_c2st" not in realism["sources"]["claim"]
+    assert "image_c2st" not in realism["sources"]["blobs_masks"] and "mask_c2st" in realism["sources"]["blobs_masks"]
+    assert {"image_c2st", "mask_c2st", "intensity_floor", "frequency_dice_ceiling"} <= set(realism["real_vs_real"])
+    assert (out / "realism" / "gallery.png").stat().st_size > 1000
+    assert "Realism: synthetic scar against real scar" in (out / "report.html").read_text()
+    assert "realism" in metrics["timing"]["folds_s"]
+
+
 def test_rerun_resumes_and_another_seed_is_refused(smoke_crossval):
     root, out, metrics = smoke_crossval
     again = run_crossval(root / "phantom", out, CONFIG, seed=0, threads=1, progress=False)

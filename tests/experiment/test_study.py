@@ -37,6 +37,11 @@ def test_metrics_json_schema(smoke_study):
     assert {"generator_lefusion", "joint", "segmenter_claim", "evaluate"} <= set(timing["stages_s"])
     assert on_disk["budget"]["generator_steps"]["claim"] > on_disk["budget"]["generator_steps"]["smile"]
     assert on_disk["smile_prior"]["source"] and on_disk["smile_prior"]["n_patients"] >= 1
+    # Realism of every synthetic arm against the held-out test scars, with the real-vs-real reference.
+    realism = on_disk["realism"]
+    assert set(realism["sources"]) == {"lefusion", "smile", "claim", "blobs_masks"}
+    assert realism["real"]["patients"] == len(test_pathological)
+    assert (out / "realism" / "gallery.png").exists() and "realism" in timing["stages_s"]
 
 
 def test_test_patients_never_reach_training(smoke_study):

@@ -57,7 +57,7 @@ def format_table(record: dict) -> str:
 
     for name, entry in record["sources"].items():
         intensity = entry.get("intensity", {})
-        rows.append([name, str(entry["patients"]), auc(entry.get("image_c2st")), auc(entry["mask_c2st"]),
+        rows.append([name, str(entry["patients"]), auc(entry.get("image_c2st")), auc(entry.get("mask_c2st")),
                      _cell(intensity.get("scar_contrast", {}).get("wasserstein")),
                      _cell(intensity.get("scar_texture_sd", {}).get("wasserstein")), _cell(entry["frequency_dice"])])
     ref = record["real_vs_real"]

@@ -52,13 +52,16 @@ class RealismConfig:
 
 @dataclass
 class ScarSample:
-    """One slice with scar: its group (patient or canvas), crop, polar mask map and statistics."""
+    """One slice with scar: its group (patient or canvas), crop, polar mask map and statistics; ``view`` and
+    ``view_mask`` are the crop at source resolution and its scar mask (for galleries)."""
 
     group: str
     slice_index: int
     crop: np.ndarray
     polar: np.ndarray
     stats: dict[str, float]
+    view: np.ndarray | None = None
+    view_mask: np.ndarray | None = None
 
 
 def _crop(image: np.ndarray, centre: tuple[float, float], size: int) -> np.ndarray:
@@ -111,11 +114,11 @@ def scar_samples(images: np.ndarray, label_maps: np.ndarray, geometry: PatientGe
             stats["mvo_to_scar_ratio"] = float(np.median(image[mvo]) / scar_median) if scar_median > 0 else float(
                 "nan")
         centre = ndimage.center_of_mass(scar)
-        crop = np.clip(_crop(unit, centre, config.crop_px), -1.0, 3.0)
-        crop = resize(crop, (config.input_px, config.input_px), order=1, anti_aliasing=True).astype(np.float32)
+        view = np.clip(_crop(unit, centre, config.crop_px), -1.0, 3.0).astype(np.float32)
+        crop = resize(view, (config.input_px, config.input_px), order=1, anti_aliasing=True).astype(np.float32)
         myo = ~np.isnan(geometry.depth[s]) & ~np.isnan(geometry.angle_deg[s])
         polar = _polar_map(scar, myo, geometry.angle_deg[s], geometry.depth[s], config.polar_bins)
-        samples.append(ScarSample(group, s, crop, polar, stats))
+        samples.append(ScarSample(group, s, crop, polar, stats, view, _crop(scar, centre, config.crop_px)))
     return samples
 
 

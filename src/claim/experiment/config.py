@@ -9,6 +9,7 @@ from claim.aha.config import AhaConfig
 from claim.aha.orientation import parse_orientation
 from claim.aha.segments import Handedness
 from claim.config import Config
+from claim.evaluation.c2st import C2stConfig
 from claim.generator.config import GeneratorConfig, Mode, preset_config
 from claim.joint.config import JointConfig, joint_preset
 from claim.runtime import PRECISIONS
@@ -47,6 +48,7 @@ class ExperimentConfig(Config):
         folds: patient-level cross-validation folds when the study is given no test folder (0: it needs one).
         segmenter_seeds: segmenters trained per arm on the same data with different seeds; their softmax is
             averaged per test patient (an ensemble), so training noise weighs less on the arm comparison.
+        realism_repeats / realism_steps: repeats of the realism two-sample tests and steps of each classifier.
     """
 
     name: str
@@ -64,6 +66,8 @@ class ExperimentConfig(Config):
     precision: str = "fp32"
     folds: int = 0
     segmenter_seeds: int = 1
+    realism_repeats: int = 3
+    realism_steps: int = 300
 
     def __post_init__(self) -> None:
         for name, kind in (("generator_config", GeneratorConfig), ("joint_config", JointConfig),
@@ -78,6 +82,9 @@ class ExperimentConfig(Config):
             raise ValueError(f"folds {self.folds} must be 0 (a given test folder) or >= 2")
         if self.segmenter_seeds < 1:
             raise ValueError(f"segmenter_seeds {self.segmenter_seeds} must be >= 1")
+        if self.realism_repeats < 1 or self.realism_steps < 1:
+            raise ValueError(f"realism_repeats {self.realism_repeats} and realism_steps {self.realism_steps} must "
+                             "be >= 1")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} must be one of {PRECISIONS}")
         parse_orientation(self.orientation)  # a bad spec or orientation file fails before any stage runs
@@ -101,6 +108,10 @@ class ExperimentConfig(Config):
 
     def segmenter(self) -> SegmenterConfig:
         return self.segmenter_config.replace(val_fraction=self.val_fraction)
+
+    def c2st(self) -> C2stConfig:
+        """The realism two-sample tests' protocol."""
+        return C2stConfig(repeats=self.realism_repeats, steps=self.realism_steps, bootstrap=min(self.bootstrap, 1000))
 
     def budget(self) -> dict[str, Any]:
         """Steps each arm's models saw (for the report's budget table)."""
@@ -137,6 +148,8 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
         masks_per_canvas=1,
         max_synthetic_patients=6,
         bootstrap=1000,
+        realism_repeats=1,
+        realism_steps=150,
     ),
     # EMIDEC-sized (50 pathological + 25 normal patients), 3-fold cross-validated: <= 120 min, <= 4 GB RSS on 2 CPU
     # cores. Per fold (measured stage times of the single-split standard study, scaled to these step counts):
@@ -178,6 +191,8 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
         masks_per_canvas=1,
         max_synthetic_patients=2,
         bootstrap=200,
+        realism_repeats=1,
+        realism_steps=10,
     ),
 }
 

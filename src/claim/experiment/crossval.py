@@ -23,17 +23,25 @@ from pathlib import Path
 import numpy as np
 
 from claim import __version__
+from claim.aha.config import geometry_for
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
-from claim.data.write import check_output_location
 from claim.errors import ClaimError
-from claim.experiment.config import ARMS, ExperimentConfig
-from claim.experiment.records import differing_identity_keys, json_safe, orientation_identity, peak_rss_mb
+from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig
+from claim.experiment.realism import REALISM_FILE, blob_masks, study_realism
+from claim.experiment.records import (
+    json_safe,
+    open_study_folder,
+    orientation_identity,
+    peak_rss_mb,
+    timing_record,
+)
 from claim.experiment.split import write_subsets
 from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms
-from claim.output import OutputFolder, data_identity, fingerprint, write_manifest
+from claim.output import data_identity, fingerprint, write_manifest
 from claim.runtime import torch_threads
 from claim.stages.evaluate import PER_PATIENT_FILE
+from claim.stages.masks import MASKS_FILE
 
 __all__ = ["FOLDS_FILE", "assign_folds", "fold_dir", "run_crossval", "pooled_metrics"]
 
@@ -81,21 +89,8 @@ class _CrossValidation:
                 "data": data_identity([self.train_dir]), "orientation_file": orientation_identity(self.config.aha())}
 
     def _start(self) -> dict:
-        check_output_location(self.out, [self.train_dir])
-        if self.out.resolve() in self.train_dir.resolve().parents:
-            raise ClaimError(f"input folder {self.train_dir} lies inside --out {self.out}; choose another --out")
-        OutputFolder(self.out, "experiment", resume=True).check()
-        state_path = self.out / _STATE_FILE
-        state = json.loads(state_path.read_text()) if state_path.exists() else {}
         identity = self.identity()
-        changed = differing_identity_keys(state["identity"], identity) if state else []
-        if changed:
-            if not self.overwrite:
-                raise ClaimError(f"{self.out} holds a study with another configuration, seed or data "
-                                 f"({', '.join(changed)} differ); pass --overwrite to start over, or choose another "
-                                 "--out")
-            shutil.rmtree(self.out)
-            state = {}
+        state = open_study_folder(self.out, [self.train_dir], identity, self.overwrite)
         assignment_record = self._assignment()  # bad fold counts fail before anything is written
         self.out.mkdir(parents=True, exist_ok=True)
         write_manifest(self.out, "experiment", config=self.config.to_dict(), inputs=fingerprint([self.train_dir]),
@@ -106,7 +101,8 @@ class _CrossValidation:
                                               "claim_version": __version__})
         if not (self.out / FOLDS_FILE).exists():
             write_json(self.out / FOLDS_FILE, assignment_record)
-        return {"identity": identity, "claim_version": __version__, "folds": state.get("folds", {})}
+        return {"identity": identity, "claim_version": __version__, "folds": state.get("folds", {}),
+                **({"realism": state["realism"]} if "realism" in state else {})}
 
     def _assignment(self) -> dict:
         """The ``folds.json`` record: the stored one when resuming, else drawn (and checked) from the data."""
@@ -138,6 +134,26 @@ class _CrossValidation:
         partial.rename(data)
         return data
 
+    def realism(self) -> dict:
+        """Realism over all folds: each fold's synthetic patients and blob masks (ids and groups prefixed with the
+        fold, since a normal patient is a canvas in several folds) against every real pathological patient."""
+        from claim.stages.realism import canvas_group
+
+        aha = self.config.aha()
+        arms: dict[str, list] = {arm: [] for arm in SYNTHETIC_ARMS}
+        blobs = []
+        for fold in range(1, self.config.folds + 1):
+            study, prefix = fold_dir(self.out, fold) / "study", f"fold{fold}:"
+            for arm in SYNTHETIC_ARMS:
+                arms[arm] += [(p.with_arrays(patient_id=prefix + p.patient_id), prefix + canvas_group(p.patient_id))
+                              for p in read_dataset(study / "synthetic" / arm)]
+            canvases = {e["source_id"] for e in json.loads((study / "masks/smile" / MASKS_FILE).read_text())}
+            training = [p for p in read_dataset(fold_dir(self.out, fold) / "data" / "train")
+                        if p.patient_id in canvases]
+            blobs += blob_masks(training, lambda p: geometry_for(p, aha), self.seed + fold, prefix)
+        return study_realism(read_dataset(self.train_dir), arms, blobs, aha=aha, c2st=self.config.c2st(),
+                             seed=self.seed, out_dir=self.out / "realism", progress=self.progress)
+
     def run(self, threads: int | None) -> dict:
         from claim.experiment.study import run_experiment
 
@@ -153,9 +169,17 @@ class _CrossValidation:
             start = time.perf_counter()
             data = self._fold_data(fold, assignment)
             run_experiment(data / "train", data / "test", study, self.config, seed=self.seed, device=self.device,
-                           threads=threads, progress=self.progress, overwrite=self.overwrite)
+                           threads=threads, progress=self.progress, overwrite=self.overwrite, realism=False)
             state["folds"][name] = {"seconds": round(time.perf_counter() - start, 3),
                                     "peak_rss_mb": round(peak_rss_mb(), 1)}
+            write_json(self.out / _STATE_FILE, state)
+        realism = self.out / "realism" / REALISM_FILE
+        if not realism.exists():
+            log.info("experiment: realism (all folds) ...")
+            start = time.perf_counter()
+            self.realism()
+            state["realism"] = {"seconds": round(time.perf_counter() - start, 3),
+                                "peak_rss_mb": round(peak_rss_mb(), 1)}
             write_json(self.out / _STATE_FILE, state)
         metrics = json_safe(pooled_metrics(self.out, self.config, self.seed, state, assignment))
         write_json(self.out / "metrics.json", metrics)
@@ -206,7 +230,6 @@ def pooled_metrics(out_dir: Path, config: ExperimentConfig, seed: int, state: di
         raise ClaimError(f"patients {missing[:5]} were never tested")
     arms = summarise_arms(per_arm, ARMS, baseline="real_only", resamples=config.bootstrap, seed=seed,
                           strata=fold_of)
-    folds_s = {name: record["seconds"] for name, record in state["folds"].items()}
     return {
         "preset": config.name,
         "seed": seed,
@@ -223,9 +246,10 @@ def pooled_metrics(out_dir: Path, config: ExperimentConfig, seed: int, state: di
         "detectable": detectable_differences(arms),
         "fidelity": mean_fidelity(fidelity),
         "fidelity_per_patient": fidelity,
-        "timing": {"folds_s": folds_s, "total_s": round(sum(folds_s.values()), 3),
-                   "peak_rss_mb": round(max([peak_rss_mb()] + [r.get("peak_rss_mb", 0)
-                                                               for r in state["folds"].values()]), 1)},
+        "timing": timing_record({**state["folds"], **({"realism": state["realism"]} if "realism" in state else {})},
+                                "folds_s"),
+        **({"realism": json.loads(realism.read_text())} if (realism := out_dir / "realism" / REALISM_FILE).exists()
+           else {}),
         "budget": config.budget(),
         "config": json.loads(json.dumps(config.to_dict(), default=list)),
         "test_pathological": pathological_ids(per_arm["real_only"]),

@@ -27,16 +27,23 @@ __all__ = [
     "orientation_identity",
     "differing_identity_keys",
     "write_orientation_overview",
+    "DONOR_PRIOR_SOURCE",
+    "smile_prior_provenance",
+    "open_study_folder",
+    "timing_record",
 ]
 
 ORIENTATION_DIR = "orientation"
 ORIENTATION_SUMMARY = "orientation.json"
 ORIENTATION_SHEET = "orientation.png"
 
+# Marks a SMILE prior fitted by the study on its training donors (in the prior's ``source``).
+DONOR_PRIOR_SOURCE = "(study training donors)"
+
 # Config fields added after studies were first recorded, with the value every earlier study used: an earlier
 # study's identity lacks them and is still the same study.
 _ADDED_CONFIG_DEFAULTS = {"orientation": "auto", "handedness": "ccw", "precision": "fp32", "folds": 0,
-                          "segmenter_seeds": 1}
+                          "segmenter_seeds": 1, "realism_repeats": 3, "realism_steps": 300}
 
 
 def peak_rss_mb() -> float:
@@ -106,3 +113,54 @@ def write_orientation_overview(
     summary["roles"] = roles
     write_json(folder / ORIENTATION_SUMMARY, summary)
     return summary
+
+
+def smile_prior_provenance(path: Path) -> dict:
+    """Where a study's SMILE masks' prior (``masks/smile/smile_prior.json``) came from; studies run before the prior
+    was fitted per study used the shipped prior, fitted on all EMIDEC pathological patients."""
+    import json
+
+    if path.exists():
+        record = json.loads(path.read_text())
+        return {"source": record["source"], "n_patients": record["n_patients"],
+                "training_donors_only": record["source"].endswith(DONOR_PRIOR_SOURCE)}
+    from claim.smile.prior import default_prior
+
+    shipped = default_prior()
+    return {"source": shipped.source, "n_patients": shipped.n_patients, "training_donors_only": False}
+
+
+def open_study_folder(out: Path, inputs: Sequence[Path], identity: dict, overwrite: bool) -> dict:
+    """Check a study's ``--out`` (outside its inputs, nothing claim did not write) and return its stored
+    ``state.json`` (empty for a new study). A stored study of another identity is refused, or removed with
+    ``overwrite``."""
+    import json
+    import shutil
+
+    from claim.data.write import check_output_location
+    from claim.errors import ClaimError
+    from claim.output import OutputFolder
+
+    out = Path(out)
+    check_output_location(out, list(inputs))
+    for folder in inputs:
+        if out.resolve() in Path(folder).resolve().parents:
+            raise ClaimError(f"input folder {folder} lies inside --out {out}; choose another --out")
+    OutputFolder(out, "experiment", resume=True).check()  # nothing claim did not write
+    state_path = out / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    changed = differing_identity_keys(state["identity"], identity) if state else []
+    if changed:
+        if not overwrite:
+            raise ClaimError(f"{out} holds a study with another configuration, seed or data ({', '.join(changed)} "
+                             "differ); pass --overwrite to start over, or choose another --out")
+        shutil.rmtree(out)
+        state = {}
+    return state
+
+
+def timing_record(finished: dict[str, dict], key: str) -> dict:
+    """Seconds per finished stage (or fold) under ``key``, their total and the peak RSS of the run."""
+    seconds = {name: record["seconds"] for name, record in finished.items()}
+    return {key: seconds, "total_s": round(sum(seconds.values()), 3),
+            "peak_rss_mb": round(max([peak_rss_mb()] + [r.get("peak_rss_mb", 0) for r in finished.values()]), 1)}

@@ -34,24 +34,28 @@ from claim.aha.geometry import PatientGeometry
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
-from claim.data.write import check_output_location, copy_patient
+from claim.data.write import copy_patient
 from claim.errors import ClaimError
 from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig
+from claim.experiment.realism import REALISM_FILE, blob_masks, study_realism
 from claim.experiment.records import (
+    DONOR_PRIOR_SOURCE,
     ORIENTATION_DIR,
     ORIENTATION_SHEET,
     ORIENTATION_SUMMARY,
-    differing_identity_keys,
     json_safe,
+    open_study_folder,
     orientation_identity,
     patient_ids,
     peak_rss_mb,
+    smile_prior_provenance,
+    timing_record,
     write_orientation_overview,
 )
 from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms
 from claim.experiment.transplant import transplant_scar
 from claim.generator.config import Mode
-from claim.output import OutputFolder, data_identity, fingerprint, write_manifest
+from claim.output import data_identity, fingerprint, write_manifest
 from claim.runtime import torch_threads
 from claim.smile.prior import Prior
 from claim.stages.evaluate import GALLERY_FILE, PER_PATIENT_FILE, evaluate_study
@@ -64,8 +68,6 @@ log = logging.getLogger(__name__)
 STATE_FILE = "state.json"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
-# Marks a SMILE prior fitted by the study on its training donors (in the prior's ``source``).
-_DONOR_PRIOR_SOURCE = "(study training donors)"
 
 
 @dataclass(frozen=True)
@@ -78,9 +80,9 @@ class _Stage:
 
 class _Study:
     def __init__(self, train_dir: Path, test_dir: Path, out_dir: Path, config: ExperimentConfig, seed: int,
-                 device: str, progress: bool, overwrite: bool = False) -> None:
+                 device: str, progress: bool, overwrite: bool = False, realism: bool = True) -> None:
         self.train_dir, self.test_dir, self.out = Path(train_dir), Path(test_dir), Path(out_dir)
-        self.overwrite = overwrite
+        self.overwrite, self.with_realism = overwrite, realism
         self.config, self.seed, self.device, self.progress = config, seed, device, progress
         self.fit_dir = self.out / "data" / "fit"
         self._train: list[Patient] | None = None
@@ -156,7 +158,7 @@ class _Study:
             donors = [self.patient(pid) for pid in self.roles()["donors"]]
             if len(donors) >= 3:
                 stats = [label_map_statistics(ScarCanvas.from_geometry(self.geometry(p)), p.label_maps) for p in donors]
-                self._prior = fit_prior(stats, source=f"{self.train_dir} {_DONOR_PRIOR_SOURCE}")
+                self._prior = fit_prior(stats, source=f"{self.train_dir} {DONOR_PRIOR_SOURCE}")
             else:
                 log.warning("experiment: %d training donors are too few to fit a SMILE prior; using the shipped one",
                             len(donors))
@@ -246,6 +248,18 @@ class _Study:
                        donors=[self.patient(pid) for pid in roles["donors"]], geometry=self.geometry,
                        device=self.device, progress=self.progress, precision=self.config.precision)
 
+    def realism(self) -> None:
+        """Realism of every synthetic arm against the held-out test scars (read after the evaluate stage)."""
+        from claim.stages.realism import canvas_group
+
+        arms = {arm: [(p, canvas_group(p.patient_id)) for p in read_dataset(self.out / "synthetic" / arm)]
+                for arm in SYNTHETIC_ARMS}
+        canvases = sorted({e["source_id"] for e in json.loads((self.out / "masks/smile" / MASKS_FILE).read_text())})
+        study_realism(read_dataset(self.test_dir), arms,
+                      blob_masks([self.patient(pid) for pid in canvases], self.geometry, self.seed),
+                      aha=self.config.aha(), c2st=self.config.c2st(), seed=self.seed, out_dir=self.out / "realism",
+                      progress=self.progress)
+
     def orientation(self) -> None:
         write_orientation_overview(self.out, self.train_patients(), self.test_dir, self.geometry, self.config.aha(),
                                    progress=self.progress)
@@ -274,6 +288,8 @@ class _Study:
                                      lambda arm=arm, name=name, seed=seed: self.train_segmenter(arm, name, seed)))
         stages.append(_Stage("evaluate", (out / "evaluation" / PER_PATIENT_FILE, out / "evaluation" / GALLERY_FILE),
                              (out / "evaluation",), self.evaluate))
+        if self.with_realism:
+            stages.append(_Stage("realism", (out / "realism" / REALISM_FILE,), (out / "realism",), self.realism))
         orientation = out / ORIENTATION_DIR
         stages.append(_Stage("orientation", (orientation / ORIENTATION_SUMMARY, orientation / ORIENTATION_SHEET),
                              (orientation,), self.orientation))
@@ -287,22 +303,8 @@ class _Study:
                 "orientation_file": orientation_identity(self.config.aha())}
 
     def run(self) -> dict:
-        check_output_location(self.out, [self.train_dir, self.test_dir])
-        for folder in (self.train_dir, self.test_dir):
-            if self.out.resolve() in Path(folder).resolve().parents:
-                raise ClaimError(f"input folder {folder} lies inside --out {self.out}; choose another --out")
-        OutputFolder(self.out, "experiment", resume=True).check()  # nothing claim did not write
-        state_path = self.out / STATE_FILE
-        state = json.loads(state_path.read_text()) if state_path.exists() else {}
         identity = self.identity()
-        changed = differing_identity_keys(state["identity"], identity) if state else []
-        if changed:
-            if not self.overwrite:
-                raise ClaimError(f"{self.out} holds a study with another configuration, seed or data "
-                                 f"({', '.join(changed)} differ); pass --overwrite to start over, or choose another "
-                                 "--out")
-            shutil.rmtree(self.out)
-            state = {}
+        state = open_study_folder(self.out, [self.train_dir, self.test_dir], identity, self.overwrite)
         state = {"identity": identity, "claim_version": __version__, "stages": state.get("stages", {})}
         self.out.mkdir(parents=True, exist_ok=True)
         write_manifest(self.out, "experiment", config=self.config.to_dict(),
@@ -327,7 +329,7 @@ class _Study:
                 raise ClaimError(f"stage {stage.name} finished without writing {missing}")
             state["stages"][stage.name] = {"seconds": round(time.perf_counter() - start, 3),
                                            "peak_rss_mb": round(peak_rss_mb(), 1)}
-            write_json(state_path, state)
+            write_json(self.out / STATE_FILE, state)
         metrics = json_safe(self.metrics(state))
         write_json(self.out / METRICS_FILE, metrics)
         from claim.report.study import write_study_report
@@ -337,43 +339,26 @@ class _Study:
                        inputs=fingerprint([self.train_dir, self.test_dir]), owns_folder=True)  # every file, at the end
         return metrics
 
-    def smile_prior_provenance(self) -> dict:
-        """Where the SMILE masks' prior came from (studies run before the prior was fitted per study used the
-        shipped prior, fitted on all EMIDEC pathological patients)."""
-        path = self.out / "masks" / "smile" / "smile_prior.json"
-        if path.exists():
-            record = json.loads(path.read_text())
-            return {"source": record["source"], "n_patients": record["n_patients"],
-                    "training_donors_only": record["source"].endswith(_DONOR_PRIOR_SOURCE)}
-        from claim.smile.prior import default_prior
-
-        shipped = default_prior()
-        return {"source": shipped.source, "n_patients": shipped.n_patients, "training_donors_only": False}
-
     def metrics(self, state: dict) -> dict:
         evaluation = json.loads((self.out / "evaluation" / PER_PATIENT_FILE).read_text())
+        realism = self.out / "realism" / REALISM_FILE
         per_arm = evaluation["arms"]
         pathological = pathological_ids(per_arm["real_only"])
         arms = summarise_arms(per_arm, ARMS, baseline="real_only", resamples=self.config.bootstrap, seed=self.seed)
         fidelity = mean_fidelity(evaluation["fidelity"])
-        stages = {name: record["seconds"] for name, record in state["stages"].items()}
         return {
             "preset": self.config.name,
             "seed": self.seed,
             "arms": arms,
             "fidelity": fidelity,
             "fidelity_per_patient": evaluation["fidelity"],
-            "timing": {
-                "stages_s": stages,
-                "total_s": round(sum(stages.values()), 3),
-                "peak_rss_mb": round(max([peak_rss_mb()] + [r.get("peak_rss_mb", 0) for r in state["stages"].values()]),
-                                     1),
-            },
+            "timing": timing_record(state["stages"], "stages_s"),
             "budget": self.config.budget(),
             "config": self.identity()["config"],
             "patients": {k: v for k, v in self.roles().items() if k in ("fit", "val", "canvases", "donors", "test")},
             "test_pathological": pathological,
-            "smile_prior": self.smile_prior_provenance(),
+            "smile_prior": smile_prior_provenance(self.out / "masks" / "smile" / "smile_prior.json"),
+            **({"realism": json.loads(realism.read_text())} if realism.exists() else {}),
             "bullseye": evaluation["bullseye"],
             "orientation": json.loads((self.out / ORIENTATION_DIR / ORIENTATION_SUMMARY).read_text()),
             "claim_version": __version__,
@@ -391,6 +376,7 @@ def run_experiment(
     threads: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    realism: bool = True,
 ) -> dict:
     """Run (or resume) the study; returns the content of ``OUT/metrics.json`` and writes ``OUT/report.html``.
 
@@ -398,7 +384,8 @@ def run_experiment(
     continues where it stopped. Restarting with another config, seed or data (folders or their content) is refused
     unless ``overwrite`` starts the study over.
     ``threads`` sets torch's intra-op threads for the run (restored afterwards); on shared, oversubscribed
-    cores 1 thread is many times faster than 2 for these small models.
+    cores 1 thread is many times faster than 2 for these small models. ``realism``: run the realism stage (a
+    cross-validated study measures realism once over all folds instead).
     """
     with torch_threads(threads):
-        return _Study(train_dir, test_dir, out_dir, config, seed, device, progress, overwrite).run()
+        return _Study(train_dir, test_dir, out_dir, config, seed, device, progress, overwrite, realism).run()

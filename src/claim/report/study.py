@@ -225,6 +225,10 @@ def build_study_report(study_dir: Path, metrics: dict, report: Report | None = N
         [[ARM_TITLES.get(arm, arm), _fmt(value), str(len(metrics.get("fidelity_per_patient", {}).get(arm, {})))]
          for arm, value in metrics["fidelity"].items()],
     )
+    if metrics.get("realism"):
+        from claim.report.realism import add_realism_section
+
+        add_realism_section(report, metrics["realism"], study_dir)
     gallery = _read_gallery(study_dir)
     items = [(_gallery_figure(crops, ARM_TITLES.get(arm, arm)), f"{arm}: normal canvas | mask | synthetic | judge")
              for arm, crops in gallery.items() if crops]

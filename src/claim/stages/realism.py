@@ -11,8 +11,9 @@ Folders in (real labelled patients, one or more synthetic sets), one record out:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -31,7 +32,8 @@ from claim.evaluation.realism import (
     wasserstein_table,
 )
 
-__all__ = ["canvas_group", "frequency_dice", "RealSet", "real_set", "realism_of_source", "realism_record"]
+__all__ = ["canvas_group", "frequency_dice", "gallery_examples", "RealSet", "real_set", "realism_of_source",
+           "realism_record"]
 
 
 def canvas_group(synthetic_id: str) -> str:
@@ -40,11 +42,12 @@ def canvas_group(synthetic_id: str) -> str:
     return synthetic_id.rsplit("_", 1)[0] if "_" in synthetic_id else synthetic_id
 
 
+@dataclass
 class RealSet:
-    """The real reference: its scar samples, per-patient segment fractions, and the real-vs-real baselines."""
+    """The real reference: its scar samples and per-patient segment fractions."""
 
-    def __init__(self, samples: list[ScarSample], fractions: dict[str, np.ndarray]) -> None:
-        self.samples, self.fractions = samples, fractions
+    samples: list[ScarSample]
+    fractions: dict[str, np.ndarray]
 
 
 def _samples(patients: Sequence[Patient], groups: Mapping[str, str] | None, aha: AhaConfig, config: RealismConfig,
@@ -65,11 +68,26 @@ def real_set(patients: Sequence[Patient], aha: AhaConfig, config: RealismConfig 
     return RealSet(*_samples(pathological, None, aha, config, progress, "realism: real"))
 
 
+def gallery_examples(samples: Sequence[ScarSample], n: int = 6, seed: int = 0) -> list[ScarSample]:
+    """The largest-scar slice of up to ``n`` groups drawn at random (seeded): one example per patient or canvas."""
+    best: dict[str, ScarSample] = {}
+    for sample in samples:
+        size = float(sample.view_mask.sum()) if sample.view_mask is not None else 0.0
+        held = best.get(sample.group)
+        if held is None or size > float(held.view_mask.sum()):
+            best[sample.group] = sample
+    names = sorted(best)
+    order = np.random.default_rng([seed, 31]).permutation(len(names))[:n]
+    return [best[names[i]] for i in sorted(order)]
+
+
 def frequency_dice(source: Sequence[np.ndarray], real: Sequence[np.ndarray]) -> float:
     """Soft Dice of the mean per-segment scar fraction (bull's-eye) of two sets of patients."""
     if not len(source) or not len(real):
         return float("nan")
-    return soft_dice(np.nanmean(np.asarray(source), axis=0), np.nanmean(np.asarray(real), axis=0))
+    with warnings.catch_warnings():  # a segment no patient's stack holds stays NaN and is left out of the Dice
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return soft_dice(np.nanmean(np.asarray(source), axis=0), np.nanmean(np.asarray(real), axis=0))
 
 
 def _frequency_ceiling(real: Sequence[np.ndarray], n_source: int, repeats: int, seed: int) -> dict[str, float]:
@@ -96,19 +114,25 @@ def _c2st(first: Sequence[ScarSample], second: Sequence[ScarSample], field: str,
 
 def realism_of_source(reference: RealSet, patients: Sequence[Patient], *, aha: AhaConfig,
                       groups: Mapping[str, str] | None = None, config: RealismConfig = RealismConfig(),
-                      c2st: C2stConfig = C2stConfig(), seed: int = 0, images: bool = True,
-                      progress: bool = False, name: str = "synthetic") -> dict:
+                      c2st: C2stConfig = C2stConfig(), seed: int = 0, images: bool = True, masks: bool = True,
+                      progress: bool = False, name: str = "synthetic",
+                      gallery: dict[str, list[ScarSample]] | None = None) -> dict:
     """Realism of one synthetic set (or, with ``images=False``, of a mask source alone) against the real set.
 
     Args:
         groups: patient id -> group for the two-sample tests (default: the canvas, ``canvas_group``).
         images: also the image two-sample test and the intensity statistics (off for masks without images).
+        masks: the mask two-sample test (off for a set whose masks another source already stands for).
+        gallery: receives ``name`` -> a few example slices (``gallery_examples``) when given.
     """
     groups = dict(groups) if groups else {p.patient_id: canvas_group(p.patient_id) for p in patients}
     samples, fractions = _samples(patients, groups, aha, config, progress, f"realism: {name}")
+    if gallery is not None:
+        gallery[name] = gallery_examples(samples, seed=seed)
     record = {"patients": len(patients), "slices_with_scar": len(samples),
-              "mask_c2st": _c2st(reference.samples, samples, "polar", c2st, seed),
               "frequency_dice": frequency_dice(list(fractions.values()), list(reference.fractions.values()))}
+    if masks:
+        record["mask_c2st"] = _c2st(reference.samples, samples, "polar", c2st, seed)
     if images:
         record["image_c2st"] = _c2st(reference.samples, samples, "crop", c2st, seed)
         record["intensity"] = wasserstein_table(reference.samples, samples)
