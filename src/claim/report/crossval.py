@@ -127,8 +127,8 @@ def build_crossval_report(study_dir: Path, metrics: dict) -> Report:
                        for arm in metrics["arms"] if arm != "real_only"]
                     + [f"{(f.get('seconds') or 0) / 60:.1f}"])
     report.table(header, rows)
-    links = " · ".join(f"fold {f['fold']}: folds/fold{f['fold']}/study/report.html" for f in metrics["per_fold"])
-    report.paragraph(f"Each fold's own report (galleries, bull's-eyes, training curves, timing): {links}.")
+    report.links("Each fold's own report (galleries, bull's-eyes, training curves, timing):",
+                 [(f"fold {f['fold']}", f"folds/fold{f['fold']}/study/report.html") for f in metrics["per_fold"]])
     report.heading("What this study can detect")
     detect = metrics.get("detectable", {})
     report.paragraph(

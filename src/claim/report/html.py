@@ -39,6 +39,11 @@ class Report:
     def paragraph(self, text: str) -> None:
         self._parts.append(f"<p>{html.escape(text)}</p>")
 
+    def links(self, text: str, items: Sequence[tuple[str, str]]) -> None:
+        """A paragraph of ``text`` followed by relative links (label, href), e.g. to other reports of the study."""
+        anchors = " · ".join(f'<a href="{html.escape(href)}">{html.escape(label)}</a>' for label, href in items)
+        self._parts.append(f"<p>{html.escape(text)} {anchors}</p>")
+
     def table(self, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
