@@ -12,7 +12,7 @@ from scipy import ndimage
 from claim.aha.config import AhaConfig, geometry_for
 from claim.cli import main
 from claim.data.write import write_patient
-from claim.evaluation.c2st import C2stConfig, auc, classifier_two_sample_test
+from claim.evaluation.c2st import C2stConfig, auc, classifier_two_sample_test, without_draws
 from claim.evaluation.realism import scar_samples, segment_fractions, soft_dice, wasserstein_table
 from claim.labels import Label, infarct_mask
 from claim.phantom import make_phantom_cohort
@@ -66,8 +66,8 @@ def test_c2st_is_seeded_and_needs_enough_groups(cohort):
     samples = _samples(cohort[:4])
     crops, groups = [s.crop for s in samples], [s.group for s in samples]
     config = C2stConfig(repeats=1, steps=20, bootstrap=50)
-    first = classifier_two_sample_test(crops, groups, crops, groups, config, seed=3)
-    assert classifier_two_sample_test(crops, groups, crops, groups, config, seed=3) == first
+    first = without_draws(classifier_two_sample_test(crops, groups, crops, groups, config, seed=3))
+    assert without_draws(classifier_two_sample_test(crops, groups, crops, groups, config, seed=3)) == first
     one = classifier_two_sample_test(crops, ["g"] * len(crops), crops, groups, config, seed=0)
     assert np.isnan(one["auc"])  # one group cannot be split into folds
 
@@ -133,3 +133,20 @@ def test_realism_cli(cohort, tmp_path, capsys):
     assert "exists already" in capsys.readouterr().err
     assert main(args[:-2] + ["--out", str(out), "--overwrite"]) == 0
     assert "real vs real" in capsys.readouterr().out
+
+
+def test_realism_cli_counts_only_generated_patients(cohort, tmp_path, capsys):
+    """Real patients merged into a synthetic folder (claim generate --include-real) are not synthetic."""
+    mixed = tmp_path / "mixed"
+    disks = [_bright_disk(p) for p in cohort[:4]]
+    for p in disks + cohort[4:6]:
+        write_patient(p, mixed)
+    (mixed / "generation.json").write_text(json.dumps([{"mask_id": p.patient_id} for p in disks]))
+    for p in cohort:
+        write_patient(p, tmp_path / "real")
+    args = ["realism", "--real", str(tmp_path / "real"), "--synthetic", str(mixed), "--repeats", "1", "--steps", "5",
+            "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["sources"]["mixed"]["patients"] == 4
+    (mixed / "generation.json").write_text(json.dumps([{"mask_id": "nobody"}]))
+    assert main(args) == 2 and "none of its patients" in capsys.readouterr().err

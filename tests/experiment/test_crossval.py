@@ -138,9 +138,20 @@ def test_realism_over_all_folds(smoke_crossval):
     _, out, metrics = smoke_crossval
     realism = metrics["realism"]
     assert set(realism["sources"]) == {"lefusion", "smile", "claim", "blobs_masks"}
-    # Every fold's synthetic patients (ids prefixed with their fold: a canvas serves several folds).
-    per_fold = sum(len(list((fold_dir(out, k) / "study" / "synthetic" / "smile").glob("*_smile*"))) for k in (1, 2))
-    assert realism["sources"]["smile"]["patients"] == per_fold
+    # Each fold's synthetic patients against that fold's held-out real scars only, then averaged over folds.
+    assert len(realism["per_fold"]) == 2
+    for k, record in enumerate(realism["per_fold"], start=1):
+        held_out = [p for p in metrics["per_fold"][k - 1]["test_pathological"]]
+        assert record["real"]["patients"] == len(held_out)
+        synthetic = len(list((fold_dir(out, k) / "study" / "synthetic" / "smile").glob("*_smile*")))
+        assert record["sources"]["smile"]["patients"] == synthetic
+    assert realism["real"]["patients"] == len(metrics["test_pathological"])
+    assert realism["sources"]["smile"]["patients"] == sum(r["sources"]["smile"]["patients"]
+                                                         for r in realism["per_fold"])
+    folds_auc = [r["sources"]["smile"]["image_c2st"]["auc"] for r in realism["per_fold"]]
+    if all(a is not None for a in folds_auc):
+        assert math.isclose(realism["sources"]["smile"]["image_c2st"]["auc"], sum(folds_auc) / 2)
+    assert "_bootstrap_draws" not in (out / "realism" / "realism.json").read_text()
     assert "image_c2st" in realism["sources"]["claim"] and "mask_c2st" not in realism["sources"]["claim"]
     assert "image_c2st" not in realism["sources"]["blobs_masks"] and "mask_c2st" in realism["sources"]["blobs_masks"]
     assert {"image_c2st", "mask_c2st", "intensity_floor", "frequency_dice_ceiling"} <= set(realism["real_vs_real"])
@@ -157,12 +168,57 @@ def test_rerun_resumes_and_another_seed_is_refused(smoke_crossval):
         run_crossval(root / "phantom", out, CONFIG, seed=1, threads=1, progress=False)
 
 
+def test_identity_is_recorded_before_the_first_fold_ends(smoke_crossval, tmp_path):
+    root, _, _ = smoke_crossval
+    out = tmp_path / "cv"
+    # A bad fold count fails before anything is written ...
+    with pytest.raises(ClaimError, match="every fold must test"):
+        run_crossval(root / "phantom", out, CONFIG.replace(folds=9), seed=0, progress=False)
+    assert not out.exists()
+    # ... and a run killed in its first fold has already recorded who it is, so another seed is refused.
+    from claim.experiment import crossval
+
+    calls = []
+
+    def killed(*args, **kwargs):
+        calls.append(args)
+        raise KeyboardInterrupt
+
+    original = crossval._CrossValidation._fold_data
+    crossval._CrossValidation._fold_data = killed
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_crossval(root / "phantom", out, CONFIG, seed=0, progress=False)
+    finally:
+        crossval._CrossValidation._fold_data = original
+    assert calls and json.loads((out / "state.json").read_text())["identity"]["seed"] == 0
+    with pytest.raises(ClaimError, match="another configuration, seed or data"):
+        run_crossval(root / "phantom", out, CONFIG, seed=1, progress=False)
+
+
+def test_realism_settings_are_not_the_study_identity(smoke_crossval):
+    """A study recorded before the realism fields existed, or with other realism settings, is the same study:
+    its folds are reused and only the realism measure is taken again."""
+    root, out, metrics = smoke_crossval
+    state = json.loads((out / "state.json").read_text())
+    for key in ("realism_repeats", "realism_steps"):
+        state["identity"]["config"].pop(key, None)
+    (out / "state.json").write_text(json.dumps(state))
+    before = (out / "realism" / "realism.json").stat().st_mtime_ns
+    again = run_crossval(root / "phantom", out, CONFIG.replace(realism_steps=12), seed=0, threads=1,
+                         progress=False)
+    assert again["arms"] == metrics["arms"]  # nothing retrained
+    assert (out / "realism" / "realism.json").stat().st_mtime_ns != before
+    assert again["realism"]["protocol"]["c2st"]["steps"] == 12
+    run_crossval(root / "phantom", out, CONFIG, seed=0, threads=1, progress=False)  # back to the fixture's
+
+
 def test_cli_folds_contract(smoke_crossval, tmp_path, capsys):
     root, out, _ = smoke_crossval
     data = str(root / "phantom")
     assert main(["experiment", "--train-data", data, "--test-data", data, "--folds", "2", "-o",
                  str(tmp_path / "a")]) == 2
-    assert "not both" in capsys.readouterr().err
+    assert "give one or the other" in capsys.readouterr().err
     assert main(["experiment", "--train-data", data, "-o", str(tmp_path / "b"), "--preset", "quick"]) == 2
     assert "--test-data DIR or --folds K" in capsys.readouterr().err
     assert main(["experiment", "--train-data", data, "-o", str(tmp_path / "c"), "--folds", "1"]) == 2

@@ -203,7 +203,9 @@ def test_ensemble_of_one_is_the_single_prediction_and_probabilities_average(path
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)  # background is certain outside the ROI
     np.testing.assert_array_equal(anatomical_postprocess(probs.argmax(axis=1).astype(np.uint8))[0], single)
     # Two members: the argmax of the mean softmax, then the same post-processing.
-    mean = (probs + predict_probabilities(second, config, images)) / 2
+    other = predict_probabilities(second, config, images)
+    mean = (probs + other) / 2
+    assert (mean.argmax(axis=1) != probs.argmax(axis=1)).any()  # the second member changes the vote
     expected = anatomical_postprocess(mean.argmax(axis=1).astype(np.uint8))[0]
     np.testing.assert_array_equal(predict_ensemble([(first, config), (second, config)], images), expected)
     with pytest.raises(ValueError, match="at least one"):

@@ -70,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
     train, test = first_given(args.train_data, saved.get("train_data")), first_given(args.test_data,
                                                                                      saved.get("test_data"))
     if test is not None and args.folds is not None:
-        raise ClaimError("--folds cross-validates --train-data: give it or --test-data, not both")
+        where = "--test-data" if args.test_data is not None else f"the study in {args.config} has a test folder"
+        raise ClaimError(f"--folds cross-validates --train-data; {where}: give one or the other")
     overrides = explicit(args, _CONFIG_FLAGS)
-    if test is not None:
+    if args.test_data is not None:
         overrides["folds"] = 0  # an external test set: every arm trains once on all of --train-data
     config = build_config("--orientation/--precision/--folds/--segmenter-seeds",
                           lambda: config.replace(**overrides))
@@ -86,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     elif config.folds >= 2:
         metrics = run_crossval(train, args.out, config, **common)
     else:
-        raise ClaimError(f"experiment needs --test-data DIR or --folds K (the {config.name} preset has no folds)")
+        raise ClaimError(f"experiment needs --test-data DIR or --folds K >= 2 (the {config.name} preset's folds: "
+                         f"{config.folds})")
     arms = ", ".join(f"{arm} {entry['infarct_dice']:.3f}" for arm, entry in metrics["arms"].items())
     print(f"experiment -> {args.out}/report.html  (infarct Dice: {arms})")
     return 0

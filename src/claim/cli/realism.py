@@ -13,7 +13,7 @@ from claim.cli.common import SEED, add_orientation, add_overwrite
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 from claim.errors import ClaimError
-from claim.evaluation.c2st import C2stConfig
+from claim.evaluation.c2st import C2stConfig, without_draws
 from claim.experiment.records import json_safe
 from claim.output import check_new_file
 
@@ -72,6 +72,23 @@ def format_table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def _synthetic_patients(folder: Path) -> list:
+    """The folder's synthetic patients: those its ``generation.json`` lists when it has one (real patients merged in
+    by ``claim generate --include-real`` are not synthetic), else every patient."""
+    patients = read_dataset(folder)
+    index = folder / "generation.json"
+    if not index.exists():
+        return patients
+    try:
+        listed = {entry["mask_id"] for entry in json.loads(index.read_text())}
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ClaimError(f"{index}: not a claim generation record ({exc})") from exc
+    chosen = [p for p in patients if p.patient_id in listed]
+    if not chosen:
+        raise ClaimError(f"{folder}: none of its patients is listed in generation.json")
+    return chosen
+
+
 def run(args: argparse.Namespace) -> int:
     from claim.stages.realism import real_set, realism_of_source, realism_record
 
@@ -90,9 +107,9 @@ def run(args: argparse.Namespace) -> int:
         name = Path(folder).name
         if name in sources:
             raise ClaimError(f"--synthetic {folder}: two synthetic folders are named {name}")
-        sources[name] = realism_of_source(reference, read_dataset(Path(folder)), aha=aha, c2st=c2st,
+        sources[name] = realism_of_source(reference, _synthetic_patients(Path(folder)), aha=aha, c2st=c2st,
                                           seed=args.seed, progress=True, name=name)
-    record = json_safe(realism_record(reference, sources, c2st=c2st, seed=args.seed))
+    record = json_safe(without_draws(realism_record(reference, sources, c2st=c2st, seed=args.seed)))
     if out is not None:
         write_json(out, record)
     print(json.dumps(record, indent=2) if args.json else format_table(record))

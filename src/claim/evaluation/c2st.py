@@ -9,6 +9,7 @@ bootstrap of the same average).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,18 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-__all__ = ["C2stConfig", "auc", "classifier_two_sample_test"]
+__all__ = ["C2stConfig", "DRAWS_KEY", "auc", "classifier_two_sample_test", "combine_c2st", "without_draws"]
+
+DRAWS_KEY = "_bootstrap_draws"
+
+
+def without_draws(record):
+    """``record`` (nested dicts and lists) without the in-memory bootstrap draws, ready for JSON."""
+    if isinstance(record, dict):
+        return {k: without_draws(v) for k, v in record.items() if k != DRAWS_KEY}
+    if isinstance(record, list):
+        return [without_draws(v) for v in record]
+    return record
 
 
 @dataclass(frozen=True)
@@ -111,8 +123,9 @@ def classifier_two_sample_test(
         config: classifier and protocol.
         seed: every random choice (folds, initialisation, batches, bootstrap) flows from it.
 
-    Returns ``{"auc", "low", "high", "n_first", "n_second", "groups_first", "groups_second", "repeats", "folds"}``;
-    NaN AUC when either side has fewer groups than folds.
+    Returns ``{"auc", "low", "high", "n_first", "n_second", "groups_first", "groups_second", "repeats", "folds"}``
+    plus the bootstrap draws under ``DRAWS_KEY`` (strip with ``without_draws`` before writing JSON); NaN AUC when
+    either side has fewer groups than folds.
     """
     x = np.asarray(list(first) + list(second), np.float32)
     y = np.concatenate([np.zeros(len(first)), np.ones(len(second))]).astype(np.float32)
@@ -122,7 +135,8 @@ def classifier_two_sample_test(
     record = {"n_first": len(first), "n_second": len(second), "groups_first": n_groups[0],
               "groups_second": n_groups[1], "repeats": config.repeats, "folds": config.folds}
     if min(n_groups) < config.folds:
-        return {"auc": float("nan"), "low": float("nan"), "high": float("nan"), **record}
+        return {"auc": float("nan"), "low": float("nan"), "high": float("nan"), **record,
+                DRAWS_KEY: np.full(config.bootstrap, np.nan)}
     splits = []  # (held-out sample indices, their scores) of every repeat and fold
     for repeat in range(config.repeats):
         rng = np.random.default_rng([seed, repeat])
@@ -147,5 +161,26 @@ def classifier_two_sample_test(
             times = counts[group_index[idx]]
             values.append(auc(np.repeat(scores, times), np.repeat(labels[idx], times)))
         boot.append(np.nanmean(values) if np.isfinite(values).any() else np.nan)
-    low, high = np.nanpercentile(boot, [2.5, 97.5])
-    return {"auc": value, "low": float(low), "high": float(high), **record}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(boot, [2.5, 97.5])
+    # The bootstrap draws stay in memory (not in JSON) so independent tests can be averaged (combine_c2st).
+    return {"auc": value, "low": float(low), "high": float(high), **record, DRAWS_KEY: np.asarray(boot)}
+
+
+def combine_c2st(entries: Sequence[dict]) -> dict:
+    """Mean AUC of independent two-sample tests (e.g. one per cross-validation fold) and its interval: the same
+    percentile bootstrap on the mean of the tests' aligned bootstrap draws (independent tests, independent draws).
+    Counts are summed."""
+    entries = [e for e in entries if np.isfinite(e.get("auc", np.nan))]
+    if not entries:
+        return {"auc": float("nan"), "low": float("nan"), "high": float("nan"), "tests": 0}
+    with warnings.catch_warnings():  # a draw where every test's resample lost a side stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        draws = np.nanmean(np.stack([e[DRAWS_KEY] for e in entries]), axis=0)
+        low, high = np.nanpercentile(draws, [2.5, 97.5])
+    counts = {key: int(sum(e[key] for e in entries)) for key in ("n_first", "n_second", "groups_first",
+                                                                  "groups_second")}
+    return {"auc": float(np.mean([e["auc"] for e in entries])), "low": float(low), "high": float(high),
+            "tests": len(entries), "per_test_auc": [float(e["auc"]) for e in entries], **counts,
+            "repeats": entries[0]["repeats"], "folds": entries[0]["folds"], DRAWS_KEY: draws}

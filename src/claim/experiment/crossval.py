@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +28,16 @@ from claim.aha.config import geometry_for
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 from claim.errors import ClaimError
-from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig
-from claim.experiment.realism import REALISM_FILE, blob_masks, study_realism
+from claim.evaluation.c2st import C2stConfig
+from claim.experiment.config import ARMS, ExperimentConfig
+from claim.experiment.realism import REALISM_FILE, realism_fold, study_realism
 from claim.experiment.records import (
+    identity_config,
     json_safe,
     open_study_folder,
     orientation_identity,
     peak_rss_mb,
+    realism_is_current,
     timing_record,
 )
 from claim.experiment.split import write_subsets
@@ -41,7 +45,6 @@ from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids,
 from claim.output import data_identity, fingerprint, write_manifest
 from claim.runtime import torch_threads
 from claim.stages.evaluate import PER_PATIENT_FILE
-from claim.stages.masks import MASKS_FILE
 
 __all__ = ["FOLDS_FILE", "assign_folds", "fold_dir", "run_crossval", "pooled_metrics"]
 
@@ -84,7 +87,7 @@ class _CrossValidation:
         self.config, self.seed, self.device, self.progress, self.overwrite = config, seed, device, progress, overwrite
 
     def identity(self) -> dict:
-        return {"config": json.loads(json.dumps(self.config.to_dict(), default=list)), "seed": self.seed,
+        return {"config": identity_config(self.config.to_dict()), "seed": self.seed,
                 "train_dir": str(self.train_dir.resolve()), "test_dir": None,
                 "data": data_identity([self.train_dir]), "orientation_file": orientation_identity(self.config.aha())}
 
@@ -101,8 +104,11 @@ class _CrossValidation:
                                               "claim_version": __version__})
         if not (self.out / FOLDS_FILE).exists():
             write_json(self.out / FOLDS_FILE, assignment_record)
-        return {"identity": identity, "claim_version": __version__, "folds": state.get("folds", {}),
-                **({"realism": state["realism"]} if "realism" in state else {})}
+        state = {"identity": identity, "claim_version": __version__, "folds": state.get("folds", {}),
+                 **({"realism": state["realism"]} if "realism" in state else {})}
+        # Recorded at once: a run killed in its first fold resumes only with the same identity.
+        write_json(self.out / _STATE_FILE, state)
+        return state
 
     def _assignment(self) -> dict:
         """The ``folds.json`` record: the stored one when resuming, else drawn (and checked) from the data."""
@@ -135,24 +141,22 @@ class _CrossValidation:
         return data
 
     def realism(self) -> dict:
-        """Realism over all folds: each fold's synthetic patients and blob masks (ids and groups prefixed with the
-        fold, since a normal patient is a canvas in several folds) against every real pathological patient."""
-        from claim.stages.realism import canvas_group
-
+        """Realism per fold (each fold's synthetic arms and blob masks against its own held-out real scars), averaged
+        over folds. Each fold's test runs ``realism_repeats // folds`` repeats (at least 1), so the whole costs about
+        what one test of ``realism_repeats`` repeats would."""
         aha = self.config.aha()
-        arms: dict[str, list] = {arm: [] for arm in SYNTHETIC_ARMS}
-        blobs = []
+        folds = []
         for fold in range(1, self.config.folds + 1):
-            study, prefix = fold_dir(self.out, fold) / "study", f"fold{fold}:"
-            for arm in SYNTHETIC_ARMS:
-                arms[arm] += [(p.with_arrays(patient_id=prefix + p.patient_id), prefix + canvas_group(p.patient_id))
-                              for p in read_dataset(study / "synthetic" / arm)]
-            canvases = {e["source_id"] for e in json.loads((study / "masks/smile" / MASKS_FILE).read_text())}
-            training = [p for p in read_dataset(fold_dir(self.out, fold) / "data" / "train")
-                        if p.patient_id in canvases]
-            blobs += blob_masks(training, lambda p: geometry_for(p, aha), self.seed + fold, prefix)
-        return study_realism(read_dataset(self.train_dir), arms, blobs, aha=aha, c2st=self.config.c2st(),
-                             seed=self.seed, out_dir=self.out / "realism", progress=self.progress)
+            data = fold_dir(self.out, fold) / "data"
+            training = {p.patient_id: p for p in read_dataset(data / "train")}
+            folds.append(realism_fold(fold_dir(self.out, fold) / "study", data / "test", training.__getitem__,
+                                      lambda p: geometry_for(p, aha), self.seed + fold))
+        return study_realism(folds, aha=aha, c2st=self._c2st(), seed=self.seed, out_dir=self.out / "realism",
+                             progress=self.progress)
+
+    def _c2st(self) -> C2stConfig:
+        c2st = self.config.c2st()
+        return replace(c2st, repeats=max(1, c2st.repeats // self.config.folds))
 
     def run(self, threads: int | None) -> dict:
         from claim.experiment.study import run_experiment
@@ -170,11 +174,13 @@ class _CrossValidation:
             data = self._fold_data(fold, assignment)
             run_experiment(data / "train", data / "test", study, self.config, seed=self.seed, device=self.device,
                            threads=threads, progress=self.progress, overwrite=self.overwrite, realism=False)
-            state["folds"][name] = {"seconds": round(time.perf_counter() - start, 3),
-                                    "peak_rss_mb": round(peak_rss_mb(), 1)}
+            # The fold study's own stage total: it counts the stages of earlier sessions of a resumed fold too.
+            fold_timing = json.loads((study / "metrics.json").read_text())["timing"]
+            state["folds"][name] = {"seconds": fold_timing.get("total_s", round(time.perf_counter() - start, 3)),
+                                    "peak_rss_mb": max(round(peak_rss_mb(), 1), fold_timing.get("peak_rss_mb", 0))}
             write_json(self.out / _STATE_FILE, state)
         realism = self.out / "realism" / REALISM_FILE
-        if not realism.exists():
+        if not realism_is_current(realism, asdict(self._c2st())):
             log.info("experiment: realism (all folds) ...")
             start = time.perf_counter()
             self.realism()

@@ -3,7 +3,9 @@ against real scar (``claim.stages.realism``), with real against real as the refe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from claim.data.patient import Patient
 from claim.evaluation.c2st import C2stConfig
 from claim.experiment.records import json_safe
 
-__all__ = ["REALISM_FILE", "GALLERY_PNG", "blob_masks", "study_realism"]
+__all__ = ["REALISM_FILE", "GALLERY_PNG", "RealismFold", "blob_masks", "realism_fold", "study_realism"]
 
 REALISM_FILE = "realism.json"
 GALLERY_PNG = "gallery.png"
@@ -36,35 +38,80 @@ def blob_masks(canvases: Sequence[Patient], geometry: Callable[[Patient], Patien
     return out
 
 
-def study_realism(reference: Sequence[Patient], arms: Mapping[str, Sequence[tuple[Patient, str]]],
-                  blobs: Sequence[tuple[Patient, str]], *, aha: AhaConfig, c2st: C2stConfig, seed: int,
-                  out_dir: Path, progress: bool = False) -> dict:
-    """The realism record of a study.
+def realism_fold(study: Path, test_dir: Path, training_patient: Callable[[str], Patient],
+                 geometry: Callable[[Patient], PatientGeometry], seed: int) -> RealismFold:
+    """The realism inputs of one finished single-split study folder: its test patients, its synthetic arms
+    (grouped by canvas) and one blob mask per SMILE canvas; a synthetic patient takes its canvas's geometry."""
+    from claim.data.layouts import read_dataset
+    from claim.experiment.config import SYNTHETIC_ARMS
+    from claim.stages.masks import MASKS_FILE
+    from claim.stages.realism import canvas_group
 
-    Args:
-        reference: real patients (their pathological ones are the reference scars).
-        arms: synthetic arm -> (synthetic patient, group) pairs; ids must be unique across the whole set.
-        blobs: masks of the original SMILE (no images), with groups.
-        out_dir: receives ``REALISM_FILE`` and ``GALLERY_PNG`` (real and synthetic scar crops side by side).
-    The ``claim`` arm paints the ``smile`` arm's masks, so its mask test would repeat the smile one: left out.
-    """
-    from claim.report.realism import realism_gallery_png
+    study = Path(study)
+    arms = {arm: [(p, canvas_group(p.patient_id)) for p in read_dataset(study / "synthetic" / arm)]
+            for arm in SYNTHETIC_ARMS}
+    entries = json.loads((study / "masks" / "smile" / MASKS_FILE).read_text())
+    canvases = {pid: training_patient(pid) for pid in sorted({e["source_id"] for e in entries})}
+
+    def geometry_of(patient: Patient) -> PatientGeometry:
+        return geometry(canvases.get(canvas_group(patient.patient_id), patient))
+
+    return RealismFold(read_dataset(test_dir), arms, blob_masks(list(canvases.values()), geometry, seed),
+                       geometry_of)
+
+
+@dataclass
+class RealismFold:
+    """What one train/test split contributes: its held-out real patients, each synthetic arm's (patient, group)
+    pairs, the blob masks, and the geometry of a synthetic patient (its canvas's)."""
+
+    reference: Sequence[Patient]
+    arms: Mapping[str, Sequence[tuple[Patient, str]]]
+    blobs: Sequence[tuple[Patient, str]]
+    geometry_of: Callable[[Patient], PatientGeometry] | None = None
+
+
+def _fold_record(fold: RealismFold, aha: AhaConfig, c2st: C2stConfig, seed: int, progress: bool,
+                 gallery: dict[str, list]) -> dict:
     from claim.stages.realism import gallery_examples, real_set, realism_of_source, realism_record
 
-    real = real_set(reference, aha, progress=progress)
-    gallery = {"real": gallery_examples(real.samples, seed=seed)}
-    sources = {}
-    for arm, items in arms.items():
+    real = real_set(fold.reference, aha, progress=progress)
+    gallery.setdefault("real", []).append(gallery_examples(real.samples, seed=seed))
+    sources, examples = {}, {}
+    for arm, items in fold.arms.items():
         sources[arm] = realism_of_source(real, [p for p, _ in items], groups={p.patient_id: g for p, g in items},
                                          aha=aha, c2st=c2st, seed=seed, masks=arm != "claim", progress=progress,
-                                         name=arm, gallery=gallery)
-    sources["blobs_masks"] = realism_of_source(real, [p for p, _ in blobs], groups={p.patient_id: g for p, g in blobs},
-                                               aha=aha, c2st=c2st, seed=seed, images=False, progress=progress,
-                                               name="blobs")
-    record = json_safe(realism_record(real, sources, c2st=c2st, seed=seed))
+                                         name=arm, gallery=examples, geometry_of=fold.geometry_of)
+    sources["blobs_masks"] = realism_of_source(
+        real, [p for p, _ in fold.blobs], groups={p.patient_id: g for p, g in fold.blobs}, aha=aha, c2st=c2st,
+        seed=seed, images=False, progress=progress, name="blobs", geometry_of=fold.geometry_of)
+    for arm, items in examples.items():
+        gallery.setdefault(arm, []).append(items)
+    return realism_record(real, sources, c2st=c2st, seed=seed)
+
+
+def study_realism(folds: Sequence[RealismFold], *, aha: AhaConfig, c2st: C2stConfig, seed: int, out_dir: Path,
+                  progress: bool = False) -> dict:
+    """The realism record of a study: each fold's synthetic arms and masks against that fold's held-out real scars
+    (so no source is compared with the real scars its models or prior learnt from); with several folds, the
+    fold records averaged (``claim.stages.realism.combine_records``) and kept under ``per_fold``.
+
+    ``out_dir`` receives ``REALISM_FILE`` and ``GALLERY_PNG`` (real and synthetic scar crops side by side).
+    The ``claim`` arm paints the ``smile`` arm's masks, so its mask test would repeat the smile one: left out.
+    """
+    from claim.evaluation.c2st import without_draws
+    from claim.report.realism import realism_gallery_png
+    from claim.stages.realism import combine_records
+
+    gallery: dict[str, list] = {}
+    records = [_fold_record(fold, aha, c2st, seed + k, progress, gallery) for k, fold in enumerate(folds)]
+    record = records[0] if len(records) == 1 else {**combine_records(records), "per_fold": records}
+    record = json_safe(without_draws(record))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    png = realism_gallery_png(gallery)
+    # Interleave the folds' examples: a few from every fold, at most 6 per row.
+    rows = {name: [ex for group in zip(*lists, strict=False) for ex in group][:6] for name, lists in gallery.items()}
+    png = realism_gallery_png(rows)
     atomic_path(out_dir / GALLERY_PNG, lambda tmp: Path(tmp).write_bytes(png))
     write_json(out_dir / REALISM_FILE, record)  # last: its presence marks the stage complete
     return record

@@ -31,6 +31,8 @@ __all__ = [
     "smile_prior_provenance",
     "open_study_folder",
     "timing_record",
+    "identity_config",
+    "realism_is_current",
 ]
 
 ORIENTATION_DIR = "orientation"
@@ -43,7 +45,7 @@ DONOR_PRIOR_SOURCE = "(study training donors)"
 # Config fields added after studies were first recorded, with the value every earlier study used: an earlier
 # study's identity lacks them and is still the same study.
 _ADDED_CONFIG_DEFAULTS = {"orientation": "auto", "handedness": "ccw", "precision": "fp32", "folds": 0,
-                          "segmenter_seeds": 1, "realism_repeats": 3, "realism_steps": 300}
+                          "segmenter_seeds": 1}
 
 
 def peak_rss_mb() -> float:
@@ -75,12 +77,35 @@ def orientation_identity(config: AhaConfig) -> str | None:
     return data_identity([path])[0] if path is not None else None
 
 
+# Config fields of the realism measure only: a study differing in them is the same study (its realism stage reruns
+# when the recorded protocol differs, see ``realism_is_current``).
+_REALISM_FIELDS = ("realism_repeats", "realism_steps")
+
+
+def identity_config(config_dict: dict) -> dict:
+    """A study config as its identity records it: plain JSON, without the realism measure's own fields."""
+    import json
+
+    return {k: v for k, v in json.loads(json.dumps(config_dict, default=list)).items() if k not in _REALISM_FIELDS}
+
+
+def realism_is_current(path: Path, c2st: dict) -> bool:
+    """Whether a written ``realism.json`` was measured with the two-sample protocol ``c2st`` (as a dict)."""
+    import json
+
+    if not Path(path).exists():
+        return False
+    return json.loads(Path(path).read_text()).get("protocol", {}).get("c2st") == json.loads(json.dumps(c2st,
+                                                                                                        default=list))
+
+
 def differing_identity_keys(stored: dict, identity: dict) -> list[str]:
     """Keys of ``identity`` that a stored identity disagrees on (fields added since it was written take the value
     those studies ran with)."""
     stored = dict(stored)
     if isinstance(stored.get("config"), dict):
-        stored["config"] = _ADDED_CONFIG_DEFAULTS | stored["config"]
+        stored["config"] = {k: v for k, v in (_ADDED_CONFIG_DEFAULTS | stored["config"]).items()
+                            if k not in _REALISM_FIELDS}
     stored.setdefault("orientation_file", None)
     return sorted(k for k in identity if stored.get(k) != identity[k])
 

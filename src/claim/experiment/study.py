@@ -23,7 +23,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,17 +37,19 @@ from claim.data.patient import Patient
 from claim.data.write import copy_patient
 from claim.errors import ClaimError
 from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig
-from claim.experiment.realism import REALISM_FILE, blob_masks, study_realism
+from claim.experiment.realism import REALISM_FILE, realism_fold, study_realism
 from claim.experiment.records import (
     DONOR_PRIOR_SOURCE,
     ORIENTATION_DIR,
     ORIENTATION_SHEET,
     ORIENTATION_SUMMARY,
+    identity_config,
     json_safe,
     open_study_folder,
     orientation_identity,
     patient_ids,
     peak_rss_mb,
+    realism_is_current,
     smile_prior_provenance,
     timing_record,
     write_orientation_overview,
@@ -250,13 +252,7 @@ class _Study:
 
     def realism(self) -> None:
         """Realism of every synthetic arm against the held-out test scars (read after the evaluate stage)."""
-        from claim.stages.realism import canvas_group
-
-        arms = {arm: [(p, canvas_group(p.patient_id)) for p in read_dataset(self.out / "synthetic" / arm)]
-                for arm in SYNTHETIC_ARMS}
-        canvases = sorted({e["source_id"] for e in json.loads((self.out / "masks/smile" / MASKS_FILE).read_text())})
-        study_realism(read_dataset(self.test_dir), arms,
-                      blob_masks([self.patient(pid) for pid in canvases], self.geometry, self.seed),
+        study_realism([realism_fold(self.out, self.test_dir, self.patient, self.geometry, self.seed)],
                       aha=self.config.aha(), c2st=self.config.c2st(), seed=self.seed, out_dir=self.out / "realism",
                       progress=self.progress)
 
@@ -297,7 +293,7 @@ class _Study:
 
     def identity(self) -> dict:
         # The data's content, not only its folder names: changed data is never silently reused.
-        return {"config": json.loads(json.dumps(self.config.to_dict(), default=list)), "seed": self.seed,
+        return {"config": identity_config(self.config.to_dict()), "seed": self.seed,
                 "train_dir": str(self.train_dir.resolve()), "test_dir": str(self.test_dir.resolve()),
                 "data": data_identity([self.train_dir, self.test_dir]),
                 "orientation_file": orientation_identity(self.config.aha())}
@@ -314,6 +310,8 @@ class _Study:
                                               "test_data": str(self.test_dir), "device": self.device,
                                               "claim_version": __version__})
         for stage in self.stages():
+            if stage.name == "realism" and not realism_is_current(stage.outputs[0], asdict(self.config.c2st())):
+                state["stages"].pop("realism", None)  # measured with another protocol: measured again
             done = state["stages"].get(stage.name)
             if done and all(p.exists() for p in stage.outputs):
                 log.info("experiment: %s already complete, skipped", stage.name)
@@ -354,7 +352,7 @@ class _Study:
             "fidelity_per_patient": evaluation["fidelity"],
             "timing": timing_record(state["stages"], "stages_s"),
             "budget": self.config.budget(),
-            "config": self.identity()["config"],
+            "config": json.loads(json.dumps(self.config.to_dict(), default=list)),
             "patients": {k: v for k, v in self.roles().items() if k in ("fit", "val", "canvases", "donors", "test")},
             "test_pathological": pathological,
             "smile_prior": smile_prior_provenance(self.out / "masks" / "smile" / "smile_prior.json"),

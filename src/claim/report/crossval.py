@@ -109,7 +109,9 @@ def build_crossval_report(study_dir: Path, metrics: dict) -> Report:
         "every arm (generators, SMILE prior, joint run, segmenters) trained on the other folds only and was tested "
         "on the fold; every patient is tested exactly once and the per-patient scores are pooled. Mean ± sd over "
         "pathological patients (EMIDEC convention: slices stacked per patient). Intervals: 95 % paired bootstrap of "
-        f"the arm minus real only, {cv['bootstrap']}. Each arm's prediction is the {cv['ensemble']} "
+        f"the arm minus real only, {cv['bootstrap']}: the interval is conditional on each fold's trained models; "
+        "how much the folds disagree shows in the forest plot. Each arm's prediction is the "
+        f"{cv['ensemble']} "
         f"({cv['segmenter_seeds']} seed(s) per arm).")
     _arms_table(report, metrics)
     report.figure(forest_figure(metrics), "Arm minus real only per fold (dots, fold-level bootstrap) and pooled "
@@ -140,7 +142,8 @@ def build_crossval_report(study_dir: Path, metrics: dict) -> Report:
                    _fmt(v["bootstrap_half_width"]), str(v["patients_for_half_width_0.04"])]
                   for arm, per in detect.items() for key, v in per.items() if key != "infarct_volume_ratio_error"])
     report.heading("Mask fidelity of the synthetic images")
-    report.paragraph("Judge (each fold's real-only segmenter) infarct Dice against the conditioning mask, averaged "
+    report.paragraph("Judge (each fold's real-only segmenter, or its ensemble with several seeds) infarct Dice "
+                     "against the conditioning mask, averaged "
                      "over the synthetic patients of all folds.")
     report.table(["arm", "mask fidelity (Dice)", "synthetic patients"],
                  [[ARM_TITLES.get(arm, arm), _fmt(v), str(len(metrics.get("fidelity_per_patient", {}).get(arm, {})))]

@@ -87,7 +87,9 @@ def add_realism_section(report: Report, realism: dict, study_dir: Path) -> None:
                      + [["real vs real (floor)"] + [_fmt(floor[k]["mean"]) for k in all_stats if k not in stats]])
     report.paragraph("; ".join(f"{k}: {v}" for k, v in realism.get("statistics", {}).items()) + ". W1: 1-D "
                      "Wasserstein distance between the synthetic and the real slices' values; the floor is the "
-                     "distance between two halves of the real patients (no source can be expected below it). "
+                     "distance between two halves of the real patients (a rough floor: half-size samples lie "
+                     "further apart by sampling noise alone, so a source compared with all real patients can fall "
+                     "slightly below it). "
                      "Frequency Dice: soft Dice between the per-segment scar frequency (bull's-eye) of a mask "
                      "source and of the real scars; the ceiling is two disjoint sets of real patients.")
     gallery = Path(study_dir) / "realism" / "gallery.png"

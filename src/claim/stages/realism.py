@@ -12,15 +12,16 @@ Folders in (real labelled patients, one or more synthetic sets), one record out:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from tqdm import tqdm
 
 from claim.aha.config import AhaConfig, geometry_for
+from claim.aha.geometry import PatientGeometry
 from claim.data.patient import Patient
-from claim.evaluation.c2st import C2stConfig, classifier_two_sample_test
+from claim.evaluation.c2st import C2stConfig, classifier_two_sample_test, combine_c2st
 from claim.evaluation.realism import (
     STATISTICS,
     RealismConfig,
@@ -32,8 +33,8 @@ from claim.evaluation.realism import (
     wasserstein_table,
 )
 
-__all__ = ["canvas_group", "frequency_dice", "gallery_examples", "RealSet", "real_set", "realism_of_source",
-           "realism_record"]
+__all__ = ["canvas_group", "combine_records", "frequency_dice", "gallery_examples", "RealSet", "real_set",
+           "realism_of_source", "realism_record"]
 
 
 def canvas_group(synthetic_id: str) -> str:
@@ -51,10 +52,11 @@ class RealSet:
 
 
 def _samples(patients: Sequence[Patient], groups: Mapping[str, str] | None, aha: AhaConfig, config: RealismConfig,
-             progress: bool, desc: str) -> tuple[list[ScarSample], dict[str, np.ndarray]]:
+             progress: bool, desc: str, geometry_of: Callable[[Patient], PatientGeometry] | None = None,
+             ) -> tuple[list[ScarSample], dict[str, np.ndarray]]:
     samples, fractions = [], {}
     for patient in tqdm(patients, desc=desc, unit="patient", disable=not progress, leave=False):
-        geometry = geometry_for(patient, aha)
+        geometry = geometry_of(patient) if geometry_of is not None else geometry_for(patient, aha)
         group = groups.get(patient.patient_id, patient.patient_id) if groups else patient.patient_id
         samples += scar_samples(patient.images, patient.label_maps, geometry, group, config)
         fractions[patient.patient_id] = segment_fractions(patient.label_maps, geometry)
@@ -116,7 +118,8 @@ def realism_of_source(reference: RealSet, patients: Sequence[Patient], *, aha: A
                       groups: Mapping[str, str] | None = None, config: RealismConfig = RealismConfig(),
                       c2st: C2stConfig = C2stConfig(), seed: int = 0, images: bool = True, masks: bool = True,
                       progress: bool = False, name: str = "synthetic",
-                      gallery: dict[str, list[ScarSample]] | None = None) -> dict:
+                      gallery: dict[str, list[ScarSample]] | None = None,
+                      geometry_of: Callable[[Patient], PatientGeometry] | None = None) -> dict:
     """Realism of one synthetic set (or, with ``images=False``, of a mask source alone) against the real set.
 
     Args:
@@ -124,9 +127,11 @@ def realism_of_source(reference: RealSet, patients: Sequence[Patient], *, aha: A
         images: also the image two-sample test and the intensity statistics (off for masks without images).
         masks: the mask two-sample test (off for a set whose masks another source already stands for).
         gallery: receives ``name`` -> a few example slices (``gallery_examples``) when given.
+        geometry_of: the AHA geometry of a synthetic patient (default: computed on it). The study passes its
+            canvas's, so a per-patient ``--orientation file:`` places synthetic and real scars in the same frame.
     """
     groups = dict(groups) if groups else {p.patient_id: canvas_group(p.patient_id) for p in patients}
-    samples, fractions = _samples(patients, groups, aha, config, progress, f"realism: {name}")
+    samples, fractions = _samples(patients, groups, aha, config, progress, f"realism: {name}", geometry_of)
     if gallery is not None:
         gallery[name] = gallery_examples(samples, seed=seed)
     record = {"patients": len(patients), "slices_with_scar": len(samples),
@@ -160,4 +165,52 @@ def realism_record(reference: RealSet, sources: Mapping[str, dict], *, c2st: C2s
         "sources": dict(sources),
         "protocol": {"c2st": asdict(c2st), "split": "by patient (real) and by canvas (synthetic); real vs real: "
                                                     "two random halves of the real patients"},
+    }
+
+
+def _mean(values) -> float:
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def _combine_intensity(tables: Sequence[dict]) -> dict:
+    return {key: {"wasserstein": _mean([t[key]["wasserstein"] for t in tables]),
+                  "real_median": _mean([t[key]["real_median"] for t in tables]),
+                  "median": _mean([t[key]["median"] for t in tables]),
+                  "n_real": sum(t[key]["n_real"] for t in tables), "n": sum(t[key]["n"] for t in tables)}
+            for key in tables[0]}
+
+
+def combine_records(records: Sequence[dict]) -> dict:
+    """One record from independent ``realism_record``s (one per cross-validation fold, each against its own
+    held-out real scars): AUCs, distances, Dice and their references averaged over the records, counts summed,
+    intervals of the mean AUC from the records' bootstrap draws (``combine_c2st``)."""
+    ref = [r["real_vs_real"] for r in records]
+    sources = {}
+    for name in records[0]["sources"]:
+        entries = [r["sources"][name] for r in records]
+        entry = {"patients": sum(e["patients"] for e in entries),
+                 "slices_with_scar": sum(e["slices_with_scar"] for e in entries),
+                 "frequency_dice": _mean([e["frequency_dice"] for e in entries])}
+        for test in ("image_c2st", "mask_c2st"):
+            if test in entries[0]:
+                entry[test] = combine_c2st([e[test] for e in entries])
+        if "intensity" in entries[0]:
+            entry["intensity"] = _combine_intensity([e["intensity"] for e in entries])
+        sources[name] = entry
+    return {
+        "real": {key: sum(r["real"][key] for r in records) for key in ("patients", "slices_with_scar")},
+        "statistics": records[0]["statistics"],
+        "real_vs_real": {
+            "image_c2st": combine_c2st([r["image_c2st"] for r in ref]),
+            "mask_c2st": combine_c2st([r["mask_c2st"] for r in ref]),
+            "intensity_floor": {key: {"mean": _mean([r["intensity_floor"][key]["mean"] for r in ref]),
+                                      "sd": _mean([r["intensity_floor"][key]["sd"] for r in ref])}
+                                for key in ref[0]["intensity_floor"]},
+            "frequency_dice_ceiling": {"mean": _mean([r["frequency_dice_ceiling"]["mean"] for r in ref]),
+                                       "sd": _mean([r["frequency_dice_ceiling"]["sd"] for r in ref])},
+        },
+        "sources": sources,
+        "protocol": {**records[0]["protocol"], "combined": f"mean over {len(records)} cross-validation folds, each "
+                                                          "source against its own fold's held-out real scars"},
     }
