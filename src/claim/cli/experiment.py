@@ -13,6 +13,7 @@ from claim.cli.common import (
     build_config,
     explicit,
     first_given,
+    integer,
     saved_run,
 )
 from claim.errors import ClaimError
@@ -31,10 +32,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--test-data", default=None, help="held-out test folder: used only for the final metrics "
                                                           "(default with -c: the study's). Without it the study "
                                                           "cross-validates --train-data over --folds")
-    parser.add_argument("--folds", type=int, default=None, metavar="K",
+    parser.add_argument("--folds", type=integer(2, 1000), default=None, metavar="K",
                         help="patient-level cross-validation folds (stratified by normal/pathological) when no "
                              "--test-data is given (default: the preset's; standard uses 3)")
-    parser.add_argument("--segmenter-seeds", type=int, default=None, metavar="N",
+    parser.add_argument("--segmenter-seeds", type=integer(1, 1000), default=None, metavar="N",
                         help="segmenters per arm, trained with different seeds on the same data; their softmax "
                              "is averaged per test patient (default: the preset's)")
     parser.add_argument("-o", "--out", required=True, help="study folder (resumable: finished stages are skipped)")

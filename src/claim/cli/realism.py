@@ -9,7 +9,7 @@ from pathlib import Path
 
 from claim.aha.config import AhaConfig
 from claim.aha.orientation import parse_orientation
-from claim.cli.common import SEED, add_orientation, add_overwrite
+from claim.cli.common import SEED, add_orientation, add_overwrite, integer
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 from claim.errors import ClaimError
@@ -29,9 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print the full record as JSON")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the record to FILE")
     parser.add_argument("-s", "--seed", type=SEED, default=0, help="random seed of splits and classifiers")
-    parser.add_argument("--repeats", type=int, default=C2stConfig.repeats,
+    parser.add_argument("--repeats", type=integer(1, 1000), default=C2stConfig.repeats,
                         help=f"two-sample test repeats (default {C2stConfig.repeats})")
-    parser.add_argument("--steps", type=int, default=C2stConfig.steps,
+    parser.add_argument("--steps", type=integer(1, 10**6), default=C2stConfig.steps,
                         help=f"training steps of each two-sample classifier (default {C2stConfig.steps})")
     add_orientation(parser)
     add_overwrite(parser)
@@ -93,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
     from claim.stages.realism import real_set, realism_of_source, realism_record
 
     parse_orientation(args.orientation)
-    if args.repeats < 1 or args.steps < 1:
-        raise ClaimError(f"--repeats {args.repeats} and --steps {args.steps} must be >= 1")
     out = check_new_file(args.out, overwrite=args.overwrite, flag="--out") if args.out else None
     aha = AhaConfig(orientation=args.orientation, handedness=args.handedness, bullseye=False)
     c2st = C2stConfig(repeats=args.repeats, steps=args.steps)
