@@ -234,3 +234,20 @@ def test_cli_folds_contract(smoke_crossval, tmp_path, capsys):
 def test_standard_preset_is_cross_validated():
     standard = experiment_preset("standard")
     assert standard.folds == 3 and experiment_preset("quick").folds == 0
+
+
+def test_interim_metrics_pool_the_finished_folds(smoke_crossval):
+    from claim.experiment.crossval import pooled_metrics
+
+    _, out, metrics = smoke_crossval
+    state = json.loads((out / "state.json").read_text())
+    assignment = json.loads((out / FOLDS_FILE).read_text())["assignment"]
+    interim = pooled_metrics(out, CONFIG, 0, state, assignment, folds=[2])
+    assert interim["cross_validation"]["complete"] is False and interim["cross_validation"]["folds_pooled"] == [2]
+    fold2 = metrics["per_fold"][1]
+    assert interim["test_pathological"] == fold2["test_pathological"]
+    assert math.isclose(interim["arms"]["smile"]["infarct_dice"], fold2["arms"]["smile"]["infarct_dice"])
+    assert metrics["cross_validation"]["complete"] is True
+    from claim.report.crossval import build_crossval_report
+
+    assert "interim: folds [2] finished" in build_crossval_report(out, interim).render()

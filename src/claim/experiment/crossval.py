@@ -160,6 +160,7 @@ class _CrossValidation:
 
     def run(self, threads: int | None) -> dict:
         from claim.experiment.study import run_experiment
+        from claim.report.crossval import write_crossval_report
 
         state = self._start()
         assignment = {pid: int(f) for pid, f in json.loads((self.out / FOLDS_FILE).read_text())["assignment"].items()}
@@ -179,6 +180,11 @@ class _CrossValidation:
             state["folds"][name] = {"seconds": fold_timing.get("total_s", round(time.perf_counter() - start, 3)),
                                     "peak_rss_mb": max(round(peak_rss_mb(), 1), fold_timing.get("peak_rss_mb", 0))}
             write_json(self.out / _STATE_FILE, state)
+            finished = [f for f in range(1, self.config.folds + 1) if f"fold{f}" in state["folds"]]
+            if len(finished) < self.config.folds:  # an interim record of the folds so far, replaced at the end
+                interim = json_safe(pooled_metrics(self.out, self.config, self.seed, state, assignment, finished))
+                write_json(self.out / "metrics.json", interim)
+                write_crossval_report(self.out, interim)
         realism = self.out / "realism" / REALISM_FILE
         if not realism_is_current(realism, asdict(self._c2st())):
             log.info("experiment: realism (all folds) ...")
@@ -189,8 +195,6 @@ class _CrossValidation:
             write_json(self.out / _STATE_FILE, state)
         metrics = json_safe(pooled_metrics(self.out, self.config, self.seed, state, assignment))
         write_json(self.out / "metrics.json", metrics)
-        from claim.report.crossval import write_crossval_report
-
         write_crossval_report(self.out, metrics)
         write_manifest(self.out, "experiment", config=self.config.to_dict(), inputs=fingerprint([self.train_dir]),
                        owns_folder=True)
@@ -198,15 +202,17 @@ class _CrossValidation:
 
 
 def pooled_metrics(out_dir: Path, config: ExperimentConfig, seed: int, state: dict,
-                   assignment: dict[str, int]) -> dict:
+                   assignment: dict[str, int], folds: list[int] | None = None) -> dict:
     """``metrics.json`` of a cross-validated study: each fold's per-patient records pooled (a patient is tested in
     exactly one fold), per-arm summaries with the paired bootstrap resampling patients within folds, and each
-    fold's own summary."""
+    fold's own summary. ``folds``: only these finished folds (an interim record while the others run; its
+    ``cross_validation.complete`` is false)."""
     k = config.folds
+    chosen = list(range(1, k + 1)) if folds is None else sorted(folds)
     per_arm: dict[str, dict] = {arm: {} for arm in ARMS}
     fidelity: dict[str, dict] = {}
     per_fold, fold_of = [], {}
-    for fold in range(1, k + 1):
+    for fold in chosen:
         study = fold_dir(out_dir, fold) / "study"
         evaluation = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())
         fold_metrics = json.loads((study / "metrics.json").read_text())
@@ -231,7 +237,7 @@ def pooled_metrics(out_dir: Path, config: ExperimentConfig, seed: int, state: di
             "fidelity": fold_metrics["fidelity"],
             "seconds": state["folds"].get(f"fold{fold}", {}).get("seconds"),
         })
-    missing = sorted(set(assignment) - set(fold_of))
+    missing = sorted(pid for pid, f in assignment.items() if f in chosen and pid not in fold_of)
     if missing:
         raise ClaimError(f"patients {missing[:5]} were never tested")
     arms = summarise_arms(per_arm, ARMS, baseline="real_only", resamples=config.bootstrap, seed=seed,
@@ -241,6 +247,8 @@ def pooled_metrics(out_dir: Path, config: ExperimentConfig, seed: int, state: di
         "seed": seed,
         "cross_validation": {
             "folds": k,
+            "folds_pooled": chosen,
+            "complete": len(chosen) == k,
             "assignment": dict(sorted(assignment.items())),
             "bootstrap": "paired, patients resampled with replacement within each fold (each fold keeps its "
                          "number of patients in every resample)",

@@ -98,8 +98,9 @@ def _arms_table(report: Report, metrics: dict) -> None:
 def build_crossval_report(study_dir: Path, metrics: dict) -> Report:
     cv = metrics["cross_validation"]
     timing = metrics.get("timing", {})
-    n_patients = len(cv["assignment"])
-    report = Report(f"claim study ({metrics['preset']} preset, {cv['folds']}-fold cross-validation)",
+    n_patients = sum(len(f["test_patients"]) for f in metrics["per_fold"])
+    interim = "" if cv.get("complete", True) else f", interim: folds {cv['folds_pooled']} finished"
+    report = Report(f"claim study ({metrics['preset']} preset, {cv['folds']}-fold cross-validation{interim})",
                     f"claim {__version__} · seed {metrics['seed']} · {n_patients} patients, each tested once · "
                     f"{len(metrics['test_pathological'])} pathological · wall {timing.get('total_s', 0) / 60:.1f} "
                     f"min · peak RSS {timing.get('peak_rss_mb', 0):.0f} MB")
