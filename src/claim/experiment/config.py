@@ -152,27 +152,29 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
         realism_steps=150,
     ),
     # EMIDEC-sized (50 pathological + 25 normal patients), 3-fold cross-validated: <= 120 min, <= 4 GB RSS on 2 CPU
-    # cores. Per fold (measured stage times of the single-split standard study, scaled to these step counts):
-    # 2 generators x 500 steps (~3 min each), the joint run (~7 min), RePaint 2x2 at T = 300 for 8 synthetic
-    # patients (~77 s each: ~10 min), DDIM for the other two arms (~1 min), 4 segmenters x 800 bf16 steps (~4 min
-    # each): ~39 min, x 3 folds. Every patient is tested once, so the paired intervals rest on all 50 pathological
-    # patients instead of 12 (half-width ~ sqrt(12/50) = 0.49 of the single split's).
+    # cores. Per fold, from the stage times measured on this preset's first fold with larger budgets (2 cores,
+    # bf16): 2 generators x 400 steps (0.37 s/step: ~2.5 min each), the joint run of 300 steps (~1.4 s/step:
+    # ~7 min), RePaint 2x2 at T = 300 for 6 synthetic patients (~55 s each: ~5.5 min), DDIM for the other two arms
+    # (~1 min), 4 segmenters x 700 steps (~0.37 s/step with validation: ~4.5 min each), evaluation (~0.5 min):
+    # ~37 min, x 3 folds = ~111 min, + ~6 min of realism tests. Every patient is tested once, so the paired
+    # intervals rest on all 50 pathological patients instead of 12 (half-width ~ sqrt(12/50) = 0.49 of the
+    # single split's).
     "standard": ExperimentConfig(
         name="standard",
-        generator_config=preset_config("standard", steps=500),
+        generator_config=preset_config("standard", steps=400),
         lefusion_sampler="repaint:2x2",
         claim_sampler="ddim:25",
         # lambda 1: the test-free judge fidelity of the jointly trained generator rose with the consistency weight
         # (0.215 at 0, 0.283 at 0.1, 0.398 at 1; benchmarks/joint_fidelity.py on the standard EMIDEC study). The
         # joint segmenter warms up on real slices first, so the consistency term is judged by a segmenter that
         # already sees scar.
-        joint_config=joint_preset("standard", steps=550, generator_warmup=0, segmenter_warmup=350, refresh_every=25,
+        joint_config=joint_preset("standard", steps=300, generator_warmup=0, segmenter_warmup=150, refresh_every=25,
                                   checkpoint_every=100, lambda_consistency=1.0),
         # The recipe of `claim train-segmenter --preset standard` (LV cascade, deep supervision, poly LR, scar
-        # oversampling) for 800 steps per arm in bf16 where the CPU has it.
-        segmenter_config=segmenter_preset("standard", steps=800, val_every=200),
+        # oversampling) for 700 steps per arm in bf16 where the CPU has it.
+        segmenter_config=segmenter_preset("standard", steps=700, val_every=175),
         masks_per_canvas=1,
-        max_synthetic_patients=8,
+        max_synthetic_patients=6,
         bootstrap=2000,
         precision="auto",
         folds=3,
