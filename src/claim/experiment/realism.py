@@ -44,20 +44,23 @@ def realism_fold(study: Path, test_dir: Path, training_patient: Callable[[str], 
     (grouped by canvas) and one blob mask per SMILE canvas; a synthetic patient takes its canvas's geometry."""
     from claim.data.layouts import read_dataset
     from claim.experiment.config import SYNTHETIC_ARMS
+    from claim.stages.evaluate import source_canvas
     from claim.stages.masks import MASKS_FILE
-    from claim.stages.realism import canvas_group
 
     study = Path(study)
-    arms = {arm: [(p, canvas_group(p.patient_id)) for p in read_dataset(study / "synthetic" / arm)]
-            for arm in SYNTHETIC_ARMS}
-    entries = json.loads((study / "masks" / "smile" / MASKS_FILE).read_text())
-    canvases = {pid: training_patient(pid) for pid in sorted({e["source_id"] for e in entries})}
+    smile = {e["source_id"] for e in json.loads((study / "masks" / "smile" / MASKS_FILE).read_text())}
+    transplant = {e["source_id"] for e in json.loads((study / "masks" / "transplant" / MASKS_FILE).read_text())}
+    canvases = {pid: training_patient(pid) for pid in sorted(smile | transplant)}
+    # The evaluate stage's rule for which canvas a synthetic patient was painted on: one rule for both stages.
+    arms = {arm: [(p, source_canvas(p.patient_id, canvases) or p.patient_id)
+                  for p in read_dataset(study / "synthetic" / arm)] for arm in SYNTHETIC_ARMS}
 
     def geometry_of(patient: Patient) -> PatientGeometry:
-        return geometry(canvases.get(canvas_group(patient.patient_id), patient))
+        source = source_canvas(patient.patient_id, canvases)
+        return geometry(canvases[source] if source is not None else patient)
 
-    return RealismFold(read_dataset(test_dir), arms, blob_masks(list(canvases.values()), geometry, seed),
-                       geometry_of)
+    return RealismFold(read_dataset(test_dir), arms,
+                       blob_masks([canvases[pid] for pid in sorted(smile)], geometry, seed), geometry_of)
 
 
 @dataclass

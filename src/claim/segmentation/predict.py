@@ -88,6 +88,24 @@ def locate_heart(model: torch.nn.Module, config: SegmenterConfig, images: np.nda
     return ((r + 0.5) * h / size - 0.5, (c + 0.5) * w / size - 0.5), True
 
 
+def _roi_softmax(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray, batch_size: int,
+                 precision: str, mirror: bool | None):
+    """Localise, cut the ROI and run the segmenter: ``(ROI softmax or None for no slices, box, centre, localised)``.
+    The model is put into eval mode and its mode restored."""
+    if images.ndim != 3:
+        raise ValueError(f"images must be (S, H, W), got {images.shape}")
+    was_training = model.training
+    model.eval()
+    try:
+        centre, localised = locate_heart(model, config, images, batch_size, precision)
+        box = roi_box(images.shape[1:], centre, config.crop_size)
+        probs = _probabilities(model, crop_rois(images, box)[:, None], batch_size, precision,
+                               config.mirror if mirror is None else mirror) if len(images) else None
+    finally:
+        model.train(was_training)
+    return probs, box, centre, localised
+
+
 @torch.no_grad()
 def predict_patient(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray, batch_size: int = 16,
                     precision: str = "fp32", postprocess: bool | None = None,
@@ -102,20 +120,9 @@ def predict_patient(model: torch.nn.Module, config: SegmenterConfig, images: np.
         mirror: test-time mirroring of the ROI segmenter; ``None`` = ``config.mirror``.
     """
     images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 3:
-        raise ValueError(f"images must be (S, H, W), got {images.shape}")
-    was_training = model.training
-    model.eval()
-    try:
-        centre, localised = locate_heart(model, config, images, batch_size, precision)
-        box = roi_box(images.shape[1:], centre, config.crop_size)
-        if len(images):
-            rois = _labels(model, crop_rois(images, box)[:, None], batch_size, precision,
-                           config.mirror if mirror is None else mirror)
-        else:
-            rois = np.zeros((0, config.crop_size, config.crop_size), np.uint8)
-    finally:
-        model.train(was_training)
+    probs, box, centre, localised = _roi_softmax(model, config, images, batch_size, precision, mirror)
+    rois = (probs.argmax(axis=1).astype(np.uint8) if probs is not None
+            else np.zeros((0, config.crop_size, config.crop_size), np.uint8))
     maps = paste_rois(rois, box, 0)
     counts = None
     if config.postprocess if postprocess is None else postprocess:
@@ -129,17 +136,7 @@ def predict_probabilities(model: torch.nn.Module, config: SegmenterConfig, image
     """Class probabilities ``(S, C, H, W)`` of one patient's raw slices in the source grid: the ROI segmenter's
     softmax pasted back, background certain outside the ROI. No post-processing (it acts on labels)."""
     images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 3:
-        raise ValueError(f"images must be (S, H, W), got {images.shape}")
-    was_training = model.training
-    model.eval()
-    try:
-        centre, _ = locate_heart(model, config, images, batch_size, precision)
-        box = roi_box(images.shape[1:], centre, config.crop_size)
-        probs = _probabilities(model, crop_rois(images, box)[:, None], batch_size, precision,
-                               config.mirror if mirror is None else mirror) if len(images) else None
-    finally:
-        model.train(was_training)
+    probs, box, _, _ = _roi_softmax(model, config, images, batch_size, precision, mirror)
     if probs is None:
         return np.zeros((0, N_CLASSES, *images.shape[1:]), np.float32)
     n_classes = probs.shape[1]

@@ -18,7 +18,8 @@ from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.labels import infarct_mask, myocardium_mask
 
-__all__ = ["PER_PATIENT_FILE", "GALLERY_FILE", "GALLERY_INDEX_FILE", "GALLERY_SLICES", "evaluate_study"]
+__all__ = ["source_canvas", "PER_PATIENT_FILE", "GALLERY_FILE", "GALLERY_INDEX_FILE", "GALLERY_SLICES",
+           "evaluate_study"]
 
 PER_PATIENT_FILE = "per_patient.json"
 GALLERY_FILE = "gallery.npz"
@@ -87,7 +88,7 @@ def evaluate_study(
             pred = predict_ensemble(judge, patient.images, precision=precision)
             wanted = infarct_mask(patient.label_maps)
             scores[patient.patient_id] = dice(infarct_mask(pred), wanted)
-            source = _source_id(patient.patient_id, canvases)
+            source = source_canvas(patient.patient_id, canvases)
             if source is not None:
                 canvas_geometry = geometry(canvases[source])
                 judged.append((np.where(myocardium_mask(canvases[source].label_maps), pred, 0), canvas_geometry))
@@ -111,7 +112,8 @@ def evaluate_study(
     write_json(out_dir / GALLERY_INDEX_FILE, {arm: [item["id"] for item in items] for arm, items in gallery.items()})
 
 
-def _source_id(synthetic_id: str, canvases: Mapping[str, Patient]) -> str | None:
+def source_canvas(synthetic_id: str, canvases: Mapping[str, Patient]) -> str | None:
+    """The canvas (normal training patient) a synthetic patient was painted on, or None."""
     # Ids may prefix one another ("Case_N01", "Case_N01_b"): the longest matching canvas id wins.
     for pid in sorted(canvases, key=len, reverse=True):
         if synthetic_id.startswith(pid + "_"):
