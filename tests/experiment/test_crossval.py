@@ -251,3 +251,14 @@ def test_interim_metrics_pool_the_finished_folds(smoke_crossval):
     from claim.report.crossval import build_crossval_report
 
     assert "interim: folds [2] finished" in build_crossval_report(out, interim).render()
+
+
+def test_cross_validated_gallery_shows_a_canvas_once():
+    from types import SimpleNamespace
+
+    from claim.experiment.realism import _interleaved
+
+    fold1 = [SimpleNamespace(group=g) for g in ("N020", "N023")]
+    fold2 = [SimpleNamespace(group=g) for g in ("N020", "N013", "N014")]
+    assert [ex.group for ex in _interleaved([fold1, fold2])] == ["N020", "N023", "N013", "N014"]
+    assert len(_interleaved([fold2, fold2, fold2], n=2)) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -112,9 +113,19 @@ def study_realism(folds: Sequence[RealismFold], *, aha: AhaConfig, c2st: C2stCon
     record = json_safe(without_draws(record))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Interleave the folds' examples: a few from every fold, at most 6 per row.
-    rows = {name: [ex for group in zip(*lists, strict=False) for ex in group][:6] for name, lists in gallery.items()}
+    rows = {name: _interleaved(lists) for name, lists in gallery.items()}
     png = realism_gallery_png(rows)
     atomic_path(out_dir / GALLERY_PNG, lambda tmp: Path(tmp).write_bytes(png))
     write_json(out_dir / REALISM_FILE, record)  # last: its presence marks the stage complete
     return record
+
+
+def _interleaved(lists: list[list], n: int = 6) -> list:
+    """A few examples from every fold, at most ``n``: a canvas that several folds trained on is shown once."""
+    seen: set[str] = set()
+    chosen = []
+    for example in (ex for group in zip_longest(*lists) for ex in group if ex is not None):
+        if example.group not in seen:
+            seen.add(example.group)
+            chosen.append(example)
+    return chosen[:n]
