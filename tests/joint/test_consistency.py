@@ -12,10 +12,16 @@ from claim.data.layouts import read_dataset
 from claim.generator.checkpoint import LoadedGenerator
 from claim.generator.data import build_training_set
 from claim.generator.denoiser import build_denoiser
-from claim.generator.histogram import kmeans_centres
+from claim.generator.histogram import kmeans_centres, scar_histogram
 from claim.generator.schedule import NoiseSchedule
-from claim.joint.canvas import build_canvases, sample_canvas_crops
-from claim.joint.consistency import consistency_loss, to_segmenter_frame
+from claim.joint.canvas import build_canvases, sample_canvas_crops, sample_real_scar_crops
+from claim.joint.consistency import (
+    consistency_loss,
+    generator_feedback,
+    histogram_loss,
+    soft_histogram,
+    to_segmenter_frame,
+)
 from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
 from claim.labels import Label
 from claim.segmentation.data import training_slices
@@ -91,3 +97,55 @@ def test_synthetic_slices_match_the_segmenter_frame_and_change_its_weights(joint
     mixed.step(0, extra_images, extra_labels)
     changed = [not torch.equal(a, b) for a, b in zip(plain.model.parameters(), mixed.model.parameters(), strict=True)]
     assert any(changed)
+
+
+def test_soft_histogram_matches_the_condition_histogram_and_has_a_gradient():
+    rng = np.random.default_rng(0)
+    bins = 16
+    centres = -1.0 + (np.arange(bins) + 0.5) * 2.0 / bins
+    image = rng.choice(centres, size=(24, 24))  # values on bin centres: soft and hard binning agree exactly
+    scar = rng.random((24, 24)) < 0.3
+    values = torch.tensor(image[None], requires_grad=True)
+    soft = soft_histogram(values, torch.tensor(scar[None]), bins)
+    assert np.allclose(soft[0].detach().numpy(), scar_histogram(image, scar, bins), atol=1e-6)
+    assert float(soft.detach().sum()) == pytest.approx(1.0)
+    jittered = torch.tensor(image[None] + 0.01, requires_grad=True)  # off the centres, where the kernels slope
+    soft_histogram(jittered, torch.tensor(scar[None]), bins)[0, 3].backward()
+    assert jittered.grad[0][scar].abs().sum() > 0 and not jittered.grad[0][~scar].any()  # only scar pixels count
+
+
+def test_histogram_guard_pulls_a_too_bright_scar_towards_its_condition():
+    labels = torch.zeros(1, 1, 16, 16, dtype=torch.long)
+    labels[..., 4:12, 4:12] = Label.INFARCT
+    target = torch.zeros(1, 16)
+    target[0, 9:12] = 1.0 / 3  # asked for: mid-bright scar, about 0.1..0.5
+    x0 = torch.full((1, 1, 16, 16), 0.9, requires_grad=True)  # painted: near-white
+    before = histogram_loss(x0, labels, target)
+    assert float(before) == pytest.approx(0.9 - 0.3125, abs=1e-6)  # W1: painted 0.9 against asked mean 0.3125
+    optimiser = torch.optim.SGD([x0], lr=4.0)  # the loss is a mean over 64 scar pixels: a per-pixel step ~0.06
+    for _ in range(60):
+        optimiser.zero_grad()
+        histogram_loss(x0, labels, target).backward()
+        optimiser.step()
+    after = histogram_loss(x0, labels, target)
+    assert float(after) < 0.5 * float(before)
+    scar = labels[0, 0] == Label.INFARCT
+    assert float(x0[0, 0][scar].mean()) < 0.6  # darker, towards what was asked
+    assert torch.equal(x0[0, 0][~scar], torch.full_like(x0[0, 0][~scar], 0.9))  # outside the scar: untouched
+
+
+def test_feedback_terms_come_from_one_estimate_and_real_crops_share_its_frame(joint_dir):
+    patients, canvases, centres, denoiser, segmenter = _parts(joint_dir)
+    batch = sample_canvas_crops(canvases, 2, TINY_G, centres, np.random.default_rng(1))
+    args = (denoiser, NoiseSchedule(TINY_G.timesteps), TINY_G, segmenter, batch.known, batch.label_maps,
+            batch.hists)
+    feedback = generator_feedback(*args, torch.Generator().manual_seed(0), t_max=10, multiple=4,
+                                  extents=batch.extents)
+    plain = consistency_loss(*args, torch.Generator().manual_seed(0), t_max=10, multiple=4, extents=batch.extents)
+    assert torch.equal(feedback.consistency, plain)
+    assert 0.0 < float(feedback.histogram) <= 2.0
+    feedback.histogram.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in denoiser.parameters())
+    real = sample_real_scar_crops([p for p in patients if p.has_infarct], 3, TINY_G, np.random.default_rng(0))
+    assert real.known.shape == (3, 1, 32, 32) and real.extents == (40, 40, 40)
+    assert all((real.label_maps[i] == Label.INFARCT).any() for i in range(3))

@@ -18,13 +18,14 @@ from claim.cli.common import (
 )
 from claim.errors import ClaimError
 from claim.generator.config import GeneratorConfig, preset_config
-from claim.joint.config import JOINT_PRESETS, JointConfig, joint_preset
+from claim.joint.config import CONSISTENCY_BOUNDS, JOINT_PRESETS, JointConfig, joint_preset
 from claim.joint.train import train_joint
 from claim.segmentation.config import SegmenterConfig, segmenter_preset
 from claim.smile.prior import Prior, load_prior
 
 COMMAND = "train-joint"
-_JOINT_FLAGS = ("steps", "lambda_consistency", "t_max", "generator_warmup", "segmenter_warmup", "refresh_every")
+_JOINT_FLAGS = ("steps", "lambda_consistency", "t_max", "generator_warmup", "segmenter_warmup", "refresh_every",
+                "lambda_histogram", "consistency_bound")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +39,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--steps", type=COUNT, default=None, help="total steps, warm-ups included")
     parser.add_argument("--lambda", dest="lambda_consistency", type=number(0.0), default=None,
                         help="weight of the segmentation-consistency term in G's loss (default 0.1)")
+    parser.add_argument("--lambda-histogram", type=number(0.0), default=None,
+                        help="weight of the histogram guard: painted scar keeps the histogram it was conditioned on "
+                             "(default 0: off)")
+    parser.add_argument("--consistency-bound", choices=CONSISTENCY_BOUNDS, default=None,
+                        help="real: count only the consistency loss beyond what S loses on real scar (default none)")
     parser.add_argument("--t-max", type=COUNT, default=None, help="largest noise level of the consistency term")
     parser.add_argument("--generator-warmup", type=integer(0), default=None, help="G-only diffusion steps first")
     parser.add_argument("--segmenter-warmup", type=integer(0), default=None, help="then S-only real steps")

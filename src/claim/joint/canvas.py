@@ -12,13 +12,14 @@ from claim.data.patient import Patient
 from claim.data.preprocess import IntensityNorm
 from claim.generator.config import GeneratorConfig
 from claim.generator.data import crop_patient_slice, patient_norm
-from claim.generator.histogram import perturb_histogram
+from claim.generator.histogram import perturb_histogram, scar_histogram
 from claim.labels import Label, infarct_mask
 from claim.smile.prior import Prior
 from claim.smile.sampler import SmileSampler
 from claim.smile.spec import SmileConfig
 
-__all__ = ["Canvas", "CanvasCrops", "build_canvases", "sample_painted_stack", "sample_canvas_crops"]
+__all__ = ["Canvas", "CanvasCrops", "build_canvases", "sample_painted_stack", "sample_canvas_crops",
+           "sample_real_scar_crops"]
 
 _MAX_TRIES = 20  # SMILE masks drawn before giving up on one canvas (a mask may miss every slice of a short stack)
 
@@ -106,4 +107,27 @@ def sample_canvas_crops(
         label_maps=torch.from_numpy(np.stack(labels).astype(np.int64))[:, None],
         hists=torch.from_numpy(np.stack(hists)),
         extents=tuple(extents),
+    )
+
+
+def sample_real_scar_crops(patients: list[Patient], n: int, config: GeneratorConfig,
+                           rng: np.random.Generator) -> CanvasCrops:
+    """``n`` crops of random real slices with scar (pathological ``patients``, their own labels and histograms):
+    what frozen S makes of real scar, in the same frame as the consistency batch."""
+    slices = [(p, k) for p in patients for k in range(p.n_slices) if np.any(p.label_maps[k] == Label.INFARCT)]
+    if not slices:
+        raise ValueError("no real slice with scar (label 3) to bound the consistency term with")
+    known, labels, hists, extents = [], [], [], []
+    for i in rng.integers(len(slices), size=n):
+        patient, k = slices[int(i)]
+        crop = crop_patient_slice(patient, k, config, patient_norm(patient))
+        known.append(crop.image)
+        labels.append(np.where(crop.label_map == Label.RV, Label.BACKGROUND, crop.label_map))
+        hists.append(scar_histogram(crop.image, crop.label_map == Label.INFARCT, config.hist_bins))
+        extents.append(crop.box.extent)
+    return CanvasCrops(
+        known=torch.from_numpy(np.stack(known))[:, None],
+        label_maps=torch.from_numpy(np.stack(labels).astype(np.int64))[:, None],
+        hists=torch.from_numpy(np.stack(hists)),
+        extents=tuple(int(e) for e in extents),
     )

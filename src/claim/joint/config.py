@@ -8,7 +8,9 @@ from typing import Any, ClassVar
 from claim.config import Config
 from claim.training.run import default_checkpoint_every
 
-__all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset"]
+__all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset", "CONSISTENCY_BOUNDS"]
+
+CONSISTENCY_BOUNDS = ("none", "real")
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,12 @@ class JointConfig(Config):
         generator_warmup: G-only diffusion steps at the start.
         segmenter_warmup: S-only real steps after G's warm-up.
         sampler_steps: DDIM steps of the fast sampler that fills the buffer.
+        lambda_histogram: weight of the histogram guard in G's joint loss: the scar G paints for the consistency
+            term must keep the intensity histogram it was conditioned on (1-D Wasserstein distance of soft histograms), so G cannot meet S
+            by painting brighter, more uniform scar than asked (0 turns it off).
+        consistency_bound: ``none``: the consistency term as it is; ``real``: a hinge, counting only what the
+            synthetic composite loses beyond what frozen S loses on real scar crops of the same step (no reward
+            for scar easier than real scar).
         checkpoint_every: write both checkpoints (and score S on its validation patients) every N steps and at the
             end; None: a quarter of the run (at most 250), so a kill always leaves something to resume.
     """
@@ -50,6 +58,8 @@ class JointConfig(Config):
     generator_warmup: int = 200
     segmenter_warmup: int = 200
     sampler_steps: int = 10
+    lambda_histogram: float = 0.0
+    consistency_bound: str = "none"
     checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
@@ -62,6 +72,11 @@ class JointConfig(Config):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lambda_consistency < 0:
             raise ValueError(f"lambda_consistency must be >= 0, got {self.lambda_consistency}")
+        if self.lambda_histogram < 0:
+            raise ValueError(f"lambda_histogram must be >= 0, got {self.lambda_histogram}")
+        if self.consistency_bound not in CONSISTENCY_BOUNDS:
+            raise ValueError(f"consistency_bound must be one of {', '.join(CONSISTENCY_BOUNDS)}, "
+                             f"got {self.consistency_bound!r}")
         if self.steps <= self.generator_warmup + self.segmenter_warmup:
             raise ValueError(
                 f"steps {self.steps} leave no joint step after the warm-ups ({self.generator_warmup} generator + "

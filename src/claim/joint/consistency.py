@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,10 +21,12 @@ from claim.generator.data import myocardium_masks
 from claim.generator.denoiser import HistogramUNet
 from claim.generator.sampling import make_model_fn
 from claim.generator.schedule import NoiseSchedule, model_outputs
+from claim.labels import Label
 from claim.segmentation.loss import dice_ce_loss
 from claim.segmentation.net import normalise_images
 
-__all__ = ["frozen", "to_segmenter_frame", "consistency_loss"]
+__all__ = ["frozen", "to_segmenter_frame", "consistency_loss", "GeneratorFeedback", "generator_feedback",
+           "soft_histogram", "histogram_loss", "segmenter_loss_on"]
 
 
 @contextmanager
@@ -75,6 +78,97 @@ def to_segmenter_frame(
     return torch.cat(out_images), torch.cat(out_labels)[:, 0]
 
 
+@dataclass(frozen=True)
+class GeneratorFeedback:
+    """G's joint-step terms from one x0 estimate: ``consistency`` (S's Dice + CE on the composite) and
+    ``histogram`` (the painted scar's soft histogram against the histogram G was conditioned on: 1-D Wasserstein
+    distance in intensity units, 0..2)."""
+
+    consistency: torch.Tensor
+    histogram: torch.Tensor
+
+
+def soft_histogram(values: torch.Tensor, weights: torch.Tensor, bins: int) -> torch.Tensor:
+    """Differentiable ``bins``-bin histogram over [-1, 1] of each item's ``values`` weighted by ``weights``.
+
+    Triangular kernels one bin wide on the bin centres (``scar_histogram``'s bins): a value shares itself between
+    its two nearest centres, so the result sums to 1 and moves smoothly as the value moves. Hand-written because
+    torch's ``histc`` has no gradient.
+
+    Args:
+        values: ``(B, ...)`` intensities; weights: same shape, >= 0 (e.g. the scar mask).
+        bins: number of bins.
+
+    Returns:
+        ``(B, bins)``, each row summing to 1 (zeros where an item's weights are all 0).
+    """
+    width = 2.0 / bins
+    centres = -1.0 + width * (torch.arange(bins, device=values.device, dtype=values.dtype) + 0.5)
+    x = values.reshape(values.shape[0], -1, 1).clamp(float(centres[0]), float(centres[-1]))
+    w = weights.reshape(weights.shape[0], -1, 1).to(values.dtype)
+    membership = torch.relu(1.0 - (x - centres).abs() / width)
+    counts = (membership * w).sum(1)
+    return counts / w.sum(1).clamp_min(1e-6)
+
+
+def histogram_loss(x0: torch.Tensor, label_maps: torch.Tensor, hists: torch.Tensor) -> torch.Tensor:
+    """Mean 1-D Wasserstein distance (intensity units, [-1, 1] scale) between the soft histogram of x0 inside the
+    scar (label 3, where the condition was measured) and the condition ``hists``, over the items that have scar.
+
+    The distance of the two cumulative histograms, not of the bins: bins that do not overlap still give a gradient
+    that moves the painted intensities towards the asked ones (a per-bin L1 is flat once nothing overlaps).
+    """
+    scar = (label_maps.reshape(x0.shape) == Label.INFARCT).to(x0.dtype)
+    has = scar.flatten(1).sum(1) > 0
+    if not bool(has.any()):
+        return x0.sum() * 0.0
+    bins = hists.shape[-1]
+    painted = soft_histogram(x0[has], scar[has], bins)
+    asked = hists[has].to(x0.dtype)
+    asked = asked / asked.sum(1, keepdim=True).clamp_min(1e-6)
+    return ((painted.cumsum(1) - asked.cumsum(1)).abs().sum(1) * (2.0 / bins)).mean()
+
+
+def segmenter_loss_on(segmenter: nn.Module, images: torch.Tensor, label_maps: torch.Tensor, multiple: int,
+                      extents: Sequence[int] | None = None) -> torch.Tensor:
+    """Dice + CE of frozen S on G-frame crops (brought to S's frame by ``to_segmenter_frame``)."""
+    frame_images, labels = to_segmenter_frame(images, label_maps, multiple, extents)
+    with frozen(segmenter):
+        logits = segmenter(normalise_images(frame_images))
+    return dice_ce_loss(logits, labels)
+
+
+def generator_feedback(
+    denoiser: HistogramUNet,
+    schedule: NoiseSchedule,
+    config: GeneratorConfig,
+    segmenter: nn.Module,
+    known: torch.Tensor,
+    label_maps: torch.Tensor,
+    hists: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    t_max: int,
+    multiple: int,
+    extents: Sequence[int] | None = None,
+) -> GeneratorFeedback:
+    """Both of G's joint terms from one noised canvas batch (arguments as ``consistency_loss``)."""
+    device = known.device
+    b = known.shape[0]
+    t = torch.randint(0, min(int(t_max), schedule.timesteps), (b,), generator=generator).to(device)
+    noise = torch.randn(known.shape, generator=generator).to(device)
+    inpaint_mask = inpaint_region(config, label_maps)
+    x_t = schedule.add_noise(known, noise, t)
+    raw_fn = make_model_fn(denoiser, config.mode, known, inpaint_mask, myocardium_masks(label_maps), hists)
+    # eps nets: x0 from the predicted noise; x0 nets: the network's own (clamped) x0.
+    _, x0 = model_outputs(raw_fn(x_t, t), x_t, t, schedule, config.prediction)
+    composite = torch.where(inpaint_mask, x0, known)
+    return GeneratorFeedback(
+        consistency=segmenter_loss_on(segmenter, composite, label_maps, multiple, extents),
+        histogram=histogram_loss(x0, label_maps, hists),
+    )
+
+
 def consistency_loss(
     denoiser: HistogramUNet,
     schedule: NoiseSchedule,
@@ -111,17 +205,5 @@ def consistency_loss(
     Returns:
         Scalar loss; its gradient reaches G's parameters only.
     """
-    device = known.device
-    b = known.shape[0]
-    t = torch.randint(0, min(int(t_max), schedule.timesteps), (b,), generator=generator).to(device)
-    noise = torch.randn(known.shape, generator=generator).to(device)
-    inpaint_mask = inpaint_region(config, label_maps)
-    x_t = schedule.add_noise(known, noise, t)
-    raw_fn = make_model_fn(denoiser, config.mode, known, inpaint_mask, myocardium_masks(label_maps), hists)
-    # eps nets: x0 from the predicted noise; x0 nets: the network's own (clamped) x0.
-    _, x0 = model_outputs(raw_fn(x_t, t), x_t, t, schedule, config.prediction)
-    composite = torch.where(inpaint_mask, x0, known)
-    images, labels = to_segmenter_frame(composite, label_maps, multiple, extents)
-    with frozen(segmenter):
-        logits = segmenter(normalise_images(images))
-    return dice_ce_loss(logits, labels)
+    return generator_feedback(denoiser, schedule, config, segmenter, known, label_maps, hists, generator,
+                              t_max=t_max, multiple=multiple, extents=extents).consistency

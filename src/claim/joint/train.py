@@ -25,9 +25,9 @@ from claim.generator.checkpoint import config_from_checkpoint, read_generator_ch
 from claim.generator.config import GeneratorConfig, preset_config
 from claim.generator.data import build_training_set
 from claim.generator.train import GeneratorTrainer
-from claim.joint.canvas import build_canvases, sample_canvas_crops
+from claim.joint.canvas import build_canvases, sample_canvas_crops, sample_real_scar_crops
 from claim.joint.config import JointConfig
-from claim.joint.consistency import consistency_loss
+from claim.joint.consistency import generator_feedback, segmenter_loss_on
 from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
 from claim.output import data_identity
 from claim.runtime import resolve_device
@@ -222,16 +222,25 @@ def train_joint(
         entry: dict[str, Any] = {"phase": phase}
         if phase in ("generator", "joint"):
             extra = None
-            if phase == "joint" and joint.lambda_consistency > 0:
+            if phase == "joint" and (joint.lambda_consistency > 0 or joint.lambda_histogram > 0):
                 def extra() -> torch.Tensor:
                     batch = sample_canvas_crops(canvases, joint.consistency_batch, gen_config, gen.hist_centres, rng)
-                    consistency = consistency_loss(
+                    feedback = generator_feedback(
                         gen.model, gen.schedule, gen_config, seg.network, batch.known.to(dev),
                         batch.label_maps.to(dev), batch.hists.to(dev), g,
                         t_max=joint.t_max, multiple=stride, extents=batch.extents,
                     )
+                    consistency = feedback.consistency
                     entry["consistency_loss"] = float(consistency.detach())
-                    return joint.lambda_consistency * consistency
+                    if joint.consistency_bound == "real":
+                        real = sample_real_scar_crops(pathological, joint.consistency_batch, gen_config, rng)
+                        with torch.no_grad():
+                            floor = segmenter_loss_on(seg.network, real.known.to(dev), real.label_maps.to(dev),
+                                                      stride, real.extents)
+                        entry["real_consistency_loss"] = float(floor)
+                        consistency = torch.relu(consistency - floor)
+                    entry["histogram_loss"] = float(feedback.histogram.detach())
+                    return joint.lambda_consistency * consistency + joint.lambda_histogram * feedback.histogram
             entry["diffusion_loss"] = gen.step(step, extra, generator=g)
         if phase in ("segmenter", "joint"):
             extra_images = extra_labels = None
@@ -254,7 +263,8 @@ def train_joint(
     cadences = [Cadence(joint.checkpoint_cadence, checkpoint, at_end=False)]
     history = run_steps(run, start, joint.steps, one_step, cadences, desc="train joint", progress=progress,
                         postfix=lambda e: {k[:3]: f"{e[k]:.3f}" for k in ("diffusion_loss", "consistency_loss",
-                                                                           "segmenter_loss") if k in e})
+                                                                           "histogram_loss", "segmenter_loss")
+                                                        if k in e})
     checkpoint(max(joint.steps, start))
     run.finish()
     seconds = history[-1]["seconds"] if history else 0.0

@@ -1,0 +1,178 @@
+"""Joint-training designs compared on one finished study folder (a single split, or one fold of a CV study).
+
+Each design re-runs only what the ``claim`` arm depends on, with the study's own models and data: the joint run
+(from the study's ``generator_claim`` checkpoint, on its fit patients and SMILE prior), the synthetic set on the
+study's SMILE masks, one segmenter on real + synthetic, the test patients, and the realism of the painted scar
+against the study's held-out real scars. Every design shares the study's seed, so the designs differ only in the
+joint-loss settings given. The study's own arms (``real_only``, ``smile``, ``claim``) are scored beside them.
+
+Per design: infarct / myocardium Dice over the study's pathological test patients, the paired bootstrap of the
+design minus ``real_only`` and minus ``smile`` (patients resampled), image C2ST AUC and the intensity W1 of the
+painted scar, the median painted contrast, and the joint run's last losses. Resumable per design and step.
+This is a screen for the cross-validated study, not a substitute: one split decides little.
+
+    python benchmarks/joint_designs.py --study outputs/cv/folds/fold1/study --out outputs/benchmarks/joint_designs \\
+        --design guard:lambda_histogram=1 --design bound:lambda_histogram=1,consistency_bound=real
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from claim.aha.config import geometry_for  # noqa: E402
+from claim.aha.geometry import PatientGeometry  # noqa: E402
+from claim.data.io import write_json  # noqa: E402
+from claim.data.layouts import read_dataset  # noqa: E402
+from claim.data.patient import Patient  # noqa: E402
+from claim.experiment.config import ExperimentConfig  # noqa: E402
+from claim.experiment.stats import paired_bootstrap_ci  # noqa: E402
+from claim.joint import train_joint  # noqa: E402
+from claim.joint.config import JointConfig  # noqa: E402
+from claim.segmentation.train import train_segmenter  # noqa: E402
+from claim.smile.prior import load_prior  # noqa: E402
+from claim.stages.evaluate import PER_PATIENT_FILE, evaluate_study, source_canvas  # noqa: E402
+from claim.stages.generate import generate_scars  # noqa: E402
+from claim.stages.realism import real_set, realism_of_source  # noqa: E402
+
+RESULT = "result.json"
+
+
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_design(text: str) -> tuple[str, dict]:
+    """``name:key=value,key=value`` -> (name, JointConfig overrides); ``name:`` alone is the study's own."""
+    name, _, body = text.partition(":")
+    overrides = dict(item.split("=", 1) for item in body.split(",") if item)
+    return name, {key: _value(value) for key, value in overrides.items()}
+
+
+def _scores(per_patient: dict, arm: str, metric: str, ids: list[str]) -> np.ndarray:
+    return np.array([per_patient["arms"][arm][pid][metric] for pid in ids])
+
+
+def _difference(a: np.ndarray, b: np.ndarray, seed: int) -> dict:
+    ci = paired_bootstrap_ci(a, b, seed=seed)
+    return {"mean": ci["mean"], "ci95": [ci["low"], ci["high"]]}
+
+
+def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int) -> dict:
+    done = out / name / RESULT
+    if done.exists():
+        return json.loads(done.read_text())
+    torch.set_num_threads(threads)
+    config = ExperimentConfig.from_dict(json.loads((study / "config.json").read_text())["config"])
+    state = json.loads((study / "state.json").read_text())
+    seed = int(state["identity"]["seed"])
+    roles = json.loads((study / "prepare.json").read_text())
+    train_dir, test_dir = Path(roles["train_dir"]), Path(roles["test_dir"])
+    joint = JointConfig.from_dict({**config.joint().to_dict(), **overrides})
+    prior_file = study / "masks" / "smile" / "smile_prior.json"  # the donors' prior the study's masks came from
+    prior = load_prior(prior_file) if prior_file.exists() else None
+    folder = out / name
+    start = time.perf_counter()
+    joint_dir = folder / "joint"
+    if not (joint_dir / "segmenter.pt").exists():
+        train_joint(train_dir, joint_dir, joint=joint, segmenter=config.segmenter(),
+                    init_generator=study / "runs" / "generator_claim" / "generator.pt", seed=seed,
+                    train_patients=roles["fit"], progress=True, smile_prior=prior, precision=config.precision,
+                    resume=(joint_dir / "joint_state.pt").exists())
+    synthetic = folder / "synthetic"
+    if not (synthetic / "generation.json").exists():
+        generate_scars(joint_dir / "generator.pt", study / "data" / "fit", study / "masks" / "smile", synthetic,
+                       sampler=config.claim_sampler, seed=seed, previews=False, precision=config.precision,
+                       overwrite=True)
+    segmenter = folder / "segmenter"
+    if not (segmenter / "segmenter.pt").exists():
+        train_segmenter([train_dir], segmenter, config.segmenter(), synthetic_dirs=(synthetic,), seed=seed,
+                        val_patients=roles["val"], progress=True, precision=config.precision,
+                        resume=(segmenter / "last.pt").exists())
+    train = {p.patient_id: p for p in read_dataset(train_dir)}
+    geometries: dict[str, PatientGeometry] = {}
+
+    def geometry(patient: Patient) -> PatientGeometry:
+        if patient.patient_id not in geometries:
+            geometries[patient.patient_id] = geometry_for(patient, config.aha())
+        return geometries[patient.patient_id]
+
+    canvases = {pid: train[pid] for pid in roles["canvases"]}
+    evaluate_study(test_dir, folder / "evaluation", segmenters={"real_only": study / "runs" / "real_only" /
+                                                                "segmenter.pt", name: segmenter / "segmenter.pt"},
+                   judge_arm="real_only", synthetic={name: synthetic}, canvases=canvases,
+                   donors=[train[pid] for pid in roles["donors"]], geometry=geometry, precision=config.precision)
+    ours = json.loads((folder / "evaluation" / PER_PATIENT_FILE).read_text())
+    theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())
+    ids = sorted(pid for pid, r in theirs["arms"]["real_only"].items() if r["pathological"])
+    everyone = sorted(theirs["arms"]["real_only"])
+    design = {m: _scores(ours, name, m, ids if m != "myocardium_dice" else everyone)
+              for m in ("infarct_dice", "myocardium_dice")}
+    result: dict = {"design": name, "overrides": overrides, "joint": asdict(joint), "seed": seed,
+                    "test_pathological": len(ids), "minutes": round((time.perf_counter() - start) / 60, 1)}
+    for metric, values in design.items():
+        group = ids if metric != "myocardium_dice" else everyone
+        result[metric] = float(values.mean())
+        for arm in ("real_only", "smile", "claim"):
+            result[f"{metric}_minus_{arm}"] = _difference(values, _scores(theirs, arm, metric, group), seed)
+    result["fidelity"] = float(np.mean(list(ours["fidelity"][name].values())))
+
+    test = read_dataset(test_dir)
+    reference = real_set(test, config.aha())
+    painted = read_dataset(synthetic)
+
+    def geometry_of(patient: Patient) -> PatientGeometry:
+        source = source_canvas(patient.patient_id, canvases)
+        return geometry(canvases[source] if source is not None else patient)
+
+    realism = realism_of_source(reference, painted, aha=config.aha(), c2st=config.c2st(), seed=seed, masks=False,
+                                name=name, geometry_of=geometry_of)
+    result["image_auc"] = realism["image_c2st"]["auc"]
+    result["image_auc_ci95"] = [realism["image_c2st"]["low"], realism["image_c2st"]["high"]]
+    result["intensity"] = realism["intensity"]
+    log = [json.loads(line) for line in (joint_dir / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    last = [e for e in log if e.get("phase") == "joint"][-25:]
+    result["joint_last25"] = {k: float(np.mean([e[k] for e in last if k in e]))
+                              for k in ("diffusion_loss", "consistency_loss", "histogram_loss",
+                                        "real_consistency_loss", "segmenter_loss") if any(k in e for e in last)}
+    write_json(done, result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", type=Path, required=True, help="a finished single-split study folder")
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "joint_designs")
+    parser.add_argument("--design", action="append", required=True, metavar="NAME:KEY=VALUE,...",
+                        help="a design: JointConfig overrides of the study's joint config (repeatable)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    rows = [run_design(args.study, args.out, *parse_design(text), args.threads) for text in args.design]
+    for row in rows:
+        inf = row["infarct_dice_minus_real_only"]
+        smile = row["infarct_dice_minus_smile"]
+        print(f"{row['design']:10s} infarct {row['infarct_dice']:.3f}  - real_only {inf['mean']:+.3f} "
+              f"[{inf['ci95'][0]:+.3f}, {inf['ci95'][1]:+.3f}]  - smile {smile['mean']:+.3f} "
+              f"[{smile['ci95'][0]:+.3f}, {smile['ci95'][1]:+.3f}]  myo {row['myocardium_dice']:.3f}  "
+              f"image AUC {row['image_auc']:.3f}  fidelity {row['fidelity']:.3f}  joint {row['joint_last25']}")
+    write_json(args.out / "summary.json", {"study": str(args.study), "designs": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
