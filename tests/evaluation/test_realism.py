@@ -13,7 +13,13 @@ from claim.aha.config import AhaConfig, geometry_for
 from claim.cli import main
 from claim.data.write import write_patient
 from claim.evaluation.c2st import C2stConfig, auc, classifier_two_sample_test, without_draws
-from claim.evaluation.realism import scar_samples, segment_fractions, soft_dice, wasserstein_table
+from claim.evaluation.realism import (
+    scar_samples,
+    segment_fractions,
+    shape_statistics,
+    soft_dice,
+    wasserstein_table,
+)
 from claim.labels import Label, infarct_mask
 from claim.phantom import make_phantom_cohort
 from tests.conftest import SMALL
@@ -150,3 +156,34 @@ def test_realism_cli_counts_only_generated_patients(cohort, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["sources"]["mixed"]["patients"] == 4
     (mixed / "generation.json").write_text(json.dumps([{"mask_id": "nobody"}]))
     assert main(args) == 2 and "none of its patients" in capsys.readouterr().err
+
+
+def test_shape_statistics_tell_flat_sectors_from_tapering_jagged_patchy_scar():
+    depth_bins, angle_bins = 8, 48
+    flat = np.zeros((depth_bins, angle_bins))
+    flat[:6, 10:22] = 1.0  # a sector: the same transmural extent up to straight radial edges
+    lens = np.zeros((depth_bins, angle_bins))
+    for a in range(10, 22):  # extent rises from the ends to the middle of the arc
+        lens[: 1 + int(round(5 * np.sin(np.pi * (a - 9.5) / 12))), a] = 1.0
+    wrapped = np.roll(flat, 40, axis=1)  # the same sector across angle 0
+    square = np.zeros((40, 40), bool)
+    square[10:30, 10:30] = True
+    jagged = square.copy()
+    jagged[10:30:2, 8:10] = True  # teeth along two borders
+    jagged[8:10, 10:30:2] = True
+    patchy = np.zeros((40, 40), bool)
+    patchy[5:12, 5:12] = patchy[20:26, 22:30] = patchy[33:36, 3:6] = True
+    ring = np.ones((depth_bins, angle_bins))
+
+    flat_stats, lens_stats = shape_statistics(square, flat), shape_statistics(square, lens)
+    assert flat_stats["scar_lateral_taper"] == pytest.approx(1.0)
+    assert lens_stats["scar_lateral_taper"] < 0.7
+    assert shape_statistics(square, wrapped)["scar_lateral_taper"] == pytest.approx(1.0)
+    assert np.isnan(shape_statistics(square, ring)["scar_lateral_taper"])  # a full ring has no ends
+    assert flat_stats["scar_solidity"] == pytest.approx(1.0) and flat_stats["scar_components"] == 1
+    assert flat_stats["scar_border_roughness"] == pytest.approx(1.0, abs=0.15)
+    rough = shape_statistics(jagged, flat)
+    assert rough["scar_border_roughness"] > flat_stats["scar_border_roughness"] + 0.08  # measured 1.14 vs 1.03
+    assert rough["scar_solidity"] < 1.0
+    pieces = shape_statistics(patchy, flat)
+    assert pieces["scar_components"] == 3 and pieces["scar_solidity"] < 0.4

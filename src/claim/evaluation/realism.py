@@ -18,13 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from scipy.stats import wasserstein_distance
+from skimage.measure import perimeter
+from skimage.morphology import convex_hull_image
 from skimage.transform import resize
 
 from claim.aha.geometry import PatientGeometry
 from claim.labels import Label, infarct_mask
 
 __all__ = ["RealismConfig", "ScarSample", "scar_samples", "segment_fractions", "soft_dice", "STATISTICS",
-           "wasserstein_table", "split_half_floor"]
+           "SHAPE_STATISTICS", "shape_statistics", "wasserstein_table", "split_half_floor"]
 
 # Per-slice statistics (contrast units: (value - remote median) / (blood median - remote median)).
 STATISTICS = {
@@ -35,6 +37,15 @@ STATISTICS = {
     "mvo_contrast": "median MVO intensity, contrast units (slices with MVO)",
     "mvo_to_scar_ratio": "median MVO / median scar around it (slices with MVO; real MVO is a dark core)",
 }
+# Per-slice shape of the scar mask alone (what a mask source is judged on, with the mask two-sample test).
+SHAPE_STATISTICS = {
+    "scar_solidity": "scar pixels / pixels of their convex hull",
+    "scar_border_roughness": "scar perimeter / perimeter of the scar smoothed with a 1.5 px Gaussian (1 = smooth)",
+    "scar_lateral_taper": "mean transmural extent over the outer quarters of the scar's arc / over its central half "
+                          "(1 = flat to the edges, < 1 = the ends taper)",
+    "scar_components": "connected scar pieces of at least 3 pixels (patchiness)",
+}
+_SMOOTH_SIGMA_PX = 1.5
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,42 @@ def _polar_map(scar: np.ndarray, myo: np.ndarray, angle: np.ndarray, depth: np.n
     return np.divide(scarred, total, out=np.zeros(bins), where=total > 0).astype(np.float32)
 
 
+def _lateral_taper(polar: np.ndarray) -> float:
+    """Outer-quarter over central-half mean transmural extent along the scar's arc in a polar map."""
+    extent = polar.mean(axis=0)
+    if not (extent > 0).any() or (extent > 0).all():
+        return float("nan")  # no scar, or a ring with no ends
+    # Roll the longest run of empty angle bins to the end, so the scar's arc is contiguous from the start.
+    empty = np.concatenate([extent == 0, extent == 0])
+    runs, best, start = 0, (0, 0), 0
+    for i, flag in enumerate(empty):
+        runs = runs + 1 if flag else 0
+        if runs > best[0]:
+            best, start = (runs, i), i
+    rolled = np.roll(extent, -((start + 1) % extent.size))
+    arc = rolled[: int(np.flatnonzero(rolled > 0).max()) + 1]
+    if arc.size < 4:
+        return float("nan")
+    quarter = max(arc.size // 4, 1)
+    centre = arc[quarter: arc.size - quarter]
+    ends = np.concatenate([arc[:quarter], arc[-quarter:]])
+    return float(ends.mean() / centre.mean()) if centre.mean() > 0 else float("nan")
+
+
+def shape_statistics(scar: np.ndarray, polar: np.ndarray) -> dict[str, float]:
+    """``SHAPE_STATISTICS`` of one slice's scar mask and its polar map (``_polar_map``)."""
+    hull = convex_hull_image(scar)
+    smooth_perimeter = float(perimeter(ndimage.gaussian_filter(scar.astype(float), _SMOOTH_SIGMA_PX) > 0.5))
+    pieces, n = ndimage.label(scar, structure=np.ones((3, 3)))
+    sizes = np.bincount(pieces.ravel())[1:] if n else np.zeros(0)
+    return {
+        "scar_solidity": float(scar.sum() / max(hull.sum(), 1)),
+        "scar_border_roughness": float(perimeter(scar) / smooth_perimeter) if smooth_perimeter > 0 else float("nan"),
+        "scar_lateral_taper": _lateral_taper(polar),
+        "scar_components": float((sizes >= 3).sum()),
+    }
+
+
 def scar_samples(images: np.ndarray, label_maps: np.ndarray, geometry: PatientGeometry, group: str,
                  config: RealismConfig = RealismConfig()) -> list[ScarSample]:
     """Every slice of a patient with at least ``min_scar_px`` scar pixels, a remote myocardium and a blood pool."""
@@ -118,6 +165,7 @@ def scar_samples(images: np.ndarray, label_maps: np.ndarray, geometry: PatientGe
         crop = resize(view, (config.input_px, config.input_px), order=1, anti_aliasing=True).astype(np.float32)
         myo = ~np.isnan(geometry.depth[s]) & ~np.isnan(geometry.angle_deg[s])
         polar = _polar_map(scar, myo, geometry.angle_deg[s], geometry.depth[s], config.polar_bins)
+        stats |= shape_statistics(scar, polar)
         samples.append(ScarSample(group, s, crop, polar, stats, view, _crop(scar, centre, config.crop_px)))
     return samples
 
@@ -144,11 +192,12 @@ def _values(samples: Sequence[ScarSample], key: str) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def wasserstein_table(real: Sequence[ScarSample], other: Sequence[ScarSample]) -> dict[str, dict]:
-    """Per statistic: 1-D Wasserstein distance between ``other``'s and ``real``'s slice values, both medians and
-    the sample sizes (NaN distance when either side has no value)."""
+def wasserstein_table(real: Sequence[ScarSample], other: Sequence[ScarSample],
+                      keys: Sequence[str] = tuple(STATISTICS)) -> dict[str, dict]:
+    """Per statistic in ``keys``: 1-D Wasserstein distance between ``other``'s and ``real``'s slice values, both
+    medians and the sample sizes (NaN distance when either side has no value)."""
     table = {}
-    for key in STATISTICS:
+    for key in keys:
         a, b = _values(real, key), _values(other, key)
         table[key] = {"wasserstein": float(wasserstein_distance(a, b)) if a.size and b.size else float("nan"),
                       "real_median": float(np.median(a)) if a.size else float("nan"),
@@ -157,17 +206,18 @@ def wasserstein_table(real: Sequence[ScarSample], other: Sequence[ScarSample]) -
     return table
 
 
-def split_half_floor(real: Sequence[ScarSample], repeats: int = 20, seed: int = 0) -> dict[str, dict]:
+def split_half_floor(real: Sequence[ScarSample], repeats: int = 20, seed: int = 0,
+                     keys: Sequence[str] = tuple(STATISTICS)) -> dict[str, dict]:
     """The distance two halves of the real patients (split by group) lie apart: what no synthetic set can beat.
-    Mean and sd over ``repeats`` random halvings."""
+    Mean and sd over ``repeats`` random halvings, per statistic in ``keys``."""
     groups = sorted({s.group for s in real})
     rng = np.random.default_rng([seed, 5])
-    draws: dict[str, list[float]] = {key: [] for key in STATISTICS}
+    draws: dict[str, list[float]] = {key: [] for key in keys}
     for _ in range(repeats):
         half = set(rng.permutation(groups)[: len(groups) // 2])
         first = [s for s in real if s.group in half]
         second = [s for s in real if s.group not in half]
-        for key, entry in wasserstein_table(first, second).items():
+        for key, entry in wasserstein_table(first, second, keys).items():
             draws[key].append(entry["wasserstein"])
     return {key: {"mean": float(np.nanmean(v)) if np.isfinite(v).any() else float("nan"),
                   "sd": float(np.nanstd(v)) if np.isfinite(v).any() else float("nan")}

@@ -92,8 +92,25 @@ def add_realism_section(report: Report, realism: dict, study_dir: Path) -> None:
                      "slightly below it). "
                      "Frequency Dice: soft Dice between the per-segment scar frequency (bull's-eye) of a mask "
                      "source and of the real scars; the ceiling is two disjoint sets of real patients.")
+    _shape_table(report, realism)
     gallery = Path(study_dir) / "realism" / "gallery.png"
     if gallery.exists():
         report.figure(gallery, "Scar-centred crops at the same pixel scale and grey window (contrast units "
                                f"{DISPLAY_WINDOW[0]} to {DISPLAY_WINDOW[1]}); yellow: the scar mask's outline. "
                                "Top row real, then each synthetic arm.")
+
+
+def _shape_table(report: Report, realism: dict) -> None:
+    """Shape of each mask source's scars against the real ones: medians and W1, beside the split-half floor."""
+    floor = realism["real_vs_real"].get("shape_floor")
+    keys = [k for k in realism.get("shape_statistics", {}) if floor and k in floor]
+    sources = [(name, e["shape"]) for name, e in realism["sources"].items() if e.get("shape")]
+    if not keys or not sources:
+        return
+    report.paragraph("Shape of the scar masks, per slice: median of the source (median of the real scars) and W1 "
+                     "to the real slices; the last row is the split-half floor. " +
+                     "; ".join(f"{k}: {v}" for k, v in realism["shape_statistics"].items()) + ".")
+    rows = [[name] + [f"{_fmt(shape[k]['median'])} (real {_fmt(shape[k]['real_median'])}), "
+                      f"W1 {_fmt(shape[k]['wasserstein'])}" for k in keys] for name, shape in sources]
+    rows.append(["real vs real (floor)"] + [f"W1 {_fmt(floor[k]['mean'])}" for k in keys])
+    report.table(["mask source"] + keys, rows)

@@ -23,6 +23,7 @@ from claim.aha.geometry import PatientGeometry
 from claim.data.patient import Patient
 from claim.evaluation.c2st import C2stConfig, classifier_two_sample_test, combine_c2st
 from claim.evaluation.realism import (
+    SHAPE_STATISTICS,
     STATISTICS,
     RealismConfig,
     ScarSample,
@@ -138,6 +139,7 @@ def realism_of_source(reference: RealSet, patients: Sequence[Patient], *, aha: A
               "frequency_dice": frequency_dice(list(fractions.values()), list(reference.fractions.values()))}
     if masks:
         record["mask_c2st"] = _c2st(reference.samples, samples, "polar", c2st, seed)
+        record["shape"] = wasserstein_table(reference.samples, samples, tuple(SHAPE_STATISTICS))
     if images:
         record["image_c2st"] = _c2st(reference.samples, samples, "crop", c2st, seed)
         record["intensity"] = wasserstein_table(reference.samples, samples)
@@ -155,10 +157,12 @@ def realism_record(reference: RealSet, sources: Mapping[str, dict], *, c2st: C2s
     return {
         "real": {"patients": len(reference.fractions), "slices_with_scar": len(reference.samples)},
         "statistics": STATISTICS,
+        "shape_statistics": SHAPE_STATISTICS,
         "real_vs_real": {
             "image_c2st": _c2st(first, second, "crop", c2st, seed),
             "mask_c2st": _c2st(first, second, "polar", c2st, seed),
             "intensity_floor": split_half_floor(reference.samples, floor_repeats, seed),
+            "shape_floor": split_half_floor(reference.samples, floor_repeats, seed, tuple(SHAPE_STATISTICS)),
             "frequency_dice_ceiling": _frequency_ceiling(list(reference.fractions.values()), int(np.median(sizes)),
                                                          floor_repeats, seed),
         },
@@ -195,18 +199,21 @@ def combine_records(records: Sequence[dict]) -> dict:
         for test in ("image_c2st", "mask_c2st"):
             if test in entries[0]:
                 entry[test] = combine_c2st([e[test] for e in entries])
-        if "intensity" in entries[0]:
-            entry["intensity"] = _combine_intensity([e["intensity"] for e in entries])
+        for table in ("intensity", "shape"):
+            if table in entries[0]:
+                entry[table] = _combine_intensity([e[table] for e in entries])
         sources[name] = entry
     return {
         "real": {key: sum(r["real"][key] for r in records) for key in ("patients", "slices_with_scar")},
         "statistics": records[0]["statistics"],
+        **({"shape_statistics": records[0]["shape_statistics"]} if "shape_statistics" in records[0] else {}),
         "real_vs_real": {
             "image_c2st": combine_c2st([r["image_c2st"] for r in ref]),
             "mask_c2st": combine_c2st([r["mask_c2st"] for r in ref]),
-            "intensity_floor": {key: {"mean": _mean([r["intensity_floor"][key]["mean"] for r in ref]),
-                                      "sd": _mean([r["intensity_floor"][key]["sd"] for r in ref])}
-                                for key in ref[0]["intensity_floor"]},
+            **{floor: {key: {"mean": _mean([r[floor][key]["mean"] for r in ref]),
+                             "sd": _mean([r[floor][key]["sd"] for r in ref])}
+                       for key in ref[0][floor]}
+               for floor in ("intensity_floor", "shape_floor") if floor in ref[0]},
             "frequency_dice_ceiling": {"mean": _mean([r["frequency_dice_ceiling"]["mean"] for r in ref]),
                                        "sd": _mean([r["frequency_dice_ceiling"]["sd"] for r in ref])},
         },
