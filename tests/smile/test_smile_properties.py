@@ -180,3 +180,44 @@ def test_default_ischemic_scars_stay_in_one_territory(phantom_geometries, index,
     allowed = set(territory_segments(Territory(spec.territory)))
     scarred = set(np.unique(geometry.segment_maps[infarct_mask(out)]).tolist()) - {0}
     assert scarred <= allowed, (spec.territory, scarred)
+
+
+def _arc_extent_cv_and_roughness(result, geometry) -> tuple[float, float]:
+    """Spread of the transmural extent along the arc (cv over angle bins) and border roughness, pooled over slices."""
+    from claim.evaluation.realism import shape_statistics
+
+    scar = result.scar_mask()
+    cvs, rough = [], []
+    for s in range(scar.shape[0]):
+        if scar[s].sum() < 20:
+            continue
+        myo = ~np.isnan(geometry.depth[s])
+        bins = (geometry.angle_deg[s][myo & scar[s]] // 10).astype(int)
+        depth = geometry.depth[s][myo & scar[s]]
+        extent = np.array([depth[bins == b].max() for b in np.unique(bins)])
+        cvs.append(extent.std() / extent.mean())
+        polar = np.zeros((8, 36))
+        rough.append(shape_statistics(scar[s], polar)["scar_border_roughness"])
+    return float(np.mean(cvs)), float(np.nanmean(rough))
+
+
+def test_scar_borders_are_ragged_and_its_reach_varies_without_losing_the_controls(phantom_geometries, monkeypatch):
+    import claim.smile.render as render
+
+    patient, geometry = phantom_geometries[0]
+    spec = ScarSpec(pattern=Pattern.ISCHEMIC, segments=tuple(territory_segments(Territory.LAD)),
+                    target_burden=0.12, transmurality=0.8, field_seed=3)
+    irregular = render_scar(spec, geometry)
+    monkeypatch.setattr(render, "PIXEL_NOISE", 0.0)
+    monkeypatch.setattr(render, "EXTENT_VARIATION", 0.0)
+    smooth = render_scar(spec, geometry)
+    # The clinical controls hold exactly either way: burden, territory, transmurality.
+    for result in (irregular, smooth):
+        assert result.scar_pixels.size == int(round(0.12 * result.canvas.n_pixels))
+        scar = result.scar_mask()
+        assert geometry.depth[scar].max() <= 0.8 + 1e-6
+        assert set(np.unique(geometry.segment_maps[scar]).tolist()) <= set(territory_segments(Territory.LAD))
+    cv_irregular, rough_irregular = _arc_extent_cv_and_roughness(irregular, geometry)
+    cv_smooth, rough_smooth = _arc_extent_cv_and_roughness(smooth, geometry)
+    assert cv_irregular > cv_smooth + 0.05  # measured 0.52 vs 0.31
+    assert rough_irregular > rough_smooth + 0.03  # measured 1.64 vs 1.40

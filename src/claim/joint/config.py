@@ -36,8 +36,8 @@ class JointConfig(Config):
         segmenter_warmup: S-only real steps after G's warm-up.
         sampler_steps: DDIM steps of the fast sampler that fills the buffer.
         lambda_histogram: weight of the histogram guard in G's joint loss: the scar G paints for the consistency
-            term must keep the intensity histogram it was conditioned on (1-D Wasserstein distance of soft histograms), so G cannot meet S
-            by painting brighter, more uniform scar than asked (0 turns it off).
+            term must keep the intensity histogram it was conditioned on (1-D Wasserstein distance of soft
+            histograms), so G cannot meet S by painting brighter, more uniform scar than asked (0 turns it off).
         consistency_bound: ``none``: the consistency term as it is; ``real``: a hinge, counting only what the
             synthetic composite loses beyond what frozen S loses on real scar crops of the same step (no reward
             for scar easier than real scar).

@@ -13,6 +13,13 @@ nothing outside the border ``m = lam``, rising over a ramp of width ``ramp`` (in
 extent ``T`` in the core, the ischemic wavefront. A pixel is scar when ``x <= taper(q)``, which holds exactly for
 ``lam <= m - ramp * taper^-1(x)``. Lowering ``lam`` grows the scar monotonically, so a burden of ``N`` pixels is
 met exactly by keeping the ``N`` pixels with the largest critical ``lam`` (no bisection needed).
+
+Real scars are less tidy than that rule (``benchmarks/mask_shape.py``: SMILE masks were more solid, with smoother
+borders, than held-out real EMIDEC scars). So ``x`` is divided by a smooth reach in ``[1 - EXTENT_VARIATION, 1]``
+along the arc (the scar reaches its transmurality over part of its arc only) and perturbed by pixel-scale noise
+(ragged borders through the wall and along it). Neither may break a control: pixels beyond the unperturbed extent
+stay out (transmurality), and pixels the perturbation pushed beyond ``x = 1`` are used last, only when the burden
+needs them (burden).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from claim.aha.geometry import PatientGeometry
 from claim.smile.blobs import render_blobs
@@ -32,6 +40,11 @@ __all__ = ["ScarResult", "render_scar", "TAPER", "MVO_DEPTH_SHARE", "RAMP_RANGE"
 TAPER = 2.0  # taper(q) = 1 - (1 - q)**TAPER: the extent rises quickly from the border, flat in the core
 MVO_DEPTH_SHARE = 0.6  # the MVO core stays within this share of the scar's extent, on the endocardial side
 RAMP_RANGE = (0.15, 0.5)  # width of the border zone (units of the lateral field) over which the extent tapers
+# Real scar borders are ragged at the scale of a pixel or two, in both directions (along the wall and through it):
+# the transmural distance of every pixel is perturbed by smooth pixel-scale noise of this amplitude (units of x).
+PIXEL_NOISE = 0.3
+EXTENT_VARIATION = 0.6  # the local transmural reach varies smoothly along the arc between 1 - this and 1
+PIXEL_NOISE_SIGMA_PX = 2.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,10 +86,22 @@ class ScarResult:
         return apply_scar(source_label_maps, self.canvas, self.scar_pixels, self.mvo_pixels)
 
 
-def _critical_threshold(m: np.ndarray, x: np.ndarray, ramp: float) -> np.ndarray:
-    """Largest lateral threshold ``lam`` at which each pixel is scar (-inf: never, its ``x`` exceeds 1)."""
+def _critical_threshold(m: np.ndarray, x: np.ndarray, ramp: float, reachable: np.ndarray | None = None) -> np.ndarray:
+    """Largest lateral threshold ``lam`` at which each pixel is scar (-inf: never, its ``x`` exceeds 1).
+
+    ``reachable``: with a perturbed ``x``, the pixels the unperturbed one allows (the transmurality control stays
+    hard). Those the perturbation pushes beyond ``x = 1`` still become scar when the burden needs them, after every
+    other pixel (their scores lie below all others, the nearest to ``x = 1`` first): shape without a burden unmet.
+    """
     need = 1.0 - (1.0 - np.clip(x, 0.0, 1.0)) ** (1.0 / TAPER)  # the q a pixel needs: taper(q) >= x
-    return np.where(x <= 1.0, m - ramp * need, -np.inf)
+    score = np.where(x <= 1.0, m - ramp * need, -np.inf)
+    if reachable is not None:
+        score[~reachable] = -np.inf
+        inside = np.isfinite(score)
+        floor = float(score[inside].min()) if inside.any() else 0.0
+        late = reachable & ~inside
+        score[late] = floor - 1.0 - (x[late] - 1.0)
+    return score
 
 
 def _lift_slice_gaps(score: np.ndarray, slices: np.ndarray, n_slices: int) -> np.ndarray:
@@ -121,6 +146,19 @@ def _transmural_distance(pattern: Pattern, depth: np.ndarray, centre: np.ndarray
     return 2.0 * np.abs(depth - centre) / extent  # mid-wall and patchy bands
 
 
+def _pixel_noise(seed: int, canvas: ScarCanvas, pixels: np.ndarray) -> np.ndarray:
+    """Unit-sd noise correlated over ~``PIXEL_NOISE_SIGMA_PX`` in-plane, at the given canvas pixels.
+
+    Its own generator (from the spec's field seed): the draws of the fields and the ramp stay as they were.
+    """
+    rng = np.random.default_rng([seed, 97])
+    volume = rng.standard_normal(canvas.shape)
+    smooth = ndimage.gaussian_filter(volume, sigma=(0.0, PIXEL_NOISE_SIGMA_PX, PIXEL_NOISE_SIGMA_PX))
+    values = smooth.reshape(-1)[canvas.flat_index[pixels]]
+    sd = float(values.std())
+    return values / sd if sd > 0 else values
+
+
 def render_scar(spec: ScarSpec, canvas: ScarCanvas | PatientGeometry) -> ScarResult:
     """Draw the mask ``spec`` describes on a patient's myocardium; pure (same spec, same pixels).
 
@@ -153,9 +191,17 @@ def render_scar(spec: ScarSpec, canvas: ScarCanvas | PatientGeometry) -> ScarRes
     depth = canvas.depth[allowed]
     centre = centre_grid.reshape(-1)[cells] if centre_grid is not None else None
     x = _transmural_distance(spec.pattern, depth, centre, spec.transmurality)
+    reachable = x <= 1.0  # the unperturbed extent: what the burden may always draw on
+    if EXTENT_VARIATION > 0:
+        # Real scars reach their peak transmurality over part of their arc only: thinner elsewhere.
+        reach = np.clip(1.0 - EXTENT_VARIATION * (0.5 + 0.5 * np.tanh(
+            smooth_noise(np.random.default_rng([spec.field_seed, 98]), canvas.n_slices))), 0.2, 1.0)
+        x = x / reach.reshape(-1)[cells]
+    if PIXEL_NOISE > 0:
+        x = x + PIXEL_NOISE * _pixel_noise(spec.field_seed, canvas, allowed)
     ramp = float(rng.uniform(*RAMP_RANGE))
     n_target = int(round(spec.target_burden * canvas.n_pixels))
-    score = _critical_threshold(m, x, ramp)
+    score = _critical_threshold(m, x, ramp, reachable)
     if spec.pattern != Pattern.PATCHY:  # foci may skip slices; bands and infarcts may not
         score = _lift_slice_gaps(score, canvas.slice_index[allowed], canvas.n_slices)
     picked = _top(score, n_target)
