@@ -20,7 +20,7 @@ from claim.labels import infarct_mask
 from claim.stages.generate import generate_scars, read_mask_labels
 from tests.generator.conftest import TINY, make_masks_dir
 
-KEYS = {"image", "label", "source_image", "mask_id", "sampler", "nfe", "seconds", "hist_cluster"}
+KEYS = {"image", "label", "source_image", "mask_id", "sampler", "nfe", "seconds", "hist_cluster", "hist_condition"}
 
 
 def _check_outputs(out, masks_dir, normal, layout_patients):
@@ -61,6 +61,8 @@ def test_generate_repaint_and_nnunet_with_real(phantom_dir, tiny_checkpoint, tmp
     result = generate_scars(tiny_checkpoint, phantom_dir, masks_dir, out, sampler="repaint:2x2", hist_cluster=1,
                             output_format="nnunet", include_real=phantom_dir)
     assert result.entries[0]["nfe"] == 38 and result.entries[0]["hist_cluster"] == 1  # T=20: 20 + 9 * 2
+    asked = np.asarray(result.entries[0]["hist_condition"])  # the perturbed centre G was conditioned on
+    assert asked.ndim == 1 and asked.size >= 2 and abs(asked.sum() - 1.0) < 0.1 and (asked >= 0).all()  # jittered
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["numTraining"] == 1 + 4
     assert len(list((out / "imagesTr").glob("*_0000.nii.gz"))) == 5

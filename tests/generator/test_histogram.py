@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from claim.generator.histogram import kmeans_centres, perturb_histogram, scar_histogram
 
@@ -31,3 +32,13 @@ def test_perturbation_stays_within_ten_percent_per_bin():
     hist = np.linspace(0, 1, 16).astype(np.float32)
     out = perturb_histogram(hist, np.random.default_rng(1))
     assert np.all(np.abs(out - hist) <= 0.1 * hist + 1e-7)
+
+
+def test_histogram_wasserstein_moves_mass_in_intensity_units():
+    from claim.generator.histogram import histogram_wasserstein
+
+    a, b = np.zeros(16), np.zeros(16)
+    a[2], b[10] = 1.0, 1.0
+    assert histogram_wasserstein(a, b) == pytest.approx(8 * 2.0 / 16)  # 8 bins of width 1/8 apart
+    assert histogram_wasserstein(a, a) == 0.0
+    assert np.isnan(histogram_wasserstein(a, np.zeros(16)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["scar_histogram", "kmeans_centres", "perturb_histogram"]
+__all__ = ["scar_histogram", "kmeans_centres", "perturb_histogram", "histogram_wasserstein"]
 
 
 def scar_histogram(image: np.ndarray, scar_mask: np.ndarray, bins: int = 16) -> np.ndarray:
@@ -66,3 +66,16 @@ def perturb_histogram(hist: np.ndarray, rng: np.random.Generator, amount: float 
     z = z - z.mean()
     z = z / max(np.abs(z).max(), 1e-12)
     return (hist + z * amount * np.abs(hist)).astype(np.float32)
+
+
+def histogram_wasserstein(first: np.ndarray, second: np.ndarray) -> float:
+    """1-D Wasserstein distance between two histograms on ``scar_histogram``'s bins over [-1, 1] (intensity units):
+    how far the mass of one must move to become the other. NaN when either is empty.
+
+    ``claim.joint.consistency.histogram_loss`` is the same distance, differentiable, on soft histograms.
+    """
+    a, b = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if a.sum() <= 0 or b.sum() <= 0:
+        return float("nan")
+    width = 2.0 / a.size
+    return float(np.abs(np.cumsum(a / a.sum()) - np.cumsum(b / b.sum())).sum() * width)

@@ -242,6 +242,7 @@ def _paint_all(gen: LoadedGenerator, spec: SamplerSpec, entries_in: list[dict], 
                 "nfe": info["nfe"] if hit else 0,
                 "seconds": round(info["seconds"] * (1 if per_slice else len(painted)), 4) if hit else 0.0,
                 "hist_cluster": k,
+                "hist_condition": [round(float(v), 5) for v in hist],  # what G was asked to paint
                 **run_record,
             })
         if previews:
