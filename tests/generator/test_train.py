@@ -120,3 +120,31 @@ def test_x0_training_lowers_the_loss(phantom_dir):
         optimizer.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_mvo_channel_tells_the_network_where_the_dark_core_lies(phantom_dir, tmp_path):
+    from claim.generator.context import anatomy_channels, build_context
+    from claim.generator.inpaint import inpaint_patient
+    from claim.labels import Label
+
+    labels = torch.zeros(1, 1, 8, 8, dtype=torch.long)
+    labels[..., 2:6, 2:6] = Label.INFARCT
+    labels[..., 3:5, 3:5] = Label.MVO
+    assert anatomy_channels(labels).shape == (1, 1, 8, 8)
+    both = anatomy_channels(labels, mvo=True)
+    assert torch.equal(both[:, 1], labels[:, 0] == Label.MVO) and torch.equal(both[:, :1], anatomy_channels(labels))
+    known = torch.zeros(1, 1, 8, 8)
+    assert build_context(known, labels > 0, labels, mvo=True).shape[1] == 4
+
+    config = replace(TINY, mvo_channel=True, steps=2)
+    assert config.in_channels == TINY.in_channels + 1 == 5
+    assert replace(TINY, mode=Mode.LEFUSION, prediction="eps", boundary_px=0, mvo_channel=True).in_channels == 1
+    result = train_generator(phantom_dir, tmp_path / "run", config, seed=0, progress=False)
+    loaded = load_generator(result.checkpoint)
+    assert loaded.config.mvo_channel and loaded.config == config
+    source = next(p for p in read_dataset(phantom_dir) if p.has_infarct)
+    images, info = inpaint_patient(loaded, source, source.label_maps, sampler="ddim:2", hist=loaded.hist_centres[0],
+                                   guidance=1.0, torch_generator=torch.Generator().manual_seed(0))
+    assert images.shape == source.images.shape and info["slices"]
+    # Old checkpoints (no key) load without the channel.
+    assert GeneratorConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "mvo_channel"}).in_channels == 4

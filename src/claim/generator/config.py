@@ -56,6 +56,9 @@ class GeneratorConfig(Config):
         default_sampler: sampler used by ``generate`` when none is given.
         prediction: what the network outputs, ``eps`` (noise; LeFusion, required for ``lefusion``) or ``x0`` (the
             clean image; steadier for few-step DDIM on small budgets). Checkpoints without the key load as ``eps``.
+        mvo_channel: ``claim`` only: the MVO mask is one more context channel, so the network can tell where the
+            dark MVO core lies inside the lesion it paints (without it, MVO and scar are one region to it).
+            Checkpoints without the key load without the channel.
         steps: total optimisation steps of a ``train-generator`` run.
 
     ``prediction``, ``default_sampler`` and ``boundary_px`` left at None take the mode's value (``MODE_DEFAULTS``);
@@ -87,6 +90,7 @@ class GeneratorConfig(Config):
     sample_steps: int = 10
     default_sampler: str | None = None
     prediction: str | None = None
+    mvo_channel: bool = False
     steps: int = 2000
 
     def __post_init__(self) -> None:
@@ -122,8 +126,8 @@ class GeneratorConfig(Config):
 
     @property
     def in_channels(self) -> int:
-        # claim: x_t, blanked image, inpainting mask, myocardium mask; lefusion: x_t only.
-        return 4 if self.mode == Mode.CLAIM else 1
+        # claim: x_t, blanked image, inpainting mask, myocardium mask (+ MVO mask); lefusion: x_t only.
+        return 4 + int(self.mvo_channel) if self.mode == Mode.CLAIM else 1
 
 
 PRESETS: dict[str, dict[str, Any]] = {

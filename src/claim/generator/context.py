@@ -11,27 +11,37 @@ import torch
 from claim.generator.config import GeneratorConfig, Mode
 from claim.generator.data import lesion_masks, myocardium_masks
 from claim.generator.loss import dilate_mask
+from claim.labels import Label
 
-__all__ = ["inpaint_region", "build_context", "denoiser_input"]
+__all__ = ["inpaint_region", "anatomy_channels", "build_context", "denoiser_input"]
 
 def inpaint_region(config: GeneratorConfig, label_maps: torch.Tensor) -> torch.Tensor:
     """The pixels the generator repaints: scar + MVO of ``(B, 1, H, W)`` label maps, dilated by the blending band."""
     return dilate_mask(lesion_masks(label_maps), config.boundary_px)
 
 
+def anatomy_channels(label_maps: torch.Tensor, mvo: bool = False) -> torch.Tensor:
+    """``(B, 1 or 2, H, W)`` bool: the myocardium mask, and with ``mvo`` (``GeneratorConfig.mvo_channel``) the MVO
+    mask after it."""
+    myocardium = myocardium_masks(label_maps)
+    return torch.cat([myocardium, label_maps == Label.MVO], dim=1) if mvo else myocardium
+
+
 def build_context(known: torch.Tensor, region: torch.Tensor, label_maps: torch.Tensor | None = None, *,
-                  myocardium: torch.Tensor | None = None) -> torch.Tensor:
-    """``(B, 3, H, W)`` claim-mode context: ``known`` blanked inside ``region``, ``region``, myocardium mask.
+                  myocardium: torch.Tensor | None = None, mvo: bool = False) -> torch.Tensor:
+    """``(B, 3 or 4, H, W)`` claim-mode context: ``known`` blanked inside ``region``, ``region``, the anatomy.
 
     Args:
         known: ``(B, 1, H, W)`` source crop in [-1, 1].
         region: ``(B, 1, H, W)`` bool inpainting region.
-        label_maps: ``(B, 1, H, W)`` label ids, for the myocardium mask (or give ``myocardium`` directly).
+        label_maps: ``(B, 1, H, W)`` label ids, for the anatomy channels (``anatomy_channels(label_maps, mvo)``).
+        myocardium: the anatomy channels given directly instead (``(B, 1 or 2, H, W)``).
+        mvo: with ``label_maps``, also the MVO channel.
     """
     if myocardium is None:
         if label_maps is None:
             raise ValueError("give label_maps or myocardium")
-        myocardium = myocardium_masks(label_maps)
+        myocardium = anatomy_channels(label_maps, mvo)
     return torch.cat([known * (~region).float(), region.float(), myocardium.float()], dim=1)
 
 

@@ -16,8 +16,8 @@ from scipy import ndimage
 from claim.data.patient import Patient
 from claim.data.preprocess import paste_slice
 from claim.generator.checkpoint import LoadedGenerator
-from claim.generator.context import inpaint_region
-from claim.generator.data import crop_patient_slice, myocardium_masks, patient_norm
+from claim.generator.context import anatomy_channels, inpaint_region
+from claim.generator.data import crop_patient_slice, patient_norm
 from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
 from claim.labels import infarct_mask
 from claim.runtime import autocast
@@ -56,7 +56,8 @@ def inpaint_patient(
     labels = torch.from_numpy(np.stack([c.label_map for c in crops]).astype(np.int64))[:, None].to(device)
     inpaint_mask = inpaint_region(config, labels)
     hist_t = torch.from_numpy(np.asarray(hist, dtype=np.float32))[None].expand(len(slices), -1).to(device)
-    eps_fn = make_eps_fn(generator.model, config.mode, known, inpaint_mask, myocardium_masks(labels), hist_t, guidance,
+    anatomy = anatomy_channels(labels, config.mvo_channel)
+    eps_fn = make_eps_fn(generator.model, config.mode, known, inpaint_mask, anatomy, hist_t, guidance,
                          schedule=generator.schedule, prediction=config.prediction)
     t0 = time.perf_counter()
     with torch.no_grad(), autocast(generator.precision, device):
