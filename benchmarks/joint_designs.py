@@ -13,6 +13,10 @@ This is a screen for the cross-validated study, not a substitute: one split deci
 
     python benchmarks/joint_designs.py --study outputs/cv/folds/fold1/study --out outputs/benchmarks/joint_designs \\
         --design guard:lambda_histogram=1 --design bound:lambda_histogram=1,consistency_bound=real
+
+``--pool STUDY=OUT ...`` pools one design over the folds it ran on (``--design NAME``): per-patient Dice of every
+fold's test patients, each arm minus the design with the fold-stratified paired bootstrap of the study's own
+cross-validation (patients resampled within folds).
 """
 
 from __future__ import annotations
@@ -120,16 +124,14 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     ours = json.loads((folder / "evaluation" / PER_PATIENT_FILE).read_text())
     theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())
     ids = sorted(pid for pid, r in theirs["arms"]["real_only"].items() if r["pathological"])
-    everyone = sorted(theirs["arms"]["real_only"])
-    design = {m: _scores(ours, name, m, ids if m != "myocardium_dice" else everyone)
-              for m in ("infarct_dice", "myocardium_dice")}
+    # Over the pathological patients for every metric, as the study's tables.
+    design = {m: _scores(ours, name, m, ids) for m in ("infarct_dice", "myocardium_dice")}
     result: dict = {"design": name, "overrides": overrides, "joint": asdict(joint), "seed": seed,
                     "test_pathological": len(ids), "minutes": round((time.perf_counter() - start) / 60, 1)}
     for metric, values in design.items():
-        group = ids if metric != "myocardium_dice" else everyone
         result[metric] = float(values.mean())
         for arm in ("real_only", "smile", "claim"):
-            result[f"{metric}_minus_{arm}"] = _difference(values, _scores(theirs, arm, metric, group), seed)
+            result[f"{metric}_minus_{arm}"] = _difference(values, _scores(theirs, arm, metric, ids), seed)
     result["fidelity"] = float(np.mean(list(ours["fidelity"][name].values())))
 
     test = read_dataset(test_dir)
@@ -154,14 +156,54 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     return result
 
 
+def pool(pairs: list[str], name: str, seed: int = 0) -> dict:
+    """One design pooled over cross-validation folds: ``pairs`` are ``STUDY=OUT`` (a fold's study, this script's
+    output folder for it)."""
+    scores: dict[str, dict[str, list[float]]] = {}
+    strata: dict[str, list[int]] = {}
+    for k, pair in enumerate(pairs):
+        study, out = (Path(part) for part in pair.split("=", 1))
+        theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())["arms"]
+        ours = json.loads((out / name / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][name]
+        for metric in ("infarct_dice", "myocardium_dice"):
+            ids = sorted(pid for pid, r in theirs["real_only"].items() if r["pathological"])  # the study's convention
+            table = scores.setdefault(metric, {})
+            for arm, records in (*((a, theirs[a]) for a in ("real_only", "lefusion", "smile", "claim")), (name, ours)):
+                table.setdefault(arm, []).extend(records[pid][metric] for pid in ids)
+            strata.setdefault(metric, []).extend([k] * len(ids))
+    result: dict = {"design": name, "folds": len(pairs), "bootstrap": "paired, patients resampled within folds"}
+    for metric, table in scores.items():
+        design = np.asarray(table[name])
+        entry = {"n": int(design.size), "means": {arm: float(np.mean(v)) for arm, v in table.items()}}
+        for arm in ("real_only", "smile", "claim"):
+            ci = paired_bootstrap_ci(design, np.asarray(table[arm]), seed=seed, strata=strata[metric])
+            entry[f"minus_{arm}"] = {"mean": ci["mean"], "ci95": [ci["low"], ci["high"]]}
+        result[metric] = entry
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study", type=Path, required=True, help="a finished single-split study folder")
+    parser.add_argument("--pool", nargs="+", metavar="STUDY=OUT", default=None,
+                        help="pool --design NAME over the folds given (instead of running designs)")
+    parser.add_argument("--study", type=Path, default=None, help="a finished single-split study folder")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "joint_designs")
     parser.add_argument("--design", action="append", required=True, metavar="NAME:KEY=VALUE,...",
                         help="a design: JointConfig overrides of the study's joint config (repeatable)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.pool:
+        result = pool(args.pool, args.design[0])
+        for metric in ("infarct_dice", "myocardium_dice"):
+            entry = result[metric]
+            print(f"{metric} (n {entry['n']}): " + ", ".join(f"{a} {m:.3f}" for a, m in entry["means"].items()))
+            for arm in ("real_only", "smile", "claim"):
+                d = entry[f"minus_{arm}"]
+                print(f"  {result['design']} - {arm}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
+        write_json(args.out / f"pooled_{result['design']}.json", result)
+        return 0
+    if args.study is None:
+        parser.error("--study is required (or --pool)")
     rows = [run_design(args.study, args.out, *parse_design(text), args.threads) for text in args.design]
     for row in rows:
         inf = row["infarct_dice_minus_real_only"]
