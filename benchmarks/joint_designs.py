@@ -182,6 +182,31 @@ def pool(pairs: list[str], name: str, seed: int = 0) -> dict:
     return result
 
 
+def design_gallery(study: Path, out: Path, names: list[str], seed: int = 1) -> bytes:
+    """Scar crops of the study's held-out real scars, its ``smile`` and ``claim`` arms and each design, at the same
+    pixel scale and grey window (the study's realism gallery, one row per set)."""
+    from claim.evaluation.realism import scar_samples
+    from claim.report.realism import realism_gallery_png
+    from claim.stages.realism import gallery_examples
+
+    roles = json.loads((study / "prepare.json").read_text())
+    config = ExperimentConfig.from_dict(json.loads((study / "config.json").read_text())["config"])
+    train = {p.patient_id: p for p in read_dataset(Path(roles["train_dir"]), progress=False)}
+    real = [s for p in read_dataset(Path(roles["test_dir"]), progress=False) if p.has_infarct
+            for s in scar_samples(p.images, p.label_maps, geometry_for(p, config.aha()), p.patient_id)]
+    rows = {"real": gallery_examples(real, seed=seed)}
+    folders = {"smile": study / "synthetic" / "smile", "claim": study / "synthetic" / "claim"}
+    folders |= {name: out / name / "synthetic" for name in names}
+    for name, folder in folders.items():
+        samples = []
+        for patient in read_dataset(folder, progress=False):
+            canvas = train[source_canvas(patient.patient_id, train) or patient.patient_id]
+            samples += scar_samples(patient.images, patient.label_maps, geometry_for(canvas, config.aha()),
+                                    canvas.patient_id)
+        rows[name] = gallery_examples(samples, seed=seed)
+    return realism_gallery_png(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", nargs="+", metavar="STUDY=OUT", default=None,
@@ -191,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--design", action="append", required=True, metavar="NAME:KEY=VALUE,...",
                         help="a design: JointConfig overrides of the study's joint config (repeatable)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--gallery", type=Path, default=None, metavar="PNG",
+                        help="with --pool: also write a gallery of the first fold's real scars, arms and the design")
     args = parser.parse_args(argv)
     if args.pool:
-        result = pool(args.pool, args.design[0])
+        result = pool(args.pool, parse_design(args.design[0])[0])
         for metric in ("infarct_dice", "myocardium_dice"):
             entry = result[metric]
             print(f"{metric} (n {entry['n']}): " + ", ".join(f"{a} {m:.3f}" for a, m in entry["means"].items()))
@@ -201,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
                 d = entry[f"minus_{arm}"]
                 print(f"  {result['design']} - {arm}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
         write_json(args.out / f"pooled_{result['design']}.json", result)
+        if args.gallery is not None:
+            study, out = (Path(part) for part in args.pool[0].split("=", 1))
+            args.gallery.parent.mkdir(parents=True, exist_ok=True)
+            args.gallery.write_bytes(design_gallery(study, out, [name for name, _ in map(parse_design, args.design)]))
         return 0
     if args.study is None:
         parser.error("--study is required (or --pool)")
