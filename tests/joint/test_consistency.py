@@ -120,7 +120,7 @@ def test_histogram_guard_pulls_a_too_bright_scar_towards_its_condition():
     target = torch.zeros(1, 16)
     target[0, 9:12] = 1.0 / 3  # asked for: mid-bright scar, about 0.1..0.5
     x0 = torch.full((1, 1, 16, 16), 0.9, requires_grad=True)  # painted: near-white
-    before = histogram_loss(x0, labels, target)
+    before = histogram_loss(x0, labels, target).detach()
     assert float(before) == pytest.approx(0.9 - 0.3125, abs=1e-6)  # W1: painted 0.9 against asked mean 0.3125
     optimiser = torch.optim.SGD([x0], lr=4.0)  # the loss is a mean over 64 scar pixels: a per-pixel step ~0.06
     for _ in range(60):
