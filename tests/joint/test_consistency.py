@@ -16,7 +16,6 @@ from claim.generator.histogram import kmeans_centres, scar_histogram
 from claim.generator.schedule import NoiseSchedule
 from claim.joint.canvas import build_canvases, sample_canvas_crops, sample_real_scar_crops
 from claim.joint.consistency import (
-    consistency_loss,
     generator_feedback,
     histogram_loss,
     soft_histogram,
@@ -64,9 +63,9 @@ def test_consistency_gradient_reaches_generator_not_segmenter(joint_dir, predict
     config = replace(TINY_G, prediction=prediction)
     before = {k: v.clone() for k, v in segmenter.state_dict().items()}
     batch = sample_canvas_crops(canvases, 2, config, centres, np.random.default_rng(1))
-    loss = consistency_loss(denoiser, NoiseSchedule(config.timesteps), config, segmenter, batch.known,
-                            batch.label_maps, batch.hists, torch.Generator().manual_seed(0),
-                            t_max=10, multiple=4, extents=batch.extents)
+    loss = generator_feedback(denoiser, NoiseSchedule(config.timesteps), config, segmenter, batch.known,
+                              batch.label_maps, batch.hists, torch.Generator().manual_seed(0),
+                              t_max=10, multiple=4, extents=batch.extents).consistency
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     grad_norm = torch.sqrt(sum((p.grad**2).sum() for p in denoiser.parameters() if p.grad is not None))
@@ -141,8 +140,8 @@ def test_feedback_terms_come_from_one_estimate_and_real_crops_share_its_frame(jo
             batch.hists)
     feedback = generator_feedback(*args, torch.Generator().manual_seed(0), t_max=10, multiple=4,
                                   extents=batch.extents)
-    plain = consistency_loss(*args, torch.Generator().manual_seed(0), t_max=10, multiple=4, extents=batch.extents)
-    assert torch.equal(feedback.consistency, plain)
+    again = generator_feedback(*args, torch.Generator().manual_seed(0), t_max=10, multiple=4, extents=batch.extents)
+    assert torch.equal(feedback.consistency, again.consistency) and torch.equal(feedback.histogram, again.histogram)
     assert 0.0 < float(feedback.histogram.detach()) <= 2.0
     feedback.histogram.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in denoiser.parameters())

@@ -7,7 +7,7 @@ feedback term), ``synthetic`` (replay buffer filled by G's fast sampler) and ``t
 from __future__ import annotations
 
 from claim.joint.config import JOINT_PRESETS, JointConfig, joint_preset
-from claim.joint.consistency import consistency_loss
+from claim.joint.consistency import generator_feedback
 from claim.joint.train import JointResult, train_joint
 
-__all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset", "JointResult", "train_joint", "consistency_loss"]
+__all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset", "JointResult", "train_joint", "generator_feedback"]

@@ -24,7 +24,7 @@ from claim.labels import Label
 from claim.segmentation.loss import dice_ce_loss
 from claim.segmentation.net import normalise_images
 
-__all__ = ["frozen", "to_segmenter_frame", "consistency_loss", "GeneratorFeedback", "generator_feedback",
+__all__ = ["frozen", "to_segmenter_frame", "GeneratorFeedback", "generator_feedback",
            "soft_histogram", "histogram_loss", "segmenter_loss_on"]
 
 
@@ -151,39 +151,8 @@ def generator_feedback(
     multiple: int,
     extents: Sequence[int] | None = None,
 ) -> GeneratorFeedback:
-    """Both of G's joint terms from one noised canvas batch (arguments as ``consistency_loss``)."""
-    device = known.device
-    b = known.shape[0]
-    t = torch.randint(0, min(int(t_max), schedule.timesteps), (b,), generator=generator).to(device)
-    noise = torch.randn(known.shape, generator=generator).to(device)
-    inpaint_mask = inpaint_region(config, label_maps)
-    x_t = schedule.add_noise(known, noise, t)
-    raw_fn = make_model_fn(denoiser, config.mode, known, inpaint_mask,
-                           anatomy_channels(label_maps, config.mvo_channel), hists)
-    # eps nets: x0 from the predicted noise; x0 nets: the network's own (clamped) x0.
-    _, x0 = model_outputs(raw_fn(x_t, t), x_t, t, schedule, config.prediction)
-    composite = torch.where(inpaint_mask, x0, known)
-    return GeneratorFeedback(
-        consistency=segmenter_loss_on(segmenter, composite, label_maps, multiple, extents),
-        histogram=histogram_loss(x0, label_maps, hists),
-    )
-
-
-def consistency_loss(
-    denoiser: HistogramUNet,
-    schedule: NoiseSchedule,
-    config: GeneratorConfig,
-    segmenter: nn.Module,
-    known: torch.Tensor,
-    label_maps: torch.Tensor,
-    hists: torch.Tensor,
-    generator: torch.Generator,
-    *,
-    t_max: int,
-    multiple: int,
-    extents: Sequence[int] | None = None,
-) -> torch.Tensor:
-    """Dice + CE of frozen S on G's inpainted x0 estimate against the mask's label map.
+    """G's joint terms from one x0 estimate: Dice + CE of frozen S on the inpainted estimate against the mask's
+    label map (``consistency``), and the painted scar's histogram against its condition (``histogram``).
 
     The canvas is noised to ``t ~ U{0..min(t_max, T)-1}``; G predicts x0 (differentiable, clamped to [-1, 1] as in
     sampling; the network's output itself when ``config.prediction`` is ``x0``); the estimate replaces the canvas
@@ -203,7 +172,20 @@ def consistency_loss(
         extents: per item, source-pixel window of the crop (see ``to_segmenter_frame``).
 
     Returns:
-        Scalar loss; its gradient reaches G's parameters only.
+        Both scalar terms; their gradients reach G's parameters only.
     """
-    return generator_feedback(denoiser, schedule, config, segmenter, known, label_maps, hists, generator,
-                              t_max=t_max, multiple=multiple, extents=extents).consistency
+    device = known.device
+    b = known.shape[0]
+    t = torch.randint(0, min(int(t_max), schedule.timesteps), (b,), generator=generator).to(device)
+    noise = torch.randn(known.shape, generator=generator).to(device)
+    inpaint_mask = inpaint_region(config, label_maps)
+    x_t = schedule.add_noise(known, noise, t)
+    raw_fn = make_model_fn(denoiser, config.mode, known, inpaint_mask,
+                           anatomy_channels(label_maps, config.mvo_channel), hists)
+    # eps nets: x0 from the predicted noise; x0 nets: the network's own (clamped) x0.
+    _, x0 = model_outputs(raw_fn(x_t, t), x_t, t, schedule, config.prediction)
+    composite = torch.where(inpaint_mask, x0, known)
+    return GeneratorFeedback(
+        consistency=segmenter_loss_on(segmenter, composite, label_maps, multiple, extents),
+        histogram=histogram_loss(x0, label_maps, hists),
+    )
