@@ -38,13 +38,14 @@ def _mean(hist: np.ndarray) -> float:
     return float((hist * mids).sum() / hist.sum())
 
 
-def obedience(folder: Path) -> dict:
+def obedience(folder: Path, data: Path | None = None) -> dict:
     records = json.loads((folder / "generation.json").read_text())
     model = Path(records[0]["model"])
     payload = read_generator_checkpoint(model)
     centres = np.asarray(payload["hist_centres"], dtype=np.float64)
     bins = centres.shape[1]
-    fit_dir = Path(records[0]["source_image"]).parents[1]
+    # The canvases' folder: given, or (PNG slice layout) the one holding the first source image's images/ folder.
+    fit_dir = Path(data) if data is not None else Path(records[0]["source_image"]).parents[1]
     canvases = {p.patient_id: p for p in read_dataset(fit_dir, progress=False)}
     asked = {r["mask_id"]: np.asarray(r.get("hist_condition") or centres[r["hist_cluster"]], dtype=np.float64)
              for r in records}
@@ -88,9 +89,11 @@ def obedience(folder: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synthetic", type=Path, action="append", required=True)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="the canvases' data folder (default: found from generation.json, PNG layout)")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "histogram_obedience.json")
     args = parser.parse_args(argv)
-    rows = [obedience(folder) for folder in args.synthetic]
+    rows = [obedience(folder, args.data) for folder in args.synthetic]
     for row in rows:
         print(f"{row['folder']}: painted vs asked W1 {row['painted_vs_asked_median']:.3f} (median of "
               f"{row['slices']} slices; painted - asked mean {row['painted_minus_asked_mean_intensity_median']:+.3f}); "

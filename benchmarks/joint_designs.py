@@ -93,21 +93,21 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     folder = out / name
     start = time.perf_counter()
     joint_dir = folder / "joint"
-    if not (joint_dir / "segmenter.pt").exists():
-        train_joint(train_dir, joint_dir, joint=joint, segmenter=config.segmenter(),
-                    init_generator=study / "runs" / "generator_claim" / "generator.pt", seed=seed,
-                    train_patients=roles["fit"], progress=True, smile_prior=prior, precision=config.precision,
-                    resume=(joint_dir / "joint_state.pt").exists())
+    # Always resume a folder this script started: both trainers continue from their last state (or step 0) and
+    # return at once when finished; a checkpoint written mid-run is not a finished run.
+    train_joint(train_dir, joint_dir, joint=joint, segmenter=config.segmenter(),
+                init_generator=study / "runs" / "generator_claim" / "generator.pt", seed=seed,
+                train_patients=roles["fit"], progress=True, smile_prior=prior, precision=config.precision,
+                resume=joint_dir.exists())
     synthetic = folder / "synthetic"
-    if not (synthetic / "generation.json").exists():
+    if not (synthetic / "generation.json").exists():  # written last, atomically: its presence means complete
         generate_scars(joint_dir / "generator.pt", study / "data" / "fit", study / "masks" / "smile", synthetic,
                        sampler=config.claim_sampler, seed=seed, previews=False, precision=config.precision,
                        overwrite=True)
     segmenter = folder / "segmenter"
-    if not (segmenter / "segmenter.pt").exists():
-        train_segmenter([train_dir], segmenter, config.segmenter(), synthetic_dirs=(synthetic,), seed=seed,
-                        val_patients=roles["val"], progress=True, precision=config.precision,
-                        resume=(segmenter / "last.pt").exists())
+    train_segmenter([train_dir], segmenter, config.segmenter(), synthetic_dirs=(synthetic,), seed=seed,
+                    val_patients=roles["val"], progress=True, precision=config.precision,
+                    resume=segmenter.exists())
     train = {p.patient_id: p for p in read_dataset(train_dir)}
     geometries: dict[str, PatientGeometry] = {}
 

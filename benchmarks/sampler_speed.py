@@ -19,9 +19,11 @@ import torch
 
 from claim.generator.checkpoint import load_generator
 from claim.generator.config import preset_config
+from claim.generator.context import anatomy_channels
 from claim.generator.loss import dilate_mask
 from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
 from claim.generator.train import train_generator
+from claim.labels import Label
 from claim.phantom import PhantomConfig, write_phantom_cohort
 
 SAMPLERS = ("repaint:5x5", "repaint:2x2", "ddim:50", "ddim:20", "dpm2:5")
@@ -69,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         lesion[..., size // 3 : size // 2, size // 3 : size // 2] = True
         inpaint_mask = dilate_mask(lesion, cfg.boundary_px)
         hist = torch.from_numpy(gen.hist_centres[:1])
-        eps_fn = make_eps_fn(gen.model, cfg.mode, known, inpaint_mask, dilate_mask(lesion, 4), hist,
+        labels = dilate_mask(lesion, 4).long() * Label.MYOCARDIUM  # a myocardium ring around the lesion
+        labels[lesion] = Label.INFARCT
+        eps_fn = make_eps_fn(gen.model, cfg.mode, known, inpaint_mask, anatomy_channels(labels, cfg.mvo_channel), hist,
                              schedule=gen.schedule, prediction=cfg.prediction)
         with torch.no_grad():  # warm-up: the first forward pays one-off kernel/allocator set-up
             eps_fn(known, torch.zeros(1, dtype=torch.long))

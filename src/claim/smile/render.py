@@ -100,7 +100,9 @@ def _critical_threshold(m: np.ndarray, x: np.ndarray, ramp: float, reachable: np
         inside = np.isfinite(score)
         floor = float(score[inside].min()) if inside.any() else 0.0
         late = reachable & ~inside
-        score[late] = floor - 1.0 - (x[late] - 1.0)
+        # Below every other pixel even after _lift_slice_gaps raises a slice (by at most the scores' range).
+        top = float(score[inside].max()) if inside.any() else floor
+        score[late] = floor - 1.0 - (top - floor) - (x[late] - 1.0)
     return score
 
 
@@ -192,11 +194,13 @@ def render_scar(spec: ScarSpec, canvas: ScarCanvas | PatientGeometry) -> ScarRes
     centre = centre_grid.reshape(-1)[cells] if centre_grid is not None else None
     x = _transmural_distance(spec.pattern, depth, centre, spec.transmurality)
     reachable = x <= 1.0  # the unperturbed extent: what the burden may always draw on
+    local_reach = np.ones_like(x)
     if EXTENT_VARIATION > 0:
         # Real scars reach their peak transmurality over part of their arc only: thinner elsewhere.
         reach = np.clip(1.0 - EXTENT_VARIATION * (0.5 + 0.5 * np.tanh(
             smooth_noise(np.random.default_rng([spec.field_seed, 98]), canvas.n_slices))), 0.2, 1.0)
-        x = x / reach.reshape(-1)[cells]
+        local_reach = reach.reshape(-1)[cells]
+        x = x / local_reach
     if PIXEL_NOISE > 0:
         x = x + PIXEL_NOISE * _pixel_noise(spec.field_seed, canvas, allowed)
     ramp = float(rng.uniform(*RAMP_RANGE))
@@ -209,7 +213,8 @@ def render_scar(spec: ScarSpec, canvas: ScarCanvas | PatientGeometry) -> ScarRes
     mvo = np.zeros(0, dtype=np.int64)
     if spec.mvo and spec.pattern == Pattern.ISCHEMIC and picked.size:
         # MVO: the most central, most endocardial part of the scar (same rule with a shallower extent).
-        x_core = depth[picked] / (MVO_DEPTH_SHARE * spec.transmurality)
+        # Within the same share of the scar's local reach, so a thin stretch of scar keeps MVO off its outer edge.
+        x_core = depth[picked] / (MVO_DEPTH_SHARE * spec.transmurality * local_reach[picked])
         core = _top(_critical_threshold(m[picked], x_core, ramp), int(round(spec.mvo_fraction * picked.size)))
         mvo = scar[core]
     return ScarResult(spec, canvas, scar, mvo)
