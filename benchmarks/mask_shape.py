@@ -35,7 +35,7 @@ from claim.smile.prior import fit_prior  # noqa: E402
 from claim.smile.realism import label_map_statistics  # noqa: E402
 from claim.smile.sampler import SmileSampler  # noqa: E402
 from claim.smile.spec import SmileConfig  # noqa: E402
-from claim.stages.realism import real_set, realism_of_source  # noqa: E402
+from claim.stages.realism import canvas_group, real_set, realism_of_source  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     blobs = [p for p, _ in blob_masks(normal, lambda p: geometry[p.patient_id], args.seed)]
 
     def geometry_of(patient):
-        return geometry[patient.patient_id.rsplit("_", 1)[0] if patient.patient_id not in geometry
-                        else patient.patient_id]
+        return geometry.get(patient.patient_id) or geometry[canvas_group(patient.patient_id)]
 
     reference = real_set(held_out, aha)
     c2st = C2stConfig()
@@ -77,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"seed": args.seed, "fit_half": [p.patient_id for p in fit],
                      "held_out": [p.patient_id for p in held_out], "statistics": SHAPE_STATISTICS, "sources": {}}
     for name, members in sources.items():
-        groups = {p.patient_id: p.patient_id.rsplit("_", 1)[0] if name != "real (fit half)" else p.patient_id
+        groups = {p.patient_id: canvas_group(p.patient_id) if name != "real (fit half)" else p.patient_id
                   for p in members}
         record = realism_of_source(reference, members, aha=aha, groups=groups, c2st=c2st, seed=args.seed,
                                    images=False, name=name, geometry_of=geometry_of)

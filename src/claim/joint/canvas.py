@@ -73,6 +73,18 @@ def sample_painted_stack(canvas: Canvas, rng: np.random.Generator) -> tuple[np.n
     raise ValueError(f"SMILE drew {_MAX_TRIES} empty masks on {canvas.patient.patient_id}; check its myocardium")
 
 
+def _batch(crops: list, hists: list[np.ndarray]) -> CanvasCrops:
+    """A ``CanvasCrops`` from generator-frame slice crops and their histograms."""
+    # RV (an orientation-only id) is background for the segmenter.
+    labels = [np.where(c.label_map == Label.RV, Label.BACKGROUND, c.label_map) for c in crops]
+    return CanvasCrops(
+        known=torch.from_numpy(np.stack([c.image for c in crops]))[:, None],
+        label_maps=torch.from_numpy(np.stack(labels).astype(np.int64))[:, None],
+        hists=torch.from_numpy(np.stack(hists)),
+        extents=tuple(int(c.box.extent) for c in crops),
+    )
+
+
 def sample_canvas_crops(
     canvases: list[Canvas],
     n: int,
@@ -84,9 +96,9 @@ def sample_canvas_crops(
 
     Only slices whose crop holds scar/MVO are used, so every item gives the consistency term something to paint.
     """
-    known, labels, hists, extents = [], [], [], []
+    crops, hists = [], []
     for _ in range(n * _MAX_TRIES):
-        if len(known) == n:
+        if len(crops) == n:
             break
         canvas = canvases[int(rng.integers(len(canvases)))]
         label_maps, slices = sample_painted_stack(canvas, rng)
@@ -94,21 +106,12 @@ def sample_canvas_crops(
         crop = crop_patient_slice(canvas.patient, k, config, canvas.norm, label_map=label_maps[k])
         if not infarct_mask(crop.label_map).any():
             continue
-        known.append(crop.image)
-        # RV (an orientation-only id) is background for the segmenter.
-        labels.append(np.where(crop.label_map == Label.RV, Label.BACKGROUND, crop.label_map))
+        crops.append(crop)
         centre = hist_centres[int(rng.integers(len(hist_centres)))]
         hists.append(perturb_histogram(centre, rng))
-        extents.append(crop.box.extent)
-    if len(known) < n:
+    if len(crops) < n:
         raise ValueError(f"SMILE masks kept missing the {config.crop_size}-pixel generator crops of the canvases")
-    return CanvasCrops(
-        known=torch.from_numpy(np.stack(known))[:, None],
-        label_maps=torch.from_numpy(np.stack(labels).astype(np.int64))[:, None],
-        hists=torch.from_numpy(np.stack(hists)),
-        extents=tuple(extents),
-    )
-
+    return _batch(crops, hists)
 
 def sample_real_scar_crops(patients: list[Patient], n: int, config: GeneratorConfig,
                            rng: np.random.Generator) -> CanvasCrops:
@@ -117,17 +120,6 @@ def sample_real_scar_crops(patients: list[Patient], n: int, config: GeneratorCon
     slices = [(p, k) for p in patients for k in range(p.n_slices) if np.any(p.label_maps[k] == Label.INFARCT)]
     if not slices:
         raise ValueError("no real slice with scar (label 3) to bound the consistency term with")
-    known, labels, hists, extents = [], [], [], []
-    for i in rng.integers(len(slices), size=n):
-        patient, k = slices[int(i)]
-        crop = crop_patient_slice(patient, k, config, patient_norm(patient))
-        known.append(crop.image)
-        labels.append(np.where(crop.label_map == Label.RV, Label.BACKGROUND, crop.label_map))
-        hists.append(scar_histogram(crop.image, crop.label_map == Label.INFARCT, config.hist_bins))
-        extents.append(crop.box.extent)
-    return CanvasCrops(
-        known=torch.from_numpy(np.stack(known))[:, None],
-        label_maps=torch.from_numpy(np.stack(labels).astype(np.int64))[:, None],
-        hists=torch.from_numpy(np.stack(hists)),
-        extents=tuple(int(e) for e in extents),
-    )
+    crops = [crop_patient_slice(patient, k, config, patient_norm(patient))
+             for patient, k in (slices[int(i)] for i in rng.integers(len(slices), size=n))]
+    return _batch(crops, [scar_histogram(c.image, c.label_map == Label.INFARCT, config.hist_bins) for c in crops])
