@@ -14,6 +14,11 @@ This is a screen for the cross-validated study, not a substitute: one split deci
     python benchmarks/joint_designs.py --study outputs/cv/folds/fold1/study --out outputs/benchmarks/joint_designs \\
         --design guard:lambda_histogram=1 --design bound:lambda_histogram=1,consistency_bound=real
 
+Two keys are not joint-loss settings: ``source=smile`` (or ``claim``) reuses that arm's synthetic set instead of a
+new joint run, and ``qc_min_dice=D[,qc_max_contrast_pct=P]`` keeps only the synthetic scar slices that the
+study's real-only segmenter finds with Dice >= D and whose scar is no brighter than the P-th percentile of the
+training donors' real scar (``claim.stages.quality``); its judge fidelity is then selected, not measured.
+
 ``--pool STUDY=OUT ...`` pools one design over the folds it ran on (``--design NAME``): per-patient Dice of every
 fold's test patients, each arm minus the design with the fold-stratified paired bootstrap of the study's own
 cross-validation (patients resampled within folds).
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -40,6 +46,7 @@ from claim.data.io import write_json  # noqa: E402
 from claim.data.layouts import read_dataset  # noqa: E402
 from claim.data.patient import Patient  # noqa: E402
 from claim.experiment.config import ExperimentConfig  # noqa: E402
+from claim.experiment.selection import choose_on_validation, validation_of  # noqa: E402
 from claim.experiment.stats import paired_bootstrap_ci  # noqa: E402
 from claim.joint import train_joint  # noqa: E402
 from claim.joint.config import JointConfig  # noqa: E402
@@ -47,6 +54,7 @@ from claim.segmentation.train import train_segmenter  # noqa: E402
 from claim.smile.prior import load_prior  # noqa: E402
 from claim.stages.evaluate import PER_PATIENT_FILE, evaluate_study, source_canvas  # noqa: E402
 from claim.stages.generate import generate_scars  # noqa: E402
+from claim.stages.quality import QUALITY_FILE, filter_synthetic, real_contrast_limit  # noqa: E402
 from claim.stages.realism import real_set, realism_of_source  # noqa: E402
 
 RESULT = "result.json"
@@ -80,30 +88,56 @@ def _difference(a: np.ndarray, b: np.ndarray, seed: int) -> dict:
 def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int) -> dict:
     done = out / name / RESULT
     if done.exists():
-        return json.loads(done.read_text())
+        result = json.loads(done.read_text())
+        if "validation" not in result:  # written before validation was recorded
+            test_ids = json.loads((study / "prepare.json").read_text())["test"]
+            result["validation"] = validation_of(out / name / "segmenter" / "segmenter.pt", test_ids)["validation"]
+        return result
     torch.set_num_threads(threads)
     config = ExperimentConfig.from_dict(json.loads((study / "config.json").read_text())["config"])
     state = json.loads((study / "state.json").read_text())
     seed = int(state["identity"]["seed"])
     roles = json.loads((study / "prepare.json").read_text())
     train_dir, test_dir = Path(roles["train_dir"]), Path(roles["test_dir"])
+    overrides = dict(overrides)
+    source = overrides.pop("source", None)  # an arm of the study whose synthetic set is reused (no joint run)
+    qc = {key: overrides.pop(key) for key in [k for k in overrides if k.startswith("qc_")]}
     joint = JointConfig.from_dict({**config.joint().to_dict(), **overrides})
     prior_file = study / "masks" / "smile" / "smile_prior.json"  # the donors' prior the study's masks came from
     prior = load_prior(prior_file) if prior_file.exists() else None
     folder = out / name
     start = time.perf_counter()
     joint_dir = folder / "joint"
-    # Always resume a folder this script started: both trainers continue from their last state (or step 0) and
-    # return at once when finished; a checkpoint written mid-run is not a finished run.
-    train_joint(train_dir, joint_dir, joint=joint, segmenter=config.segmenter(),
-                init_generator=study / "runs" / "generator_claim" / "generator.pt", seed=seed,
-                train_patients=roles["fit"], progress=True, smile_prior=prior, precision=config.precision,
-                resume=joint_dir.exists())
-    synthetic = folder / "synthetic"
-    if not (synthetic / "generation.json").exists():  # written last, atomically: its presence means complete
-        generate_scars(joint_dir / "generator.pt", study / "data" / "fit", study / "masks" / "smile", synthetic,
-                       sampler=config.claim_sampler, seed=seed, previews=False, precision=config.precision,
-                       overwrite=True)
+    if source is not None:
+        synthetic = study / "synthetic" / str(source)
+    else:
+        # Always resume a folder this script started: both trainers continue from their last state (or step 0)
+        # and return at once when finished; a checkpoint written mid-run is not a finished run.
+        train_joint(train_dir, joint_dir, joint=joint, segmenter=config.segmenter(),
+                    init_generator=study / "runs" / "generator_claim" / "generator.pt", seed=seed,
+                    train_patients=roles["fit"], progress=True, smile_prior=prior, precision=config.precision,
+                    resume=joint_dir.exists())
+        synthetic = folder / "synthetic"
+        if not (synthetic / "generation.json").exists():  # written last, atomically: its presence means complete
+            generate_scars(joint_dir / "generator.pt", study / "data" / "fit", study / "masks" / "smile", synthetic,
+                           sampler=config.claim_sampler, seed=seed, previews=False, precision=config.precision,
+                           overwrite=True)
+    quality = None
+    if qc:
+        # The judge is the study's real-only segmenter (training patients only); the contrast limit comes from
+        # the training donors' real scars.
+        filtered = folder / "synthetic_qc"
+        if not (filtered / QUALITY_FILE).exists():
+            if filtered.exists():
+                shutil.rmtree(filtered)
+            pct = qc.get("qc_max_contrast_pct")
+            donors = [p for p in read_dataset(train_dir, progress=False) if p.patient_id in set(roles["donors"])]
+            limit = None if pct is None else real_contrast_limit(donors, float(pct))
+            filter_synthetic(synthetic, study / "runs" / "real_only" / "segmenter.pt", filtered,
+                             min_judge_dice=float(qc.get("qc_min_dice", 0.0)), max_contrast=limit,
+                             precision=config.precision)
+        quality = json.loads((filtered / QUALITY_FILE).read_text())
+        synthetic = filtered
     segmenter = folder / "segmenter"
     train_segmenter([train_dir], segmenter, config.segmenter(), synthetic_dirs=(synthetic,), seed=seed,
                     val_patients=roles["val"], progress=True, precision=config.precision,
@@ -126,7 +160,11 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     ids = sorted(pid for pid, r in theirs["arms"]["real_only"].items() if r["pathological"])
     # Over the pathological patients for every metric, as the study's tables.
     design = {m: _scores(ours, name, m, ids) for m in ("infarct_dice", "myocardium_dice")}
-    result: dict = {"design": name, "overrides": overrides, "joint": asdict(joint), "seed": seed,
+    result: dict = {"design": name, "overrides": overrides, "source": source, "qc": qc,
+                    "joint": asdict(joint) if source is None else None, "seed": seed,
+                    # What a choice between designs may read: the segmenter's validation record (raises when a
+                    # validation patient is a test patient).
+                    "validation": validation_of(segmenter / "segmenter.pt", roles["test"])["validation"],
                     "test_pathological": len(ids), "minutes": round((time.perf_counter() - start) / 60, 1)}
     for metric, values in design.items():
         result[metric] = float(values.mean())
@@ -147,7 +185,10 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     result["image_auc"] = realism["image_c2st"]["auc"]
     result["image_auc_ci95"] = [realism["image_c2st"]["low"], realism["image_c2st"]["high"]]
     result["intensity"] = realism["intensity"]
-    log = [json.loads(line) for line in (joint_dir / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    if quality is not None:
+        result["quality"] = {k: v for k, v in quality.items() if k != "slices"}
+    log_file = joint_dir / "train_log.jsonl"
+    log = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()] if log_file.exists() else []
     last = [e for e in log if e.get("phase") == "joint"][-25:]
     result["joint_last25"] = {k: float(np.mean([e[k] for e in last if k in e]))
                               for k in ("diffusion_loss", "consistency_loss", "histogram_loss",
@@ -196,7 +237,10 @@ def design_gallery(study: Path, out: Path, names: list[str], seed: int = 1) -> b
             for s in scar_samples(p.images, p.label_maps, geometry_for(p, config.aha()), p.patient_id)]
     rows = {"real": gallery_examples(real, seed=seed)}
     folders = {"smile": study / "synthetic" / "smile", "claim": study / "synthetic" / "claim"}
-    folders |= {name: out / name / "synthetic" for name in names}
+    for name in names:  # a design's own synthetic set (after its quality control, if any)
+        own = next((f for f in (out / name / "synthetic_qc", out / name / "synthetic") if f.is_dir()), None)
+        if own is not None:
+            folders[name] = own
     for name, folder in folders.items():
         samples = []
         for patient in read_dataset(folder, progress=False):
@@ -236,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.study is None:
         parser.error("--study is required (or --pool)")
     rows = [run_design(args.study, args.out, *parse_design(text), args.threads) for text in args.design]
+    test_ids = json.loads((args.study / "prepare.json").read_text())["test"]
+    candidates = {row["design"]: row for row in rows}
+    for arm in ("smile", "claim"):  # the study's own arms compete on the same validation patients
+        candidates[f"{arm} arm"] = {"validation": validation_of(args.study / "runs" / arm / "segmenter.pt",
+                                                                test_ids)["validation"]}
+    chosen = choose_on_validation(candidates)
     for row in rows:
         inf = row["infarct_dice_minus_real_only"]
         smile = row["infarct_dice_minus_smile"]
@@ -243,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
               f"[{inf['ci95'][0]:+.3f}, {inf['ci95'][1]:+.3f}]  - smile {smile['mean']:+.3f} "
               f"[{smile['ci95'][0]:+.3f}, {smile['ci95'][1]:+.3f}]  myo {row['myocardium_dice']:.3f}  "
               f"image AUC {row['image_auc']:.3f}  fidelity {row['fidelity']:.3f}  joint {row['joint_last25']}")
-    write_json(args.out / "summary.json", {"study": str(args.study), "designs": rows})
+    for name, record in candidates.items():
+        print(f"{name:10s} validation infarct {record['validation'].get('infarct_dice', float('nan')):.3f}")
+    print(f"chosen on validation patients: {chosen}")
+    write_json(args.out / "summary.json", {"study": str(args.study), "designs": rows, "chosen": chosen,
+                                           "validation": {k: v["validation"] for k, v in candidates.items()}})
     return 0
 
 

@@ -82,6 +82,10 @@ def test_no_test_patient_reaches_any_model_of_its_fold(smoke_crossval):
         assert set(roles["test"]) == test_ids
         for role in ("fit", "val", "canvases", "donors"):
             assert not set(roles[role]) & test_ids, role
+        # Model selection (each segmenter's best checkpoint) read the fold's validation patients only.
+        selection = json.loads((base / "study" / "metrics.json").read_text())["model_selection"]
+        assert selection["validation_patients"] == sorted(roles["val"])
+        assert len(selection["segmenters"]) == len(ARMS) * CONFIG.segmenter_seeds
         for stage in (base / "data" / "train", study / "data", study / "masks", study / "runs", study / "synthetic"):
             assert stage.is_dir()
             for path in stage.rglob("*"):
@@ -112,6 +116,10 @@ def test_segmenter_seeds_train_distinct_models_on_the_same_data(smoke_crossval):
 
 def test_pooled_metrics_folds_and_report(smoke_crossval):
     _, out, metrics = smoke_crossval
+    assert [f["model_selection"]["validation_patients"] for f in metrics["per_fold"]] == [
+        json.loads((fold_dir(out, k) / "study" / "metrics.json").read_text())["model_selection"]["validation_patients"]
+        for k in (1, 2)]
+    assert "Model selection (validation patients only)" in (out / "report.html").read_text()
     assert metrics["cross_validation"]["folds"] == 2 and len(metrics["per_fold"]) == 2
     for arm in ("lefusion", "smile", "claim"):
         ci = metrics["arms"][arm]["ci95_minus_real_only"]["infarct_dice"]

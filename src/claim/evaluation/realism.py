@@ -25,8 +25,8 @@ from skimage.transform import resize
 from claim.aha.geometry import PatientGeometry
 from claim.labels import Label, infarct_mask
 
-__all__ = ["RealismConfig", "ScarSample", "scar_samples", "segment_fractions", "soft_dice", "STATISTICS",
-           "SHAPE_STATISTICS", "shape_statistics", "wasserstein_table", "split_half_floor"]
+__all__ = ["RealismConfig", "ScarSample", "contrast_units", "scar_samples", "segment_fractions", "soft_dice",
+           "STATISTICS", "SHAPE_STATISTICS", "shape_statistics", "wasserstein_table", "split_half_floor"]
 
 # Per-slice statistics (contrast units: (value - remote median) / (blood median - remote median)).
 STATISTICS = {
@@ -129,6 +129,22 @@ def shape_statistics(scar: np.ndarray, polar: np.ndarray) -> dict[str, float]:
     }
 
 
+def contrast_units(image: np.ndarray, labels: np.ndarray,
+                   config: RealismConfig = RealismConfig()) -> tuple[np.ndarray, float] | None:
+    """One slice in contrast units (remote myocardium 0, blood pool 1) and its remote median intensity; None when
+    the slice has too little remote myocardium or blood, or no contrast between them to measure in."""
+    image = np.asarray(image, np.float64)
+    scar = infarct_mask(labels)
+    remote = (labels == Label.MYOCARDIUM) & (ndimage.distance_transform_edt(~scar) > config.remote_gap_px)
+    blood = ndimage.binary_erosion(labels == Label.CAVITY, iterations=1)
+    if remote.sum() < 10 or blood.sum() < 10:
+        return None
+    r, b = float(np.median(image[remote])), float(np.median(image[blood]))
+    if b - r <= 1e-6 * max(abs(b), 1.0):
+        return None
+    return (image - r) / (b - r), r
+
+
 def scar_samples(images: np.ndarray, label_maps: np.ndarray, geometry: PatientGeometry, group: str,
                  config: RealismConfig = RealismConfig()) -> list[ScarSample]:
     """Every slice of a patient with at least ``min_scar_px`` scar pixels, a remote myocardium and a blood pool."""
@@ -138,15 +154,11 @@ def scar_samples(images: np.ndarray, label_maps: np.ndarray, geometry: PatientGe
         scar = infarct_mask(labels)
         if scar.sum() < config.min_scar_px:
             continue
-        healthy = labels == Label.MYOCARDIUM
-        remote = healthy & (ndimage.distance_transform_edt(~scar) > config.remote_gap_px)
-        blood = ndimage.binary_erosion(labels == Label.CAVITY, iterations=1)
-        if remote.sum() < 10 or blood.sum() < 10:
+        measured = contrast_units(image, labels, config)
+        if measured is None:
             continue
-        r, b = float(np.median(image[remote])), float(np.median(image[blood]))
-        if b - r <= 1e-6 * max(abs(b), 1.0):
-            continue  # no contrast between blood and myocardium: no unit to measure in
-        unit = (image - r) / (b - r)
+        unit, r = measured
+        healthy = labels == Label.MYOCARDIUM
         ring = healthy & ndimage.binary_dilation(scar, iterations=3)
         stats = {
             "scar_contrast": float(np.median(unit[scar])),

@@ -235,6 +235,7 @@ def pooled_metrics(out_dir: Path, config: ExperimentConfig, seed: int, state: di
                      | {"ci95_minus_real_only": entry.get("ci95_minus_real_only", {})}
                      for arm, entry in fold_metrics["arms"].items()},
             "fidelity": fold_metrics["fidelity"],
+            **({"model_selection": fold_metrics["model_selection"]} if "model_selection" in fold_metrics else {}),
             "seconds": state["folds"].get(f"fold{fold}", {}).get("seconds"),
         })
     missing = sorted(pid for pid, f in assignment.items() if f in chosen and pid not in fold_of)

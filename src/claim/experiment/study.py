@@ -54,6 +54,7 @@ from claim.experiment.records import (
     timing_record,
     write_orientation_overview,
 )
+from claim.experiment.selection import selection_record
 from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms
 from claim.experiment.transplant import transplant_scar
 from claim.generator.config import Mode
@@ -355,6 +356,9 @@ class _Study:
             "config": json.loads(json.dumps(self.config.to_dict(), default=list)),
             "patients": {k: v for k, v in self.roles().items() if k in ("fit", "val", "canvases", "donors", "test")},
             "test_pathological": pathological,
+            "model_selection": selection_record(
+                {name: self.run_dir(name) / "segmenter.pt" for arm in ARMS for name, _ in self.segmenter_runs(arm)},
+                self.roles()["test"], self.config.joint()),
             "smile_prior": smile_prior_provenance(self.out / "masks" / "smile" / "smile_prior.json"),
             **({"realism": json.loads(realism.read_text())} if realism.exists() else {}),
             "bullseye": evaluation["bullseye"],

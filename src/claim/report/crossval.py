@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from claim import __version__  # noqa: E402
 from claim.report.figures import figure_png_bytes  # noqa: E402
 from claim.report.html import Report  # noqa: E402
+from claim.report.sections import add_selection_section  # noqa: E402
 from claim.report.study import ARM_TITLES, _ci, _fmt  # noqa: E402
 
 __all__ = ["forest_figure", "scatter_figure", "build_crossval_report", "write_crossval_report"]
@@ -149,6 +150,8 @@ def build_crossval_report(study_dir: Path, metrics: dict) -> Report:
     report.table(["arm", "mask fidelity (Dice)", "synthetic patients"],
                  [[ARM_TITLES.get(arm, arm), _fmt(v), str(len(metrics.get("fidelity_per_patient", {}).get(arm, {})))]
                   for arm, v in metrics.get("fidelity", {}).items()])
+    add_selection_section(report, {f"fold {f['fold']}": f["model_selection"] for f in metrics["per_fold"]
+                                   if "model_selection" in f})
     realism = metrics.get("realism")
     if realism:
         from claim.report.realism import add_realism_section

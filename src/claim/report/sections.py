@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from claim.report.html import Report
 
-__all__ = ["add_orientation_section"]
+__all__ = ["add_orientation_section", "add_selection_section"]
 
 
 def add_orientation_section(report: Report, sheet: bytes | Path, summary: dict) -> None:
@@ -24,3 +25,33 @@ def add_orientation_section(report: Report, sheet: bytes | Path, summary: dict) 
         + ". Correct wrong ones with claim aha --write-orientation PATH, edit, then --orientation file:PATH."
     )
     report.figure(sheet, "Orientation sheet: check that every cyan arrow points at the RV.")
+
+
+def _score(value) -> str:
+    return "–" if value is None or not math.isfinite(float(value)) else f"{float(value):.3f}"
+
+
+def add_selection_section(report: Report, selections: dict[str, dict]) -> None:
+    """Append how every choice was made: each segmenter's selected step and validation scores, and the joint
+    settings in use. ``selections``: a label ("" for a single split, "fold k" otherwise) -> ``model_selection``."""
+    if not selections:
+        return
+    first = next(iter(selections.values()))
+    report.heading("Model selection (validation patients only)")
+    sizes = sorted({len(s.get("validation_patients", [])) for s in selections.values()})
+    report.paragraph(
+        f"Every choice read validation patients only: {', '.join(map(str, sizes))} patients of the training data "
+        "per split, never a test patient. Each segmenter kept the checkpoint with the "
+        f"{first.get('rule', 'best validation score')}. The claim arm's joint run used "
+        + ", ".join(f"{key} {value}" for key, value in first.get("joint", {}).items())
+        + f"; {first.get('joint_selection', '')}.")
+    rows = []
+    for label, selection in selections.items():
+        for run, record in selection.get("segmenters", {}).items():
+            validation = record.get("validation", {})
+            rows.append(([label] if label else []) + [run, str(record.get("step", "")),
+                                                     _score(validation.get("infarct_dice")),
+                                                     _score(validation.get("myocardium_dice"))])
+    header = (["split"] if any(selections) else []) + ["segmenter run", "selected step", "validation infarct Dice",
+                                                        "validation myocardium Dice"]
+    report.table(header, rows)

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 from claim import __version__  # noqa: E402
 from claim.report.figures import draw_bullseye, figure_png_bytes  # noqa: E402
 from claim.report.html import Report  # noqa: E402
-from claim.report.sections import add_orientation_section  # noqa: E402
+from claim.report.sections import add_orientation_section, add_selection_section  # noqa: E402
 
 __all__ = ["ARM_TITLES", "build_study_report", "write_study_report", "training_curves_figure"]
 
@@ -225,6 +225,8 @@ def build_study_report(study_dir: Path, metrics: dict, report: Report | None = N
         [[ARM_TITLES.get(arm, arm), _fmt(value), str(len(metrics.get("fidelity_per_patient", {}).get(arm, {})))]
          for arm, value in metrics["fidelity"].items()],
     )
+    if metrics.get("model_selection"):
+        add_selection_section(report, {"": metrics["model_selection"]})
     if metrics.get("realism"):
         from claim.report.realism import add_realism_section
 

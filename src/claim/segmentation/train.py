@@ -98,7 +98,7 @@ def _write_curves(path: Path, log_path: Path) -> None:
     atomic_path(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
-def _selection_score(metrics: dict) -> tuple[float, float]:
+def selection_score(metrics: dict) -> tuple[float, float]:
     """Model-selection key: validation infarct Dice, ties (e.g. no scar found yet) broken by myocardium Dice.
 
     A NaN (no validation patient with scar) ranks by myocardium Dice alone.
@@ -178,7 +178,7 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         nonlocal best
         metrics = trainer.validate()
         run.log({"step": done, "val": metrics})
-        if _selection_score(metrics) > _selection_score(best["metrics"]):
+        if selection_score(metrics) > selection_score(best["metrics"]):
             best = {"step": done, "metrics": metrics}
             trainer.save(best_path, with_optimizer=False, best=best, **described)
         trainer.save(last_path, best=best, **described)

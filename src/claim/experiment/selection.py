@@ -1,0 +1,74 @@
+"""Model selection on validation patients only, recorded so a reader can check it.
+
+Two choices are made in a study. Each segmenter keeps the checkpoint with the best validation infarct Dice
+(``claim.segmentation.train.selection_score``), and the ``claim`` arm's joint-loss settings were chosen among
+screened designs (``benchmarks/joint_designs.py``) by the same key. Both read only validation patients, which
+come from the training data. ``selection_record`` puts each segmenter's chosen step and validation scores in
+``metrics.json`` and refuses a run whose validation patients include a test patient. ``choose_on_validation``
+is the design choice itself: it never sees a test score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from claim.errors import ClaimError
+from claim.joint.config import JointConfig
+from claim.segmentation.checkpoint import read_checkpoint
+from claim.segmentation.train import selection_score
+
+__all__ = ["JOINT_HYPERPARAMETERS", "JOINT_SELECTION", "validation_of", "selection_record", "choose_on_validation"]
+
+# The joint-loss settings a design screen varies (everything else in JointConfig is budget).
+JOINT_HYPERPARAMETERS = ("lambda_consistency", "lambda_histogram", "consistency_bound", "t_max", "segmenter_warmup",
+                         "generator_warmup", "refresh_every", "synthetic_per_batch")
+JOINT_SELECTION = ("the claim arm's joint settings are the design with the best validation infarct Dice among those "
+                   "screened with benchmarks/joint_designs.py on the training folds' validation patients")
+
+
+def validation_of(checkpoint: Path, test_ids: Iterable[str] = ()) -> dict[str, Any]:
+    """The validation record a segmenter checkpoint was selected by: its step, validation metrics and patients.
+
+    Raises ``ClaimError`` when a validation patient is one of ``test_ids``: such a selection read a test patient.
+    """
+    payload = read_checkpoint(Path(checkpoint))
+    val_patients = sorted(payload.get("val_patients", []))
+    leaked = sorted(set(val_patients) & set(test_ids))
+    if leaked:
+        raise ClaimError(f"{checkpoint}: model selection read test patients {leaked}")
+    best = payload.get("best") or {}
+    return {"step": int(best.get("step", payload["step"])), "validation": dict(best.get("metrics", {})),
+            "val_patients": val_patients}
+
+
+def selection_record(checkpoints: Mapping[str, Path], test_ids: Iterable[str], joint: JointConfig) -> dict:
+    """``metrics.json``'s ``model_selection``: per segmenter run its selected step and validation scores, the
+    validation patients (shared by every run, disjoint from the test patients), and the joint settings in use."""
+    test_ids = set(test_ids)
+    runs = {name: validation_of(path, test_ids) for name, path in checkpoints.items()}
+    patients = {tuple(r.pop("val_patients")) for r in runs.values()}
+    if len(patients) > 1:
+        raise ClaimError(f"segmenters of one study validated on different patients: {sorted(patients)}")
+    return {
+        "rule": "best validation infarct Dice (ties: myocardium Dice), validation patients from the training data",
+        "validation_patients": list(next(iter(patients), ())),
+        "segmenters": runs,
+        "joint": {key: getattr(joint, key) for key in JOINT_HYPERPARAMETERS},
+        "joint_selection": JOINT_SELECTION,
+    }
+
+
+def choose_on_validation(candidates: Mapping[str, Mapping[str, Any]]) -> str:
+    """The candidate whose ``validation`` metrics rank best by the segmenter's own selection key.
+
+    Each candidate is a record with ``validation`` (metrics on validation patients); any other entry (test
+    scores among them) is ignored, so the choice cannot depend on a test patient.
+    """
+    if not candidates:
+        raise ClaimError("no candidates to choose from")
+    missing = sorted(name for name, record in candidates.items() if "validation" not in record)
+    if missing:
+        raise ClaimError(f"candidates {missing} have no validation record")
+    return max(candidates, key=lambda name: selection_score(candidates[name]["validation"]))

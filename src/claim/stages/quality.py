@@ -1,0 +1,102 @@
+"""Quality control of a synthetic set: keep the scar slices a real-data judge finds and that are no brighter
+than real scar (folder in, folder out).
+
+Recent LGE synthesis work filters its synthetic images before training on them. Two checks per slice with scar:
+fidelity, the infarct Dice between the mask the slice was painted in and the scar a segmenter trained on real
+slices only finds in it (a slice labelled scar that does not show scar teaches a segmenter to see scar where
+there is none), and realism, the painted scar's median contrast (remote myocardium 0, blood pool 1) at most
+a percentile of real scars' (scar brighter than any real one is easy to find and teaches little about real
+scar). Slices without scar are copies of real canvases and are dropped. ``quality.json`` records every slice's
+scores and whether it was kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from claim.data.io import write_json
+from claim.data.layouts import read_dataset
+from claim.data.patient import Patient
+from claim.data.write import check_output_location, write_patient
+from claim.errors import ClaimError
+from claim.evaluation.metrics import dice
+from claim.evaluation.realism import RealismConfig, contrast_units
+from claim.labels import infarct_mask
+
+__all__ = ["QUALITY_FILE", "Judge", "checkpoint_judge", "real_contrast_limit", "filter_synthetic"]
+
+QUALITY_FILE = "quality.json"
+
+
+def _scar_contrast(image: np.ndarray, labels: np.ndarray, config: RealismConfig) -> float | None:
+    scar = infarct_mask(labels)
+    if scar.sum() < config.min_scar_px:
+        return None
+    measured = contrast_units(image, labels, config)
+    return None if measured is None else float(np.median(measured[0][scar]))
+
+
+def real_contrast_limit(real: Sequence[Patient], percentile: float,
+                        config: RealismConfig = RealismConfig()) -> float:
+    """The ``percentile`` of the median scar contrast over the real slices with scar."""
+    values = [c for p in real for s in range(p.n_slices)
+              if (c := _scar_contrast(p.images[s], p.label_maps[s], config)) is not None]
+    if not values:
+        raise ClaimError("no real slice with measurable scar to set the contrast limit from")
+    return float(np.percentile(values, percentile))
+
+
+Judge = Callable[[np.ndarray], np.ndarray]
+
+
+def checkpoint_judge(checkpoints: Path | Sequence[Path], precision: str = "fp32", device: str = "cpu") -> Judge:
+    """``(S, H, W)`` images -> label maps of segmenter checkpoint(s) (several: softmax averaged)."""
+    from claim.segmentation import load_segmenter, predict_ensemble
+
+    paths = [checkpoints] if isinstance(checkpoints, str | Path) else list(checkpoints)
+    members = [load_segmenter(path, device) for path in paths]
+    return lambda images: predict_ensemble(members, images, precision=precision)
+
+
+def filter_synthetic(synthetic_dir: Path, judge: Path | Sequence[Path] | Judge, out_dir: Path, *,
+                     min_judge_dice: float, max_contrast: float | None, precision: str = "fp32", device: str = "cpu",
+                     config: RealismConfig = RealismConfig()) -> dict:
+    """Write the scar slices of ``synthetic_dir`` that pass both checks to ``out_dir`` (same layout, a patient
+    keeps its passing slices); returns the ``quality.json`` record. ``judge``: segmenter checkpoint(s) trained on
+    real data only, or a function from images to label maps; ``max_contrast``: None skips the realism check."""
+    check_output_location(Path(out_dir), [Path(synthetic_dir)])
+    predict = judge if callable(judge) else checkpoint_judge(judge, precision, device)
+    slices, kept_patients = [], 0
+    for patient in read_dataset(Path(synthetic_dir), progress=False):
+        pred = predict(patient.images)
+        keep = []
+        for s in range(patient.n_slices):
+            wanted = infarct_mask(patient.label_maps[s])
+            if not wanted.any():
+                continue
+            fidelity = float(dice(infarct_mask(pred[s]), wanted))
+            contrast = _scar_contrast(patient.images[s], patient.label_maps[s], config)
+            passed = fidelity >= min_judge_dice and (max_contrast is None or
+                                                      (contrast is not None and contrast <= max_contrast))
+            slices.append({"patient": patient.patient_id, "slice": s, "judge_dice": fidelity,
+                           "scar_contrast": contrast, "kept": passed})
+            if passed:
+                keep.append(s)
+        if keep:
+            idx = np.asarray(keep)
+            positions = tuple(np.asarray(patient.slice_positions)[idx]) if patient.slice_positions else ()
+            stems = tuple(np.asarray(patient.slice_stems)[idx]) if patient.slice_stems else ()
+            write_patient(replace(patient, images=patient.images[idx], label_maps=patient.label_maps[idx],
+                                  slice_positions=tuple(int(k) for k in positions),
+                                  slice_stems=tuple(str(k) for k in stems)), Path(out_dir))
+            kept_patients += 1
+    record = {"synthetic_dir": str(synthetic_dir), "min_judge_dice": min_judge_dice, "max_contrast": max_contrast,
+              "scar_slices": len(slices), "kept_slices": sum(r["kept"] for r in slices),
+              "kept_patients": kept_patients, "slices": slices}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_json(Path(out_dir) / QUALITY_FILE, record)
+    return record
