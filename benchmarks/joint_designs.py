@@ -131,9 +131,11 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
             if filtered.exists():
                 shutil.rmtree(filtered)
             pct = qc.get("qc_max_contrast_pct")
-            donors = [p for p in read_dataset(train_dir, progress=False) if p.patient_id in set(roles["donors"])]
+            train_patients = {p.patient_id: p for p in read_dataset(train_dir, progress=False)}
+            donors = [train_patients[pid] for pid in roles["donors"]]
             limit = None if pct is None else real_contrast_limit(donors, float(pct))
-            filter_synthetic(synthetic, study / "runs" / "real_only" / "segmenter.pt", filtered,
+            filter_synthetic(synthetic, {pid: train_patients[pid] for pid in roles["canvases"]},
+                             study / "runs" / "real_only" / "segmenter.pt", filtered,
                              min_judge_dice=float(qc.get("qc_min_dice", 0.0)), max_contrast=limit,
                              precision=config.precision)
         quality = json.loads((filtered / QUALITY_FILE).read_text())
@@ -202,8 +204,14 @@ def pool(pairs: list[str], name: str, seed: int = 0) -> dict:
     output folder for it)."""
     scores: dict[str, dict[str, list[float]]] = {}
     strata: dict[str, list[int]] = {}
+    validation: dict[str, list[float]] = {}  # per fold: validation infarct Dice (what a choice may read)
     for k, pair in enumerate(pairs):
         study, out = (Path(part) for part in pair.split("=", 1))
+        test_ids = json.loads((study / "prepare.json").read_text())["test"]
+        runs = {arm: study / "runs" / arm / "segmenter.pt" for arm in ("real_only", "lefusion", "smile", "claim")}
+        runs[name] = out / name / "segmenter" / "segmenter.pt"
+        for arm, checkpoint in runs.items():
+            validation.setdefault(arm, []).append(validation_of(checkpoint, test_ids)["validation"]["infarct_dice"])
         theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())["arms"]
         ours = json.loads((out / name / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][name]
         for metric in ("infarct_dice", "myocardium_dice"):
@@ -212,7 +220,8 @@ def pool(pairs: list[str], name: str, seed: int = 0) -> dict:
             for arm, records in (*((a, theirs[a]) for a in ("real_only", "lefusion", "smile", "claim")), (name, ours)):
                 table.setdefault(arm, []).extend(records[pid][metric] for pid in ids)
             strata.setdefault(metric, []).extend([k] * len(ids))
-    result: dict = {"design": name, "folds": len(pairs), "bootstrap": "paired, patients resampled within folds"}
+    result: dict = {"design": name, "folds": len(pairs), "bootstrap": "paired, patients resampled within folds",
+                    "validation_infarct_dice": validation}
     for metric, table in scores.items():
         design = np.asarray(table[name])
         entry = {"n": int(design.size), "means": {arm: float(np.mean(v)) for arm, v in table.items()}}
@@ -265,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pool:
         result = pool(args.pool, parse_design(args.design[0])[0])
+        per_fold = result["validation_infarct_dice"]
+        print("validation infarct Dice per fold: " + ", ".join(
+            f"{arm} " + "/".join(f"{v:.3f}" for v in values) for arm, values in per_fold.items()))
         for metric in ("infarct_dice", "myocardium_dice"):
             entry = result[metric]
             print(f"{metric} (n {entry['n']}): " + ", ".join(f"{a} {m:.3f}" for a, m in entry["means"].items()))

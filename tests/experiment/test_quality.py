@@ -1,5 +1,5 @@
-"""Quality control of a synthetic set (claim.stages.quality): scar the judge finds and no brighter than real scar
-is kept, slice by slice; too-bright scar and unfound scar are dropped; every decision is recorded."""
+"""Quality control of a synthetic set (claim.stages.quality): painted slices the judge finds and no brighter than
+real scar are kept; too-bright and unfound ones go back to their canvas; every decision is recorded."""
 
 from __future__ import annotations
 
@@ -20,57 +20,76 @@ from tests.conftest import SMALL
 pytestmark = pytest.mark.slow
 
 
-def _measurable(patient) -> list[int]:
-    return [s for s in range(patient.n_slices) if infarct_mask(patient.label_maps[s]).sum() >= 10
-            and contrast_units(patient.images[s], patient.label_maps[s]) is not None]
-
-
-def test_quality_control_keeps_found_realistic_scar_slice_by_slice(smoke_study, tmp_path):
-    _, out, _ = smoke_study
-    judge = out / "runs" / "real_only" / "segmenter.pt"
-    real = make_phantom(np.random.default_rng(3), SMALL, patient_id="Case_P900", pathological=True).patient
-    scar_slices = _measurable(real)
-    assert len(scar_slices) >= 2
-    # The same patient with its scar painted far brighter than blood: contrast ~3 instead of real scar's ~1.
+@pytest.fixture
+def painted(tmp_path):
+    """A canvas (a phantom with its scar removed), the same slices painted with real-like scar (``_a``) and with
+    scar far brighter than blood (``_b``), written as a synthetic folder."""
+    real = make_phantom(np.random.default_rng(3), SMALL, patient_id="Case_N900", pathological=True).patient
+    scar = np.stack([infarct_mask(m) for m in real.label_maps])
     blood = np.median(real.images[real.label_maps == Label.CAVITY])
     muscle = np.median(real.images[real.label_maps == Label.MYOCARDIUM])
-    scar = np.stack([infarct_mask(m) for m in real.label_maps])
-    bright = replace(real, patient_id="Case_P901", images=np.where(scar, muscle + 3.0 * (blood - muscle),
-                                                                     real.images).astype(np.float32))
-    synthetic = tmp_path / "synthetic"
-    for patient in (real, bright):
-        write_patient(patient, synthetic)
+    canvas = replace(real, images=np.where(scar, muscle, real.images).astype(np.float32),
+                     label_maps=np.where(scar, np.uint8(Label.MYOCARDIUM), real.label_maps).astype(np.uint8))
+    a = replace(real, patient_id="Case_N900_a")
+    b = replace(real, patient_id="Case_N900_b",
+                images=np.where(scar, muscle + 3.0 * (blood - muscle), real.images).astype(np.float32))
+    folder = tmp_path / "synthetic"
+    for patient in (a, b):
+        write_patient(patient, folder)
+    return folder, {"Case_N900": canvas}, real, scar
+
+
+def _by_id(folder):
+    return {p.patient_id: p for p in read_dataset(folder, progress=False)}
+
+
+def test_too_bright_scar_goes_back_to_its_canvas(smoke_study, painted, tmp_path):
+    _, out, _ = smoke_study
+    folder, canvases, real, scar = painted
+    measurable = [s for s in range(real.n_slices) if scar[s].sum() >= 10
+                  and contrast_units(real.images[s], real.label_maps[s]) is not None]
+    assert len(measurable) >= 2
     limit = real_contrast_limit([real], 100.0)  # the brightest real slice passes
     assert 0.3 < limit < 2.0
-
-    record = filter_synthetic(synthetic, judge, tmp_path / "qc", min_judge_dice=0.0, max_contrast=limit)
+    judge = out / "runs" / "real_only" / "segmenter.pt"  # a real segmenter checkpoint
+    record = filter_synthetic(folder, canvases, judge, tmp_path / "qc", min_judge_dice=0.0, max_contrast=limit)
     kept = {(r["patient"], r["slice"]) for r in record["slices"] if r["kept"]}
-    assert kept >= {("Case_P900", s) for s in scar_slices}
-    assert not {pid for pid, _ in kept} - {"Case_P900"}  # every too-bright slice dropped
-    assert all(0.0 <= r["judge_dice"] <= 1.0 for r in record["slices"])
+    assert kept >= {("Case_N900_a", s) for s in measurable}
+    assert not [pid for pid, _ in kept if pid != "Case_N900_a"]  # every too-bright slice un-painted
     assert record["scar_slices"] == 2 * int(scar.reshape(len(scar), -1).any(axis=1).sum())
-    written = {p.patient_id: p for p in read_dataset(tmp_path / "qc", progress=False)}
-    assert set(written) == {"Case_P900"}
-    rows = sorted(s for pid, s in kept)
-    np.testing.assert_allclose(written["Case_P900"].images, real.images[rows], atol=1e-3)
-    np.testing.assert_array_equal(written["Case_P900"].label_maps, real.label_maps[rows])
+    assert all(0.0 <= r["judge_dice"] <= 1.0 for r in record["slices"])
+    written = _by_id(tmp_path / "qc")
+    assert set(written) == {"Case_N900_a"}  # a patient without a passing slice is left out
+    painted_slices = sorted(s for _, s in kept)
+    np.testing.assert_allclose(written["Case_N900_a"].images[painted_slices], real.images[painted_slices],
+                               atol=1e-3)
     assert (tmp_path / "qc" / QUALITY_FILE).exists()
+    with pytest.raises(ClaimError):  # never over its input
+        filter_synthetic(folder, canvases, judge, folder, min_judge_dice=0.0, max_contrast=None)
+    with pytest.raises(ClaimError, match="no canvas"):
+        filter_synthetic(folder, {}, judge, tmp_path / "qc_x", min_judge_dice=0.0, max_contrast=None)
 
-    # A fidelity bar no slice can pass keeps nothing, and says so.
-    none = filter_synthetic(synthetic, judge, tmp_path / "qc_none", min_judge_dice=1.01, max_contrast=None)
-    assert none["kept_slices"] == 0 and none["kept_patients"] == 0
-    assert not [p for p in (tmp_path / "qc_none").rglob("*.nii.gz")]
 
-    # A judge that finds the scar on even slices only (and nothing on odd ones): fidelity 1 or 0 per slice.
-    def even_slices(images: np.ndarray) -> np.ndarray:
+def test_scar_the_judge_misses_is_unpainted_slice_by_slice(painted, tmp_path):
+    folder, canvases, real, scar = painted
+    canvas = canvases["Case_N900"]
+
+    def even_slices(images: np.ndarray) -> np.ndarray:  # finds the scar on even slices, nothing on odd ones
         found = np.zeros(images.shape, np.uint8)
-        found[::2] = real.label_maps[: len(images)][::2]
+        found[::2] = real.label_maps[::2]
         return found
 
-    half = filter_synthetic(synthetic, even_slices, tmp_path / "qc_half", min_judge_dice=0.5, max_contrast=None)
-    kept = {(r["patient"], r["slice"]) for r in half["slices"] if r["kept"]}
-    assert kept == {(pid, s) for pid in ("Case_P900", "Case_P901") for s in range(real.n_slices)
-                    if s % 2 == 0 and scar[s].any()}
-    assert {r["judge_dice"] for r in half["slices"]} <= {0.0, 1.0}
-    with pytest.raises(ClaimError):
-        filter_synthetic(synthetic, judge, synthetic, min_judge_dice=0.0, max_contrast=None)
+    record = filter_synthetic(folder, canvases, even_slices, tmp_path / "qc", min_judge_dice=0.5, max_contrast=None)
+    with_scar = [s for s in range(real.n_slices) if scar[s].any()]
+    assert {(r["patient"], r["slice"]) for r in record["slices"] if r["kept"]} == {
+        (pid, s) for pid in ("Case_N900_a", "Case_N900_b") for s in with_scar if s % 2 == 0}
+    assert {r["judge_dice"] for r in record["slices"]} == {0.0, 1.0}
+    written = _by_id(tmp_path / "qc")["Case_N900_a"]
+    for s in with_scar:
+        source = real if s % 2 == 0 else canvas
+        np.testing.assert_array_equal(written.label_maps[s], source.label_maps[s])
+        np.testing.assert_allclose(written.images[s], source.images[s], atol=1e-3)
+    nothing = filter_synthetic(folder, canvases, even_slices, tmp_path / "none", min_judge_dice=1.01,
+                               max_contrast=None)
+    assert nothing["kept_slices"] == 0 and nothing["kept_patients"] == 0
+    assert not list((tmp_path / "none").rglob("*.nii.gz"))

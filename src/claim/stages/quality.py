@@ -1,18 +1,19 @@
-"""Quality control of a synthetic set: keep the scar slices a real-data judge finds and that are no brighter
-than real scar (folder in, folder out).
+"""Quality control of a synthetic set: keep the painted scar slices a real-data judge finds and that are no
+brighter than real scar; un-paint the others (folder in, folder out).
 
-Recent LGE synthesis work filters its synthetic images before training on them. Two checks per slice with scar:
+Recent LGE synthesis work filters its synthetic images before training on them. Two checks per painted slice:
 fidelity, the infarct Dice between the mask the slice was painted in and the scar a segmenter trained on real
 slices only finds in it (a slice labelled scar that does not show scar teaches a segmenter to see scar where
 there is none), and realism, the painted scar's median contrast (remote myocardium 0, blood pool 1) at most
-a percentile of real scars' (scar brighter than any real one is easy to find and teaches little about real
-scar). Slices without scar are copies of real canvases and are dropped. ``quality.json`` records every slice's
-scores and whether it was kept.
+a given value, e.g. a percentile of real scars' (scar brighter than any real one is easy to find and teaches
+little about real scar). A slice that fails goes back to its canvas (image and labels of the normal patient it
+was painted on), so every synthetic patient keeps its canvas's slices and geometry; a patient with no passing
+slice is left out. ``quality.json`` records every slice's scores and whether it was kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from claim.errors import ClaimError
 from claim.evaluation.metrics import dice
 from claim.evaluation.realism import RealismConfig, contrast_units
 from claim.labels import infarct_mask
+from claim.stages.evaluate import source_canvas
 
 __all__ = ["QUALITY_FILE", "Judge", "checkpoint_judge", "real_contrast_limit", "filter_synthetic"]
 
@@ -62,16 +64,22 @@ def checkpoint_judge(checkpoints: Path | Sequence[Path], precision: str = "fp32"
     return lambda images: predict_ensemble(members, images, precision=precision)
 
 
-def filter_synthetic(synthetic_dir: Path, judge: Path | Sequence[Path] | Judge, out_dir: Path, *,
-                     min_judge_dice: float, max_contrast: float | None, precision: str = "fp32", device: str = "cpu",
-                     config: RealismConfig = RealismConfig()) -> dict:
-    """Write the scar slices of ``synthetic_dir`` that pass both checks to ``out_dir`` (same layout, a patient
-    keeps its passing slices); returns the ``quality.json`` record. ``judge``: segmenter checkpoint(s) trained on
-    real data only, or a function from images to label maps; ``max_contrast``: None skips the realism check."""
+def filter_synthetic(synthetic_dir: Path, canvases: Mapping[str, Patient], judge: Path | Sequence[Path] | Judge,
+                     out_dir: Path, *, min_judge_dice: float, max_contrast: float | None, precision: str = "fp32",
+                     device: str = "cpu", config: RealismConfig = RealismConfig()) -> dict:
+    """Write ``synthetic_dir``'s patients to ``out_dir`` (same layout) with every painted slice that fails a check
+    put back to its canvas; returns the ``quality.json`` record. ``canvases``: id -> the normal patients the set
+    was painted on; ``judge``: segmenter checkpoint(s) trained on real data only, or a function from images to
+    label maps; ``max_contrast``: None skips the realism check."""
     check_output_location(Path(out_dir), [Path(synthetic_dir)])
     predict = judge if callable(judge) else checkpoint_judge(judge, precision, device)
     slices, kept_patients = [], 0
     for patient in read_dataset(Path(synthetic_dir), progress=False):
+        source = source_canvas(patient.patient_id, canvases)
+        canvas = canvases.get(source) if source is not None else None
+        if canvas is None or canvas.images.shape != patient.images.shape:
+            raise ClaimError(f"{synthetic_dir}: no canvas of the same shape for synthetic patient "
+                             f"{patient.patient_id}")
         pred = predict(patient.images)
         keep = []
         for s in range(patient.n_slices):
@@ -87,12 +95,9 @@ def filter_synthetic(synthetic_dir: Path, judge: Path | Sequence[Path] | Judge, 
             if passed:
                 keep.append(s)
         if keep:
-            idx = np.asarray(keep)
-            positions = tuple(np.asarray(patient.slice_positions)[idx]) if patient.slice_positions else ()
-            stems = tuple(np.asarray(patient.slice_stems)[idx]) if patient.slice_stems else ()
-            write_patient(replace(patient, images=patient.images[idx], label_maps=patient.label_maps[idx],
-                                  slice_positions=tuple(int(k) for k in positions),
-                                  slice_stems=tuple(str(k) for k in stems)), Path(out_dir))
+            painted = np.isin(np.arange(patient.n_slices), keep)[:, None, None]
+            write_patient(replace(patient, images=np.where(painted, patient.images, canvas.images),
+                                  label_maps=np.where(painted, patient.label_maps, canvas.label_maps)), Path(out_dir))
             kept_patients += 1
     record = {"synthetic_dir": str(synthetic_dir), "min_judge_dice": min_judge_dice, "max_contrast": max_contrast,
               "scar_slices": len(slices), "kept_slices": sum(r["kept"] for r in slices),
