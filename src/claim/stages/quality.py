@@ -13,6 +13,7 @@ slice is left out. ``quality.json`` records every slice's scores and whether it 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -71,6 +72,7 @@ def filter_synthetic(synthetic_dir: Path, canvases: Mapping[str, Patient], judge
     put back to its canvas; returns the ``quality.json`` record. ``canvases``: id -> the normal patients the set
     was painted on; ``judge``: segmenter checkpoint(s) trained on real data only, or a function from images to
     label maps; ``max_contrast``: None skips the realism check."""
+    start = time.perf_counter()
     check_output_location(Path(out_dir), [Path(synthetic_dir)])
     predict = judge if callable(judge) else checkpoint_judge(judge, precision, device)
     slices, kept_patients = [], 0
@@ -101,7 +103,7 @@ def filter_synthetic(synthetic_dir: Path, canvases: Mapping[str, Patient], judge
             kept_patients += 1
     record = {"synthetic_dir": str(synthetic_dir), "min_judge_dice": min_judge_dice, "max_contrast": max_contrast,
               "scar_slices": len(slices), "kept_slices": sum(r["kept"] for r in slices),
-              "kept_patients": kept_patients, "slices": slices}
+              "kept_patients": kept_patients, "seconds": round(time.perf_counter() - start, 1), "slices": slices}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     write_json(Path(out_dir) / QUALITY_FILE, record)
     return record
