@@ -58,6 +58,8 @@ from claim.stages.quality import QUALITY_FILE, filter_synthetic, real_contrast_l
 from claim.stages.realism import real_set, realism_of_source  # noqa: E402
 
 RESULT = "result.json"
+QC_KEYS = {"qc_min_dice", "qc_max_contrast_pct"}
+STUDY_ARMS = ("real_only", "lefusion", "smile", "claim")
 
 
 def _value(text: str):
@@ -102,6 +104,12 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     overrides = dict(overrides)
     source = overrides.pop("source", None)  # an arm of the study whose synthetic set is reused (no joint run)
     qc = {key: overrides.pop(key) for key in [k for k in overrides if k.startswith("qc_")]}
+    unknown = sorted(set(qc) - QC_KEYS)
+    if unknown:
+        raise SystemExit(f"design {name}: unknown quality-control keys {unknown} (known: {sorted(QC_KEYS)})")
+    if source is not None and overrides:
+        raise SystemExit(f"design {name}: source={source} reuses that arm's synthetic set, so joint-loss settings "
+                         f"{sorted(overrides)} would have no effect")
     joint = JointConfig.from_dict({**config.joint().to_dict(), **overrides})
     prior_file = study / "masks" / "smile" / "smile_prior.json"  # the donors' prior the study's masks came from
     prior = load_prior(prior_file) if prior_file.exists() else None
@@ -208,7 +216,7 @@ def pool(pairs: list[str], name: str, seed: int = 0) -> dict:
     for k, pair in enumerate(pairs):
         study, out = (Path(part) for part in pair.split("=", 1))
         test_ids = json.loads((study / "prepare.json").read_text())["test"]
-        runs = {arm: study / "runs" / arm / "segmenter.pt" for arm in ("real_only", "lefusion", "smile", "claim")}
+        runs = {arm: study / "runs" / arm / "segmenter.pt" for arm in STUDY_ARMS}
         runs[name] = out / name / "segmenter" / "segmenter.pt"
         for arm, checkpoint in runs.items():
             validation.setdefault(arm, []).append(validation_of(checkpoint, test_ids)["validation"]["infarct_dice"])
@@ -232,6 +240,36 @@ def pool(pairs: list[str], name: str, seed: int = 0) -> dict:
     return result
 
 
+def nested_choice(pairs: list[str], names: list[str], seed: int = 0) -> dict:
+    """The choice made inside each fold: per fold, the candidate (each design, or the study's ``claim`` arm as run)
+    with the best validation infarct Dice of that fold's own validation patients; the chosen candidates' test
+    scores pooled over folds. This scores the selection procedure itself, with no fold's test patient in any
+    choice (a choice on one fold's validation patients, reused on others, would use their test patients)."""
+    chosen, table, strata = [], {}, []
+    for k, pair in enumerate(pairs):
+        study, out = (Path(part) for part in pair.split("=", 1))
+        test_ids = json.loads((study / "prepare.json").read_text())["test"]
+        candidates = {"claim": {"validation": validation_of(study / "runs" / "claim" / "segmenter.pt",
+                                                            test_ids)["validation"]}}
+        candidates |= {name: {"validation": validation_of(out / name / "segmenter" / "segmenter.pt",
+                                                          test_ids)["validation"]} for name in names}
+        pick = choose_on_validation(candidates)
+        chosen.append(pick)
+        theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())["arms"]
+        picked = theirs["claim"] if pick == "claim" else json.loads(
+            (out / pick / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][pick]
+        ids = sorted(pid for pid, r in theirs["real_only"].items() if r["pathological"])
+        for arm, records in (*((a, theirs[a]) for a in STUDY_ARMS), ("chosen", picked)):
+            table.setdefault(arm, []).extend(records[pid]["infarct_dice"] for pid in ids)
+        strata.extend([k] * len(ids))
+    result: dict = {"candidates": ["claim", *names], "chosen_per_fold": chosen,
+                    "infarct_dice": {arm: float(np.mean(v)) for arm, v in table.items()}, "n": len(strata)}
+    for arm in ("real_only", "smile", "claim"):
+        ci = paired_bootstrap_ci(np.asarray(table["chosen"]), np.asarray(table[arm]), seed=seed, strata=strata)
+        result[f"chosen_minus_{arm}"] = {"mean": ci["mean"], "ci95": [ci["low"], ci["high"]]}
+    return result
+
+
 def design_gallery(study: Path, out: Path, names: list[str], seed: int = 1) -> bytes:
     """Scar crops of the study's held-out real scars, its ``smile`` and ``claim`` arms and each design, at the same
     pixel scale and grey window (the study's realism gallery, one row per set)."""
@@ -246,10 +284,11 @@ def design_gallery(study: Path, out: Path, names: list[str], seed: int = 1) -> b
             for s in scar_samples(p.images, p.label_maps, geometry_for(p, config.aha()), p.patient_id)]
     rows = {"real": gallery_examples(real, seed=seed)}
     folders = {"smile": study / "synthetic" / "smile", "claim": study / "synthetic" / "claim"}
-    for name in names:  # a design's own synthetic set (after its quality control, if any)
-        own = next((f for f in (out / name / "synthetic_qc", out / name / "synthetic") if f.is_dir()), None)
-        if own is not None:
-            folders[name] = own
+    for name in names:  # a design's own synthetic set (after its quality control, if any), or the arm it reused
+        source = json.loads((out / name / RESULT).read_text()).get("source")
+        own = [out / name / "synthetic_qc", out / name / "synthetic"]
+        own += [study / "synthetic" / source] if source else []
+        folders[name] = next(f for f in own if f.is_dir())
     for name, folder in folders.items():
         samples = []
         for patient in read_dataset(folder, progress=False):
@@ -273,17 +312,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --pool: also write a gallery of the first fold's real scars, arms and the design")
     args = parser.parse_args(argv)
     if args.pool:
-        result = pool(args.pool, parse_design(args.design[0])[0])
-        per_fold = result["validation_infarct_dice"]
-        print("validation infarct Dice per fold: " + ", ".join(
-            f"{arm} " + "/".join(f"{v:.3f}" for v in values) for arm, values in per_fold.items()))
-        for metric in ("infarct_dice", "myocardium_dice"):
-            entry = result[metric]
-            print(f"{metric} (n {entry['n']}): " + ", ".join(f"{a} {m:.3f}" for a, m in entry["means"].items()))
-            for arm in ("real_only", "smile", "claim"):
-                d = entry[f"minus_{arm}"]
-                print(f"  {result['design']} - {arm}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
-        write_json(args.out / f"pooled_{result['design']}.json", result)
+        names = [parse_design(text)[0] for text in args.design]
+        for name in names:
+            result = pool(args.pool, name)
+            per_fold = result["validation_infarct_dice"]
+            print("validation infarct Dice per fold: " + ", ".join(
+                f"{arm} " + "/".join(f"{v:.3f}" for v in values) for arm, values in per_fold.items()))
+            for metric in ("infarct_dice", "myocardium_dice"):
+                entry = result[metric]
+                print(f"{metric} (n {entry['n']}): " + ", ".join(f"{a} {m:.3f}" for a, m in entry["means"].items()))
+                for arm in ("real_only", "smile", "claim"):
+                    d = entry[f"minus_{arm}"]
+                    print(f"  {name} - {arm}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
+            write_json(args.out / f"pooled_{name}.json", result)
+        nested = nested_choice(args.pool, names)
+        print(f"chosen inside each fold on its validation patients: {nested['chosen_per_fold']}; infarct Dice "
+              f"{nested['infarct_dice']['chosen']:.3f}" + "".join(
+                  f"; - {arm} {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+                  for arm in ("real_only", "smile", "claim") if (d := nested[f"chosen_minus_{arm}"])))
+        write_json(args.out / "pooled_nested_choice.json", nested)
         if args.gallery is not None:
             study, out = (Path(part) for part in args.pool[0].split("=", 1))
             args.gallery.parent.mkdir(parents=True, exist_ok=True)
@@ -293,11 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--study is required (or --pool)")
     rows = [run_design(args.study, args.out, *parse_design(text), args.threads) for text in args.design]
     test_ids = json.loads((args.study / "prepare.json").read_text())["test"]
+    # The choice is between the claim arm as run (the status quo) and the designs; the smile arm is shown beside.
     candidates = {row["design"]: row for row in rows}
-    for arm in ("smile", "claim"):  # the study's own arms compete on the same validation patients
-        candidates[f"{arm} arm"] = {"validation": validation_of(args.study / "runs" / arm / "segmenter.pt",
-                                                                test_ids)["validation"]}
+    candidates["claim arm"] = {"validation": validation_of(args.study / "runs" / "claim" / "segmenter.pt",
+                                                           test_ids)["validation"]}
     chosen = choose_on_validation(candidates)
+    smile = validation_of(args.study / "runs" / "smile" / "segmenter.pt", test_ids)["validation"]
     for row in rows:
         inf = row["infarct_dice_minus_real_only"]
         smile = row["infarct_dice_minus_smile"]
@@ -307,9 +355,11 @@ def main(argv: list[str] | None = None) -> int:
               f"image AUC {row['image_auc']:.3f}  fidelity {row['fidelity']:.3f}  joint {row['joint_last25']}")
     for name, record in candidates.items():
         print(f"{name:10s} validation infarct {record['validation'].get('infarct_dice', float('nan')):.3f}")
+    print(f"smile arm  validation infarct {smile.get('infarct_dice', float('nan')):.3f} (not a candidate)")
     print(f"chosen on validation patients: {chosen}")
     write_json(args.out / "summary.json", {"study": str(args.study), "designs": rows, "chosen": chosen,
-                                           "validation": {k: v["validation"] for k, v in candidates.items()}})
+                                           "validation": {k: v["validation"] for k, v in candidates.items()},
+                                           "smile_arm_validation": smile})
     return 0
 
 

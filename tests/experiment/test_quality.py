@@ -17,8 +17,6 @@ from claim.phantom import make_phantom
 from claim.stages.quality import QUALITY_FILE, filter_synthetic, real_contrast_limit
 from tests.conftest import SMALL
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def painted(tmp_path):
@@ -43,6 +41,7 @@ def _by_id(folder):
     return {p.patient_id: p for p in read_dataset(folder, progress=False)}
 
 
+@pytest.mark.slow
 def test_too_bright_scar_goes_back_to_its_canvas(smoke_study, painted, tmp_path):
     _, out, _ = smoke_study
     folder, canvases, real, scar = painted
@@ -57,7 +56,9 @@ def test_too_bright_scar_goes_back_to_its_canvas(smoke_study, painted, tmp_path)
     assert kept >= {("Case_N900_a", s) for s in measurable}
     assert not [pid for pid, _ in kept if pid != "Case_N900_a"]  # every too-bright slice un-painted
     assert record["scar_slices"] == 2 * int(scar.reshape(len(scar), -1).any(axis=1).sum())
-    assert all(0.0 <= r["judge_dice"] <= 1.0 for r in record["slices"])
+    assert {tuple(r["failed"]) for r in record["slices"] if r["patient"] == "Case_N900_b"} <= {
+        ("contrast",), ("judge", "contrast"), ("contrast unmeasurable",), ("judge", "contrast unmeasurable")}
+    assert any("contrast" in r["failed"] for r in record["slices"])
     written = _by_id(tmp_path / "qc")
     assert set(written) == {"Case_N900_a"}  # a patient without a passing slice is left out
     painted_slices = sorted(s for _, s in kept)
@@ -89,6 +90,12 @@ def test_scar_the_judge_misses_is_unpainted_slice_by_slice(painted, tmp_path):
         source = real if s % 2 == 0 else canvas
         np.testing.assert_array_equal(written.label_maps[s], source.label_maps[s])
         np.testing.assert_allclose(written.images[s], source.images[s], atol=1e-3)
+    assert {tuple(r["failed"]) for r in record["slices"] if not r["kept"]} == {("judge",)}
+    with pytest.raises(ClaimError):  # an earlier output is replaced only when asked
+        filter_synthetic(folder, canvases, even_slices, tmp_path / "qc", min_judge_dice=0.5, max_contrast=None)
+    again = filter_synthetic(folder, canvases, even_slices, tmp_path / "qc", min_judge_dice=1.01, max_contrast=None,
+                             overwrite=True)
+    assert again["kept_patients"] == 0 and not list((tmp_path / "qc").rglob("*.nii.gz"))
     nothing = filter_synthetic(folder, canvases, even_slices, tmp_path / "none", min_judge_dice=1.01,
                                max_contrast=None)
     assert nothing["kept_slices"] == 0 and nothing["kept_patients"] == 0

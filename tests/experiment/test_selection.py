@@ -9,8 +9,14 @@ import math
 import pytest
 
 from claim.errors import ClaimError
-from claim.experiment.config import ARMS
-from claim.experiment.selection import JOINT_HYPERPARAMETERS, choose_on_validation, selection_record, validation_of
+from claim.experiment.config import ARMS, experiment_preset
+from claim.experiment.selection import (
+    JOINT_HYPERPARAMETERS,
+    choose_on_validation,
+    selection_record,
+    study_selection,
+    validation_of,
+)
 from claim.joint.config import JointConfig
 from claim.segmentation.checkpoint import read_checkpoint, save_checkpoint
 from claim.segmentation.config import SegmenterConfig
@@ -71,7 +77,6 @@ def test_a_study_records_its_selection_on_validation_patients(smoke_study):
     roles = json.loads((out / "prepare.json").read_text())
     selection = metrics["model_selection"]
     assert selection["validation_patients"] == sorted(roles["val"])
-    assert not set(selection["validation_patients"]) & set(roles["test"])
     assert set(selection["segmenters"]) == set(ARMS)
     for arm, record in selection["segmenters"].items():
         payload = read_checkpoint(out / "runs" / arm / "segmenter.pt")
@@ -80,3 +85,21 @@ def test_a_study_records_its_selection_on_validation_patients(smoke_study):
             assert record["validation"][key] == (None if math.isnan(value) else pytest.approx(value)), key
     assert selection["joint"]["lambda_consistency"] == metrics["config"]["joint_config"]["lambda_consistency"]
     assert "Model selection (validation patients only)" in (out / "report.html").read_text()
+    assert "not chosen by a screen" in selection["joint_selection"]  # the smoke preset's own settings
+
+
+@pytest.mark.slow
+def test_a_study_whose_validation_patient_is_tested_is_refused(smoke_study, tmp_path):
+    _, out, _ = smoke_study
+    roles = json.loads((out / "prepare.json").read_text())
+    fake = tmp_path / "study"
+    for arm in ARMS:
+        (fake / "runs" / arm).mkdir(parents=True)
+        (fake / "runs" / arm / "segmenter.pt").symlink_to(out / "runs" / arm / "segmenter.pt")
+    (fake / "prepare.json").write_text(json.dumps({**roles, "test": roles["test"] + roles["val"][:1]}))
+    with pytest.raises(ClaimError, match="read test patients"):
+        study_selection(fake, experiment_preset("smoke"))
+    (fake / "prepare.json").write_text(json.dumps(roles))
+    standard = study_selection(fake, experiment_preset("standard"))  # the screened settings say where they came from
+    assert standard["joint_selection"].startswith("the standard preset's") and "not nested" in standard[
+        "joint_selection"]

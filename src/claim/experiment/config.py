@@ -21,6 +21,11 @@ ARMS = ("real_only", "lefusion", "smile", "claim")
 SYNTHETIC_ARMS = ("lefusion", "smile", "claim")
 
 
+def segmenter_run_names(arm: str, seeds: int) -> list[str]:
+    """Run folders of an arm's segmenters: ``<arm>``, then ``<arm>_seed2``, ``<arm>_seed3``..."""
+    return [arm if j == 0 else f"{arm}_seed{j + 1}" for j in range(seeds)]
+
+
 @dataclass(frozen=True)
 class ExperimentConfig(Config):
     """One study: the same segmenter recipe and step budget in every arm; arms differ only in synthetic data.
@@ -166,7 +171,9 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
         claim_sampler="ddim:25",
         # lambda 1 with the histogram guard and the real-scar bound: among the joint designs screened on the
         # cross-validated standard study (benchmarks/joint_designs.py), this one had the best validation infarct
-        # Dice on fold 1 and then, pooled over all 3 folds' 50 test patients, beat the plain lambda-1 run it replaces
+        # Dice on fold 1 (whose validation patients are test patients of the other folds: the choice was not nested;
+        # each fold's own validation patients also prefer it to the plain run) and then, pooled over all 3 folds' 50
+        # test patients, beat the plain lambda-1 run it replaces
         # by +0.056 [+0.014, +0.097] infarct Dice while painting scar closer to real contrast. The plain run had
         # met the consistency term by painting brighter scar than asked. The joint segmenter warms up on real slices
         # first, so the consistency term is judged by a segmenter that already sees scar.

@@ -40,6 +40,7 @@ from claim.experiment.records import (
     realism_is_current,
     timing_record,
 )
+from claim.experiment.selection import study_selection
 from claim.experiment.split import write_subsets
 from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms
 from claim.output import data_identity, fingerprint, write_manifest
@@ -235,7 +236,8 @@ def pooled_metrics(out_dir: Path, config: ExperimentConfig, seed: int, state: di
                      | {"ci95_minus_real_only": entry.get("ci95_minus_real_only", {})}
                      for arm, entry in fold_metrics["arms"].items()},
             "fidelity": fold_metrics["fidelity"],
-            **({"model_selection": fold_metrics["model_selection"]} if "model_selection" in fold_metrics else {}),
+            # A fold finished by an older version has none in its metrics.json: rebuilt from its checkpoints.
+            "model_selection": fold_metrics.get("model_selection") or study_selection(study, config),
             "seconds": state["folds"].get(f"fold{fold}", {}).get("seconds"),
         })
     missing = sorted(pid for pid, f in assignment.items() if f in chosen and pid not in fold_of)

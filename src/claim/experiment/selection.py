@@ -1,31 +1,37 @@
-"""Model selection on validation patients only, recorded so a reader can check it.
+"""Model selection on validation patients, recorded so a reader can check it.
 
-Two choices are made in a study. Each segmenter keeps the checkpoint with the best validation infarct Dice
-(``claim.segmentation.train.selection_score``), and the ``claim`` arm's joint-loss settings were chosen among
-screened designs (``benchmarks/joint_designs.py``) by the same key. Both read only validation patients, which
-come from the training data. ``selection_record`` puts each segmenter's chosen step and validation scores in
-``metrics.json`` and refuses a run whose validation patients include a test patient. ``choose_on_validation``
-is the design choice itself: it never sees a test score.
+Two choices are made for a study. Each segmenter keeps the checkpoint with the best validation infarct Dice
+(``claim.segmentation.train.selection_score``) on the study's validation patients, which come from its training
+data. The ``standard`` preset's joint-loss settings for the ``claim`` arm were chosen among screened designs
+(``benchmarks/joint_designs.py``) by the same key. ``study_selection`` puts each segmenter's chosen step and
+validation scores in ``metrics.json`` and refuses a run whose validation patients include a test patient.
+``choose_on_validation`` is the design choice itself: it never sees a test score.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from claim.errors import ClaimError
+from claim.experiment.config import ARMS, ExperimentConfig, experiment_preset, segmenter_run_names
 from claim.joint.config import JointConfig
 from claim.segmentation.checkpoint import read_checkpoint
 from claim.segmentation.train import selection_score
 
-__all__ = ["JOINT_HYPERPARAMETERS", "JOINT_SELECTION", "validation_of", "selection_record", "choose_on_validation"]
+__all__ = ["JOINT_HYPERPARAMETERS", "validation_of", "selection_record", "study_selection", "choose_on_validation"]
 
-# The joint-loss settings a design screen varies (everything else in JointConfig is budget).
+# The joint-loss settings the design screens varied (the others, e.g. sampler_steps or buffer_size, were held at
+# the preset's values).
 JOINT_HYPERPARAMETERS = ("lambda_consistency", "lambda_histogram", "consistency_bound", "t_max", "segmenter_warmup",
                          "generator_warmup", "refresh_every", "synthetic_per_batch")
-JOINT_SELECTION = ("the claim arm's joint settings are the design with the best validation infarct Dice among those "
-                   "screened with benchmarks/joint_designs.py on the training folds' validation patients")
+_SCREENED = ("the standard preset's: the design with the best validation infarct Dice among those screened with "
+             "benchmarks/joint_designs.py on fold 1 of a cross-validated standard study (README: joint training "
+             "that helps); those validation patients are test patients of that study's other folds, so the choice "
+             "was not nested within folds")
+_NOT_SCREENED = "set by this study's config, not chosen by a screen"
 
 
 def validation_of(checkpoint: Path, test_ids: Iterable[str] = ()) -> dict[str, Any]:
@@ -43,7 +49,8 @@ def validation_of(checkpoint: Path, test_ids: Iterable[str] = ()) -> dict[str, A
             "val_patients": val_patients}
 
 
-def selection_record(checkpoints: Mapping[str, Path], test_ids: Iterable[str], joint: JointConfig) -> dict:
+def selection_record(checkpoints: Mapping[str, Path], test_ids: Iterable[str], joint: JointConfig,
+                     joint_selection: str = _NOT_SCREENED) -> dict:
     """``metrics.json``'s ``model_selection``: per segmenter run its selected step and validation scores, the
     validation patients (shared by every run, disjoint from the test patients), and the joint settings in use."""
     test_ids = set(test_ids)
@@ -56,8 +63,18 @@ def selection_record(checkpoints: Mapping[str, Path], test_ids: Iterable[str], j
         "validation_patients": list(next(iter(patients), ())),
         "segmenters": runs,
         "joint": {key: getattr(joint, key) for key in JOINT_HYPERPARAMETERS},
-        "joint_selection": JOINT_SELECTION,
+        "joint_selection": joint_selection,
     }
+
+
+def study_selection(study_dir: Path, config: ExperimentConfig) -> dict:
+    """``selection_record`` of a study folder's segmenters (every arm, every seed) against its test patients."""
+    study_dir = Path(study_dir)
+    test_ids = json.loads((study_dir / "prepare.json").read_text())["test"]
+    runs = {name: study_dir / "runs" / name / "segmenter.pt"
+            for arm in ARMS for name in segmenter_run_names(arm, config.segmenter_seeds)}
+    screened = config.joint() == experiment_preset("standard").joint()
+    return selection_record(runs, test_ids, config.joint(), _SCREENED if screened else _NOT_SCREENED)
 
 
 def choose_on_validation(candidates: Mapping[str, Mapping[str, Any]]) -> str:

@@ -36,7 +36,7 @@ from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.data.write import copy_patient
 from claim.errors import ClaimError
-from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig
+from claim.experiment.config import ARMS, SYNTHETIC_ARMS, ExperimentConfig, segmenter_run_names
 from claim.experiment.realism import REALISM_FILE, realism_fold, study_realism
 from claim.experiment.records import (
     DONOR_PRIOR_SOURCE,
@@ -54,7 +54,7 @@ from claim.experiment.records import (
     timing_record,
     write_orientation_overview,
 )
-from claim.experiment.selection import selection_record
+from claim.experiment.selection import study_selection
 from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms
 from claim.experiment.transplant import transplant_scar
 from claim.generator.config import Mode
@@ -230,8 +230,8 @@ class _Study:
     def segmenter_runs(self, arm: str) -> list[tuple[str, int]]:
         """(run name, seed) of each of the arm's segmenters: ``<arm>`` with the study's seed, then
         ``<arm>_seed2``... with the seed + 1000, + 2000... (all on the same real and synthetic data)."""
-        return [(arm if j == 0 else f"{arm}_seed{j + 1}", self.seed + 1000 * j)
-                for j in range(self.config.segmenter_seeds)]
+        return [(name, self.seed + 1000 * j)
+                for j, name in enumerate(segmenter_run_names(arm, self.config.segmenter_seeds))]
 
     def train_segmenter(self, arm: str, name: str, seed: int) -> None:
         from claim.segmentation.train import train_segmenter
@@ -356,9 +356,7 @@ class _Study:
             "config": json.loads(json.dumps(self.config.to_dict(), default=list)),
             "patients": {k: v for k, v in self.roles().items() if k in ("fit", "val", "canvases", "donors", "test")},
             "test_pathological": pathological,
-            "model_selection": selection_record(
-                {name: self.run_dir(name) / "segmenter.pt" for arm in ARMS for name, _ in self.segmenter_runs(arm)},
-                self.roles()["test"], self.config.joint()),
+            "model_selection": study_selection(self.out, self.config),
             "smile_prior": smile_prior_provenance(self.out / "masks" / "smile" / "smile_prior.json"),
             **({"realism": json.loads(realism.read_text())} if realism.exists() else {}),
             "bullseye": evaluation["bullseye"],

@@ -40,11 +40,11 @@ def add_selection_section(report: Report, selections: dict[str, dict]) -> None:
     report.heading("Model selection (validation patients only)")
     sizes = sorted({len(s.get("validation_patients", [])) for s in selections.values()})
     report.paragraph(
-        f"Every choice read validation patients only: {', '.join(map(str, sizes))} patients of the training data "
-        "per split, never a test patient. Each segmenter kept the checkpoint with the "
-        f"{first.get('rule', 'best validation score')}. The claim arm's joint run used "
+        "Each segmenter kept the checkpoint with the "
+        f"{first.get('rule', 'best validation score')}: {', '.join(map(str, sizes))} validation patients per "
+        "split, never a test patient of that split. The claim arm's joint run used "
         + ", ".join(f"{key} {value}" for key, value in first.get("joint", {}).items())
-        + f"; {first.get('joint_selection', '')}.")
+        + f"; these settings are {first.get('joint_selection', 'not recorded')}.")
     rows = []
     for label, selection in selections.items():
         for run, record in selection.get("segmenters", {}).items():

@@ -22,12 +22,13 @@ import numpy as np
 
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
-from claim.data.patient import Patient
-from claim.data.write import check_output_location, write_patient
+from claim.data.patient import Layout, Patient
+from claim.data.write import check_output_location, write_nnunet_dataset_json, write_patient
 from claim.errors import ClaimError
 from claim.evaluation.metrics import dice
 from claim.evaluation.realism import RealismConfig, contrast_units
 from claim.labels import infarct_mask
+from claim.output import staged_output
 from claim.stages.evaluate import source_canvas
 
 __all__ = ["QUALITY_FILE", "Judge", "checkpoint_judge", "real_contrast_limit", "filter_synthetic"]
@@ -65,18 +66,31 @@ def checkpoint_judge(checkpoints: Path | Sequence[Path], precision: str = "fp32"
     return lambda images: predict_ensemble(members, images, precision=precision)
 
 
-def filter_synthetic(synthetic_dir: Path, canvases: Mapping[str, Patient], judge: Path | Sequence[Path] | Judge,
-                     out_dir: Path, *, min_judge_dice: float, max_contrast: float | None, precision: str = "fp32",
-                     device: str = "cpu", config: RealismConfig = RealismConfig()) -> dict:
+def filter_synthetic(synthetic_dir: Path, canvases: Mapping[str, Patient],
+                     judge: str | Path | Sequence[Path] | Judge, out_dir: Path, *, min_judge_dice: float,
+                     max_contrast: float | None, precision: str = "fp32", device: str = "cpu",
+                     config: RealismConfig = RealismConfig(), overwrite: bool = False) -> dict:
     """Write ``synthetic_dir``'s patients to ``out_dir`` (same layout) with every painted slice that fails a check
     put back to its canvas; returns the ``quality.json`` record. ``canvases``: id -> the normal patients the set
     was painted on; ``judge``: segmenter checkpoint(s) trained on real data only, or a function from images to
-    label maps; ``max_contrast``: None skips the realism check."""
+    label maps; ``max_contrast``: None skips the realism check (with it, a slice whose contrast cannot be
+    measured fails). Built in a staging folder and renamed into place (``overwrite``: replace an earlier one)."""
     start = time.perf_counter()
     check_output_location(Path(out_dir), [Path(synthetic_dir)])
     predict = judge if callable(judge) else checkpoint_judge(judge, precision, device)
-    slices, kept_patients = [], 0
-    for patient in read_dataset(Path(synthetic_dir), progress=False):
+    settings = {"synthetic_dir": str(synthetic_dir), "min_judge_dice": min_judge_dice, "max_contrast": max_contrast}
+    with staged_output(Path(out_dir), "quality", overwrite=overwrite, config=settings,
+                       inputs=[Path(synthetic_dir)]) as staging:
+        record = _filter_into(staging, Path(synthetic_dir), canvases, predict, min_judge_dice, max_contrast, config)
+        record = {**settings, **record, "seconds": round(time.perf_counter() - start, 1)}
+        write_json(staging / QUALITY_FILE, record)
+    return record
+
+
+def _filter_into(out_dir: Path, synthetic_dir: Path, canvases: Mapping[str, Patient], predict: Judge,
+                 min_judge_dice: float, max_contrast: float | None, config: RealismConfig) -> dict:
+    slices, kept_patients, layouts = [], 0, set()
+    for patient in read_dataset(synthetic_dir, progress=False):
         source = source_canvas(patient.patient_id, canvases)
         canvas = canvases.get(source) if source is not None else None
         if canvas is None or canvas.images.shape != patient.images.shape:
@@ -90,20 +104,22 @@ def filter_synthetic(synthetic_dir: Path, canvases: Mapping[str, Patient], judge
                 continue
             fidelity = float(dice(infarct_mask(pred[s]), wanted))
             contrast = _scar_contrast(patient.images[s], patient.label_maps[s], config)
-            passed = fidelity >= min_judge_dice and (max_contrast is None or
-                                                      (contrast is not None and contrast <= max_contrast))
+            failed = [reason for reason, bad in (
+                ("judge", fidelity < min_judge_dice),
+                ("contrast", max_contrast is not None and contrast is not None and contrast > max_contrast),
+                ("contrast unmeasurable", max_contrast is not None and contrast is None)) if bad]
+            passed = not failed
             slices.append({"patient": patient.patient_id, "slice": s, "judge_dice": fidelity,
-                           "scar_contrast": contrast, "kept": passed})
+                           "scar_contrast": contrast, "kept": passed, "failed": failed})
             if passed:
                 keep.append(s)
         if keep:
             painted = np.isin(np.arange(patient.n_slices), keep)[:, None, None]
             write_patient(replace(patient, images=np.where(painted, patient.images, canvas.images),
-                                  label_maps=np.where(painted, patient.label_maps, canvas.label_maps)), Path(out_dir))
+                                  label_maps=np.where(painted, patient.label_maps, canvas.label_maps)), out_dir)
             kept_patients += 1
-    record = {"synthetic_dir": str(synthetic_dir), "min_judge_dice": min_judge_dice, "max_contrast": max_contrast,
-              "scar_slices": len(slices), "kept_slices": sum(r["kept"] for r in slices),
-              "kept_patients": kept_patients, "seconds": round(time.perf_counter() - start, 1), "slices": slices}
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    write_json(Path(out_dir) / QUALITY_FILE, record)
-    return record
+            layouts.add(patient.layout)
+    if Layout.NNUNET in layouts:
+        write_nnunet_dataset_json(out_dir, kept_patients, name="claim_synthetic")
+    return {"scar_slices": len(slices), "kept_slices": sum(r["kept"] for r in slices),
+            "kept_patients": kept_patients, "slices": slices}
