@@ -348,10 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     smile = validation_of(args.study / "runs" / "smile" / "segmenter.pt", test_ids)["validation"]
     for row in rows:
         inf = row["infarct_dice_minus_real_only"]
-        smile = row["infarct_dice_minus_smile"]
+        vs_smile = row["infarct_dice_minus_smile"]
         print(f"{row['design']:10s} infarct {row['infarct_dice']:.3f}  - real_only {inf['mean']:+.3f} "
-              f"[{inf['ci95'][0]:+.3f}, {inf['ci95'][1]:+.3f}]  - smile {smile['mean']:+.3f} "
-              f"[{smile['ci95'][0]:+.3f}, {smile['ci95'][1]:+.3f}]  myo {row['myocardium_dice']:.3f}  "
+              f"[{inf['ci95'][0]:+.3f}, {inf['ci95'][1]:+.3f}]  - smile {vs_smile['mean']:+.3f} "
+              f"[{vs_smile['ci95'][0]:+.3f}, {vs_smile['ci95'][1]:+.3f}]  myo {row['myocardium_dice']:.3f}  "
               f"image AUC {row['image_auc']:.3f}  fidelity {row['fidelity']:.3f}  joint {row['joint_last25']}")
     for name, record in candidates.items():
         print(f"{name:10s} validation infarct {record['validation'].get('infarct_dice', float('nan')):.3f}")
