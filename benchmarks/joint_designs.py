@@ -47,6 +47,7 @@ from claim.data.layouts import read_dataset  # noqa: E402
 from claim.data.patient import Patient  # noqa: E402
 from claim.experiment.config import ExperimentConfig  # noqa: E402
 from claim.experiment.selection import choose_on_validation, validation_of  # noqa: E402
+from claim.experiment.selection import nested_choice as nested_choice_of  # noqa: E402
 from claim.experiment.stats import paired_bootstrap_ci  # noqa: E402
 from claim.joint import train_joint  # noqa: E402
 from claim.joint.config import JointConfig  # noqa: E402
@@ -245,23 +246,24 @@ def nested_choice(pairs: list[str], names: list[str], seed: int = 0) -> dict:
     with the best validation infarct Dice of that fold's own validation patients; the chosen candidates' test
     scores pooled over folds. This scores the selection procedure itself, with no fold's test patient in any
     choice (a choice on one fold's validation patients, reused on others, would use their test patients)."""
-    chosen, table, strata = [], {}, []
+    folds, table, strata = [], {}, []
     for k, pair in enumerate(pairs):
         study, out = (Path(part) for part in pair.split("=", 1))
         test_ids = json.loads((study / "prepare.json").read_text())["test"]
-        candidates = {"claim": {"validation": validation_of(study / "runs" / "claim" / "segmenter.pt",
-                                                            test_ids)["validation"]}}
-        candidates |= {name: {"validation": validation_of(out / name / "segmenter" / "segmenter.pt",
-                                                          test_ids)["validation"]} for name in names}
-        pick = choose_on_validation(candidates)
-        chosen.append(pick)
         theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())["arms"]
-        picked = theirs["claim"] if pick == "claim" else json.loads(
-            (out / pick / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][pick]
         ids = sorted(pid for pid, r in theirs["real_only"].items() if r["pathological"])
-        for arm, records in (*((a, theirs[a]) for a in STUDY_ARMS), ("chosen", picked)):
-            table.setdefault(arm, []).extend(records[pid]["infarct_dice"] for pid in ids)
+        runs = {"claim": (study / "runs" / "claim" / "segmenter.pt", theirs["claim"])}
+        runs |= {name: (out / name / "segmenter" / "segmenter.pt", json.loads(
+            (out / name / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][name]) for name in names}
+        folds.append({name: {"validation": validation_of(checkpoint, test_ids)["validation"],
+                             "test": {pid: records[pid]["infarct_dice"] for pid in ids}}
+                      for name, (checkpoint, records) in runs.items()})
+        for arm in STUDY_ARMS:
+            table.setdefault(arm, []).extend(theirs[arm][pid]["infarct_dice"] for pid in ids)
+        table.setdefault("patients", []).extend(ids)
         strata.extend([k] * len(ids))
+    chosen, pooled = nested_choice_of(folds)
+    table["chosen"] = [pooled[pid] for pid in table.pop("patients")]
     result: dict = {"candidates": ["claim", *names], "chosen_per_fold": chosen,
                     "infarct_dice": {arm: float(np.mean(v)) for arm, v in table.items()}, "n": len(strata)}
     for arm in ("real_only", "smile", "claim"):

@@ -13,6 +13,7 @@ from claim.experiment.config import ARMS, experiment_preset
 from claim.experiment.selection import (
     JOINT_HYPERPARAMETERS,
     choose_on_validation,
+    nested_choice,
     selection_record,
     study_selection,
     validation_of,
@@ -46,6 +47,24 @@ def test_the_design_choice_follows_validation_and_ignores_test_scores():
         choose_on_validation({"a": {"infarct_dice": 0.5}})
     with pytest.raises(ClaimError):
         choose_on_validation({})
+
+
+def test_each_fold_chooses_on_its_own_validation_patients():
+    def candidate(validation, *scores, fold):
+        return {"validation": {"infarct_dice": validation}, "test": {f"f{fold}p{i}": v for i, v in enumerate(scores)}}
+
+    folds = [
+        {"a": candidate(0.4, 0.1, 0.2, fold=1), "b": candidate(0.3, 0.9, 0.9, fold=1)},
+        {"a": candidate(0.2, 0.8, 0.8, fold=2), "b": candidate(0.5, 0.3, 0.4, fold=2)},
+    ]
+    chosen, pooled = nested_choice(folds)
+    assert chosen == ["a", "b"]  # by each fold's validation, against what the test scores would favour
+    assert pooled == {"f1p0": 0.1, "f1p1": 0.2, "f2p0": 0.3, "f2p1": 0.4}
+    # The unchosen candidates' test scores never matter.
+    folds[0]["b"]["test"] = {"f1p0": 1.0, "f1p1": 1.0}
+    assert nested_choice(folds) == (chosen, pooled)
+    with pytest.raises(ClaimError, match="more than one fold"):
+        nested_choice([folds[0], {"a": candidate(0.9, 0.5, fold=1)}])
 
 
 def test_a_checkpoint_validated_on_a_test_patient_is_refused(tmp_path):

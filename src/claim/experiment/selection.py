@@ -21,7 +21,8 @@ from claim.joint.config import JointConfig
 from claim.segmentation.checkpoint import read_checkpoint
 from claim.segmentation.train import selection_score
 
-__all__ = ["JOINT_HYPERPARAMETERS", "validation_of", "selection_record", "study_selection", "choose_on_validation"]
+__all__ = ["JOINT_HYPERPARAMETERS", "validation_of", "selection_record", "study_selection", "choose_on_validation",
+           "nested_choice"]
 
 # The joint-loss settings the design screens varied (the others, e.g. sampler_steps or buffer_size, were held at
 # the preset's values).
@@ -89,3 +90,24 @@ def choose_on_validation(candidates: Mapping[str, Mapping[str, Any]]) -> str:
     if missing:
         raise ClaimError(f"candidates {missing} have no validation record")
     return max(candidates, key=lambda name: selection_score(candidates[name]["validation"]))
+
+
+def nested_choice(folds: list[Mapping[str, Mapping[str, Any]]]) -> tuple[list[str], dict[str, float]]:
+    """A choice made inside each cross-validation fold, scored on that fold's test patients.
+
+    ``folds``: per fold, candidate -> ``{"validation": metrics on the fold's validation patients, "test": patient
+    id -> score}``. Per fold the candidate is chosen by ``choose_on_validation`` (it reads no test score); returns
+    the names chosen and the chosen candidates' test scores, pooled (a patient id appears in one fold only). A
+    choice made on one fold's validation patients and reused on other folds would read those folds' test
+    patients: that is why each fold chooses for itself.
+    """
+    chosen: list[str] = []
+    pooled: dict[str, float] = {}
+    for fold in folds:
+        pick = choose_on_validation({name: {"validation": c["validation"]} for name, c in fold.items()})
+        chosen.append(pick)
+        overlap = set(pooled) & set(fold[pick]["test"])
+        if overlap:
+            raise ClaimError(f"patients {sorted(overlap)[:5]} are tested in more than one fold")
+        pooled.update(fold[pick]["test"])
+    return chosen, pooled
