@@ -6,7 +6,9 @@ in generation.json; older folders record only ``hist_cluster``, and the checkpoi
 in for it). Distances are 1-D Wasserstein in the generator's [-1, 1] intensity units (``histogram_wasserstein``).
 Two references from the real scars the model trained on: each real slice's distance to its nearest centre (what
 the conditions can express at best) and to a random centre (a condition ignored). Also the painted scar's mean
-intensity minus the condition's mean: positive means brighter than asked.
+intensity minus the condition's mean: positive means brighter than asked. And whether the condition steers at all:
+the correlation over painted slices of the condition's mean with the painted mean (1 = follows it, 0 = ignores
+it), beside the correlation of the scar's size with the painted mean.
 
 Usage: python benchmarks/histogram_obedience.py --synthetic STUDY/synthetic/smile [--synthetic ...] \\
        [--out outputs/benchmarks/histogram_obedience.json]
@@ -38,6 +40,12 @@ def _mean(hist: np.ndarray) -> float:
     return float((hist * mids).sum() / hist.sum())
 
 
+def _correlation(a: list[float], b: list[float]) -> float:
+    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def obedience(folder: Path, data: Path | None = None) -> dict:
     records = json.loads((folder / "generation.json").read_text())
     model = Path(records[0]["model"])
@@ -49,7 +57,7 @@ def obedience(folder: Path, data: Path | None = None) -> dict:
     canvases = {p.patient_id: p for p in read_dataset(fit_dir, progress=False)}
     asked = {r["mask_id"]: np.asarray(r.get("hist_condition") or centres[r["hist_cluster"]], dtype=np.float64)
              for r in records}
-    distances, shifts = [], []
+    distances, shifts, asked_means, painted_means, sizes = [], [], [], [], []
     for patient in read_dataset(folder, progress=False):
         source = source_canvas(patient.patient_id, canvases)
         if source is None or patient.patient_id not in asked:
@@ -62,6 +70,9 @@ def obedience(folder: Path, data: Path | None = None) -> dict:
             painted = scar_histogram(norm.normalise(patient.images[k]), scar, bins)
             distances.append(histogram_wasserstein(painted, asked[patient.patient_id]))
             shifts.append(_mean(painted) - _mean(asked[patient.patient_id]))
+            asked_means.append(_mean(asked[patient.patient_id]))
+            painted_means.append(_mean(painted))
+            sizes.append(int(scar.sum()))
     rng = np.random.default_rng(0)
     nearest, ignored = [], []
     for patient in canvases.values():
@@ -83,6 +94,8 @@ def obedience(folder: Path, data: Path | None = None) -> dict:
         "real_vs_nearest_centre_median": float(np.median(nearest)) if nearest else float("nan"),
         "real_vs_random_centre_median": float(np.median(ignored)) if ignored else float("nan"),
         "real_slices": len(nearest),
+        "asked_vs_painted_mean_correlation": _correlation(asked_means, painted_means),
+        "scar_pixels_vs_painted_mean_correlation": _correlation(sizes, painted_means),
     }
 
 
@@ -98,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['folder']}: painted vs asked W1 {row['painted_vs_asked_median']:.3f} (median of "
               f"{row['slices']} slices; painted - asked mean {row['painted_minus_asked_mean_intensity_median']:+.3f}); "
               f"real vs nearest centre {row['real_vs_nearest_centre_median']:.3f}, vs a random centre "
-              f"{row['real_vs_random_centre_median']:.3f} ({row['real_slices']} real slices)")
+              f"{row['real_vs_random_centre_median']:.3f} ({row['real_slices']} real slices); correlation of the "
+              f"painted mean with the asked mean {row['asked_vs_painted_mean_correlation']:+.2f}, with the scar's "
+              f"size {row['scar_pixels_vs_painted_mean_correlation']:+.2f}")
     write_json(args.out, {"sets": rows})
     return 0
 
