@@ -14,10 +14,12 @@ This is a screen for the cross-validated study, not a substitute: one split deci
     python benchmarks/joint_designs.py --study outputs/cv/folds/fold1/study --out outputs/benchmarks/joint_designs \\
         --design guard:lambda_histogram=1 --design bound:lambda_histogram=1,consistency_bound=real
 
-Two keys are not joint-loss settings: ``source=smile`` (or ``claim``) reuses that arm's synthetic set instead of a
-new joint run, and ``qc_min_dice=D[,qc_max_contrast_pct=P]`` keeps only the synthetic scar slices that the
-study's real-only segmenter finds with Dice >= D and whose scar is no brighter than the P-th percentile of the
-training donors' real scar (``claim.stages.quality``); its judge fidelity is then selected, not measured.
+``generator_steps=N`` first trains the design's own claim generator for N steps (the study's recipe otherwise)
+and starts the joint run from it. Two more keys are not joint-loss settings: ``source=smile`` (or ``claim``)
+reuses that arm's synthetic set instead of a new joint run, and ``qc_min_dice=D[,qc_max_contrast_pct=P]`` keeps
+only the synthetic scar slices that the study's real-only segmenter finds with Dice >= D and whose scar is no
+brighter than the P-th percentile of the training donors' real scar (``claim.stages.quality``); its judge
+fidelity is then selected, not measured.
 
 ``--pool STUDY=OUT ...`` pools one design over the folds it ran on (``--design NAME``): per-patient Dice of every
 fold's test patients, each arm minus the design with the fold-stratified paired bootstrap of the study's own
@@ -49,6 +51,8 @@ from claim.experiment.config import ExperimentConfig  # noqa: E402
 from claim.experiment.selection import choose_on_validation, validation_of  # noqa: E402
 from claim.experiment.selection import nested_choice as nested_choice_of  # noqa: E402
 from claim.experiment.stats import paired_bootstrap_ci  # noqa: E402
+from claim.generator.config import Mode  # noqa: E402
+from claim.generator.train import train_generator  # noqa: E402
 from claim.joint import train_joint  # noqa: E402
 from claim.joint.config import JointConfig  # noqa: E402
 from claim.segmentation.train import train_segmenter  # noqa: E402
@@ -105,9 +109,13 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     overrides = dict(overrides)
     source = overrides.pop("source", None)  # an arm of the study whose synthetic set is reused (no joint run)
     qc = {key: overrides.pop(key) for key in [k for k in overrides if k.startswith("qc_")]}
+    generator_steps = overrides.pop("generator_steps", None)  # a claim generator trained longer than the study's
     unknown = sorted(set(qc) - QC_KEYS)
     if unknown:
         raise SystemExit(f"design {name}: unknown quality-control keys {unknown} (known: {sorted(QC_KEYS)})")
+    if source is not None and generator_steps is not None:
+        raise SystemExit(f"design {name}: source={source} reuses that arm's synthetic set; generator_steps would "
+                         "have no effect")
     if source is not None and overrides:
         raise SystemExit(f"design {name}: source={source} reuses that arm's synthetic set, so joint-loss settings "
                          f"{sorted(overrides)} would have no effect")
@@ -122,8 +130,16 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     else:
         # Always resume a folder this script started: both trainers continue from their last state (or step 0)
         # and return at once when finished; a checkpoint written mid-run is not a finished run.
+        init_generator = study / "runs" / "generator_claim" / "generator.pt"
+        if generator_steps is not None:
+            init_generator = folder / "generator" / "generator.pt"
+            if not init_generator.exists():
+                train_generator(study / "data" / "fit", folder / "generator",
+                                config.generator(Mode.CLAIM).replace(steps=int(generator_steps)), seed=seed,
+                                precision=config.precision, progress=True, checkpoint_every=10**9,
+                                overwrite=(folder / "generator").exists())
         train_joint(train_dir, joint_dir, joint=joint, segmenter=config.segmenter(),
-                    init_generator=study / "runs" / "generator_claim" / "generator.pt", seed=seed,
+                    init_generator=init_generator, seed=seed,
                     train_patients=roles["fit"], progress=True, smile_prior=prior, precision=config.precision,
                     resume=joint_dir.exists())
         synthetic = folder / "synthetic"
@@ -172,6 +188,7 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     # Over the pathological patients for every metric, as the study's tables.
     design = {m: _scores(ours, name, m, ids) for m in ("infarct_dice", "myocardium_dice")}
     result: dict = {"design": name, "overrides": overrides, "source": source, "qc": qc,
+                    "generator_steps": generator_steps,
                     "joint": asdict(joint) if source is None else None, "seed": seed,
                     # What a choice between designs may read: the segmenter's validation record (raises when a
                     # validation patient is a test patient).
