@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from claim.data.io import write_text
 
-__all__ = ["Report"]
+__all__ = ["Report", "score_text"]
 
 _STYLE = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;
@@ -66,6 +67,13 @@ class Report:
 
     def save(self, path: Path) -> Path:
         return write_text(Path(path), self.render())
+
+
+def score_text(value: float | None, digits: int = 3) -> str:
+    """A score for a table cell: ``digits`` decimals, "–" for a missing or non-finite value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.{digits}f}"
 
 
 def _fmt(value: object) -> str:

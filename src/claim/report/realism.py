@@ -3,7 +3,6 @@ real-against-real references, and a gallery of real and synthetic scar crops at 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -13,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from claim.report.figures import figure_png_bytes  # noqa: E402
-from claim.report.html import Report  # noqa: E402
+from claim.report.html import Report, score_text  # noqa: E402
 
 __all__ = ["realism_gallery_png", "add_realism_section", "DISPLAY_WINDOW"]
 
@@ -42,8 +41,7 @@ def realism_gallery_png(gallery: Mapping[str, Sequence]) -> bytes:
     return figure_png_bytes(fig, dpi=100)
 
 
-def _fmt(value) -> str:
-    return "–" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.3f}"
+_fmt = score_text
 
 
 def _auc(entry: dict | None) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-from claim.report.html import Report
+from claim.report.html import Report, score_text
 
 __all__ = ["add_orientation_section", "add_selection_section"]
 
@@ -27,10 +26,6 @@ def add_orientation_section(report: Report, sheet: bytes | Path, summary: dict) 
     report.figure(sheet, "Orientation sheet: check that every cyan arrow points at the RV.")
 
 
-def _score(value) -> str:
-    return "–" if value is None or not math.isfinite(float(value)) else f"{float(value):.3f}"
-
-
 def add_selection_section(report: Report, selections: dict[str, dict]) -> None:
     """Append how every choice was made: each segmenter's selected step and validation scores, and the joint
     settings in use. ``selections``: a label ("" for a single split, "fold k" otherwise) -> ``model_selection``."""
@@ -50,8 +45,8 @@ def add_selection_section(report: Report, selections: dict[str, dict]) -> None:
         for run, record in selection.get("segmenters", {}).items():
             validation = record.get("validation", {})
             rows.append(([label] if label else []) + [run, str(record.get("step", "")),
-                                                     _score(validation.get("infarct_dice")),
-                                                     _score(validation.get("myocardium_dice"))])
+                                                     score_text(validation.get("infarct_dice")),
+                                                     score_text(validation.get("myocardium_dice"))])
     header = (["split"] if any(selections) else []) + ["segmenter run", "selected step", "validation infarct Dice",
                                                         "validation myocardium Dice"]
     report.table(header, rows)

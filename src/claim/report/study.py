@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 
 from claim import __version__  # noqa: E402
 from claim.report.figures import draw_bullseye, figure_png_bytes  # noqa: E402
-from claim.report.html import Report  # noqa: E402
+from claim.report.html import Report, score_text  # noqa: E402
 from claim.report.sections import add_orientation_section, add_selection_section  # noqa: E402
 
 __all__ = ["ARM_TITLES", "build_study_report", "write_study_report", "training_curves_figure"]
@@ -37,10 +37,7 @@ _LABEL_COLOURS = np.array(
 )
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{value:.{digits}f}"
+_fmt = score_text
 
 
 def _ci(ci: dict | None) -> str:
