@@ -15,15 +15,22 @@ This is a screen for the cross-validated study, not a substitute: one split deci
         --design guard:lambda_histogram=1 --design bound:lambda_histogram=1,consistency_bound=real
 
 ``generator_steps=N`` first trains the design's own claim generator for N steps (the study's recipe otherwise)
-and starts the joint run from it. Two more keys are not joint-loss settings: ``source=smile`` (or ``claim``)
-reuses that arm's synthetic set instead of a new joint run, and ``qc_min_dice=D[,qc_max_contrast_pct=P]`` keeps
+and starts the joint run from it. More keys are not joint-loss settings: ``source=smile`` (or ``claim``)
+reuses that arm's synthetic set instead of a new joint run, ``source=real`` trains on the real slices only (a
+retrain of the ``real_only`` arm), ``segmenter_seed=N`` trains the design's segmenter with seed N instead of the
+study's (the joint run keeps the study's seed: with ``source`` this measures how much the segmenter's own seed
+moves an arm), and ``qc_min_dice=D[,qc_max_contrast_pct=P]`` keeps
 only the synthetic scar slices that the study's real-only segmenter finds with Dice >= D and whose scar is no
 brighter than the P-th percentile of the training donors' real scar (``claim.stages.quality``); its judge
 fidelity is then selected, not measured.
 
 ``--pool STUDY=OUT ...`` pools one design over the folds it ran on (``--design NAME``): per-patient Dice of every
 fold's test patients, each arm minus the design with the fold-stratified paired bootstrap of the study's own
-cross-validation (patients resampled within folds).
+cross-validation (patients resampled within folds). With several ``--design``s it also writes
+``pooled_differences.json``: every pair among the study's arms and the designs, and, for each design that
+retrains an arm (``source``) with another ``segmenter_seed``, that arm averaged over its two seeds (per-patient
+Dice averaged), compared with the other two-seed arms: a difference between arms that survives a change of the
+segmenter's seed.
 """
 
 from __future__ import annotations
@@ -65,6 +72,8 @@ from claim.stages.realism import real_set, realism_of_source  # noqa: E402
 RESULT = "result.json"
 QC_KEYS = {"qc_min_dice", "qc_max_contrast_pct"}
 STUDY_ARMS = ("real_only", "lefusion", "smile", "claim")
+SOURCES = ("real", "smile", "claim")  # ``source=``: the study arm a design retrains without a new joint run
+SOURCE_ARM = {"real": "real_only", "smile": "smile", "claim": "claim"}
 
 
 def _value(text: str):
@@ -108,6 +117,9 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     train_dir, test_dir = Path(roles["train_dir"]), Path(roles["test_dir"])
     overrides = dict(overrides)
     source = overrides.pop("source", None)  # an arm of the study whose synthetic set is reused (no joint run)
+    segmenter_seed = overrides.pop("segmenter_seed", None)
+    if source is not None and str(source) not in SOURCES:
+        raise SystemExit(f"design {name}: source={source}; choose one of {', '.join(SOURCES)}")
     qc = {key: overrides.pop(key) for key in [k for k in overrides if k.startswith("qc_")]}
     generator_steps = overrides.pop("generator_steps", None)  # a claim generator trained longer than the study's
     unknown = sorted(set(qc) - QC_KEYS)
@@ -125,7 +137,9 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     folder = out / name
     start = time.perf_counter()
     joint_dir = folder / "joint"
-    if source is not None:
+    if source == "real":
+        synthetic = None
+    elif source is not None:
         synthetic = study / "synthetic" / str(source)
     else:
         # Always resume a folder this script started: both trainers continue from their last state (or step 0)
@@ -148,6 +162,8 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
                            sampler=config.claim_sampler, seed=seed, previews=False, precision=config.precision,
                            overwrite=True)
     quality = None
+    if qc and synthetic is None:
+        raise SystemExit(f"design {name}: source=real has no synthetic set to quality-control")
     if qc:
         # The judge is the study's real-only segmenter (training patients only); the contrast limit comes from
         # the training donors' real scars.
@@ -166,9 +182,10 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
         quality = json.loads((filtered / QUALITY_FILE).read_text())
         synthetic = filtered
     segmenter = folder / "segmenter"
-    train_segmenter([train_dir], segmenter, config.segmenter(), synthetic_dirs=(synthetic,), seed=seed,
-                    val_patients=roles["val"], progress=True, precision=config.precision,
-                    resume=segmenter.exists())
+    train_segmenter([train_dir], segmenter, config.segmenter(),
+                    synthetic_dirs=() if synthetic is None else (synthetic,),
+                    seed=seed if segmenter_seed is None else int(segmenter_seed), val_patients=roles["val"],
+                    progress=True, precision=config.precision, resume=segmenter.exists())
     train = {p.patient_id: p for p in read_dataset(train_dir)}
     geometries: dict[str, PatientGeometry] = {}
 
@@ -180,7 +197,8 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     canvases = {pid: train[pid] for pid in roles["canvases"]}
     evaluate_study(test_dir, folder / "evaluation", segmenters={"real_only": study / "runs" / "real_only" /
                                                                 "segmenter.pt", name: segmenter / "segmenter.pt"},
-                   judge_arm="real_only", synthetic={name: synthetic}, canvases=canvases,
+                   judge_arm="real_only", synthetic={} if synthetic is None else {name: synthetic},
+                   canvases=canvases,
                    donors=[train[pid] for pid in roles["donors"]], geometry=geometry, precision=config.precision)
     ours = json.loads((folder / "evaluation" / PER_PATIENT_FILE).read_text())
     theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())
@@ -188,7 +206,7 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     # Over the pathological patients for every metric, as the study's tables.
     design = {m: _scores(ours, name, m, ids) for m in ("infarct_dice", "myocardium_dice")}
     result: dict = {"design": name, "overrides": overrides, "source": source, "qc": qc,
-                    "generator_steps": generator_steps,
+                    "generator_steps": generator_steps, "segmenter_seed": segmenter_seed,
                     "joint": asdict(joint) if source is None else None, "seed": seed,
                     # What a choice between designs may read: the segmenter's validation record (raises when a
                     # validation patient is a test patient).
@@ -198,6 +216,11 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
         result[metric] = float(values.mean())
         for arm in ("real_only", "smile", "claim"):
             result[f"{metric}_minus_{arm}"] = _difference(values, _scores(theirs, arm, metric, ids), seed)
+    if synthetic is None:  # a real-only retrain: nothing painted to judge
+        result |= {"fidelity": None, "image_auc": None, "image_auc_ci95": None, "intensity": None,
+                   "joint_last25": {}}
+        write_json(done, result)
+        return result
     result["fidelity"] = float(np.mean(list(ours["fidelity"][name].values())))
 
     test = read_dataset(test_dir)
@@ -289,6 +312,48 @@ def nested_choice(pairs: list[str], names: list[str], seed: int = 0) -> dict:
     return result
 
 
+def _seed_probe(result: dict) -> bool:
+    """A design that retrains a study arm with another segmenter seed, or trains on real slices only."""
+    return result.get("source") == "real" or result.get("segmenter_seed") is not None
+
+
+def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dict:
+    """Every pair among the study's arms and the designs, pooled over folds (infarct Dice, pathological test
+    patients, the fold-stratified paired bootstrap); plus each arm a design retrained with another segmenter seed,
+    averaged per patient over its two seeds, against the other such arms."""
+    columns: dict[str, list[float]] = {}
+    strata: list[int] = []
+    seeds: dict[str, str] = {}  # design -> the study arm it retrains with another segmenter seed
+    for k, pair in enumerate(pairs):
+        study, out = (Path(part) for part in pair.split("=", 1))
+        theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())["arms"]
+        ids = sorted(pid for pid, r in theirs["real_only"].items() if r["pathological"])
+        for arm in STUDY_ARMS:
+            columns.setdefault(arm, []).extend(theirs[arm][pid]["infarct_dice"] for pid in ids)
+        for name in names:
+            result = json.loads((out / name / RESULT).read_text())
+            if result.get("source") and result.get("segmenter_seed") is not None and not result.get("qc"):
+                seeds[name] = SOURCE_ARM[result["source"]]
+            ours = json.loads((out / name / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][name]
+            columns.setdefault(name, []).extend(ours[pid]["infarct_dice"] for pid in ids)
+        strata.extend([k] * len(ids))
+    table = {key: np.asarray(values) for key, values in columns.items()}
+    averaged = {f"{arm} (2 seeds)": (table[arm] + table[name]) / 2.0 for name, arm in seeds.items()}
+
+    def differences(group: dict[str, np.ndarray]) -> list[dict]:
+        keys = list(group)
+        rows = []
+        for i, a in enumerate(keys):
+            for b in keys[i + 1:]:
+                ci = paired_bootstrap_ci(group[a], group[b], seed=seed, strata=strata)
+                rows.append({"a": a, "b": b, "mean": ci["mean"], "ci95": [ci["low"], ci["high"]]})
+        return rows
+
+    return {"metric": "infarct_dice", "n": len(strata), "bootstrap": "paired, patients resampled within folds",
+            "means": {key: float(v.mean()) for key, v in (table | averaged).items()},
+            "pairs": differences(table), "two_seed_pairs": differences(averaged)}
+
+
 def design_gallery(study: Path, out: Path, names: list[str], seed: int = 1) -> bytes:
     """Scar crops of the study's held-out real scars, its ``smile`` and ``claim`` arms and each design, at the same
     pixel scale and grey window (the study's realism gallery, one row per set)."""
@@ -305,6 +370,8 @@ def design_gallery(study: Path, out: Path, names: list[str], seed: int = 1) -> b
     folders = {"smile": study / "synthetic" / "smile", "claim": study / "synthetic" / "claim"}
     for name in names:  # a design's own synthetic set (after its quality control, if any), or the arm it reused
         source = json.loads((out / name / RESULT).read_text()).get("source")
+        if source == "real":
+            continue  # nothing painted
         own = [out / name / "synthetic_qc", out / name / "synthetic"]
         own += [study / "synthetic" / source] if source else []
         folders[name] = next(f for f in own if f.is_dir())
@@ -344,12 +411,21 @@ def main(argv: list[str] | None = None) -> int:
                     d = entry[f"minus_{arm}"]
                     print(f"  {name} - {arm}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
             write_json(args.out / f"pooled_{name}.json", result)
-        nested = nested_choice(args.pool, names)
+        # Seed probes and real-only retrains are not candidates for the claim arm.
+        first = Path(args.pool[0].split("=", 1)[1])
+        candidates = [name for name in names if not _seed_probe(json.loads((first / name / RESULT).read_text()))]
+        nested = nested_choice(args.pool, candidates)
         print(f"chosen inside each fold on its validation patients: {nested['chosen_per_fold']}; infarct Dice "
               f"{nested['infarct_dice']['chosen']:.3f}" + "".join(
                   f"; - {arm} {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
                   for arm in ("real_only", "smile", "claim") if (d := nested[f"chosen_minus_{arm}"])))
         write_json(args.out / "pooled_nested_choice.json", nested)
+        if len(names) > 1:
+            differences = pooled_differences(args.pool, names)
+            for group in ("pairs", "two_seed_pairs"):
+                for d in differences[group]:
+                    print(f"{group}: {d['a']} - {d['b']}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
+            write_json(args.out / "pooled_differences.json", differences)
         if args.gallery is not None:
             study, out = (Path(part) for part in args.pool[0].split("=", 1))
             args.gallery.parent.mkdir(parents=True, exist_ok=True)
@@ -371,7 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{row['design']:10s} infarct {row['infarct_dice']:.3f}  - real_only {inf['mean']:+.3f} "
               f"[{inf['ci95'][0]:+.3f}, {inf['ci95'][1]:+.3f}]  - smile {vs_smile['mean']:+.3f} "
               f"[{vs_smile['ci95'][0]:+.3f}, {vs_smile['ci95'][1]:+.3f}]  myo {row['myocardium_dice']:.3f}  "
-              f"image AUC {row['image_auc']:.3f}  fidelity {row['fidelity']:.3f}  joint {row['joint_last25']}")
+              + (f"image AUC {row['image_auc']:.3f}  fidelity {row['fidelity']:.3f}  joint {row['joint_last25']}"
+                 if row["fidelity"] is not None else "(real slices only)"))
     for name, record in candidates.items():
         print(f"{name:10s} validation infarct {record['validation'].get('infarct_dice', float('nan')):.3f}")
     print(f"smile arm  validation infarct {smile.get('infarct_dice', float('nan')):.3f} (not a candidate)")
