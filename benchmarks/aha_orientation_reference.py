@@ -8,7 +8,14 @@ against the patients on which both readers agree within 45 degrees; with the rea
 ``loo_`` numbers choose the low-confidence threshold by leave-one-out: for each patient, the smallest
 threshold that flags >= 80 % of the other patients' gross errors, applied to the patient left out.
 
+``--variants`` screens other settings of the estimate's cues (``claim.aha.orientation_image.ImageCues``) one at a
+time, each scored against both readers and by the territory test (``benchmarks/aha_territory.py``: the
+scar-in-one-territory share under the estimate minus its rotation average, with a patient-bootstrap sd, over every
+pathological patient): a change has to help beyond the reference it was looked at on. Saves
+``aha_orientation_variants.json``.
+
 Usage: python benchmarks/aha_orientation_reference.py [--data ../shared/data/emidec-slices] [--out outputs/benchmarks]
+       [--variants]
 """
 
 from __future__ import annotations
@@ -19,13 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
+from claim.aha.geometry import compute_geometry
 from claim.aha.orientation import estimate_orientation
+from claim.aha.orientation_image import ImageCues
 from claim.aha.segments import Handedness
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "aha" / "data" / "emidec_rv_insertion.csv"
+# One change from the defaults each, in both directions where it has two.
+VARIANTS = {"default": {}, "band 0.25": {"band_radii": 0.25}, "band 0.5": {"band_radii": 0.5},
+            "blood tolerance 0.25": {"blood_tolerance": 0.25}, "blood tolerance 0.5": {"blood_tolerance": 0.5},
+            "air margin 0.3": {"air_margin": 0.3}, "lung weight 1": {"lung_weight": 1.0},
+            "lung weight 3": {"lung_weight": 3.0}, "window 90": {"window_deg": 90.0}}
 
 
 def _error(a: float, b: float) -> float:
@@ -68,18 +82,13 @@ def _scores(records: list[dict], reader: str) -> dict:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "emidec-slices")
-    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks")
-    args = parser.parse_args()
-    rows = list(csv.DictReader(REFERENCE.open()))
-    patients = {p.patient_id: p for p in read_dataset(args.data, progress=False)}
+def reference_records(rows: list[dict], patients: dict, cues: ImageCues = ImageCues()) -> list[dict]:
+    """Per annotated patient: each reader's septum and insertion errors of the estimate, and its confidence."""
     records = []
     for row in rows:
         patient = patients[row["patient_id"]]
-        ccw = estimate_orientation(patient.images, patient.label_maps)
-        cw = estimate_orientation(patient.images, patient.label_maps, handedness=Handedness.CW)
+        ccw = estimate_orientation(patient.images, patient.label_maps, cues=cues)
+        cw = estimate_orientation(patient.images, patient.label_maps, handedness=Handedness.CW, cues=cues)
         readers = {}
         for reader, suffix in (("reader1", ""), ("reader2", "_r2")):
             if not row.get(f"arc_start_deg{suffix}"):
@@ -113,6 +122,56 @@ def main() -> None:
                 "low_confidence": bool(getattr(ccw, "low_confidence", False)),
             }
         )
+    return records
+
+
+def territory_gain(pathological: list, cues: ImageCues, seed: int = 0) -> dict:
+    """The territory test of benchmarks/aha_territory.py under the estimate read with ``cues``."""
+    from aha_territory import INFARCT_LABELS, best_territory_shares  # a sibling script (benchmarks/ is on the path)
+
+    rotations = np.arange(0.0, 360.0, 30.0)
+    table = np.array([best_territory_shares(
+        compute_geometry(p, orientation=estimate_orientation(p.images, p.label_maps, cues=cues)),
+        p.label_maps, rotations) for p in pathological if np.isin(p.label_maps, INFARCT_LABELS).any()])
+    gain = table[:, 0] - table.mean(axis=1)
+    boot = gain[np.random.default_rng(seed).integers(0, len(gain), (2000, len(gain)))].mean(axis=1)
+    return {"share_under_estimate": float(table[:, 0].mean()), "gain_over_rotation_average": float(gain.mean()),
+            "gain_bootstrap_sd": float(boot.std()), "patients": len(gain)}
+
+
+def screen_variants(rows: list[dict], patients: dict) -> dict:
+    """Every entry of VARIANTS scored against both readers and by the territory test."""
+    pathological = list(patients.values())
+    results = {}
+    for name, change in VARIANTS.items():
+        cues = ImageCues(**change)
+        records = reference_records(rows, patients, cues)
+        gross = [r["patient_id"] + ("*" if r["low_confidence"] else "") for r in records
+                 if r["readers"]["reader1"]["septum_error"] > 45.0]
+        results[name] = {"cues": change, "reader1": _scores(records, "reader1"),
+                         "reader2": _scores(records, "reader2"), "territory": territory_gain(pathological, cues),
+                         "reader1_gross_errors": gross}
+        r1, r2, t = results[name]["reader1"], results[name]["reader2"], results[name]["territory"]
+        print(f"{name:22s} reader1 within 45 {r1['septum_within_45']:.3f}, "
+              f"median {r1['median_insertion_error_ccw']:.1f}, "
+              f"gross {r1['gross_septum']} ({r1['gross_septum_flagged']} flagged) | reader2 within 45 "
+              f"{r2['septum_within_45']:.3f} | territory gain {t['gain_over_rotation_average']:+.3f} "
+              f"(sd {t['gain_bootstrap_sd']:.3f}) | {' '.join(gross)}")
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "emidec-slices")
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks")
+    parser.add_argument("--variants", action="store_true", help="screen other settings of the estimate's cues")
+    args = parser.parse_args()
+    rows = list(csv.DictReader(REFERENCE.open()))
+    patients = {p.patient_id: p for p in read_dataset(args.data, progress=False)}
+    if args.variants:
+        write_json(args.out / "aha_orientation_variants.json", screen_variants(rows, patients))
+        return
+    records = reference_records(rows, patients)
     results: dict = {"reader1": _scores(records, "reader1"), "reader2": _scores(records, "reader2"),
                      "reader1_on_reader2_patients": _scores(
                          [r for r in records if "reader2" in r["readers"]], "reader1"),

@@ -12,7 +12,7 @@ from enum import StrEnum
 import numpy as np
 from scipy import ndimage
 
-from claim.aha.orientation_image import LOW_CONFIDENCE_THRESHOLD, estimate_septum_from_image
+from claim.aha.orientation_image import LOW_CONFIDENCE_THRESHOLD, ImageCues, estimate_septum_from_image
 from claim.aha.segments import (
     ANTERIOR_INSERTION_DEG,
     SEPTUM_CENTRE_DEG,
@@ -110,6 +110,7 @@ def estimate_orientation(
     kind: str = "auto",
     angle_deg: float | None = None,
     handedness: Handedness = Handedness.CCW,
+    cues: ImageCues = ImageCues(),
 ) -> Orientation:
     """Angle origin of a patient's stack.
 
@@ -119,6 +120,7 @@ def estimate_orientation(
         kind: ``auto`` (RV label if present, else image), ``rv``, ``image`` or ``angle``.
         angle_deg: with ``kind="angle"``, screen angle of the anterior RV insertion point.
         handedness: direction of segment numbering on screen.
+        cues: how the image estimate reads its cues (the defaults unless screening them).
     """
     if kind == "angle":
         if angle_deg is None:
@@ -134,7 +136,7 @@ def estimate_orientation(
         raise ClaimError("--orientation rv: the label maps have no RV label (5); map one with --label-mapping")
     if kind in ("rv", "auto") and has_rv:
         return _orientation_from_rv(label_maps, handedness)
-    return _orientation_from_image(images, label_maps, handedness)
+    return _orientation_from_image(images, label_maps, handedness, cues)
 
 
 def _orientation_from_rv(label_maps: np.ndarray, handedness: Handedness) -> Orientation:
@@ -169,8 +171,9 @@ def _orientation_from_rv(label_maps: np.ndarray, handedness: Handedness) -> Orie
     return Orientation(OrientationMethod.RV_LABEL, origin, handedness, insertion, round(spread, 4))
 
 
-def _orientation_from_image(images: np.ndarray, label_maps: np.ndarray, handedness: Handedness) -> Orientation:
-    estimate = estimate_septum_from_image(images, label_maps)
+def _orientation_from_image(images: np.ndarray, label_maps: np.ndarray, handedness: Handedness,
+                            cues: ImageCues) -> Orientation:
+    estimate = estimate_septum_from_image(images, label_maps, cues)
     if estimate is None:
         raise ClaimError(
             "cannot estimate orientation from the image (no slice with cavity, myocardium and bright blood); "

@@ -24,16 +24,31 @@ from scipy import ndimage
 from claim.aha.segments import screen_angle_deg
 from claim.labels import Label
 
-__all__ = ["ImageEstimate", "estimate_septum_from_image", "LOW_CONFIDENCE_THRESHOLD"]
+__all__ = ["ImageCues", "ImageEstimate", "estimate_septum_from_image", "LOW_CONFIDENCE_THRESHOLD"]
 
 _N_BINS = 72
 _BIN_DEG = 360.0 / _N_BINS
-_BAND_RADII = 0.35  # band width, in LV radii, outside the epicardium
-_BLOOD_TOLERANCE = 0.35  # |I - blood| below this share of the blood-muscle contrast counts as blood
-_AIR_MARGIN = 0.5  # darker than muscle by this share of the contrast counts as air
-_LUNG_WEIGHT = 2.0  # the lung cue is sparser than the blood cue (fat often lies between lung and heart)
-_WINDOW_DEG = 120.0  # the septum spans AHA 60..180
 _CNR_NONE, _CNR_FULL = 1.0, 3.0  # blood-muscle contrast-to-noise giving confidence 0 and 1
+
+
+@dataclass(frozen=True)
+class ImageCues:
+    """How the two cues are read. The defaults are the estimator's; other values exist for the benchmark that
+    screens them against the annotated reference (benchmarks/aha_orientation_reference.py --variants).
+
+    Attributes:
+        band_radii: band width, in LV radii, outside the epicardium.
+        blood_tolerance: ``|I - blood|`` below this share of the blood-muscle contrast counts as blood.
+        air_margin: darker than muscle by this share of the contrast counts as air.
+        lung_weight: weight of the lung cue, sparser than the blood cue (fat often lies between lung and heart).
+        window_deg: width of the septal window (the septum spans AHA 60..180).
+    """
+
+    band_radii: float = 0.35
+    blood_tolerance: float = 0.35
+    air_margin: float = 0.5
+    lung_weight: float = 2.0
+    window_deg: float = 120.0
 
 # Image estimates with a confidence below this are flagged ``low_confidence`` (CNR below 1.8, or slices spread
 # widely). Chosen on the annotated EMIDEC reference (tests/aha/data): it flags 20 of 48 patients and 3 of the
@@ -48,7 +63,8 @@ class ImageEstimate:
     slices_used: int
 
 
-def _sector_fractions(image: np.ndarray, label_map: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+def _sector_fractions(image: np.ndarray, label_map: np.ndarray,
+                      cues: ImageCues) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Per-sector share of blood-like and air-like pixels beside the epicardium of one slice, and its CNR."""
     cavity = label_map == Label.CAVITY
     myo = np.isin(label_map, (Label.MYOCARDIUM, Label.INFARCT, Label.MVO))
@@ -57,7 +73,7 @@ def _sector_fractions(image: np.ndarray, label_map: np.ndarray) -> tuple[np.ndar
     heart = ndimage.binary_fill_holes(cavity | myo)
     radius = np.sqrt(heart.sum() / np.pi)
     distance = ndimage.distance_transform_edt(~heart)
-    band = (distance > 0) & (distance <= _BAND_RADII * radius)
+    band = (distance > 0) & (distance <= cues.band_radii * radius)
     healthy = label_map == Label.MYOCARDIUM
     if not band.any() or not healthy.any():
         return None
@@ -82,42 +98,43 @@ def _sector_fractions(image: np.ndarray, label_map: np.ndarray) -> tuple[np.ndar
     )
     cnr = contrast / max(float(spread), 1e-6)
     return (
-        share(np.abs(values - blood) < _BLOOD_TOLERANCE * contrast),
-        share(values < muscle - _AIR_MARGIN * contrast),
+        share(np.abs(values - blood) < cues.blood_tolerance * contrast),
+        share(values < muscle - cues.air_margin * contrast),
         cnr,
     )
 
 
-def _window_sums(profile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _window_sums(profile: np.ndarray, window_deg: float) -> tuple[np.ndarray, np.ndarray]:
     """Circular box sums over the septal window and the screen angle of each window's centre."""
-    width = int(round(_WINDOW_DEG / _BIN_DEG))
+    width = int(round(window_deg / _BIN_DEG))
     wrapped = np.concatenate([profile, profile[: width - 1]])
     sums = np.convolve(wrapped, np.ones(width), mode="valid")[:_N_BINS]
     return sums, ((np.arange(_N_BINS) + width / 2.0) * _BIN_DEG) % 360.0
 
 
-def _score(blood: np.ndarray, air: np.ndarray) -> np.ndarray:
+def _score(blood: np.ndarray, air: np.ndarray, lung_weight: float) -> np.ndarray:
     # Lung opposite a sector supports it as septum: shift the air profile by half a turn.
-    return blood + _LUNG_WEIGHT * np.roll(air, _N_BINS // 2)
+    return blood + lung_weight * np.roll(air, _N_BINS // 2)
 
 
-def estimate_septum_from_image(images: np.ndarray, label_maps: np.ndarray) -> ImageEstimate | None:
+def estimate_septum_from_image(images: np.ndarray, label_maps: np.ndarray,
+                               cues: ImageCues = ImageCues()) -> ImageEstimate | None:
     """Screen angle of the septum centre and a confidence in [0, 1]; None when no slice can be read."""
     blood_total, air_total = np.zeros(_N_BINS), np.zeros(_N_BINS)
     per_slice, cnrs = [], []
     for image, label_map in zip(images, label_maps, strict=True):
-        fractions = _sector_fractions(np.asarray(image, dtype=np.float64), label_map)
+        fractions = _sector_fractions(np.asarray(image, dtype=np.float64), label_map, cues)
         if fractions is None:
             continue
         blood, air, cnr = fractions
         blood_total += blood
         air_total += air
         cnrs.append(cnr)
-        sums, centres = _window_sums(_score(blood, air))
+        sums, centres = _window_sums(_score(blood, air, cues.lung_weight), cues.window_deg)
         per_slice.append(centres[int(np.argmax(sums))])
     if not per_slice:
         return None
-    sums, centres = _window_sums(_score(blood_total, air_total))
+    sums, centres = _window_sums(_score(blood_total, air_total, cues.lung_weight), cues.window_deg)
     best = int(np.argmax(sums))
     radians = np.radians(per_slice)
     agreement = float(np.hypot(np.cos(radians).sum(), np.sin(radians).sum()) / len(per_slice))
