@@ -19,7 +19,8 @@ and starts the joint run from it. More keys are not joint-loss settings: ``sourc
 reuses that arm's synthetic set instead of a new joint run, ``source=real`` trains on the real slices only (a
 retrain of the ``real_only`` arm), ``segmenter_seed=N`` trains the design's segmenter with seed N instead of the
 study's (the joint run keeps the study's seed: with ``source`` this measures how much the segmenter's own seed
-moves an arm), and ``qc_min_dice=D[,qc_max_contrast_pct=P]`` keeps
+moves an arm), ``segmenter.KEY=VALUE`` changes the design's segmenter recipe (``SegmenterConfig`` fields, e.g.
+``segmenter.lr_warmup=50``; the joint run keeps the study's), and ``qc_min_dice=D[,qc_max_contrast_pct=P]`` keeps
 only the synthetic scar slices that the study's real-only segmenter finds with Dice >= D and whose scar is no
 brighter than the P-th percentile of the training donors' real scar (``claim.stages.quality``); its judge
 fidelity is then selected, not measured.
@@ -118,6 +119,11 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     overrides = dict(overrides)
     source = overrides.pop("source", None)  # an arm of the study whose synthetic set is reused (no joint run)
     segmenter_seed = overrides.pop("segmenter_seed", None)
+    recipe = {key.split(".", 1)[1]: overrides.pop(key) for key in [k for k in overrides if k.startswith("segmenter.")]}
+    try:
+        segmenter_config = config.segmenter().replace(**recipe)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"design {name}: segmenter settings {recipe}: {exc}") from exc
     if source is not None and str(source) not in SOURCES:
         raise SystemExit(f"design {name}: source={source}; choose one of {', '.join(SOURCES)}")
     qc = {key: overrides.pop(key) for key in [k for k in overrides if k.startswith("qc_")]}
@@ -182,7 +188,7 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
         quality = json.loads((filtered / QUALITY_FILE).read_text())
         synthetic = filtered
     segmenter = folder / "segmenter"
-    train_segmenter([train_dir], segmenter, config.segmenter(),
+    train_segmenter([train_dir], segmenter, segmenter_config,
                     synthetic_dirs=() if synthetic is None else (synthetic,),
                     seed=seed if segmenter_seed is None else int(segmenter_seed), val_patients=roles["val"],
                     progress=True, precision=config.precision, resume=segmenter.exists())
@@ -206,7 +212,7 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     # Over the pathological patients for every metric, as the study's tables.
     design = {m: _scores(ours, name, m, ids) for m in ("infarct_dice", "myocardium_dice")}
     result: dict = {"design": name, "overrides": overrides, "source": source, "qc": qc,
-                    "generator_steps": generator_steps, "segmenter_seed": segmenter_seed,
+                    "generator_steps": generator_steps, "segmenter_seed": segmenter_seed, "segmenter_recipe": recipe,
                     "joint": asdict(joint) if source is None else None, "seed": seed,
                     # What a choice between designs may read: the segmenter's validation record (raises when a
                     # validation patient is a test patient).
@@ -314,7 +320,8 @@ def nested_choice(pairs: list[str], names: list[str], seed: int = 0) -> dict:
 
 def _seed_probe(result: dict) -> bool:
     """A design that retrains a study arm with another segmenter seed, or trains on real slices only."""
-    return result.get("source") == "real" or result.get("segmenter_seed") is not None
+    return (result.get("source") == "real" or result.get("segmenter_seed") is not None
+            or bool(result.get("segmenter_recipe")))
 
 
 def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dict:
@@ -332,7 +339,8 @@ def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dic
             columns.setdefault(arm, []).extend(theirs[arm][pid]["infarct_dice"] for pid in ids)
         for name in names:
             result = json.loads((out / name / RESULT).read_text())
-            if result.get("source") and result.get("segmenter_seed") is not None and not result.get("qc"):
+            if (result.get("source") and result.get("segmenter_seed") is not None and not result.get("qc")
+                    and not result.get("segmenter_recipe")):
                 seeds[name] = SOURCE_ARM[result["source"]]
             ours = json.loads((out / name / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][name]
             columns.setdefault(name, []).extend(ours[pid]["infarct_dice"] for pid in ids)

@@ -144,6 +144,9 @@ def test_foreground_oversampling_and_poly_learning_rate(seg_data_dir):
     assert [round(trainer.learning_rate(s) / config.lr, 4) for s in (0, 5, 10)] == [1.0, round(0.5**0.9, 4), 0.0]
     assert replace(config, lr_schedule="constant") .lr == SegmenterTrainer(
         replace(config, lr_schedule="constant"), train, [], seed=0).learning_rate(7)
+    warm = SegmenterTrainer(replace(config, lr_warmup=4), train, [], seed=0)
+    assert [round(warm.learning_rate(s) / config.lr, 4) for s in (0, 3, 5)] == [0.25, round(0.7**0.9, 4),
+                                                                                 round(0.5**0.9, 4)]
     trainer.step(5)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(config.lr * 0.5**0.9)
     assert trainer.last_localiser_loss is not None and trainer.last_localiser_loss > 0

@@ -44,6 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="peak AdamW learning rate (default: the preset's)")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
                         help="poly (nnU-Net decay to 0 at --steps) or constant (default: the preset's)")
+    parser.add_argument("--lr-warmup", type=STEPS, default=None, metavar="STEPS",
+                        help="ramp the learning rate up linearly over the first STEPS steps (default: the preset's)")
     parser.add_argument("--foreground-fraction", type=number(0.0, 1.0), default=None,
                         help="share of each real batch drawn from scar-bearing slices (default: the preset's)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
@@ -55,7 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     saved = saved_run(args, COMMAND)
     changes = explicit(args, ("steps", "val_every", "batch_size", "synthetic_fraction", "lr", "lr_schedule",
-                              "foreground_fraction"))
+                              "lr_warmup", "foreground_fraction"))
 
     def make() -> SegmenterConfig:
         if saved:

@@ -24,6 +24,8 @@ class SegmenterConfig(Config):
         deep_supervision: extra output heads at coarser decoder levels (nnU-Net); their losses weigh 1/2, 1/4, ...
             of the main one. At most ``len(filters) - 2``; ``None`` = ``min(2, len(filters) - 2)``.
         lr_schedule: ``poly`` (nnU-Net: ``lr * (1 - step / steps) ** 0.9``) or ``constant``.
+        lr_warmup: steps over which the learning rate ramps linearly up to the schedule's value (0 = none). Adam's
+            first steps, with its moment estimates still unreliable, are the ones a bad initial draw spoils.
         foreground_fraction: share of every batch drawn from scar-bearing slices only, the rest uniformly from all
             (nnU-Net's foreground oversampling; 0 = uniform). It applies per pool: with synthetic slices pooled
             with the real ones (``synthetic_fraction`` None), the forced share comes from both.
@@ -53,6 +55,7 @@ class SegmenterConfig(Config):
     batch_size: int = 8
     lr: float = 1e-3
     lr_schedule: str = "poly"
+    lr_warmup: int = 0
     foreground_fraction: float = 0.33
     localiser_size: int = 64
     localiser_filters: tuple[int, ...] = (8, 16, 32, 64)
@@ -88,6 +91,8 @@ class SegmenterConfig(Config):
                              f"{len(self.filters)} levels")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} must be one of {LR_SCHEDULES}")
+        if self.lr_warmup < 0:
+            raise ValueError(f"lr_warmup {self.lr_warmup} must be >= 0")
         if not 0.0 <= self.foreground_fraction <= 1.0:
             raise ValueError(f"foreground_fraction {self.foreground_fraction} must be in [0, 1]")
         if self.localiser_size:

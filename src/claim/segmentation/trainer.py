@@ -112,9 +112,10 @@ class SegmenterTrainer:
 
     def learning_rate(self, step: int) -> float:
         """The learning rate of ``step``: a pure function of the step, so a resumed run follows the same curve."""
+        warmup = min(1.0, (step + 1) / self.config.lr_warmup) if self.config.lr_warmup else 1.0
         if self.config.lr_schedule == "poly" and self.config.steps > 0:
-            return self.config.lr * max(1.0 - step / self.config.steps, 0.0) ** 0.9
-        return self.config.lr
+            return warmup * self.config.lr * max(1.0 - step / self.config.steps, 0.0) ** 0.9
+        return warmup * self.config.lr
 
     def step(self, step: int, extra_images: torch.Tensor | None = None,
              extra_labels: torch.Tensor | None = None) -> float:
