@@ -50,6 +50,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from joint_designs_pool import (  # noqa: E402  (a sibling script: benchmarks/ is on the path)
+    RESULT,
+    SOURCE_ARM,
+    nested_choice,
+    pool,
+    pooled_differences,
+    seed_probe,
+)
+
 from claim.aha.config import geometry_for  # noqa: E402
 from claim.aha.geometry import PatientGeometry  # noqa: E402
 from claim.data.io import write_json  # noqa: E402
@@ -57,7 +66,6 @@ from claim.data.layouts import read_dataset  # noqa: E402
 from claim.data.patient import Patient  # noqa: E402
 from claim.experiment.config import ExperimentConfig  # noqa: E402
 from claim.experiment.selection import choose_on_validation, validation_of  # noqa: E402
-from claim.experiment.selection import nested_choice as nested_choice_of  # noqa: E402
 from claim.experiment.stats import paired_bootstrap_ci  # noqa: E402
 from claim.generator.config import Mode  # noqa: E402
 from claim.generator.train import train_generator  # noqa: E402
@@ -70,14 +78,14 @@ from claim.stages.generate import generate_scars  # noqa: E402
 from claim.stages.quality import QUALITY_FILE, filter_synthetic, real_contrast_limit  # noqa: E402
 from claim.stages.realism import real_set, realism_of_source  # noqa: E402
 
-RESULT = "result.json"
 QC_KEYS = {"qc_min_dice", "qc_max_contrast_pct"}
-STUDY_ARMS = ("real_only", "lefusion", "smile", "claim")
-SOURCES = ("real", "smile", "claim")  # ``source=``: the study arm a design retrains without a new joint run
-SOURCE_ARM = {"real": "real_only", "smile": "smile", "claim": "claim"}
+SOURCES = tuple(SOURCE_ARM)  # ``source=``: the study arm a design retrains without a new joint run
 
 
 def _value(text: str):
+    words = {"true": True, "false": False, "none": None}
+    if text.lower() in words:
+        return words[text.lower()]
     for kind in (int, float):
         try:
             return kind(text)
@@ -119,6 +127,8 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     overrides = dict(overrides)
     source = overrides.pop("source", None)  # an arm of the study whose synthetic set is reused (no joint run)
     segmenter_seed = overrides.pop("segmenter_seed", None)
+    if segmenter_seed is not None and (not isinstance(segmenter_seed, int) or segmenter_seed < 0):
+        raise SystemExit(f"design {name}: segmenter_seed={segmenter_seed} must be a non-negative integer")
     recipe = {key.split(".", 1)[1]: overrides.pop(key) for key in [k for k in overrides if k.startswith("segmenter.")]}
     try:
         segmenter_config = config.segmenter().replace(**recipe)
@@ -127,6 +137,8 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     if source is not None and str(source) not in SOURCES:
         raise SystemExit(f"design {name}: source={source}; choose one of {', '.join(SOURCES)}")
     qc = {key: overrides.pop(key) for key in [k for k in overrides if k.startswith("qc_")]}
+    if qc and source == "real":
+        raise SystemExit(f"design {name}: source=real has no synthetic set to quality-control")
     generator_steps = overrides.pop("generator_steps", None)  # a claim generator trained longer than the study's
     unknown = sorted(set(qc) - QC_KEYS)
     if unknown:
@@ -168,8 +180,6 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
                            sampler=config.claim_sampler, seed=seed, previews=False, precision=config.precision,
                            overwrite=True)
     quality = None
-    if qc and synthetic is None:
-        raise SystemExit(f"design {name}: source=real has no synthetic set to quality-control")
     if qc:
         # The judge is the study's real-only segmenter (training patients only); the contrast limit comes from
         # the training donors' real scars.
@@ -254,114 +264,6 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     return result
 
 
-def pool(pairs: list[str], name: str, seed: int = 0) -> dict:
-    """One design pooled over cross-validation folds: ``pairs`` are ``STUDY=OUT`` (a fold's study, this script's
-    output folder for it)."""
-    scores: dict[str, dict[str, list[float]]] = {}
-    strata: dict[str, list[int]] = {}
-    validation: dict[str, list[float]] = {}  # per fold: validation infarct Dice (what a choice may read)
-    for k, pair in enumerate(pairs):
-        study, out = (Path(part) for part in pair.split("=", 1))
-        test_ids = json.loads((study / "prepare.json").read_text())["test"]
-        runs = {arm: study / "runs" / arm / "segmenter.pt" for arm in STUDY_ARMS}
-        runs[name] = out / name / "segmenter" / "segmenter.pt"
-        for arm, checkpoint in runs.items():
-            validation.setdefault(arm, []).append(validation_of(checkpoint, test_ids)["validation"]["infarct_dice"])
-        theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())["arms"]
-        ours = json.loads((out / name / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][name]
-        for metric in ("infarct_dice", "myocardium_dice"):
-            ids = sorted(pid for pid, r in theirs["real_only"].items() if r["pathological"])  # the study's convention
-            table = scores.setdefault(metric, {})
-            for arm, records in (*((a, theirs[a]) for a in ("real_only", "lefusion", "smile", "claim")), (name, ours)):
-                table.setdefault(arm, []).extend(records[pid][metric] for pid in ids)
-            strata.setdefault(metric, []).extend([k] * len(ids))
-    result: dict = {"design": name, "folds": len(pairs), "bootstrap": "paired, patients resampled within folds",
-                    "validation_infarct_dice": validation}
-    for metric, table in scores.items():
-        design = np.asarray(table[name])
-        entry = {"n": int(design.size), "means": {arm: float(np.mean(v)) for arm, v in table.items()}}
-        for arm in ("real_only", "smile", "claim"):
-            ci = paired_bootstrap_ci(design, np.asarray(table[arm]), seed=seed, strata=strata[metric])
-            entry[f"minus_{arm}"] = {"mean": ci["mean"], "ci95": [ci["low"], ci["high"]]}
-        result[metric] = entry
-    return result
-
-
-def nested_choice(pairs: list[str], names: list[str], seed: int = 0) -> dict:
-    """The choice made inside each fold: per fold, the candidate (each design, or the study's ``claim`` arm as run)
-    with the best validation infarct Dice of that fold's own validation patients; the chosen candidates' test
-    scores pooled over folds. This scores the selection procedure itself, with no fold's test patient in any
-    choice (a choice on one fold's validation patients, reused on others, would use their test patients)."""
-    folds, table, strata = [], {}, []
-    for k, pair in enumerate(pairs):
-        study, out = (Path(part) for part in pair.split("=", 1))
-        test_ids = json.loads((study / "prepare.json").read_text())["test"]
-        theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())["arms"]
-        ids = sorted(pid for pid, r in theirs["real_only"].items() if r["pathological"])
-        runs = {"claim": (study / "runs" / "claim" / "segmenter.pt", theirs["claim"])}
-        runs |= {name: (out / name / "segmenter" / "segmenter.pt", json.loads(
-            (out / name / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][name]) for name in names}
-        folds.append({name: {"validation": validation_of(checkpoint, test_ids)["validation"],
-                             "test": {pid: records[pid]["infarct_dice"] for pid in ids}}
-                      for name, (checkpoint, records) in runs.items()})
-        for arm in STUDY_ARMS:
-            table.setdefault(arm, []).extend(theirs[arm][pid]["infarct_dice"] for pid in ids)
-        table.setdefault("patients", []).extend(ids)
-        strata.extend([k] * len(ids))
-    chosen, pooled = nested_choice_of(folds)
-    table["chosen"] = [pooled[pid] for pid in table.pop("patients")]
-    result: dict = {"candidates": ["claim", *names], "chosen_per_fold": chosen,
-                    "infarct_dice": {arm: float(np.mean(v)) for arm, v in table.items()}, "n": len(strata)}
-    for arm in ("real_only", "smile", "claim"):
-        ci = paired_bootstrap_ci(np.asarray(table["chosen"]), np.asarray(table[arm]), seed=seed, strata=strata)
-        result[f"chosen_minus_{arm}"] = {"mean": ci["mean"], "ci95": [ci["low"], ci["high"]]}
-    return result
-
-
-def _seed_probe(result: dict) -> bool:
-    """A design that retrains a study arm with another segmenter seed, or trains on real slices only."""
-    return (result.get("source") == "real" or result.get("segmenter_seed") is not None
-            or bool(result.get("segmenter_recipe")))
-
-
-def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dict:
-    """Every pair among the study's arms and the designs, pooled over folds (infarct Dice, pathological test
-    patients, the fold-stratified paired bootstrap); plus each arm a design retrained with another segmenter seed,
-    averaged per patient over its two seeds, against the other such arms."""
-    columns: dict[str, list[float]] = {}
-    strata: list[int] = []
-    seeds: dict[str, str] = {}  # design -> the study arm it retrains with another segmenter seed
-    for k, pair in enumerate(pairs):
-        study, out = (Path(part) for part in pair.split("=", 1))
-        theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())["arms"]
-        ids = sorted(pid for pid, r in theirs["real_only"].items() if r["pathological"])
-        for arm in STUDY_ARMS:
-            columns.setdefault(arm, []).extend(theirs[arm][pid]["infarct_dice"] for pid in ids)
-        for name in names:
-            result = json.loads((out / name / RESULT).read_text())
-            if (result.get("source") and result.get("segmenter_seed") is not None and not result.get("qc")
-                    and not result.get("segmenter_recipe")):
-                seeds[name] = SOURCE_ARM[result["source"]]
-            ours = json.loads((out / name / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][name]
-            columns.setdefault(name, []).extend(ours[pid]["infarct_dice"] for pid in ids)
-        strata.extend([k] * len(ids))
-    table = {key: np.asarray(values) for key, values in columns.items()}
-    averaged = {f"{arm} (2 seeds)": (table[arm] + table[name]) / 2.0 for name, arm in seeds.items()}
-
-    def differences(group: dict[str, np.ndarray]) -> list[dict]:
-        keys = list(group)
-        rows = []
-        for i, a in enumerate(keys):
-            for b in keys[i + 1:]:
-                ci = paired_bootstrap_ci(group[a], group[b], seed=seed, strata=strata)
-                rows.append({"a": a, "b": b, "mean": ci["mean"], "ci95": [ci["low"], ci["high"]]})
-        return rows
-
-    return {"metric": "infarct_dice", "n": len(strata), "bootstrap": "paired, patients resampled within folds",
-            "means": {key: float(v.mean()) for key, v in (table | averaged).items()},
-            "pairs": differences(table), "two_seed_pairs": differences(averaged)}
-
-
 def design_gallery(study: Path, out: Path, names: list[str], seed: int = 1) -> bytes:
     """Scar crops of the study's held-out real scars, its ``smile`` and ``claim`` arms and each design, at the same
     pixel scale and grey window (the study's realism gallery, one row per set)."""
@@ -421,13 +323,14 @@ def main(argv: list[str] | None = None) -> int:
             write_json(args.out / f"pooled_{name}.json", result)
         # Seed probes and real-only retrains are not candidates for the claim arm.
         first = Path(args.pool[0].split("=", 1)[1])
-        candidates = [name for name in names if not _seed_probe(json.loads((first / name / RESULT).read_text()))]
-        nested = nested_choice(args.pool, candidates)
-        print(f"chosen inside each fold on its validation patients: {nested['chosen_per_fold']}; infarct Dice "
-              f"{nested['infarct_dice']['chosen']:.3f}" + "".join(
-                  f"; - {arm} {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
-                  for arm in ("real_only", "smile", "claim") if (d := nested[f"chosen_minus_{arm}"])))
-        write_json(args.out / "pooled_nested_choice.json", nested)
+        candidates = [name for name in names if not seed_probe(json.loads((first / name / RESULT).read_text()))]
+        if candidates:
+            nested = nested_choice(args.pool, candidates)
+            print(f"chosen inside each fold on its validation patients: {nested['chosen_per_fold']}; infarct Dice "
+                  f"{nested['infarct_dice']['chosen']:.3f}" + "".join(
+                      f"; - {arm} {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+                      for arm in ("real_only", "smile", "claim") if (d := nested[f"chosen_minus_{arm}"])))
+            write_json(args.out / "pooled_nested_choice.json", nested)
         if len(names) > 1:
             differences = pooled_differences(args.pool, names)
             for group in ("pairs", "two_seed_pairs"):
@@ -437,14 +340,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.gallery is not None:
             study, out = (Path(part) for part in args.pool[0].split("=", 1))
             args.gallery.parent.mkdir(parents=True, exist_ok=True)
-            args.gallery.write_bytes(design_gallery(study, out, [name for name, _ in map(parse_design, args.design)]))
+            painted = [name for name in names if not seed_probe(json.loads((out / name / RESULT).read_text()))]
+            args.gallery.write_bytes(design_gallery(study, out, painted))
         return 0
     if args.study is None:
         parser.error("--study is required (or --pool)")
     rows = [run_design(args.study, args.out, *parse_design(text), args.threads) for text in args.design]
     test_ids = json.loads((args.study / "prepare.json").read_text())["test"]
     # The choice is between the claim arm as run (the status quo) and the designs; the smile arm is shown beside.
-    candidates = {row["design"]: row for row in rows}
+    candidates = {row["design"]: row for row in rows if not seed_probe(row)}
     candidates["claim arm"] = {"validation": validation_of(args.study / "runs" / "claim" / "segmenter.pt",
                                                            test_ids)["validation"]}
     chosen = choose_on_validation(candidates)

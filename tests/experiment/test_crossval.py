@@ -221,6 +221,21 @@ def test_realism_settings_are_not_the_study_identity(smoke_crossval):
     run_crossval(root / "phantom", out, CONFIG, seed=0, threads=1, progress=False)  # back to the fixture's
 
 
+def test_a_study_recorded_before_a_nested_field_existed_resumes(smoke_crossval):
+    """A field added to a nested config since a study was written (e.g. the segmenter's ``lr_warmup``) takes the
+    default those studies ran with: the study and its folds are the same study, nothing is retrained."""
+    root, out, metrics = smoke_crossval
+    states = [out / "state.json", *sorted((out / "folds").glob("fold*/study/state.json"))]
+    for path in states:
+        state = json.loads(path.read_text())
+        state["identity"]["config"]["segmenter_config"].pop("lr_warmup")
+        path.write_text(json.dumps(state))
+    before = {path: path.stat().st_mtime_ns for path in (out / "folds").rglob("segmenter.pt")}
+    again = run_crossval(root / "phantom", out, CONFIG, seed=0, threads=1, progress=False)
+    assert again["arms"] == metrics["arms"]
+    assert before and all(path.stat().st_mtime_ns == mtime for path, mtime in before.items())
+
+
 def test_cli_folds_contract(smoke_crossval, tmp_path, capsys):
     root, out, _ = smoke_crossval
     data = str(root / "phantom")

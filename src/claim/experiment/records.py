@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 from collections.abc import Callable, Sequence
@@ -102,10 +103,16 @@ def realism_is_current(path: Path, c2st: dict) -> bool:
 def differing_identity_keys(stored: dict, identity: dict) -> list[str]:
     """Keys of ``identity`` that a stored identity disagrees on (fields added since it was written take the value
     those studies ran with)."""
+    from claim.experiment.config import ExperimentConfig
+
     stored = dict(stored)
     if isinstance(stored.get("config"), dict):
-        stored["config"] = {k: v for k, v in (_ADDED_CONFIG_DEFAULTS | stored["config"]).items()
-                            if k not in _REALISM_FIELDS}
+        config = _ADDED_CONFIG_DEFAULTS | stored["config"]
+        # A round trip fills fields added to the nested configs (generator, joint, segmenter) with their defaults,
+        # which are the behaviour those studies ran with; a config this version cannot read is compared as stored.
+        with contextlib.suppress(TypeError, ValueError):
+            config = ExperimentConfig.from_dict(config).to_dict()
+        stored["config"] = identity_config(config)
     stored.setdefault("orientation_file", None)
     return sorted(k for k in identity if stored.get(k) != identity[k])
 
