@@ -53,6 +53,17 @@ def best_territory_shares(geometry: PatientGeometry, label_maps: np.ndarray, rot
     return shares
 
 
+def gain_over_rotations(table: np.ndarray) -> np.ndarray:
+    """Per patient (rows of ``best_territory_shares`` over the rotations, origin first): the share under the
+    origin minus the patient's rotation average."""
+    return table[:, 0] - table.mean(axis=1)
+
+
+def patient_resamples(n: int, bootstrap: int, seed: int = 0) -> np.ndarray:
+    """``(bootstrap, n)`` patient indices drawn with replacement: the bootstrap of every paired gain here."""
+    return np.random.default_rng(seed).integers(0, n, (bootstrap, n))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "emidec-slices")
@@ -77,9 +88,8 @@ def main() -> None:
     # A patient's best rotation "agrees" when it is the origin or one step either side (ties count as agreeing).
     near = np.minimum(rotations, 360.0 - rotations) <= args.step + 1e-9
     agrees = table[:, near].max(axis=1) >= best - 1e-12
-    rng = np.random.default_rng(0)
-    gain = under_origin - rotation_mean
-    resamples = rng.integers(0, len(gain), (args.bootstrap, len(gain)))
+    gain = gain_over_rotations(table)
+    resamples = patient_resamples(len(gain), args.bootstrap)
     boot = gain[resamples].mean(axis=1)
     mirror_gain = table[:, 0] - mirrored
     mirror_boot = mirror_gain[resamples].mean(axis=1)

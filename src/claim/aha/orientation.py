@@ -171,8 +171,9 @@ def _orientation_from_rv(label_maps: np.ndarray, handedness: Handedness) -> Orie
     return Orientation(OrientationMethod.RV_LABEL, origin, handedness, insertion, round(spread, 4))
 
 
-def _orientation_from_image(images: np.ndarray, label_maps: np.ndarray, handedness: Handedness,
-                            cues: ImageCues) -> Orientation:
+def _orientation_from_image(
+    images: np.ndarray, label_maps: np.ndarray, handedness: Handedness, cues: ImageCues
+) -> Orientation:
     estimate = estimate_septum_from_image(images, label_maps, cues)
     if estimate is None:
         raise ClaimError(

@@ -50,6 +50,13 @@ class ImageCues:
     lung_weight: float = 2.0
     window_deg: float = 120.0
 
+    def __post_init__(self) -> None:
+        if self.band_radii <= 0 or self.blood_tolerance <= 0 or self.air_margin < 0 or self.lung_weight < 0:
+            raise ValueError(f"{self}: band_radii and blood_tolerance must be > 0, air_margin and lung_weight >= 0")
+        if not _BIN_DEG <= self.window_deg < 360.0:
+            raise ValueError(f"{self}: window_deg must be in [{_BIN_DEG}, 360)")
+
+
 # Image estimates with a confidence below this are flagged ``low_confidence`` (CNR below 1.8, or slices spread
 # widely). Chosen on the annotated EMIDEC reference (tests/aha/data): it flags 20 of 48 patients and 3 of the
 # 4 septum errors over 45 degrees; 0.45 would flag all 4 but 29 of 48. See the README section on orientation.
@@ -63,8 +70,9 @@ class ImageEstimate:
     slices_used: int
 
 
-def _sector_fractions(image: np.ndarray, label_map: np.ndarray,
-                      cues: ImageCues) -> tuple[np.ndarray, np.ndarray, float] | None:
+def _sector_fractions(
+    image: np.ndarray, label_map: np.ndarray, cues: ImageCues
+) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Per-sector share of blood-like and air-like pixels beside the epicardium of one slice, and its CNR."""
     cavity = label_map == Label.CAVITY
     myo = np.isin(label_map, (Label.MYOCARDIUM, Label.INFARCT, Label.MVO))
@@ -117,8 +125,9 @@ def _score(blood: np.ndarray, air: np.ndarray, lung_weight: float) -> np.ndarray
     return blood + lung_weight * np.roll(air, _N_BINS // 2)
 
 
-def estimate_septum_from_image(images: np.ndarray, label_maps: np.ndarray,
-                               cues: ImageCues = ImageCues()) -> ImageEstimate | None:
+def estimate_septum_from_image(
+    images: np.ndarray, label_maps: np.ndarray, cues: ImageCues = ImageCues()
+) -> ImageEstimate | None:
     """Screen angle of the septum centre and a confidence in [0, 1]; None when no slice can be read."""
     blood_total, air_total = np.zeros(_N_BINS), np.zeros(_N_BINS)
     per_slice, cnrs = [], []
