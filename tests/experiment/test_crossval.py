@@ -15,6 +15,7 @@ from claim.errors import ClaimError
 from claim.experiment.config import ARMS, experiment_preset
 from claim.experiment.crossval import FOLDS_FILE, assign_folds, fold_dir, run_crossval
 from claim.phantom import write_phantom_cohort
+from claim.report.crossval import write_crossval_report
 from tests.conftest import SMALL
 
 pytestmark = pytest.mark.slow
@@ -114,7 +115,7 @@ def test_segmenter_seeds_train_distinct_models_on_the_same_data(smoke_crossval):
     assert "softmax" in metrics["cross_validation"]["ensemble"]
 
 
-def test_pooled_metrics_folds_and_report(smoke_crossval):
+def test_pooled_metrics_folds_and_report(smoke_crossval, tmp_path):
     _, out, metrics = smoke_crossval
     assert [f["model_selection"]["validation_patients"] for f in metrics["per_fold"]] == [
         json.loads((fold_dir(out, k) / "study" / "metrics.json").read_text())["model_selection"]["validation_patients"]
@@ -140,6 +141,11 @@ def test_pooled_metrics_folds_and_report(smoke_crossval):
     assert "2-fold cross-validation" in html and html.count("<img") >= 2
     assert "What this study can detect" in html and "folds/fold1/study/report.html" in html
     assert (fold_dir(out, 1) / "study" / "report.html").exists()
+    # One segmenter seed per arm: the report says its intervals leave out training noise (not with several).
+    assert "leave out training noise" not in html
+    one_seed = json.loads(json.dumps(metrics))
+    one_seed["cross_validation"]["segmenter_seeds"] = 1
+    assert "leave out training noise" in write_crossval_report(out, one_seed, tmp_path / "one_seed.html").read_text()
 
 
 def test_realism_over_all_folds(smoke_crossval):

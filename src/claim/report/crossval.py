@@ -114,7 +114,10 @@ def build_crossval_report(study_dir: Path, metrics: dict) -> Report:
         f"the arm minus real only, {cv['bootstrap']}: the interval is conditional on each fold's trained models; "
         "how much the folds disagree shows in the forest plot. Each arm's prediction is the "
         f"{cv['ensemble']} "
-        f"({cv['segmenter_seeds']} seed(s) per arm).")
+        f"({cv['segmenter_seeds']} seed(s) per arm)." + (
+            " With one segmenter seed per arm the intervals leave out training noise: another seed can move an arm "
+            "by more than the differences between arms (README, 'How much the segmenter's own seed moves an "
+            "arm'); --segmenter-seeds N averages N of them." if cv["segmenter_seeds"] == 1 else ""))
     _arms_table(report, metrics)
     report.figure(forest_figure(metrics), "Arm minus real only per fold (dots, fold-level bootstrap) and pooled "
                                           "(diamonds, fold-stratified bootstrap). An interval crossing the dashed "
