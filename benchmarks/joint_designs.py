@@ -28,10 +28,11 @@ fidelity is then selected, not measured.
 ``--pool STUDY=OUT ...`` pools one design over the folds it ran on (``--design NAME``): per-patient Dice of every
 fold's test patients, each arm minus the design with the fold-stratified paired bootstrap of the study's own
 cross-validation (patients resampled within folds). With several ``--design``s it also writes
-``pooled_differences.json``: every pair among the study's arms and the designs, and, for each design that
-retrains an arm (``source``) with another ``segmenter_seed``, that arm averaged over its two seeds (per-patient
-Dice averaged), compared with the other two-seed arms: a difference between arms that survives a change of the
-segmenter's seed.
+``pooled_differences.json``: every pair among the study's arms and the designs, and, for each study arm that
+designs retrained (``source``) with other ``segmenter_seed``s, that arm averaged over all its seeds (per-patient
+Dice averaged; the key ``two_seed_pairs`` holds these whatever the number of seeds), compared with the other
+such arms: a difference between arms that survives a change of the segmenter's seed. Seed probes, real-only
+retrains and recipe changes are neither candidates of the nested choice nor rows of the gallery.
 """
 
 from __future__ import annotations
@@ -321,9 +322,9 @@ def main(argv: list[str] | None = None) -> int:
                     d = entry[f"minus_{arm}"]
                     print(f"  {name} - {arm}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
             write_json(args.out / f"pooled_{name}.json", result)
-        # Seed probes and real-only retrains are not candidates for the claim arm.
-        first = Path(args.pool[0].split("=", 1)[1])
-        candidates = [name for name in names if not seed_probe(json.loads((first / name / RESULT).read_text()))]
+        # Seed probes and real-only retrains are not candidates for the claim arm, and paint nothing of their own.
+        study, out = (Path(part) for part in args.pool[0].split("=", 1))
+        candidates = [name for name in names if not seed_probe(json.loads((out / name / RESULT).read_text()))]
         if candidates:
             nested = nested_choice(args.pool, candidates)
             print(f"chosen inside each fold on its validation patients: {nested['chosen_per_fold']}; infarct Dice "
@@ -338,10 +339,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{group}: {d['a']} - {d['b']}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
             write_json(args.out / "pooled_differences.json", differences)
         if args.gallery is not None:
-            study, out = (Path(part) for part in args.pool[0].split("=", 1))
             args.gallery.parent.mkdir(parents=True, exist_ok=True)
-            painted = [name for name in names if not seed_probe(json.loads((out / name / RESULT).read_text()))]
-            args.gallery.write_bytes(design_gallery(study, out, painted))
+            args.gallery.write_bytes(design_gallery(study, out, candidates))
         return 0
     if args.study is None:
         parser.error("--study is required (or --pool)")

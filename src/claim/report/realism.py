@@ -41,13 +41,11 @@ def realism_gallery_png(gallery: Mapping[str, Sequence]) -> bytes:
     return figure_png_bytes(fig, dpi=100)
 
 
-_fmt = score_text
-
 
 def _auc(entry: dict | None) -> str:
     if not entry or entry.get("auc") is None:
         return "–"
-    return f"{_fmt(entry['auc'])} [{_fmt(entry.get('low'))}, {_fmt(entry.get('high'))}]"
+    return f"{score_text(entry['auc'])} [{score_text(entry.get('low'))}, {score_text(entry.get('high'))}]"
 
 
 def add_realism_section(report: Report, realism: dict, study_dir: Path) -> None:
@@ -69,20 +67,22 @@ def add_realism_section(report: Report, realism: dict, study_dir: Path) -> None:
     for name, entry in realism["sources"].items():
         intensity = entry.get("intensity", {})
         rows.append([name, str(entry["patients"]), _auc(entry.get("image_c2st")), _auc(entry.get("mask_c2st")),
-                     _fmt(entry.get("frequency_dice"))] +
-                    [_fmt(intensity.get(k, {}).get("wasserstein")) if intensity else "–" for k in stats])
+                     score_text(entry.get("frequency_dice"))] +
+                    [score_text(intensity.get(k, {}).get("wasserstein")) if intensity else "–" for k in stats])
     rows.append(["real vs real", str(realism["real"]["patients"]), _auc(ref["image_c2st"]), _auc(ref["mask_c2st"]),
-                 f"{_fmt(ceiling.get('mean'))} (ceiling)"] + [f"{_fmt(floor[k]['mean'])} (floor)" for k in stats])
+                 f"{score_text(ceiling.get('mean'))} (ceiling)"]
+                + [f"{score_text(floor[k]['mean'])} (floor)" for k in stats])
     report.table(header, rows)
-    medians = [[name] + [f"{_fmt(e['intensity'][k]['median'])} (real {_fmt(e['intensity'][k]['real_median'])})"
-                         for k in all_stats] for name, e in realism["sources"].items() if e.get("intensity")]
+    medians = [[name] + [f"{score_text(e['intensity'][k]['median'])} "
+                         f"(real {score_text(e['intensity'][k]['real_median'])})" for k in all_stats]
+               for name, e in realism["sources"].items() if e.get("intensity")]
     if medians:
         report.paragraph("Medians of each statistic over slices, synthetic (real), and the W1 of the others:")
         report.table(["source"] + all_stats, medians)
         report.table(["source"] + [f"W1 {k}" for k in all_stats if k not in stats],
-                     [[name] + [_fmt(e["intensity"][k]["wasserstein"]) for k in all_stats if k not in stats]
+                     [[name] + [score_text(e["intensity"][k]["wasserstein"]) for k in all_stats if k not in stats]
                       for name, e in realism["sources"].items() if e.get("intensity")]
-                     + [["real vs real (floor)"] + [_fmt(floor[k]["mean"]) for k in all_stats if k not in stats]])
+                     + [["real vs real (floor)"] + [score_text(floor[k]["mean"]) for k in all_stats if k not in stats]])
     report.paragraph("; ".join(f"{k}: {v}" for k, v in realism.get("statistics", {}).items()) + ". W1: 1-D "
                      "Wasserstein distance between the synthetic and the real slices' values; the floor is the "
                      "distance between two halves of the real patients (a rough floor: half-size samples lie "
@@ -108,7 +108,7 @@ def _shape_table(report: Report, realism: dict) -> None:
     report.paragraph("Shape of the scar masks, per slice: median of the source (median of the real scars) and W1 "
                      "to the real slices; the last row is the split-half floor. " +
                      "; ".join(f"{k}: {v}" for k, v in realism["shape_statistics"].items()) + ".")
-    rows = [[name] + [f"{_fmt(shape[k]['median'])} (real {_fmt(shape[k]['real_median'])}), "
-                      f"W1 {_fmt(shape[k]['wasserstein'])}" for k in keys] for name, shape in sources]
-    rows.append(["real vs real (floor)"] + [f"W1 {_fmt(floor[k]['mean'])}" for k in keys])
+    rows = [[name] + [f"{score_text(shape[k]['median'])} (real {score_text(shape[k]['real_median'])}), "
+                      f"W1 {score_text(shape[k]['wasserstein'])}" for k in keys] for name, shape in sources]
+    rows.append(["real vs real (floor)"] + [f"W1 {score_text(floor[k]['mean'])}" for k in keys])
     report.table(["mask source"] + keys, rows)

@@ -37,8 +37,6 @@ _LABEL_COLOURS = np.array(
 )
 
 
-_fmt = score_text
-
 
 def _ci(ci: dict | None) -> str:
     if not ci or ci.get("mean") is None:
@@ -194,7 +192,7 @@ def build_study_report(study_dir: Path, metrics: dict, report: Report | None = N
     rows = []
     for arm, entry in arms.items():
         sd = entry.get("sd", {})
-        cells = [f"{_fmt(entry.get(key))} ± {_fmt(sd.get(key))}" for key, _, _ in _METRICS]
+        cells = [f"{score_text(entry.get(key))} ± {score_text(sd.get(key))}" for key, _, _ in _METRICS]
         ci = entry.get("ci95_minus_real_only", {}).get("infarct_dice")
         rows.append([ARM_TITLES.get(arm, arm), *cells, _ci(ci) if arm != "real_only" else "–",
                      str(entry.get("n_patients", ""))])
@@ -208,7 +206,7 @@ def build_study_report(study_dir: Path, metrics: dict, report: Report | None = N
     patients = sorted({pid for entry in arms.values() for pid in entry.get("per_patient", {})})
     report.table(
         ["patient"] + [ARM_TITLES.get(arm, arm) for arm in arms],
-        [[pid] + [_fmt(arms[arm]["per_patient"].get(pid, {}).get("infarct_dice")) for arm in arms]
+        [[pid] + [score_text(arms[arm]["per_patient"].get(pid, {}).get("infarct_dice")) for arm in arms]
          for pid in patients],
     )
     report.heading("Mask fidelity of the synthetic images")
@@ -219,7 +217,7 @@ def build_study_report(study_dir: Path, metrics: dict, report: Report | None = N
     )
     report.table(
         ["arm", "mask fidelity (Dice)", "synthetic patients"],
-        [[ARM_TITLES.get(arm, arm), _fmt(value), str(len(metrics.get("fidelity_per_patient", {}).get(arm, {})))]
+        [[ARM_TITLES.get(arm, arm), score_text(value), str(len(metrics.get("fidelity_per_patient", {}).get(arm, {})))]
          for arm, value in metrics["fidelity"].items()],
     )
     if metrics.get("model_selection"):
