@@ -14,9 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from claim import __version__  # noqa: E402
 from claim.report.figures import figure_png_bytes  # noqa: E402
-from claim.report.html import Report  # noqa: E402
+from claim.report.html import Report, score_text  # noqa: E402
 from claim.report.sections import add_selection_section  # noqa: E402
-from claim.report.study import ARM_TITLES, _ci, _fmt  # noqa: E402
+from claim.report.study import ARM_TITLES, _ci  # noqa: E402
 
 __all__ = ["forest_figure", "scatter_figure", "build_crossval_report", "write_crossval_report"]
 
@@ -91,7 +91,8 @@ def _arms_table(report: Report, metrics: dict) -> None:
     rows = []
     for arm, entry in metrics["arms"].items():
         sd, cis = entry.get("sd", {}), entry.get("ci95_minus_real_only", {})
-        rows.append([ARM_TITLES.get(arm, arm)] + [f"{_fmt(entry.get(k))} ± {_fmt(sd.get(k))}" for k, _ in keys]
+        rows.append([ARM_TITLES.get(arm, arm)]
+                    + [f"{score_text(entry.get(k))} ± {score_text(sd.get(k))}" for k, _ in keys]
                     + [_ci(cis.get(k)) if arm != "real_only" else "–" for k, _ in keys] + [str(entry["n_patients"])])
     report.table(header, rows)
 
@@ -129,7 +130,7 @@ def build_crossval_report(study_dir: Path, metrics: dict) -> Report:
     rows = []
     for f in metrics["per_fold"]:
         rows.append([str(f["fold"]), f"{len(f['test_patients'])} ({len(f['test_pathological'])})"]
-                    + [_fmt(f["arms"][arm]["infarct_dice"]) for arm in metrics["arms"]]
+                    + [score_text(f["arms"][arm]["infarct_dice"]) for arm in metrics["arms"]]
                     + [_ci(f["arms"][arm].get("ci95_minus_real_only", {}).get("infarct_dice"))
                        for arm in metrics["arms"] if arm != "real_only"]
                     + [f"{(f.get('seconds') or 0) / 60:.1f}"])
@@ -143,15 +144,16 @@ def build_crossval_report(study_dir: Path, metrics: dict) -> Report:
         "has half-width ≈ 1.96·s/√n; differences smaller than that cannot be decided. The last column is the n a "
         "half-width of 0.04 would need at the observed s.")
     report.table(["arm", "metric", "n", "sd of differences", "1.96·s/√n", "bootstrap half-width", "n for ±0.04"],
-                 [[arm, key, str(v["n"]), _fmt(v["sd_of_differences"]), _fmt(v["normal_half_width"]),
-                   _fmt(v["bootstrap_half_width"]), str(v["patients_for_half_width_0.04"])]
+                 [[arm, key, str(v["n"]), score_text(v["sd_of_differences"]), score_text(v["normal_half_width"]),
+                   score_text(v["bootstrap_half_width"]), str(v["patients_for_half_width_0.04"])]
                   for arm, per in detect.items() for key, v in per.items() if key != "infarct_volume_ratio_error"])
     report.heading("Mask fidelity of the synthetic images")
     report.paragraph("Judge (each fold's real-only segmenter, or its ensemble with several seeds) infarct Dice "
                      "against the conditioning mask, averaged "
                      "over the synthetic patients of all folds.")
     report.table(["arm", "mask fidelity (Dice)", "synthetic patients"],
-                 [[ARM_TITLES.get(arm, arm), _fmt(v), str(len(metrics.get("fidelity_per_patient", {}).get(arm, {})))]
+                 [[ARM_TITLES.get(arm, arm), score_text(v),
+                   str(len(metrics.get("fidelity_per_patient", {}).get(arm, {})))]
                   for arm, v in metrics.get("fidelity", {}).items()])
     add_selection_section(report, {f"fold {f['fold']}": f["model_selection"] for f in metrics["per_fold"]
                                    if "model_selection" in f})
