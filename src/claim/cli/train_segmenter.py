@@ -48,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="ramp the learning rate up linearly over the first STEPS steps (default: the preset's)")
     parser.add_argument("--foreground-fraction", type=number(0.0, 1.0), default=None,
                         help="share of each real batch drawn from scar-bearing slices (default: the preset's)")
+    parser.add_argument("--context-slices", type=int, choices=range(0, 4), default=None, metavar="K",
+                        help="give the segmenter K neighbouring slices on each side as extra channels (2.5D, "
+                             "0-3; default: the preset's)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
     add_run_flags(parser, "continue RUN/last.pt up to --steps (a killed run resumes exactly; with the poly "
                           "schedule a longer --steps reshapes the decay from where it stands)")
@@ -57,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     saved = saved_run(args, COMMAND)
     changes = explicit(args, ("steps", "val_every", "batch_size", "synthetic_fraction", "lr", "lr_schedule",
-                              "lr_warmup", "foreground_fraction"))
+                              "lr_warmup", "foreground_fraction", "context_slices"))
 
     def make() -> SegmenterConfig:
         if saved:

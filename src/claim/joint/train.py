@@ -137,6 +137,10 @@ def train_joint(
         ClaimError: no normal patient among the training patients, no slice with scar, or resume mismatches.
     """
     data_dir = Path(data_dir)
+    if segmenter is not None and segmenter.context_slices:
+        # G paints one slice at a time with gradient; its neighbours would need painting in step with it.
+        raise ClaimError(f"joint training needs a single-slice segmenter (context_slices 0), got context_slices "
+                         f"{segmenter.context_slices}")
     run = RunFolder(out_dir, "train-joint")
     gen_path, seg_path, state_path = run.path(GENERATOR_NAME), run.path(SEGMENTER_NAME), run.path(STATE_NAME)
     dev = resolve_device(device)

@@ -29,6 +29,9 @@ class SegmenterConfig(Config):
         foreground_fraction: share of every batch drawn from scar-bearing slices only, the rest uniformly from all
             (nnU-Net's foreground oversampling; 0 = uniform). It applies per pool: with synthetic slices pooled
             with the real ones (``synthetic_fraction`` None), the forced share comes from both.
+        context_slices: neighbouring slices on each side given to the segmenter as extra input channels (2.5D:
+            ``1 + 2 * context_slices`` channels, the slice itself in the middle; at a stack's ends the edge slice
+            repeats). Scar is continuous across slices, and its neighbours tell scar from bright blood or fat.
         localiser_size: side of the whole-slice overview the localiser segments (heart: cavity + myocardium) to
             centre the ROI; 0 = no localiser, the ROI is the slice centre.
         localiser_filters: the localiser's DynUNet channels per level.
@@ -57,6 +60,7 @@ class SegmenterConfig(Config):
     lr_schedule: str = "poly"
     lr_warmup: int = 0
     foreground_fraction: float = 0.33
+    context_slices: int = 0
     localiser_size: int = 64
     localiser_filters: tuple[int, ...] = (8, 16, 32, 64)
     postprocess: bool = True
@@ -91,6 +95,8 @@ class SegmenterConfig(Config):
                              f"{len(self.filters)} levels")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} must be one of {LR_SCHEDULES}")
+        if self.context_slices < 0:
+            raise ValueError(f"context_slices {self.context_slices} must be >= 0")
         if self.lr_warmup < 0:
             raise ValueError(f"lr_warmup {self.lr_warmup} must be >= 0")
         if not 0.0 <= self.foreground_fraction <= 1.0:
@@ -109,6 +115,11 @@ class SegmenterConfig(Config):
             raise ValueError(f"val_fraction {self.val_fraction} must be in (0, 1)")
         if self.synthetic_fraction is not None and not 0.0 <= self.synthetic_fraction < 1.0:
             raise ValueError(f"synthetic_fraction {self.synthetic_fraction} must be in [0, 1) or None")
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the ROI segmenter's input: the slice and ``context_slices`` neighbours on each side."""
+        return 1 + 2 * self.context_slices
 
     def replace(self, **changes: Any) -> SegmenterConfig:
         """As ``Config.replace``; new ``filters`` without a ``deep_supervision`` re-derive the default heads."""

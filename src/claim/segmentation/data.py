@@ -24,7 +24,7 @@ from claim.data.preprocess import CropBox, crop_slice, lv_crop_box, paste_slice
 from claim.labels import Label, myocardium_mask
 from claim.segmentation.config import SegmenterConfig
 
-__all__ = ["SliceSet", "roi_box", "crop_rois", "paste_rois", "overview",
+__all__ = ["SliceSet", "roi_box", "crop_rois", "paste_rois", "with_context", "overview",
            "overview_labels", "slices_from_patients", "training_slices", "build_augmentation", "augment_batch"]
 
 
@@ -48,6 +48,14 @@ def paste_rois(rois: np.ndarray, box: CropBox, fill: int = 0) -> np.ndarray:
     return np.stack([paste_slice(r, box, base, is_label=True) for r in rois])
 
 
+def with_context(stack: np.ndarray, context: int) -> np.ndarray:
+    """``(S, H, W)`` slices as ``(S, 1 + 2 * context, H, W)``: each slice in the middle channel between its
+    ``context`` neighbours on either side, in stack order; past a stack's ends the edge slice repeats."""
+    positions = np.arange(len(stack))[:, None] + np.arange(-context, context + 1)[None, :]
+    return np.asarray(stack)[np.clip(positions, 0, max(len(stack) - 1, 0))] if len(stack) else \
+        np.zeros((0, 1 + 2 * context, *np.asarray(stack).shape[1:]), np.asarray(stack).dtype)
+
+
 def overview(stack: np.ndarray, size: int) -> np.ndarray:
     """Whole slices ``(S, H, W)`` resized to ``(S, size, size)`` (bilinear, anti-aliased): the localiser's input."""
     return resize(np.asarray(stack, np.float32), (len(stack), size, size), order=1, preserve_range=True,
@@ -66,7 +74,8 @@ class SliceSet:
     """Training slices: LV-centred ROIs (and, for a cascade, whole-slice overviews).
 
     Attributes:
-        images: ``(N, 1, C, C)`` float32 raw ROIs (source units; normalised later, per image, in torch).
+        images: ``(N, K, C, C)`` float32 raw ROIs (source units; normalised later, per image, in torch); ``K``
+            channels: the slice and its neighbours (:func:`with_context`).
         labels: ``(N, C, C)`` int64 label ids.
         patient_ids: per slice, its patient.
         overviews: ``(N, 1, L, L)`` float32 raw whole slices resized for the localiser, or ``None``.
@@ -90,10 +99,10 @@ class SliceSet:
         return np.isin(self.labels, (Label.INFARCT, Label.MVO)).reshape(len(self), -1).any(axis=1)
 
     @staticmethod
-    def concat(sets: Sequence[SliceSet], crop_size: int) -> SliceSet:
+    def concat(sets: Sequence[SliceSet], crop_size: int, channels: int = 1) -> SliceSet:
         sets = [s for s in sets if len(s)]
         if not sets:
-            return SliceSet(np.zeros((0, 1, crop_size, crop_size), np.float32),
+            return SliceSet(np.zeros((0, channels, crop_size, crop_size), np.float32),
                             np.zeros((0, crop_size, crop_size), np.int64), [])
         with_overviews = all(s.overviews is not None for s in sets)
         return SliceSet(np.concatenate([s.images for s in sets]), np.concatenate([s.labels for s in sets]),
@@ -102,32 +111,34 @@ class SliceSet:
                         np.concatenate([s.overview_labels for s in sets]) if with_overviews else None)
 
 
-def slices_from_patients(patients: Sequence[Patient], crop_size: int, overview_size: int = 0) -> SliceSet:
+def slices_from_patients(patients: Sequence[Patient], crop_size: int, overview_size: int = 0,
+                         context: int = 0) -> SliceSet:
     """Every slice of ``patients`` as an ROI centred on the patient's labelled heart (cavity + myocardium, all
-    slices; the image centre where nothing is labelled), plus ``overview_size`` overviews when > 0.
+    slices; the image centre where nothing is labelled), with ``context`` neighbouring slices on each side as
+    extra channels, plus ``overview_size`` overviews when > 0.
 
     The ROI of a whole stack is one window, as at prediction, so a patient's slices keep their relative position.
     """
     sets = []
     for p in patients:
         box = lv_crop_box(p.label_maps, crop_size)
-        images = crop_rois(p.images.astype(np.float32), box)[:, None]
+        images = with_context(crop_rois(p.images.astype(np.float32), box), context)
         labels = crop_rois(p.label_maps.astype(np.int64), box, is_label=True)
         views = view_labels = None
         if overview_size:
             views = overview(p.images, overview_size)[:, None]
             view_labels = overview_labels(p.label_maps, overview_size)
         sets.append(SliceSet(images, labels, [p.patient_id] * p.n_slices, views, view_labels))
-    return SliceSet.concat(sets, crop_size)
+    return SliceSet.concat(sets, crop_size, 1 + 2 * context)
 
 
 def training_slices(patients: Sequence[Patient], config: SegmenterConfig) -> SliceSet:
-    """:func:`slices_from_patients` in the frame ``config`` trains on (its ROI size and localiser overviews)."""
-    return slices_from_patients(patients, config.crop_size, config.localiser_size)
+    """:func:`slices_from_patients` in the frame ``config`` trains on (ROI size, slice context, overviews)."""
+    return slices_from_patients(patients, config.crop_size, config.localiser_size, config.context_slices)
 
 
 def build_augmentation(config: SegmenterConfig) -> Compose:
-    """nnU-Net-like MONAI dict transforms on ``{"image": (1, C, C) normalised, "label": (1, C, C)}``.
+    """nnU-Net-like MONAI dict transforms on ``{"image": (K, C, C) normalised, "label": (1, C, C)}``.
 
     Spatial: flips on both axes, rotation, zoom (labels nearest). Intensity (image only): scaling, gamma, Gaussian
     noise. Seed it with ``set_random_state`` before each batch; nothing here touches a global generator.
@@ -153,7 +164,8 @@ def augment_batch(augmentation: Compose, images: torch.Tensor, labels: torch.Ten
     """Augment a batch sample by sample after seeding ``augmentation`` with ``seed`` (no gradient through it).
 
     Args:
-        images: ``(B, 1, C, C)`` normalised; labels: ``(B, C, C)`` long.
+        images: ``(B, K, C, C)`` normalised (every channel moves with the same spatial draw); labels:
+            ``(B, C, C)`` long.
 
     Returns:
         Augmented ``(images, labels)`` with the same shapes and dtypes, on the input device.

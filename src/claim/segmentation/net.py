@@ -15,11 +15,11 @@ N_LOCALISER_CLASSES = 3  # background, LV cavity, myocardium: all the localiser 
 _LOW_PCT, _HIGH_PCT = 0.005, 0.995
 
 
-def _dynunet(filters: tuple[int, ...], out_channels: int, deep_supervision: int = 0) -> DynUNet:
+def _dynunet(filters: tuple[int, ...], out_channels: int, deep_supervision: int = 0, in_channels: int = 1) -> DynUNet:
     levels = len(filters)
     return DynUNet(
         spatial_dims=2,
-        in_channels=1,
+        in_channels=in_channels,
         out_channels=out_channels,
         kernel_size=[3] * levels,
         strides=[1] + [2] * (levels - 1),
@@ -35,7 +35,8 @@ def _dynunet(filters: tuple[int, ...], out_channels: int, deep_supervision: int 
 class CascadeSegmenter(torch.nn.Module):
     """The two stages of the field's standard 2D cascade.
 
-    ``segmenter`` maps an LV-centred ROI ``(B, 1, C, C)`` (normalised) to logits ``(B, 5, C, C)``; ``localiser``
+    ``segmenter`` maps an LV-centred ROI ``(B, K, C, C)`` (normalised; ``K = config.input_channels``, the slice and
+    its neighbours) to logits ``(B, 5, C, C)``; ``localiser``
     (``None`` when ``config.localiser_size`` is 0) maps a whole slice resized to ``(B, 1, L, L)`` to background /
     cavity / myocardium logits, whose heart centre places the ROI (``claim.segmentation.predict``).
 
@@ -47,7 +48,7 @@ class CascadeSegmenter(torch.nn.Module):
 
     def __init__(self, config: SegmenterConfig) -> None:
         super().__init__()
-        self.segmenter = _dynunet(config.filters, N_CLASSES, config.deep_supervision)
+        self.segmenter = _dynunet(config.filters, N_CLASSES, config.deep_supervision, config.input_channels)
         self.localiser = (_dynunet(config.localiser_filters, N_LOCALISER_CLASSES)
                           if config.localiser_size else None)
 
@@ -76,20 +77,20 @@ def build_segmenter(config: SegmenterConfig) -> CascadeSegmenter:
 
 
 def normalise_images(images: torch.Tensor) -> torch.Tensor:
-    """Per-image robust z-score: clip to the 0.5/99.5 percentiles, subtract the mean, divide by the SD.
+    """Per-image, per-channel robust z-score: clip to the 0.5/99.5 percentiles, subtract the mean, divide by the SD.
 
     Differentiable (``torch.quantile`` and ``clamp`` pass gradients), so synthetic images produced by a generator
     can be trained through. Works for any intensity units (PNG 0..255, raw scanner values).
 
     Args:
-        images: ``(B, 1, H, W)`` raw intensities.
+        images: ``(B, K, H, W)`` raw intensities (``K`` channels: a slice and its neighbours, each its own image).
 
     Returns:
-        ``(B, 1, H, W)`` float with roughly zero mean and unit SD per image.
+        ``(B, K, H, W)`` float with roughly zero mean and unit SD per image and channel.
     """
-    if images.ndim != 4 or images.shape[1] != 1:
-        raise ValueError(f"images must be (B, 1, H, W), got {tuple(images.shape)}")
-    flat = images.float().flatten(1)
+    if images.ndim != 4:
+        raise ValueError(f"images must be (B, K, H, W), got {tuple(images.shape)}")
+    flat = images.float().flatten(2).flatten(0, 1)
     q = torch.quantile(flat, torch.tensor([_LOW_PCT, _HIGH_PCT], device=flat.device, dtype=flat.dtype), dim=1)
     clipped = torch.clamp(flat, min=q[0][:, None], max=q[1][:, None])
     mean = clipped.mean(dim=1, keepdim=True)

@@ -18,7 +18,7 @@ from claim.output import staged_output
 from claim.runtime import autocast, resolve_precision
 from claim.segmentation.checkpoint import load_segmenter
 from claim.segmentation.config import SegmenterConfig
-from claim.segmentation.data import crop_rois, overview, paste_rois, roi_box
+from claim.segmentation.data import crop_rois, overview, paste_rois, roi_box, with_context
 from claim.segmentation.net import N_CLASSES, normalise_images
 from claim.segmentation.postprocess import PostprocessCounts, anatomical_postprocess
 
@@ -38,7 +38,7 @@ class Prediction:
 
 def _probabilities(net: torch.nn.Module, batches: np.ndarray, batch_size: int, precision: str,
                    mirror: bool = False) -> np.ndarray:
-    """Softmax ``(N, C, H, W)`` of ``(N, 1, H, W)`` raw images; with ``mirror``, averaged over the four flips
+    """Softmax ``(N, C, H, W)`` of ``(N, K, H, W)`` raw images; with ``mirror``, averaged over the four flips
     (none, rows, columns, both: nnU-Net's test-time mirroring, matching the flips the network trained with)."""
     device = next(net.parameters()).device
     flips = ((), (-2,), (-1,), (-2, -1)) if mirror else ((),)
@@ -56,7 +56,7 @@ def _probabilities(net: torch.nn.Module, batches: np.ndarray, batch_size: int, p
 
 def _labels(net: torch.nn.Module, batches: np.ndarray, batch_size: int, precision: str,
             mirror: bool = False) -> np.ndarray:
-    """Argmax labels of ``(N, 1, H, W)`` raw images (see :func:`_probabilities`)."""
+    """Argmax labels of ``(N, K, H, W)`` raw images (see :func:`_probabilities`)."""
     return _probabilities(net, batches, batch_size, precision, mirror).argmax(axis=1).astype(np.uint8)
 
 
@@ -99,7 +99,8 @@ def _roi_softmax(model: torch.nn.Module, config: SegmenterConfig, images: np.nda
     try:
         centre, localised = locate_heart(model, config, images, batch_size, precision)
         box = roi_box(images.shape[1:], centre, config.crop_size)
-        probs = _probabilities(model, crop_rois(images, box)[:, None], batch_size, precision,
+        rois = with_context(crop_rois(images, box), config.context_slices)
+        probs = _probabilities(model, rois, batch_size, precision,
                                config.mirror if mirror is None else mirror) if len(images) else None
     finally:
         model.train(was_training)
