@@ -171,7 +171,7 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
                                 config.generator(Mode.CLAIM).replace(steps=int(generator_steps)), seed=seed,
                                 precision=config.precision, progress=True, checkpoint_every=10**9,
                                 overwrite=(folder / "generator").exists())
-        train_joint(train_dir, joint_dir, joint=joint, segmenter=config.segmenter(),
+        train_joint(train_dir, joint_dir, joint=joint, segmenter=config.joint_segmenter(),
                     init_generator=init_generator, seed=seed,
                     train_patients=roles["fit"], progress=True, smile_prior=prior, precision=config.precision,
                     resume=joint_dir.exists())

@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         run = out / f"lambda_{lam:g}"
         t0 = time.perf_counter()
         train_joint(Path(identity["train_dir"]), run / "joint", joint=replace(base.joint(), lambda_consistency=lam),
-                    segmenter=base.segmenter(), init_generator=study / "runs" / "generator_claim" / "generator.pt",
-                    seed=seed, train_patients=roles["fit"], progress=True, resume=(run / "joint").exists(),
-                    smile_prior=prior)
+                    segmenter=base.joint_segmenter(),
+                    init_generator=study / "runs" / "generator_claim" / "generator.pt", seed=seed,
+                    train_patients=roles["fit"], progress=True, resume=(run / "joint").exists(), smile_prior=prior)
         generate_scars(run / "joint" / "generator.pt", study / "data" / "fit", study / "masks" / "smile",
                        run / "synthetic", sampler=base.claim_sampler, seed=seed, previews=False)
         scores = judge_fidelity(study / "runs" / "real_only" / "segmenter.pt", run / "synthetic")

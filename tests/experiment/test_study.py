@@ -164,3 +164,23 @@ def test_study_precision_reaches_every_trainer_and_is_checked(smoke_study, tmp_p
         main(["experiment", "-c", str(out / "config.json"), "--out", str(tmp_path / "x"), "--precision", "fp16"])
     assert exc.value.code == 2 and "--precision" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_2p5d_study_trains_its_arms_on_neighbours_and_its_joint_run_on_single_slices(smoke_study, tmp_path):
+    from dataclasses import replace
+
+    from claim.segmentation.checkpoint import load_segmenter
+
+    root, _, _ = smoke_study
+    base = experiment_preset("smoke")
+    config = replace(base, segmenter_config=base.segmenter_config.replace(context_slices=1))
+    out = tmp_path / "study"
+    metrics = run_experiment(root / "split/train", root / "split/test", out, config, seed=0, threads=1, progress=False)
+    assert set(metrics["arms"]) == set(ARMS)
+    for arm in ARMS:
+        model, seg = load_segmenter(out / "runs" / arm / "segmenter.pt")
+        assert seg.context_slices == 1 and model.segmenter.input_block.conv1.conv.in_channels == 3
+    joint_model, joint_seg = load_segmenter(out / "runs" / "joint" / "segmenter.pt")
+    assert joint_seg.context_slices == 0 and joint_model.segmenter.input_block.conv1.conv.in_channels == 1
+    saved = json.loads((out / "config.json").read_text())["config"]
+    assert ExperimentConfig.from_dict(saved).segmenter_config.context_slices == 1

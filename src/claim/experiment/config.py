@@ -114,6 +114,11 @@ class ExperimentConfig(Config):
     def segmenter(self) -> SegmenterConfig:
         return self.segmenter_config.replace(val_fraction=self.val_fraction)
 
+    def joint_segmenter(self) -> SegmenterConfig:
+        """The joint run's S: the arms' recipe on single slices. G paints one slice at a time, so S cannot see painted
+        neighbours; the arms' own segmenters (2.5D or not) train afterwards on whole painted patients."""
+        return self.segmenter().replace(context_slices=0)
+
     def c2st(self) -> C2stConfig:
         """The realism two-sample tests' protocol."""
         return C2stConfig(repeats=self.realism_repeats, steps=self.realism_steps, bootstrap=min(self.bootstrap, 1000))

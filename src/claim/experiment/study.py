@@ -212,7 +212,7 @@ class _Study:
 
         roles = self.roles()
         train_joint(self.train_dir, self.run_dir("joint"), joint=self.config.joint(),
-                    segmenter=self.config.segmenter(),
+                    segmenter=self.config.joint_segmenter(),
                     init_generator=self.run_dir("generator_claim") / "generator.pt", seed=self.seed,
                     device=self.device, train_patients=roles["fit"], progress=self.progress,
                     smile_prior=self.smile_prior(), precision=self.config.precision)
