@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             write_json(args.out / "pooled_nested_choice.json", nested)
         if len(names) > 1:
             differences = pooled_differences(args.pool, names)
-            for group in ("pairs", "two_seed_pairs"):
+            for group in ("pairs", "two_seed_pairs", "recipe_seed_pairs"):
                 for d in differences[group]:
                     print(f"{group}: {d['a']} - {d['b']}: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")
             write_json(args.out / "pooled_differences.json", differences)

@@ -100,10 +100,13 @@ def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dic
     """Every pair among the study's arms and the designs, pooled over folds (infarct Dice, pathological test
     patients, the fold-stratified paired bootstrap); plus each study arm that designs retrained with other
     segmenter seeds (``source`` + ``segmenter_seed``, nothing else changed), averaged per patient over all its
-    seeds, against the other such arms."""
+    seeds, against the other such arms; and likewise, under ``recipe_seed_pairs``, each arm retrained with another
+    segmenter recipe (``segmenter.KEY=VALUE``), averaged over the seeds it was retrained with under that recipe,
+    against the other arms retrained with the same recipe."""
     columns: dict[str, list[float]] = {}
     strata: list[int] = []
     seeds: dict[str, list[str]] = {}  # study arm -> the designs retraining it with another segmenter seed
+    recipes: dict[tuple[str, str], list[str]] = {}  # (recipe, study arm) -> the designs retraining it so
     for k, pair in enumerate(pairs):
         study, out = (Path(part) for part in pair.split("=", 1))
         theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())["arms"]
@@ -116,6 +119,9 @@ def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dic
                     and int(result["segmenter_seed"]) != int(result["seed"]) and not result.get("qc")
                     and not result.get("segmenter_recipe")):
                 seeds.setdefault(SOURCE_ARM[result["source"]], []).append(name)
+            if k == 0 and result.get("source") and result.get("segmenter_recipe") and not result.get("qc"):
+                recipe = ",".join(f"{key}={value}" for key, value in sorted(result["segmenter_recipe"].items()))
+                recipes.setdefault((recipe, SOURCE_ARM[result["source"]]), []).append(name)
             ours = json.loads((out / name / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][name]
             columns.setdefault(name, []).extend(ours[pid]["infarct_dice"] for pid in ids)
         strata.extend([k] * len(ids))
@@ -132,6 +138,12 @@ def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dic
                 rows.append({"a": a, "b": b, "mean": ci["mean"], "ci95": [ci["low"], ci["high"]]})
         return rows
 
+    by_recipe: dict[str, dict[str, np.ndarray]] = {}
+    for (recipe, arm), members in recipes.items():
+        by_recipe.setdefault(recipe, {})[f"{arm} [{recipe}] ({len(members)} seeds)"] = np.mean(
+            [table[n] for n in members], axis=0)
+    recipe_averaged = {key: v for group in by_recipe.values() for key, v in group.items()}
     return {"metric": "infarct_dice", "n": len(strata), "bootstrap": "paired, patients resampled within folds",
-            "means": {key: float(v.mean()) for key, v in (table | averaged).items()},
-            "pairs": differences(table), "two_seed_pairs": differences(averaged)}
+            "means": {key: float(v.mean()) for key, v in (table | averaged | recipe_averaged).items()},
+            "pairs": differences(table), "two_seed_pairs": differences(averaged),
+            "recipe_seed_pairs": [row for group in by_recipe.values() for row in differences(group)]}
