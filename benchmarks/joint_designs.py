@@ -14,24 +14,26 @@ This is a screen for the cross-validated study, not a substitute: one split deci
     python benchmarks/joint_designs.py --study outputs/cv/folds/fold1/study --out outputs/benchmarks/joint_designs \\
         --design guard:lambda_histogram=1 --design bound:lambda_histogram=1,consistency_bound=real
 
-``generator_steps=N`` first trains the design's own claim generator for N steps (the study's recipe otherwise)
-and starts the joint run from it. More keys are not joint-loss settings: ``source=smile`` (or ``claim``)
-reuses that arm's synthetic set instead of a new joint run, ``source=real`` trains on the real slices only (a
-retrain of the ``real_only`` arm), ``segmenter_seed=N`` trains the design's segmenter with seed N instead of the
-study's (the joint run keeps the study's seed: with ``source`` this measures how much the segmenter's own seed
-moves an arm), ``segmenter.KEY=VALUE`` changes the design's segmenter recipe (``SegmenterConfig`` fields, e.g.
-``segmenter.lr_warmup=50``; the joint run keeps the study's), and ``qc_min_dice=D[,qc_max_contrast_pct=P]`` keeps
-only the synthetic scar slices that the study's real-only segmenter finds with Dice >= D and whose scar is no
-brighter than the P-th percentile of the training donors' real scar (``claim.stages.quality``); its judge
-fidelity is then selected, not measured.
+``generator_steps=N`` first trains the design's own claim generator for N steps (the study's recipe otherwise) and
+starts the joint run from it. More keys are not joint-loss settings: ``source=smile`` (or ``claim``) reuses that
+arm's synthetic set instead of a new joint run, ``source=real`` trains on the real slices only (a retrain of the
+``real_only`` arm), ``segmenter_seed=N`` trains the design's segmenter with seed N instead of the study's (the
+joint run keeps the study's seed: with ``source`` this measures how much the segmenter's own seed moves an arm),
+``segmenter.KEY=VALUE`` changes the design's segmenter recipe (``SegmenterConfig`` fields, e.g.
+``segmenter.lr_warmup=50``; the joint run keeps the study's, single-slice: ``ExperimentConfig.joint_segmenter``),
+and ``qc_min_dice=D[,qc_max_contrast_pct=P]`` keeps only the synthetic scar slices that the study's real-only
+segmenter finds with Dice >= D and whose scar is no brighter than the P-th percentile of the training donors' real
+scar (``claim.stages.quality``); its judge fidelity is then selected, not measured.
 
 ``--pool STUDY=OUT ...`` pools one design over the folds it ran on (``--design NAME``): per-patient Dice of every
 fold's test patients, each arm minus the design with the fold-stratified paired bootstrap of the study's own
 cross-validation (patients resampled within folds). With several ``--design``s it also writes
 ``pooled_differences.json``: every pair among the study's arms and the designs, and, for each study arm that
 designs retrained (``source``) with other ``segmenter_seed``s, that arm averaged over all its seeds (per-patient
-Dice averaged; the key ``two_seed_pairs`` holds these whatever the number of seeds), compared with the other
-such arms: a difference between arms that survives a change of the segmenter's seed. Seed probes, real-only
+Dice averaged; the key ``two_seed_pairs`` holds these whatever the number of seeds), compared with the other such
+arms: a difference between arms that survives a change of the segmenter's seed; and ``recipe_seed_pairs``, the same
+for arms retrained with another segmenter recipe (``segmenter.KEY=VALUE``), each averaged over the distinct seeds
+it was trained with under that recipe and compared with the other arms of that recipe. Seed probes, real-only
 retrains and recipe changes are neither candidates of the nested choice nor rows of the gallery.
 """
 

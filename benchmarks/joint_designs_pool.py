@@ -106,7 +106,7 @@ def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dic
     columns: dict[str, list[float]] = {}
     strata: list[int] = []
     seeds: dict[str, list[str]] = {}  # study arm -> the designs retraining it with another segmenter seed
-    recipes: dict[tuple[str, str], list[str]] = {}  # (recipe, study arm) -> the designs retraining it so
+    recipes: dict[tuple[str, str], dict[int, str]] = {}  # (recipe, study arm) -> seed -> the design
     for k, pair in enumerate(pairs):
         study, out = (Path(part) for part in pair.split("=", 1))
         theirs = json.loads((study / "evaluation" / PER_PATIENT_FILE).read_text())["arms"]
@@ -121,7 +121,9 @@ def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dic
                 seeds.setdefault(SOURCE_ARM[result["source"]], []).append(name)
             if k == 0 and result.get("source") and result.get("segmenter_recipe") and not result.get("qc"):
                 recipe = ",".join(f"{key}={value}" for key, value in sorted(result["segmenter_recipe"].items()))
-                recipes.setdefault((recipe, SOURCE_ARM[result["source"]]), []).append(name)
+                trained_seed = int(result["seed"] if result.get("segmenter_seed") is None else result["segmenter_seed"])
+                # Two designs that differ only in how the study's seed was spelled trained the same segmenter.
+                recipes.setdefault((recipe, SOURCE_ARM[result["source"]]), {}).setdefault(trained_seed, name)
             ours = json.loads((out / name / "evaluation" / PER_PATIENT_FILE).read_text())["arms"][name]
             columns.setdefault(name, []).extend(ours[pid]["infarct_dice"] for pid in ids)
         strata.extend([k] * len(ids))
@@ -140,8 +142,8 @@ def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dic
 
     by_recipe: dict[str, dict[str, np.ndarray]] = {}
     for (recipe, arm), members in recipes.items():
-        by_recipe.setdefault(recipe, {})[f"{arm} [{recipe}] ({len(members)} seeds)"] = np.mean(
-            [table[n] for n in members], axis=0)
+        label = f"{arm} [{recipe}] ({len(members)} seed{'s' if len(members) > 1 else ''})"
+        by_recipe.setdefault(recipe, {})[label] = np.mean([table[n] for n in members.values()], axis=0)
     recipe_averaged = {key: v for group in by_recipe.values() for key, v in group.items()}
     return {"metric": "infarct_dice", "n": len(strata), "bootstrap": "paired, patients resampled within folds",
             "means": {key: float(v.mean()) for key, v in (table | averaged | recipe_averaged).items()},

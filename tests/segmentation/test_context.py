@@ -20,6 +20,7 @@ from claim.segmentation.data import training_slices, with_context
 from claim.segmentation.net import N_CLASSES, build_segmenter, normalise_images
 from claim.segmentation.predict import predict_patient
 from claim.segmentation.train import SegmenterTrainer
+from claim.segmentation.trainer import _reverse_context
 from tests.segmentation.conftest import TEST_CONFIG
 
 
@@ -30,8 +31,14 @@ def test_each_slice_sits_between_its_neighbours_and_the_ends_repeat():
     assert out[:, :, 0, 0].tolist() == [[0, 0, 0, 1, 2], [0, 0, 1, 2, 3], [0, 1, 2, 3, 3], [1, 2, 3, 3, 3]]
     np.testing.assert_array_equal(with_context(stack, 0), stack[:, None])
     assert with_context(stack[:0], 1).shape == (0, 3, 2, 3)
-    with pytest.raises(ValueError, match="context_slices"):
-        SegmenterConfig(context_slices=-1)
+    for bad in (-1, 4, 1.5, True):
+        with pytest.raises(ValueError, match="context_slices"):
+            SegmenterConfig(context_slices=bad)
+    assert SegmenterConfig(context_slices=2.0).context_slices == 2
+    assert SegmenterConfig(context_slices=2).input_channels == 5
+    saved = SegmenterConfig().to_dict()
+    del saved["context_slices"]  # a config (or checkpoint) written before the field existed
+    assert SegmenterConfig.from_dict(saved).context_slices == 0
 
 
 def test_normalisation_is_per_channel():
@@ -77,6 +84,8 @@ def test_a_context_segmenter_trains_on_neighbour_channels(seg_data_dir):
     np.testing.assert_array_equal(stacked.images[1, 0], flat.images[0, 0])  # slice 1's previous is slice 0
     np.testing.assert_array_equal(stacked.images[0, 0], flat.images[0, 0])  # slice 0 is its own previous
     assert build_segmenter(config).segmenter.input_block.conv1.conv.in_channels == 3
+    with pytest.raises(ValueError, match="3-channel"):
+        SegmenterTrainer(config, flat, patients[:2], seed=0)
     trainer = SegmenterTrainer(config, stacked, patients[:2], seed=0)
     before = [p.detach().clone() for p in trainer.network.segmenter.input_block.parameters()]
     losses = [trainer.step(s) for s in range(3)]
@@ -98,3 +107,13 @@ def test_cli_records_context_and_joint_training_refuses_it(seg_data_dir, tmp_pat
     with pytest.raises(SystemExit):  # argparse: one line naming the flag
         main(["train-segmenter", "--data", str(seg_data_dir), "--out", str(tmp_path / "bad"), "--context-slices", "9"])
     assert not (tmp_path / "bad").exists()
+
+
+def test_training_reverses_the_neighbours_order_as_often_as_it_flips():
+    images = torch.arange(3.0)[None, :, None, None].expand(400, 3, 2, 2).clone()
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(_reverse_context(images, 0.0, g), images)
+    assert torch.equal(_reverse_context(images, 1.0, g), images.flip(1))
+    mixed = _reverse_context(images, 0.5, g)
+    reversed_share = float((mixed[:, 0, 0, 0] == 2).float().mean())
+    assert 0.4 < reversed_share < 0.6 and torch.equal(mixed[:, 1], images[:, 1])  # the slice itself stays

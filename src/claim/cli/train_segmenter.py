@@ -17,7 +17,13 @@ from claim.cli.common import (
     saved_run,
 )
 from claim.errors import ClaimError
-from claim.segmentation.config import LR_SCHEDULES, SEGMENTER_PRESETS, SegmenterConfig, segmenter_preset
+from claim.segmentation.config import (
+    LR_SCHEDULES,
+    MAX_CONTEXT_SLICES,
+    SEGMENTER_PRESETS,
+    SegmenterConfig,
+    segmenter_preset,
+)
 from claim.segmentation.train import train_segmenter
 
 COMMAND = "train-segmenter"
@@ -48,9 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="ramp the learning rate up linearly over the first STEPS steps (default: the preset's)")
     parser.add_argument("--foreground-fraction", type=number(0.0, 1.0), default=None,
                         help="share of each real batch drawn from scar-bearing slices (default: the preset's)")
-    parser.add_argument("--context-slices", type=int, choices=range(0, 4), default=None, metavar="K",
-                        help="give the segmenter K neighbouring slices on each side as extra channels (2.5D, "
-                             "0-3; default: the preset's)")
+    parser.add_argument("--context-slices", type=int, choices=range(MAX_CONTEXT_SLICES + 1), default=None,
+                        metavar="K", help="give the segmenter K neighbouring slices on each side as extra channels "
+                                          f"(2.5D, 0-{MAX_CONTEXT_SLICES}; default: the preset's)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
     add_run_flags(parser, "continue RUN/last.pt up to --steps (a killed run resumes exactly; with the poly "
                           "schedule a longer --steps reshapes the decay from where it stands)")

@@ -39,7 +39,8 @@ class ExperimentConfig(Config):
         lefusion_sampler / claim_sampler: sampler of the faithful baseline (RePaint) and of claim (DDIM).
         joint_config: the ``claim`` arm fine-tunes the ``smile`` arm's generator jointly (its generator saw
             ``generator_config.steps`` plus the joint run's G steps: ``joint.steps - joint.segmenter_warmup``).
-        segmenter_config: the one segmenter recipe of all four arms.
+        segmenter_config: the one segmenter recipe of all four arms (the joint run's own S uses it on single
+            slices, ``context_slices`` 0: :meth:`joint_segmenter`).
         masks_per_canvas: synthetic patients drawn on each normal training patient (canvas) per synthetic arm.
         max_synthetic_patients: cap on synthetic patients per arm (None: no cap).
         val_fraction: share of the real training patients held out for model selection (same for all arms).

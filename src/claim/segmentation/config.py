@@ -7,9 +7,12 @@ from typing import Any, ClassVar
 
 from claim.config import Config
 
-__all__ = ["LR_SCHEDULES", "SegmenterConfig", "SEGMENTER_PRESETS", "segmenter_preset"]
+__all__ = ["LR_SCHEDULES", "MAX_CONTEXT_SLICES", "SegmenterConfig", "SEGMENTER_PRESETS", "segmenter_preset"]
 
 LR_SCHEDULES = ("poly", "constant")
+
+
+MAX_CONTEXT_SLICES = 3  # 7 slices: about a whole short-axis stack
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,9 @@ class SegmenterConfig(Config):
             with the real ones (``synthetic_fraction`` None), the forced share comes from both.
         context_slices: neighbouring slices on each side given to the segmenter as extra input channels (2.5D:
             ``1 + 2 * context_slices`` channels, the slice itself in the middle; at a stack's ends the edge slice
-            repeats). Scar is continuous across slices, and its neighbours tell scar from bright blood or fat.
+            repeats; training reverses the neighbours' order with ``flip_prob``, as stacks run apex-to-base in some
+            datasets and base-to-apex in others). Scar is continuous across slices, and its neighbours tell scar
+            from bright blood or fat.
         localiser_size: side of the whole-slice overview the localiser segments (heart: cavity + myocardium) to
             centre the ROI; 0 = no localiser, the ROI is the slice centre.
         localiser_filters: the localiser's DynUNet channels per level.
@@ -95,8 +100,10 @@ class SegmenterConfig(Config):
                              f"{len(self.filters)} levels")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} must be one of {LR_SCHEDULES}")
-        if self.context_slices < 0:
-            raise ValueError(f"context_slices {self.context_slices} must be >= 0")
+        if isinstance(self.context_slices, bool) or int(self.context_slices) != self.context_slices \
+                or not 0 <= self.context_slices <= MAX_CONTEXT_SLICES:
+            raise ValueError(f"context_slices {self.context_slices!r} must be an integer in 0..{MAX_CONTEXT_SLICES}")
+        object.__setattr__(self, "context_slices", int(self.context_slices))
         if self.lr_warmup < 0:
             raise ValueError(f"lr_warmup {self.lr_warmup} must be >= 0")
         if not 0.0 <= self.foreground_fraction <= 1.0:

@@ -60,6 +60,9 @@ class SegmenterTrainer:
         else:
             pools = [(train, config.batch_size)]
         self._pools = [(pool, n, np.flatnonzero(pool.has_scar)) for pool, n in pools if n > 0]
+        if any(pool.images.shape[1] != config.input_channels for pool, _n, _fg in self._pools):
+            raise ValueError(f"a segmenter with context_slices {config.context_slices} needs {config.input_channels}"
+                             "-channel training slices (training_slices(patients, config))")
         if config.localiser_size and any(pool.overviews is None or pool.overviews.shape[-1] != config.localiser_size
                                          for pool, _n, _fg in self._pools):
             raise ValueError(f"a segmenter with a localiser needs {config.localiser_size} px overviews in every "
@@ -107,6 +110,8 @@ class SegmenterTrainer:
             overviews = _shift_and_flip(torch.cat(views), torch.cat(view_labels), self.config.flip_prob, g)
             overviews = (normalise_images(overviews[0].to(self.device)), overviews[1].to(self.device))
         normalised = normalise_images(torch.cat(images).to(self.device))
+        if self.config.context_slices:
+            normalised = _reverse_context(normalised, self.config.flip_prob, g)
         images_t, labels_t = augment_batch(self.augmentation, normalised, torch.cat(labels).to(self.device), aug_seed)
         return images_t, labels_t, overviews
 
@@ -123,9 +128,9 @@ class SegmenterTrainer:
 
         Args:
             step: 0-based step index (selects the batch and augmentation draws).
-            extra_images: ``(B, 1, C, C)`` raw images (e.g. synthetic; not augmented). They are normalised
-                differentiably, so when they require grad the loss gradient also reaches their producer (the
-                caller steps that producer's optimizer itself).
+            extra_images: ``(B, K, C, C)`` raw images (``K = config.input_channels``) (e.g. synthetic; not augmented).
+                They are normalised differentiably, so when they require grad the loss gradient also reaches their
+                producer (the caller steps that producer's optimizer itself).
             extra_labels: ``(B, C, C)`` label ids of ``extra_images``.
 
         Returns:
@@ -135,9 +140,9 @@ class SegmenterTrainer:
             raise ValueError("give both extra_images and extra_labels, or neither")
         images, labels, overviews = self._real_batch(step)
         if extra_images is not None:
-            c = self.config.crop_size
-            if extra_images.shape[1:] != (1, c, c) or extra_labels.shape != (extra_images.shape[0], c, c):
-                raise ValueError(f"extra batch must be images (B, 1, {c}, {c}) and labels (B, {c}, {c}), got "
+            c, k = self.config.crop_size, self.config.input_channels
+            if extra_images.shape[1:] != (k, c, c) or extra_labels.shape != (extra_images.shape[0], c, c):
+                raise ValueError(f"extra batch must be images (B, {k}, {c}, {c}) and labels (B, {c}, {c}), got "
                                  f"{tuple(extra_images.shape)} and {tuple(extra_labels.shape)}")
             images = torch.cat([images, normalise_images(extra_images.to(self.device))])
             labels = torch.cat([labels, extra_labels.to(self.device).long()])
@@ -200,6 +205,13 @@ class SegmenterTrainer:
         extra = {"optimizer": state["optimizer"]} if with_optimizer else {}
         save_checkpoint(path, self.config, state["model"], step=self.steps_done, seed=self.seed,
                         num_processes=self.accelerator.num_processes, precision=self.precision, **extra, **fields)
+
+
+def _reverse_context(images: torch.Tensor, prob: float, g: torch.Generator) -> torch.Tensor:
+    """Each 2.5D sample's neighbour channels in reverse order with probability ``prob``: the order a stack runs in
+    (apex to base or back) depends on the dataset, so the network must not learn one."""
+    reverse = (torch.rand(len(images), generator=g) < prob).to(images.device)
+    return torch.where(reverse[:, None, None, None], images.flip(1), images)
 
 
 def _shift_and_flip(images: torch.Tensor, labels: torch.Tensor, flip_prob: float,
