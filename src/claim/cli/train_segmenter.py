@@ -13,6 +13,7 @@ from claim.cli.common import (
     build_config,
     explicit,
     first_given,
+    integer,
     number,
     saved_run,
 )
@@ -54,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="ramp the learning rate up linearly over the first STEPS steps (default: the preset's)")
     parser.add_argument("--foreground-fraction", type=number(0.0, 1.0), default=None,
                         help="share of each real batch drawn from scar-bearing slices (default: the preset's)")
-    parser.add_argument("--context-slices", type=int, choices=range(MAX_CONTEXT_SLICES + 1), default=None,
+    parser.add_argument("--context-slices", type=integer(0, MAX_CONTEXT_SLICES), default=None,
                         metavar="K", help="give the segmenter K neighbouring slices on each side as extra channels "
                                           f"(2.5D, 0-{MAX_CONTEXT_SLICES}; default: the preset's)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
