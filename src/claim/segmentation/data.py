@@ -51,9 +51,11 @@ def paste_rois(rois: np.ndarray, box: CropBox, fill: int = 0) -> np.ndarray:
 def with_context(stack: np.ndarray, context: int) -> np.ndarray:
     """``(S, H, W)`` slices as ``(S, 1 + 2 * context, H, W)``: each slice in the middle channel between its
     ``context`` neighbours on either side, in stack order; past a stack's ends the edge slice repeats."""
+    stack = np.asarray(stack)
+    if not len(stack):
+        return np.zeros((0, 1 + 2 * context, *stack.shape[1:]), stack.dtype)
     positions = np.arange(len(stack))[:, None] + np.arange(-context, context + 1)[None, :]
-    return np.asarray(stack)[np.clip(positions, 0, max(len(stack) - 1, 0))] if len(stack) else \
-        np.zeros((0, 1 + 2 * context, *np.asarray(stack).shape[1:]), np.asarray(stack).dtype)
+    return stack[np.clip(positions, 0, len(stack) - 1)]
 
 
 def overview(stack: np.ndarray, size: int) -> np.ndarray:
