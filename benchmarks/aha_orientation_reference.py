@@ -40,7 +40,8 @@ REFERENCE = REPO / "tests" / "aha" / "data" / "emidec_rv_insertion.csv"
 VARIANTS = {"default": {}, "band 0.25": {"band_radii": 0.25}, "band 0.5": {"band_radii": 0.5},
             "blood tolerance 0.25": {"blood_tolerance": 0.25}, "blood tolerance 0.5": {"blood_tolerance": 0.5},
             "air margin 0.3": {"air_margin": 0.3}, "lung weight 1": {"lung_weight": 1.0},
-            "lung weight 3": {"lung_weight": 3.0}, "window 90": {"window_deg": 90.0}}
+            "lung weight 3": {"lung_weight": 3.0}, "window 90": {"window_deg": 90.0},
+            "contrast-weighted slices": {"contrast_weighted": True}}
 
 
 def _error(a: float, b: float) -> float:

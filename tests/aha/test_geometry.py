@@ -131,3 +131,22 @@ def test_real_volumes_apex_side_and_outputs(tmp_path):
     assert sum(by_id["samplePositive"]["scar_pixels"].values()) == 759 + 29
     assert (tmp_path / "aha" / "samplePositive" / "Segments" / "samplePositive.nii.gz").exists()
     assert (tmp_path / "aha" / "bullseye" / "sampleNegative.png").exists()
+
+
+def test_contrast_weighted_slices_follow_the_clear_ones(cohort):
+    """A stack whose noisy slices are turned a quarter turn: weighting by contrast-to-noise keeps to the clean ones."""
+    from claim.aha.orientation_image import ImageCues, estimate_septum_from_image
+
+    case = cohort[0]
+    images, labels = case.patient.images.astype(np.float64), case.patient.label_maps
+    clean = estimate_septum_from_image(images, labels)
+    half = round(len(images) * 2 / 3)  # most slices turned, so equal weights follow them
+    rng = np.random.default_rng(0)
+    turned = np.rot90(images[:half], axes=(1, 2))
+    scale = float(np.median(images[labels == Label.CAVITY]) - np.median(images[labels == Label.MYOCARDIUM]))
+    mixed = np.concatenate([turned + rng.normal(0.0, 0.3 * scale, turned.shape), images[half:]])
+    mixed_labels = np.concatenate([np.rot90(labels[:half], axes=(1, 2)), labels[half:]])
+    equal = estimate_septum_from_image(mixed, mixed_labels)
+    weighted = estimate_septum_from_image(mixed, mixed_labels, ImageCues(contrast_weighted=True))
+    assert _angle_error(equal.septum_screen_deg, clean.septum_screen_deg) > 45.0
+    assert _angle_error(weighted.septum_screen_deg, clean.septum_screen_deg) < 20.0

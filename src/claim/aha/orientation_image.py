@@ -42,6 +42,9 @@ class ImageCues:
         air_margin: darker than muscle by this share of the contrast counts as air.
         lung_weight: weight of the lung cue, sparser than the blood cue (fat often lies between lung and heart).
         window_deg: width of the septal window (the septum spans AHA 60..180).
+        contrast_weighted: weight each slice's cues by its blood-muscle contrast-to-noise (confidence 0..1 scale,
+            floored at 0.05) instead of equally. Off: on the annotated reference it lost patients against both
+            readers (benchmarks/aha_orientation_reference.py --variants).
     """
 
     band_radii: float = 0.35
@@ -49,6 +52,7 @@ class ImageCues:
     air_margin: float = 0.5
     lung_weight: float = 2.0
     window_deg: float = 120.0
+    contrast_weighted: bool = False
 
     def __post_init__(self) -> None:
         if self.band_radii <= 0 or self.blood_tolerance <= 0 or self.air_margin < 0 or self.lung_weight < 0:
@@ -112,6 +116,11 @@ def _sector_fractions(
     )
 
 
+def _contrast_support(cnr: float) -> float:
+    """0 at CNR 1, 1 at CNR 3, linear between."""
+    return float(np.clip((cnr - _CNR_NONE) / (_CNR_FULL - _CNR_NONE), 0.0, 1.0))
+
+
 def _window_sums(profile: np.ndarray, window_deg: float) -> tuple[np.ndarray, np.ndarray]:
     """Circular box sums over the septal window and the screen angle of each window's centre."""
     width = int(round(window_deg / _BIN_DEG))
@@ -136,8 +145,9 @@ def estimate_septum_from_image(
         if fractions is None:
             continue
         blood, air, cnr = fractions
-        blood_total += blood
-        air_total += air
+        weight = max(_contrast_support(cnr), 0.05) if cues.contrast_weighted else 1.0
+        blood_total += weight * blood
+        air_total += weight * air
         cnrs.append(cnr)
         sums, centres = _window_sums(_score(blood, air, cues.lung_weight), cues.window_deg)
         per_slice.append(centres[int(np.argmax(sums))])
@@ -147,7 +157,7 @@ def estimate_septum_from_image(
     best = int(np.argmax(sums))
     radians = np.radians(per_slice)
     agreement = float(np.hypot(np.cos(radians).sum(), np.sin(radians).sum()) / len(per_slice))
-    contrast = float(np.clip((np.median(cnrs) - _CNR_NONE) / (_CNR_FULL - _CNR_NONE), 0.0, 1.0))
+    contrast = _contrast_support(float(np.median(cnrs)))
     # An estimate is as trustworthy as its weaker support: blood told apart from muscle, and slices agreeing.
     confidence = min(contrast, agreement)
     return ImageEstimate(float(centres[best]), round(float(np.clip(confidence, 0.0, 1.0)), 4), len(per_slice))
