@@ -16,8 +16,10 @@ from claim.generator.histogram import kmeans_centres, scar_histogram
 from claim.generator.schedule import NoiseSchedule
 from claim.joint.canvas import build_canvases, sample_canvas_crops, sample_real_scar_crops
 from claim.joint.consistency import (
+    feature_loss,
     generator_feedback,
     histogram_loss,
+    segmenter_view,
     soft_histogram,
     to_segmenter_frame,
 )
@@ -148,3 +150,40 @@ def test_feedback_terms_come_from_one_estimate_and_real_crops_share_its_frame(jo
     real = sample_real_scar_crops([p for p in patients if p.has_infarct], 3, TINY_G, np.random.default_rng(0))
     assert real.known.shape == (3, 1, 32, 32) and real.extents == (40, 40, 40)
     assert all((real.label_maps[i] == Label.INFARCT).any() for i in range(3))
+
+
+def test_feature_term_gradient_reaches_generator_not_segmenter(joint_dir):
+    patients, canvases, centres, denoiser, segmenter = _parts(joint_dir)
+    before = {k: v.clone() for k, v in segmenter.state_dict().items()}
+    batch = sample_canvas_crops(canvases, 2, TINY_G, centres, np.random.default_rng(1))
+    feedback = generator_feedback(denoiser, NoiseSchedule(TINY_G.timesteps), TINY_G, segmenter, batch.known,
+                                  batch.label_maps, batch.hists, torch.Generator().manual_seed(0),
+                                  t_max=10, multiple=4, extents=batch.extents)
+    real = sample_real_scar_crops([p for p in patients if p.has_infarct], 2, TINY_G, np.random.default_rng(0))
+    with torch.no_grad():
+        target = segmenter_view(segmenter, real.known, real.label_maps, 4, real.extents).scar_features
+    channels = TINY_S.filters[0]  # the finest decoder level, read at the output head
+    assert feedback.scar_features.mean.shape == (channels,) and target.sd.shape == (channels,)
+    loss = feature_loss(feedback.scar_features, target)
+    assert loss.ndim == 0 and float(loss.detach()) > 0
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in denoiser.parameters())
+    assert all(p.grad is None or not p.grad.any() for p in segmenter.parameters())
+    assert all(p.requires_grad for p in segmenter.parameters())
+    for key, value in segmenter.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_feature_loss_is_zero_on_real_scar_and_penalises_uniform_scar(joint_dir):
+    patients, _, _, _, segmenter = _parts(joint_dir)
+    real = sample_real_scar_crops([p for p in patients if p.has_infarct], 3, TINY_G, np.random.default_rng(0))
+    view = segmenter_view(segmenter, real.known, real.label_maps, 4, real.extents)
+    assert float(feature_loss(view.scar_features, view.scar_features)) == 0.0
+    assert torch.isclose(view.loss, segmenter_view(segmenter, real.known, real.label_maps, 4, real.extents).loss)
+    scar = real.label_maps == Label.INFARCT
+    flat = torch.where(scar, real.known[scar].mean(), real.known)  # the same scar painted one uniform grey
+    uniform = segmenter_view(segmenter, flat, real.label_maps, 4, real.extents).scar_features
+    assert float(feature_loss(uniform, view.scar_features)) > 0.01
+    no_scar = torch.zeros_like(real.label_maps)
+    assert segmenter_view(segmenter, real.known, no_scar, 4, real.extents).scar_features is None
+    assert feature_loss(None, view.scar_features) is None

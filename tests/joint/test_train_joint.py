@@ -10,7 +10,7 @@ import torch
 
 from claim.cli import main
 from claim.errors import ClaimError
-from claim.generator.checkpoint import load_generator
+from claim.generator.checkpoint import load_generator, read_generator_checkpoint
 from claim.joint.config import JointConfig
 from claim.joint.train import train_joint
 from claim.segmentation.train import load_segmenter
@@ -135,3 +135,23 @@ def test_histogram_guard_and_real_bound_enter_the_joint_loss(joint_dir, tmp_path
         TINY_J.replace(consistency_bound="soft")
     with pytest.raises(ValueError, match="lambda_histogram"):
         TINY_J.replace(lambda_histogram=-1.0)
+
+
+def test_feature_term_enters_the_joint_loss_and_changes_the_generator(joint_dir, tmp_path):
+    joint = TINY_J.replace(lambda_consistency=1.0, lambda_histogram=0.5, consistency_bound="real")
+    runs = {}
+    for name, weight in (("plain", 0.0), ("features", 1.0)):
+        runs[name] = train_joint(joint_dir, tmp_path / name, joint=joint.replace(lambda_feature=weight),
+                                 generator=TINY_G, segmenter=TINY_S, seed=3, progress=False)
+    joint_steps = [e for e in runs["features"].history if e["phase"] == "joint"]
+    assert joint_steps and all(e["feature_loss"] > 0 for e in joint_steps)
+    assert not any("feature_loss" in e for e in runs["plain"].history)
+    # The same run with the bound alone draws the same real crops: it differs only by the feature term.
+    plain = [e["real_consistency_loss"] for e in runs["plain"].history if e["phase"] == "joint"]
+    assert plain[0] == joint_steps[0]["real_consistency_loss"]
+    weights = [read_generator_checkpoint(r.generator_checkpoint)["model"] for r in runs.values()]
+    assert any(not torch.equal(a, b) for a, b in zip(weights[0].values(), weights[1].values(), strict=True))
+    saved = json.loads((tmp_path / "features" / "config.json").read_text())
+    assert saved["joint"]["lambda_feature"] == 1.0
+    with pytest.raises(ValueError, match="lambda_feature"):
+        TINY_J.replace(lambda_feature=-0.5)

@@ -25,7 +25,7 @@ from claim.smile.prior import Prior, load_prior
 
 COMMAND = "train-joint"
 _JOINT_FLAGS = ("steps", "lambda_consistency", "t_max", "generator_warmup", "segmenter_warmup", "refresh_every",
-                "lambda_histogram", "consistency_bound")
+                "lambda_histogram", "consistency_bound", "lambda_feature")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lambda-histogram", type=number(0.0), default=None,
                         help="weight of the histogram guard: painted scar keeps the histogram it was conditioned on "
                              "(default 0: off)")
+    parser.add_argument("--lambda-feature", type=number(0.0), default=None,
+                        help="weight of the feature term: S's decoder features over painted scar keep the mean and "
+                             "spread of its features over real scar (default 0: off)")
     parser.add_argument("--consistency-bound", choices=CONSISTENCY_BOUNDS, default=None,
                         help="real: count only the consistency loss beyond what S loses on real scar (default none)")
     parser.add_argument("--t-max", type=COUNT, default=None, help="largest noise level of the consistency term")

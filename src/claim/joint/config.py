@@ -41,6 +41,9 @@ class JointConfig(Config):
         consistency_bound: ``none``: the consistency term as it is; ``real``: a hinge, counting only what the
             synthetic composite loses beyond what frozen S loses on real scar crops of the same step (no reward
             for scar easier than real scar).
+        lambda_feature: weight of the feature term in G's joint loss: frozen S's finest decoder features over the
+            painted scar must have the per-channel mean and spread of its features over real scar crops of the same
+            step (``claim.joint.consistency.feature_loss``; 0 turns it off).
         checkpoint_every: write both checkpoints (and score S on its validation patients) every N steps and at the
             end; None: a quarter of the run (at most 250), so a kill always leaves something to resume.
     """
@@ -60,6 +63,7 @@ class JointConfig(Config):
     sampler_steps: int = 10
     lambda_histogram: float = 0.0
     consistency_bound: str = "none"
+    lambda_feature: float = 0.0
     checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
@@ -72,8 +76,9 @@ class JointConfig(Config):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lambda_consistency < 0:
             raise ValueError(f"lambda_consistency must be >= 0, got {self.lambda_consistency}")
-        if self.lambda_histogram < 0:
-            raise ValueError(f"lambda_histogram must be >= 0, got {self.lambda_histogram}")
+        for name in ("lambda_histogram", "lambda_feature"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.consistency_bound not in CONSISTENCY_BOUNDS:
             raise ValueError(f"consistency_bound must be one of {', '.join(CONSISTENCY_BOUNDS)}, "
                              f"got {self.consistency_bound!r}")

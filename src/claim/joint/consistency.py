@@ -3,6 +3,10 @@
 This is the feedback the original joint training lacked (its loss was computed on argmax outputs and re-marked as a
 leaf, so no gradient reached either network). Here the path canvas -> x_t -> G -> x0 -> composite -> S -> Dice+CE
 is differentiable end to end; S's parameters are frozen for this term, so only G learns from it.
+
+The same pass through S also yields S's finest decoder features over the painted scar: the feature term asks their
+per-channel mean and spread to match those of real scar crops (consistency through S's features rather than its
+output: scar that S represents as it represents real scar, not scar S finds as easily as possible).
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ from claim.labels import Label
 from claim.segmentation.loss import dice_ce_loss
 from claim.segmentation.net import normalise_images
 
-__all__ = ["frozen", "to_segmenter_frame", "GeneratorFeedback", "generator_feedback",
-           "soft_histogram", "histogram_loss", "segmenter_loss_on"]
+__all__ = ["frozen", "to_segmenter_frame", "GeneratorFeedback", "generator_feedback", "FeatureMoments",
+           "SegmenterView", "segmenter_view", "feature_loss", "soft_histogram", "histogram_loss", "segmenter_loss_on"]
 
 
 @contextmanager
@@ -78,13 +82,32 @@ def to_segmenter_frame(
 
 
 @dataclass(frozen=True)
+class FeatureMoments:
+    """Per-channel mean and standard deviation of S's finest decoder features over the scar pixels of a batch
+    (``(C,)`` each); None in a ``SegmenterView`` whose batch has no scar pixel."""
+
+    mean: torch.Tensor
+    sd: torch.Tensor
+
+
+@dataclass(frozen=True)
+class SegmenterView:
+    """Frozen S on a batch of G-frame crops: its Dice + CE against their label maps, and its scar features."""
+
+    loss: torch.Tensor
+    scar_features: FeatureMoments | None
+
+
+@dataclass(frozen=True)
 class GeneratorFeedback:
-    """G's joint-step terms from one x0 estimate: ``consistency`` (S's Dice + CE on the composite) and
+    """G's joint-step terms from one x0 estimate: ``consistency`` (S's Dice + CE on the composite),
     ``histogram`` (the painted scar's soft histogram against the histogram G was conditioned on: 1-D Wasserstein
-    distance in intensity units, 0..2)."""
+    distance in intensity units, 0..2) and ``scar_features`` (S's decoder features over the painted scar, for
+    ``feature_loss``; differentiable for G)."""
 
     consistency: torch.Tensor
     histogram: torch.Tensor
+    scar_features: FeatureMoments | None = None
 
 
 def soft_histogram(values: torch.Tensor, weights: torch.Tensor, bins: int) -> torch.Tensor:
@@ -128,13 +151,59 @@ def histogram_loss(x0: torch.Tensor, label_maps: torch.Tensor, hists: torch.Tens
     return ((painted.cumsum(1) - asked.cumsum(1)).abs().sum(1) * (2.0 / bins)).mean()
 
 
+def _output_head(segmenter: nn.Module) -> nn.Module:
+    """The 1x1 output convolution of S's segmenter DynUNet: its input is the finest decoder feature map."""
+    network = getattr(segmenter, "module", segmenter)  # a DDP wrapper holds the model as .module
+    network = getattr(network, "segmenter", network)  # the cascade's ROI segmenter
+    head = getattr(network, "output_block", None)
+    if head is None:
+        raise ValueError(f"{type(network).__name__} has no output_block: the feature term needs a DynUNet segmenter")
+    return head
+
+
+def _scar_moments(features: torch.Tensor, labels: torch.Tensor) -> FeatureMoments | None:
+    scar = (labels == Label.INFARCT).unsqueeze(1).to(torch.float32)
+    count = scar.sum()
+    if float(count) == 0:
+        return None
+    features = features.float()
+    mean = (features * scar).sum((0, 2, 3)) / count
+    variance = (((features - mean[None, :, None, None]) ** 2) * scar).sum((0, 2, 3)) / count
+    return FeatureMoments(mean, torch.sqrt(variance + 1e-6))
+
+
+def segmenter_view(segmenter: nn.Module, images: torch.Tensor, label_maps: torch.Tensor, multiple: int,
+                   extents: Sequence[int] | None = None) -> SegmenterView:
+    """Frozen S on G-frame crops (brought to S's frame by ``to_segmenter_frame``): Dice + CE and scar features."""
+    frame_images, labels = to_segmenter_frame(images, label_maps, multiple, extents)
+    captured: list[torch.Tensor] = []
+    # MONAI's DynUNet returns logits only; a hook on its output head reads the decoder features of the same pass.
+    hook = _output_head(segmenter).register_forward_hook(lambda _module, inputs, _output: captured.append(inputs[0]))
+    try:
+        with frozen(segmenter):
+            logits = segmenter(normalise_images(frame_images))
+    finally:
+        hook.remove()
+    return SegmenterView(dice_ce_loss(logits, labels), _scar_moments(captured[-1], labels))
+
+
 def segmenter_loss_on(segmenter: nn.Module, images: torch.Tensor, label_maps: torch.Tensor, multiple: int,
                       extents: Sequence[int] | None = None) -> torch.Tensor:
     """Dice + CE of frozen S on G-frame crops (brought to S's frame by ``to_segmenter_frame``)."""
-    frame_images, labels = to_segmenter_frame(images, label_maps, multiple, extents)
-    with frozen(segmenter):
-        logits = segmenter(normalise_images(frame_images))
-    return dice_ce_loss(logits, labels)
+    return segmenter_view(segmenter, images, label_maps, multiple, extents).loss
+
+
+def feature_loss(painted: FeatureMoments | None, real: FeatureMoments | None) -> torch.Tensor | None:
+    """How far S's features over painted scar lie from its features over real scar, per channel: the squared
+    standardised mean difference ``((mean_p - mean_r) / sd_r)^2`` plus the squared log ratio of the spreads, averaged
+    over channels (0 when they match; a spread term, so uniform scar is penalised as well as wrong brightness).
+    ``real`` is a target (no gradient). None when either batch has no scar pixel."""
+    if painted is None or real is None:
+        return None
+    mean_r, sd_r = real.mean.detach(), real.sd.detach()
+    shift = ((painted.mean - mean_r) / sd_r) ** 2
+    spread = (torch.log(painted.sd) - torch.log(sd_r)) ** 2
+    return (shift + spread).mean()
 
 
 def generator_feedback(
@@ -172,7 +241,7 @@ def generator_feedback(
         extents: per item, source-pixel window of the crop (see ``to_segmenter_frame``).
 
     Returns:
-        Both scalar terms; their gradients reach G's parameters only.
+        Both scalar terms and S's scar features; their gradients reach G's parameters only.
     """
     device = known.device
     b = known.shape[0]
@@ -185,7 +254,6 @@ def generator_feedback(
     # eps nets: x0 from the predicted noise; x0 nets: the network's own (clamped) x0.
     _, x0 = model_outputs(raw_fn(x_t, t), x_t, t, schedule, config.prediction)
     composite = torch.where(inpaint_mask, x0, known)
-    return GeneratorFeedback(
-        consistency=segmenter_loss_on(segmenter, composite, label_maps, multiple, extents),
-        histogram=histogram_loss(x0, label_maps, hists),
-    )
+    view = segmenter_view(segmenter, composite, label_maps, multiple, extents)
+    return GeneratorFeedback(consistency=view.loss, histogram=histogram_loss(x0, label_maps, hists),
+                             scar_features=view.scar_features)

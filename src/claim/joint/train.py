@@ -27,7 +27,7 @@ from claim.generator.data import build_training_set
 from claim.generator.train import GeneratorTrainer
 from claim.joint.canvas import build_canvases, sample_canvas_crops, sample_real_scar_crops
 from claim.joint.config import JointConfig
-from claim.joint.consistency import generator_feedback, segmenter_loss_on
+from claim.joint.consistency import feature_loss, generator_feedback, segmenter_view
 from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
 from claim.output import data_identity
 from claim.runtime import resolve_device
@@ -226,7 +226,8 @@ def train_joint(
         entry: dict[str, Any] = {"phase": phase}
         if phase in ("generator", "joint"):
             extra = None
-            if phase == "joint" and (joint.lambda_consistency > 0 or joint.lambda_histogram > 0):
+            if phase == "joint" and (joint.lambda_consistency > 0 or joint.lambda_histogram > 0
+                                     or joint.lambda_feature > 0):
                 def extra() -> torch.Tensor:
                     batch = sample_canvas_crops(canvases, joint.consistency_batch, gen_config, gen.hist_centres, rng)
                     feedback = generator_feedback(
@@ -236,15 +237,21 @@ def train_joint(
                     )
                     consistency = feedback.consistency
                     entry["consistency_loss"] = float(consistency.detach())
-                    if joint.consistency_bound == "real":
+                    loss = joint.lambda_histogram * feedback.histogram
+                    if joint.consistency_bound == "real" or joint.lambda_feature > 0:
                         real = sample_real_scar_crops(pathological, joint.consistency_batch, gen_config, rng)
                         with torch.no_grad():
-                            floor = segmenter_loss_on(seg.network, real.known.to(dev), real.label_maps.to(dev),
-                                                      stride, real.extents)
-                        entry["real_consistency_loss"] = float(floor)
-                        consistency = torch.relu(consistency - floor)
+                            view = segmenter_view(seg.network, real.known.to(dev), real.label_maps.to(dev),
+                                                  stride, real.extents)
+                        if joint.consistency_bound == "real":
+                            entry["real_consistency_loss"] = float(view.loss)
+                            consistency = torch.relu(consistency - view.loss)
+                        features = feature_loss(feedback.scar_features, view.scar_features)
+                        if joint.lambda_feature > 0 and features is not None:
+                            entry["feature_loss"] = float(features.detach())
+                            loss = loss + joint.lambda_feature * features
                     entry["histogram_loss"] = float(feedback.histogram.detach())
-                    return joint.lambda_consistency * consistency + joint.lambda_histogram * feedback.histogram
+                    return loss + joint.lambda_consistency * consistency
             entry["diffusion_loss"] = gen.step(step, extra, generator=g)
         if phase in ("segmenter", "joint"):
             extra_images = extra_labels = None
@@ -267,7 +274,8 @@ def train_joint(
     cadences = [Cadence(joint.checkpoint_cadence, checkpoint, at_end=False)]
     history = run_steps(run, start, joint.steps, one_step, cadences, desc="train joint", progress=progress,
                         postfix=lambda e: {k[:3]: f"{e[k]:.3f}" for k in ("diffusion_loss", "consistency_loss",
-                                                                           "histogram_loss", "segmenter_loss")
+                                                                           "histogram_loss", "feature_loss",
+                                                                           "segmenter_loss")
                                                         if k in e})
     checkpoint(max(joint.steps, start))
     run.finish()
