@@ -195,14 +195,21 @@ def segmenter_loss_on(segmenter: nn.Module, images: torch.Tensor, label_maps: to
 
 def feature_loss(painted: FeatureMoments | None, real: FeatureMoments | None) -> torch.Tensor | None:
     """How far S's features over painted scar lie from its features over real scar, per channel: the squared
-    standardised mean difference ``((mean_p - mean_r) / sd_r)^2`` plus the squared log ratio of the spreads, averaged
-    over channels (0 when they match; a spread term, so uniform scar is penalised as well as wrong brightness).
-    ``real`` is a target (no gradient). None when either batch has no scar pixel."""
+    standardised mean difference plus the squared log ratio of the spreads, averaged over channels (0 when they
+    match; the spread term penalises uniform scar as well as the mean term scar of the wrong brightness).
+
+    The scale of each channel is the pooled spread of both batches, floored at a tenth of the median channel's: a
+    few crops can leave a channel nearly constant over their scar, and dividing by that alone let single steps
+    reach 100x the typical loss. ``real`` is a target (no gradient). None when either batch has no scar pixel.
+    """
     if painted is None or real is None:
         return None
     mean_r, sd_r = real.mean.detach(), real.sd.detach()
-    shift = ((painted.mean - mean_r) / sd_r) ** 2
-    spread = (torch.log(painted.sd) - torch.log(sd_r)) ** 2
+    pooled = torch.sqrt(0.5 * (sd_r**2 + painted.sd.detach() ** 2))
+    floor = 0.1 * pooled.median()
+    scale = torch.maximum(pooled, floor)
+    shift = ((painted.mean - mean_r) / scale) ** 2
+    spread = (torch.log(painted.sd + floor) - torch.log(sd_r + floor)) ** 2
     return (shift + spread).mean()
 
 
