@@ -162,12 +162,12 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
         realism_repeats=1,
         realism_steps=150,
     ),
-    # EMIDEC-sized (50 pathological + 25 normal patients), 3-fold cross-validated: <= 90 min, <= 4 GB RSS on 2 CPU
-    # cores. Measured per fold with 700-step segmenters (2 cores, bf16): 2 generators x 400 steps (~1.5 min each),
-    # the joint run of 300 steps (~2.5 min), RePaint 2x2 for 6 synthetic patients (~4 min), DDIM for the other two
-    # arms (~1 min), 4 segmenters (~2.5 min each at 700 steps), evaluation: 68 min for the study with its realism
-    # tests. 1,050 segmenter steps add ~15 min. Every patient is tested once, so the paired intervals rest on all 50
-    # pathological patients instead of 12 (half-width ~ sqrt(12/50) = 0.49 of the single split's).
+    # EMIDEC-sized (50 pathological + 25 normal patients), 3-fold cross-validated, meant for <= 90 min and <= 4 GB RSS
+    # on 2 CPU cores. Measured (2 cores, bf16): with 700-step segmenters 68 min; with 1,050 steps 33 min per unshared
+    # fold on a slower day (generators ~2 min each, the joint run ~3 min, RePaint 2x2 for 6 synthetic patients
+    # ~5 min, 4 segmenters ~20 min = 60 % of the fold), ~102 min in all, 1.7 GB. Every patient is tested once, so
+    # the paired intervals rest on all 50 pathological patients instead of 12 (half-width ~ sqrt(12/50) = 0.49 of
+    # the single split's).
     "standard": ExperimentConfig(
         name="standard",
         generator_config=preset_config("standard", steps=400),
