@@ -74,9 +74,7 @@ class JointConfig(Config):
         for name in ("generator_warmup", "segmenter_warmup", "synthetic_per_batch", "checkpoint_every"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.lambda_consistency < 0:
-            raise ValueError(f"lambda_consistency must be >= 0, got {self.lambda_consistency}")
-        for name in ("lambda_histogram", "lambda_feature"):
+        for name in ("lambda_consistency", "lambda_histogram", "lambda_feature"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.consistency_bound not in CONSISTENCY_BOUNDS:

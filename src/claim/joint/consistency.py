@@ -29,7 +29,7 @@ from claim.segmentation.loss import dice_ce_loss
 from claim.segmentation.net import normalise_images
 
 __all__ = ["frozen", "to_segmenter_frame", "GeneratorFeedback", "generator_feedback", "FeatureMoments",
-           "SegmenterView", "segmenter_view", "feature_loss", "soft_histogram", "histogram_loss", "segmenter_loss_on"]
+           "SegmenterView", "segmenter_view", "feature_loss", "soft_histogram", "histogram_loss"]
 
 
 @contextmanager
@@ -185,12 +185,6 @@ def segmenter_view(segmenter: nn.Module, images: torch.Tensor, label_maps: torch
     finally:
         hook.remove()
     return SegmenterView(dice_ce_loss(logits, labels), _scar_moments(captured[-1], labels))
-
-
-def segmenter_loss_on(segmenter: nn.Module, images: torch.Tensor, label_maps: torch.Tensor, multiple: int,
-                      extents: Sequence[int] | None = None) -> torch.Tensor:
-    """Dice + CE of frozen S on G-frame crops (brought to S's frame by ``to_segmenter_frame``)."""
-    return segmenter_view(segmenter, images, label_maps, multiple, extents).loss
 
 
 def feature_loss(painted: FeatureMoments | None, real: FeatureMoments | None) -> torch.Tensor | None:

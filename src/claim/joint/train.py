@@ -246,8 +246,9 @@ def train_joint(
                         if joint.consistency_bound == "real":
                             entry["real_consistency_loss"] = float(view.loss)
                             consistency = torch.relu(consistency - view.loss)
-                        features = feature_loss(feedback.scar_features, view.scar_features)
-                        if joint.lambda_feature > 0 and features is not None:
+                        features = (feature_loss(feedback.scar_features, view.scar_features)
+                                    if joint.lambda_feature > 0 else None)
+                        if features is not None:
                             entry["feature_loss"] = float(features.detach())
                             loss = loss + joint.lambda_feature * features
                     entry["histogram_loss"] = float(feedback.histogram.detach())
