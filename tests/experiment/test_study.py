@@ -184,3 +184,22 @@ def test_a_2p5d_study_trains_its_arms_on_neighbours_and_its_joint_run_on_single_
     assert joint_seg.context_slices == 0 and joint_model.segmenter.input_block.conv1.conv.in_channels == 1
     saved = json.loads((out / "config.json").read_text())["config"]
     assert ExperimentConfig.from_dict(saved).segmenter_config.context_slices == 1
+
+
+def test_workers_give_the_same_study_and_record_its_wall_time(smoke_study, tmp_path):
+    from claim.cli import main
+
+    root, out, metrics = smoke_study
+    again = tmp_path / "workers"
+    assert main(["experiment", "-c", str(out / "config.json"), "--out", str(again), "--threads", "1",
+                 "--workers", "2"]) == 0
+    repeated = json.loads((again / "metrics.json").read_text())
+    # Each stage computed what it computes alone (one thread each): the same Dice, fidelity and realism.
+    assert json.dumps(repeated["arms"]) == json.dumps(metrics["arms"])
+    assert repeated["fidelity"] == metrics["fidelity"]
+    assert repeated["realism"]["sources"] == metrics["realism"]["sources"]
+    timing = repeated["timing"]
+    state = json.loads((again / "state.json").read_text())
+    assert timing["total_s"] == state["wall_s"] and timing["stage_sum_s"] > 0
+    assert set(timing["stages_s"]) == set(metrics["timing"]["stages_s"])
+    assert timing["peak_rss_mb"] > 0

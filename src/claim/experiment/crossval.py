@@ -159,7 +159,7 @@ class _CrossValidation:
         c2st = self.config.c2st()
         return replace(c2st, repeats=max(1, c2st.repeats // self.config.folds))
 
-    def run(self, threads: int | None) -> dict:
+    def run(self, threads: int | None, workers: int = 1) -> dict:
         from claim.experiment.study import run_experiment
         from claim.report.crossval import write_crossval_report
 
@@ -175,7 +175,8 @@ class _CrossValidation:
             start = time.perf_counter()
             data = self._fold_data(fold, assignment)
             run_experiment(data / "train", data / "test", study, self.config, seed=self.seed, device=self.device,
-                           threads=threads, progress=self.progress, overwrite=self.overwrite, realism=False)
+                           threads=threads, progress=self.progress, overwrite=self.overwrite, realism=False,
+                           workers=workers)
             # The fold study's own stage total: it counts the stages of earlier sessions of a resumed fold too.
             fold_timing = json.loads((study / "metrics.json").read_text())["timing"]
             state["folds"][name] = {"seconds": fold_timing.get("total_s", round(time.perf_counter() - start, 3)),
@@ -307,13 +308,17 @@ def run_crossval(
     threads: int | None = None,
     progress: bool = True,
     overwrite: bool = False,
+    workers: int = 1,
 ) -> dict:
     """Run (or resume) the ``config.folds``-fold cross-validated study of ``train_dir``; returns ``metrics.json``.
 
     Finished folds are skipped and an unfinished fold resumes at its last finished stage; restarting with another
-    config, seed or data is refused unless ``overwrite`` starts over.
+    config, seed or data is refused unless ``overwrite`` starts over. ``workers``: as
+    :func:`claim.experiment.study.run_experiment` (the folds run one after another, their stages in the workers).
     """
+    if workers < 1:
+        raise ClaimError(f"--workers must be >= 1, got {workers}")
     if config.folds < 2:
         raise ClaimError(f"cross-validation needs --folds >= 2, got {config.folds}")
     with torch_threads(threads):
-        return _CrossValidation(train_dir, out_dir, config, seed, device, progress, overwrite).run(threads)
+        return _CrossValidation(train_dir, out_dir, config, seed, device, progress, overwrite).run(threads, workers)

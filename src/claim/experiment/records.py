@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import math
 import resource
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from claim.aha.config import AhaConfig, geometry_for
 from claim.aha.geometry import PatientGeometry
@@ -23,6 +26,7 @@ __all__ = [
     "ORIENTATION_SUMMARY",
     "ORIENTATION_SHEET",
     "peak_rss_mb",
+    "TreeMemory",
     "json_safe",
     "patient_ids",
     "orientation_identity",
@@ -54,6 +58,36 @@ def peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024.0  # Linux reports KiB
+
+
+class TreeMemory:
+    """Peak resident memory of this process and its live child processes together, MB, sampled every ``interval``
+    seconds in a thread (``with TreeMemory() as memory: ...; memory.peak_mb``). Worker processes run at once, so
+    the machine holds their sum, which neither process's own peak shows."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval, self.peak_mb = interval, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while True:
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # a child may end between listing and reading
+                    total += process.memory_info().rss
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def json_safe(value: Any) -> Any:
@@ -191,8 +225,13 @@ def open_study_folder(out: Path, inputs: Sequence[Path], identity: dict, overwri
     return state
 
 
-def timing_record(finished: dict[str, dict], key: str) -> dict:
-    """Seconds per finished stage (or fold) under ``key``, their total and the peak RSS of the run."""
+def timing_record(finished: dict[str, dict], key: str, wall_s: float | None = None) -> dict:
+    """Seconds per finished stage (or fold) under ``key``, the run's total and the peak RSS of the run.
+
+    ``total_s`` is the wall time ``wall_s`` when given (stages that ran at once in workers overlap), else the sum of
+    the stages' seconds; ``stage_sum_s`` is always that sum.
+    """
     seconds = {name: record["seconds"] for name, record in finished.items()}
-    return {key: seconds, "total_s": round(sum(seconds.values()), 3),
+    stage_sum = round(sum(seconds.values()), 3)
+    return {key: seconds, "total_s": stage_sum if wall_s is None else round(wall_s, 3), "stage_sum_s": stage_sum,
             "peak_rss_mb": round(max([peak_rss_mb()] + [r.get("peak_rss_mb", 0) for r in finished.values()]), 1)}

@@ -18,12 +18,11 @@ patient's origin lies); validation patients come from the training folder.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import shutil
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ from claim.experiment.records import (
     ORIENTATION_DIR,
     ORIENTATION_SHEET,
     ORIENTATION_SUMMARY,
+    TreeMemory,
     identity_config,
     json_safe,
     open_study_folder,
@@ -50,12 +50,11 @@ from claim.experiment.records import (
     patient_ids,
     peak_rss_mb,
     realism_is_current,
-    smile_prior_provenance,
-    timing_record,
     write_orientation_overview,
 )
-from claim.experiment.selection import study_selection
-from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms
+from claim.experiment.schedule import Stage, run_stages
+from claim.experiment.stats import ARM_METRICS
+from claim.experiment.summary import study_metrics
 from claim.experiment.transplant import transplant_scar
 from claim.generator.config import Mode
 from claim.output import data_identity, fingerprint, write_manifest
@@ -73,19 +72,16 @@ METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 
 
-@dataclass(frozen=True)
-class _Stage:
-    name: str
-    outputs: tuple[Path, ...]  # all must exist for the stage to count as complete
-    clear: tuple[Path, ...]  # removed before (re)running, so a crashed stage restarts clean
-    run: Callable[[], None]
-
-
 class _Study:
     def __init__(self, train_dir: Path, test_dir: Path, out_dir: Path, config: ExperimentConfig, seed: int,
-                 device: str, progress: bool, overwrite: bool = False, realism: bool = True) -> None:
+                 device: str, progress: bool, overwrite: bool = False, realism: bool = True, workers: int = 1,
+                 worker_threads: int | None = None) -> None:
+        self.workers, self.worker_threads = workers, worker_threads
         self.train_dir, self.test_dir, self.out = Path(train_dir), Path(test_dir), Path(out_dir)
         self.overwrite, self.with_realism = overwrite, realism
+        # What a worker process needs to rebuild this study and run one of its stages (no progress bars there:
+        # two processes' bars would garble each other).
+        self.spec = (self.train_dir, self.test_dir, self.out, config, seed, device, False, overwrite, realism)
         self.config, self.seed, self.device, self.progress = config, seed, device, progress
         self.fit_dir = self.out / "data" / "fit"
         self._train: list[Patient] | None = None
@@ -262,34 +258,47 @@ class _Study:
                                    progress=self.progress)
 
     # ------------------------------------------------------------------ orchestration
-    def stages(self) -> list[_Stage]:
+    def stages(self) -> list[Stage]:
+        """Every stage with the stages it reads from, in the order they run one at a time. With workers, a free
+        worker takes the first ready stage: the long chains (joint run -> claim arm, RePaint -> lefusion arm) start
+        early, and the real_only segmenter, which needs only the data, fills the gaps."""
         out, runs = self.out, self.out / "runs"
         stages = [
-            _Stage("prepare", (out / "prepare.json",), (self.fit_dir,), self.prepare),
-            _Stage("masks_smile", (out / "masks/smile/masks.json",), (out / "masks/smile",), self.masks_smile),
-            _Stage("masks_transplant", (out / "masks/transplant/masks.json",), (out / "masks/transplant",),
-                   self.masks_transplant),
-            _Stage("generator_lefusion", (runs / "generator_lefusion/generator.pt",), (runs / "generator_lefusion",),
-                   lambda: self.train_generator(Mode.LEFUSION)),
-            _Stage("generator_claim", (runs / "generator_claim/generator.pt",), (runs / "generator_claim",),
-                   lambda: self.train_generator(Mode.CLAIM)),
-            _Stage("joint", (runs / "joint/generator.pt", runs / "joint/segmenter.pt"), (runs / "joint",),
-                   self.joint),
+            Stage("prepare", (out / "prepare.json",), (self.fit_dir,), self.prepare),
+            Stage("masks_smile", (out / "masks/smile/masks.json",), (out / "masks/smile",), self.masks_smile,
+                  ("prepare",)),
+            Stage("masks_transplant", (out / "masks/transplant/masks.json",), (out / "masks/transplant",),
+                  self.masks_transplant, ("prepare",)),
+            Stage("generator_claim", (runs / "generator_claim/generator.pt",), (runs / "generator_claim",),
+                  lambda: self.train_generator(Mode.CLAIM), ("prepare",)),
+            Stage("generator_lefusion", (runs / "generator_lefusion/generator.pt",), (runs / "generator_lefusion",),
+                  lambda: self.train_generator(Mode.LEFUSION), ("prepare",)),
+            Stage("joint", (runs / "joint/generator.pt", runs / "joint/segmenter.pt"), (runs / "joint",),
+                  self.joint, ("generator_claim", "masks_smile")),
         ]
+        sources = {"lefusion": ("generator_lefusion", "masks_transplant"),
+                   "smile": ("generator_claim", "masks_smile"), "claim": ("joint", "masks_smile")}
         for arm in SYNTHETIC_ARMS:
-            stages.append(_Stage(f"synthetic_{arm}", (out / "synthetic" / arm / "generation.json",),
-                                 (out / "synthetic" / arm,), lambda arm=arm: self.synthesize(arm)))
+            stages.append(Stage(f"synthetic_{arm}", (out / "synthetic" / arm / "generation.json",),
+                                (out / "synthetic" / arm,), lambda arm=arm: self.synthesize(arm), sources[arm]))
+        segmenters = []
         for arm in ARMS:
+            after = ("prepare",) if arm == "real_only" else (f"synthetic_{arm}",)
             for name, seed in self.segmenter_runs(arm):
-                stages.append(_Stage(f"segmenter_{name}", (runs / name / "segmenter.pt",), (runs / name,),
-                                     lambda arm=arm, name=name, seed=seed: self.train_segmenter(arm, name, seed)))
-        stages.append(_Stage("evaluate", (out / "evaluation" / PER_PATIENT_FILE, out / "evaluation" / GALLERY_FILE),
-                             (out / "evaluation",), self.evaluate))
+                segmenters.append(Stage(f"segmenter_{name}", (runs / name / "segmenter.pt",), (runs / name,),
+                                        lambda arm=arm, name=name, seed=seed: self.train_segmenter(arm, name, seed),
+                                        after))
+        real_only = [s for s in segmenters if s.after == ("prepare",)]
+        stages[-len(SYNTHETIC_ARMS):-len(SYNTHETIC_ARMS)] = real_only  # before the synthetic sets: it is ready first
+        stages += [s for s in segmenters if s not in real_only]
+        stages.append(Stage("evaluate", (out / "evaluation" / PER_PATIENT_FILE, out / "evaluation" / GALLERY_FILE),
+                            (out / "evaluation",), self.evaluate, tuple(s.name for s in segmenters)))
         if self.with_realism:
-            stages.append(_Stage("realism", (out / "realism" / REALISM_FILE,), (out / "realism",), self.realism))
+            stages.append(Stage("realism", (out / "realism" / REALISM_FILE,), (out / "realism",), self.realism,
+                                ("evaluate",)))
         orientation = out / ORIENTATION_DIR
-        stages.append(_Stage("orientation", (orientation / ORIENTATION_SUMMARY, orientation / ORIENTATION_SHEET),
-                             (orientation,), self.orientation))
+        stages.append(Stage("orientation", (orientation / ORIENTATION_SUMMARY, orientation / ORIENTATION_SHEET),
+                            (orientation,), self.orientation, ("evaluate",)))
         return stages
 
     def identity(self) -> dict:
@@ -302,7 +311,8 @@ class _Study:
     def run(self) -> dict:
         identity = self.identity()
         state = open_study_folder(self.out, [self.train_dir, self.test_dir], identity, self.overwrite)
-        state = {"identity": identity, "claim_version": __version__, "stages": state.get("stages", {})}
+        state = {"identity": identity, "claim_version": __version__, "stages": state.get("stages", {}),
+                 **({"wall_s": state["wall_s"]} if "wall_s" in state else {})}
         self.out.mkdir(parents=True, exist_ok=True)
         write_manifest(self.out, "experiment", config=self.config.to_dict(),
                        inputs=fingerprint([self.train_dir, self.test_dir]), owns_folder=True)
@@ -310,26 +320,26 @@ class _Study:
                                               "seed": self.seed, "train_data": str(self.train_dir),
                                               "test_data": str(self.test_dir), "device": self.device,
                                               "claim_version": __version__})
-        for stage in self.stages():
-            if stage.name == "realism" and not realism_is_current(stage.outputs[0], asdict(self.config.c2st())):
-                state["stages"].pop("realism", None)  # measured with another protocol: measured again
-            done = state["stages"].get(stage.name)
-            if done and all(p.exists() for p in stage.outputs):
+        stages = self.stages()
+        if not realism_is_current(self.out / "realism" / REALISM_FILE, asdict(self.config.c2st())):
+            state["stages"].pop("realism", None)  # measured with another protocol: measured again
+        done = set()
+        for stage in stages:
+            if state["stages"].get(stage.name) and all(p.exists() for p in stage.outputs):
                 log.info("experiment: %s already complete, skipped", stage.name)
-                continue
-            for folder in stage.clear:
-                if folder.exists():
-                    shutil.rmtree(folder)
-            log.info("experiment: %s ...", stage.name)
-            start = time.perf_counter()
-            stage.run()
-            missing = [str(p) for p in stage.outputs if not p.exists()]
-            if missing:
-                raise ClaimError(f"stage {stage.name} finished without writing {missing}")
-            state["stages"][stage.name] = {"seconds": round(time.perf_counter() - start, 3),
-                                           "peak_rss_mb": round(peak_rss_mb(), 1)}
+                done.add(stage.name)
+        wall_before, start = state.get("wall_s", 0.0), time.perf_counter()
+
+        def finished(name: str, seconds: float) -> None:
+            state["stages"][name] = {"seconds": round(seconds, 3),
+                                     "peak_rss_mb": round(max(peak_rss_mb(), memory.peak_mb), 1)}
+            state["wall_s"] = round(wall_before + time.perf_counter() - start, 3)
             write_json(self.out / STATE_FILE, state)
-        metrics = json_safe(self.metrics(state))
+
+        with TreeMemory() as memory:
+            run_stages(stages, done, finished, workers=self.workers, threads=self.worker_threads,
+                       run_in_worker=functools.partial(_stage_in_worker, self.spec))
+        metrics = json_safe(study_metrics(self.out, self.config, self.seed, self.roles(), state))
         write_json(self.out / METRICS_FILE, metrics)
         from claim.report.study import write_study_report
 
@@ -337,32 +347,6 @@ class _Study:
         write_manifest(self.out, "experiment", config=self.config.to_dict(),
                        inputs=fingerprint([self.train_dir, self.test_dir]), owns_folder=True)  # every file, at the end
         return metrics
-
-    def metrics(self, state: dict) -> dict:
-        evaluation = json.loads((self.out / "evaluation" / PER_PATIENT_FILE).read_text())
-        realism = self.out / "realism" / REALISM_FILE
-        per_arm = evaluation["arms"]
-        pathological = pathological_ids(per_arm["real_only"])
-        arms = summarise_arms(per_arm, ARMS, baseline="real_only", resamples=self.config.bootstrap, seed=self.seed)
-        fidelity = mean_fidelity(evaluation["fidelity"])
-        return {
-            "preset": self.config.name,
-            "seed": self.seed,
-            "arms": arms,
-            "fidelity": fidelity,
-            "fidelity_per_patient": evaluation["fidelity"],
-            "timing": timing_record(state["stages"], "stages_s"),
-            "budget": self.config.budget(),
-            "config": json.loads(json.dumps(self.config.to_dict(), default=list)),
-            "patients": {k: v for k, v in self.roles().items() if k in ("fit", "val", "canvases", "donors", "test")},
-            "test_pathological": pathological,
-            "model_selection": study_selection(self.out, self.config),
-            "smile_prior": smile_prior_provenance(self.out / "masks" / "smile" / "smile_prior.json"),
-            **({"realism": json.loads(realism.read_text())} if realism.exists() else {}),
-            "bullseye": evaluation["bullseye"],
-            "orientation": json.loads((self.out / ORIENTATION_DIR / ORIENTATION_SUMMARY).read_text()),
-            "claim_version": __version__,
-        }
 
 
 def run_experiment(
@@ -377,6 +361,7 @@ def run_experiment(
     progress: bool = True,
     overwrite: bool = False,
     realism: bool = True,
+    workers: int = 1,
 ) -> dict:
     """Run (or resume) the study; returns the content of ``OUT/metrics.json`` and writes ``OUT/report.html``.
 
@@ -385,7 +370,20 @@ def run_experiment(
     unless ``overwrite`` starts the study over.
     ``threads`` sets torch's intra-op threads for the run (restored afterwards); on shared, oversubscribed
     cores 1 thread is many times faster than 2 for these small models. ``realism``: run the realism stage (a
-    cross-validated study measures realism once over all folds instead).
+    cross-validated study measures realism once over all folds instead). ``workers`` > 1 runs stages that do not
+    depend on each other at once, in that many worker processes with ``threads`` threads each (None: the cores
+    shared out); every stage computes what it would alone with that thread count.
     """
+    if workers < 1:
+        raise ClaimError(f"--workers must be >= 1, got {workers}")
     with torch_threads(threads):
-        return _Study(train_dir, test_dir, out_dir, config, seed, device, progress, overwrite, realism).run()
+        return _Study(train_dir, test_dir, out_dir, config, seed, device, progress, overwrite, realism, workers,
+                      threads).run()
+
+
+def _stage_in_worker(spec: tuple, name: str) -> float:
+    """Run one stage of the study ``spec`` describes in this (worker) process; its seconds."""
+    stage = next(s for s in _Study(*spec).stages() if s.name == name)
+    start = time.perf_counter()
+    stage.run()
+    return time.perf_counter() - start

@@ -1,0 +1,128 @@
+"""Run a study's stages in dependency order: one at a time in this process, or several at once in worker processes.
+
+On a CPU the study's networks are small, and two one-thread processes do more work per second than one two-thread
+process (measured on 2 cores: a standard segmenter step took 0.29 s with 2 threads, and 0.41-0.42 s in each of two
+one-thread processes running together, i.e. 0.21 s per step of throughput). The stages of a fold form a graph
+(the ``real_only`` segmenter needs only the data; the ``claim`` arm's needs the joint run), so independent stages
+can share the cores. Each stage reads its inputs from and writes its outputs to disk, so a worker needs nothing
+from the parent but the stage's name; the parent alone clears folders, checks outputs and writes the state file.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from claim.errors import ClaimError
+
+__all__ = ["Stage", "run_stages", "worker_threads"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One resumable step of a study.
+
+    Attributes:
+        name: its key in ``state.json``.
+        outputs: all must exist for the stage to count as complete.
+        clear: removed before (re)running, so a crashed stage restarts clean.
+        run: the work (in this process; worker processes rebuild the stage by name).
+        after: names of the stages whose outputs it reads.
+    """
+
+    name: str
+    outputs: tuple[Path, ...]
+    clear: tuple[Path, ...]
+    run: Callable[[], None]
+    after: tuple[str, ...] = ()
+
+
+def worker_threads(threads: int | None, workers: int) -> int:
+    """Torch threads of each worker: ``threads`` when given, else the machine's cores shared out (at least 1)."""
+    if threads is not None:
+        return threads
+    return max(1, (multiprocessing.cpu_count() or 1) // workers)
+
+
+def _init_worker(threads: int, log_level: int) -> None:
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=log_level, format="%(message)s")
+
+
+def _prepare(stage: Stage) -> None:
+    for folder in stage.clear:
+        if folder.exists():
+            shutil.rmtree(folder)
+    log.info("experiment: %s ...", stage.name)
+
+
+def _check(stage: Stage) -> None:
+    missing = [str(p) for p in stage.outputs if not p.exists()]
+    if missing:
+        raise ClaimError(f"stage {stage.name} finished without writing {missing}")
+
+
+def run_stages(stages: list[Stage], done: set[str], finished: Callable[[str, float], None], *, workers: int = 1,
+               threads: int | None = None, run_in_worker: Callable[[str], float] | None = None) -> None:
+    """Run every stage not in ``done``, each after the stages it reads from; ``finished(name, seconds)`` after each.
+
+    Args:
+        stages: in the order they run one at a time (with workers, a free worker takes the first ready stage).
+        done: names of the stages already complete (their outputs are reused).
+        finished: called in this process when a stage has written its outputs.
+        workers: processes running stages at once (1: every stage runs here, in order).
+        threads: torch threads of each worker process (None: :func:`worker_threads`).
+        run_in_worker: a picklable function that runs the named stage in a worker and returns its seconds.
+    """
+    names = {stage.name for stage in stages}
+    for stage in stages:
+        unknown = set(stage.after) - names
+        if unknown:
+            raise ValueError(f"stage {stage.name} runs after unknown stages {sorted(unknown)}")
+    pending = [stage for stage in stages if stage.name not in done]
+    if workers <= 1 or run_in_worker is None:
+        for stage in pending:
+            _prepare(stage)
+            start = time.perf_counter()
+            stage.run()
+            _check(stage)
+            finished(stage.name, time.perf_counter() - start)
+        return
+    complete = set(done)
+    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch's thread pools exist
+    errors: list[BaseException] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                             initargs=(worker_threads(threads, workers), logging.getLogger().getEffectiveLevel())
+                             ) as pool:
+        running: dict[Future, Stage] = {}
+        while running or (pending and not errors):
+            if not errors:
+                for stage in [s for s in pending if set(s.after) <= complete][:workers - len(running)]:
+                    pending.remove(stage)
+                    _prepare(stage)
+                    running[pool.submit(run_in_worker, stage.name)] = stage
+            if not running:
+                raise ClaimError(f"stages {[s.name for s in pending]} wait on stages that never run")
+            ready, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in ready:
+                stage = running.pop(future)
+                try:
+                    seconds = future.result()  # a worker's error is raised here, in the parent
+                    _check(stage)
+                except BaseException as error:  # the stages still running finish and are recorded first
+                    errors.append(error)
+                    continue
+                complete.add(stage.name)
+                finished(stage.name, seconds)
+    if errors:
+        raise errors[0]

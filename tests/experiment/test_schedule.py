@@ -1,0 +1,81 @@
+"""The stage scheduler: dependency order, stages at once in worker processes, errors raised in the parent."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from claim.errors import ClaimError
+from claim.experiment.schedule import Stage, run_stages, worker_threads
+
+
+def _work(root: Path, name: str) -> float:
+    """A worker's stage that writes ``<name>.done``: ``a`` and ``c`` each wait until the other has started (so they
+    finish only if they run at once), ``b`` needs ``a``'s file, ``bad`` fails."""
+    if name == "bad":
+        raise ClaimError("bad input")
+    if name == "b" and not (root / "a.done").exists():
+        raise AssertionError("b ran before a")
+    (root / f"{name}.started").write_text("")
+    if name in ("a", "c") and (root / "pair").exists():
+        other = root / ("c" if name == "a" else "a")
+        deadline = time.time() + 60
+        while not other.with_suffix(".started").exists():
+            if time.time() > deadline:
+                raise AssertionError(f"{name} ran alone")
+            time.sleep(0.05)
+    else:
+        time.sleep(0.5)
+    (root / f"{name}.done").write_text(name)
+    return 0.5
+
+
+def _stages(root: Path, graph: dict[str, tuple[str, ...]]) -> list[Stage]:
+    return [Stage(name, (root / f"{name}.done",), (), lambda name=name: _work(root, name), after)
+            for name, after in graph.items()]
+
+
+def test_independent_stages_run_at_once_and_dependents_wait(tmp_path):
+    import functools
+
+    stages = _stages(tmp_path, {"a": (), "c": (), "b": ("a",)})
+    (tmp_path / "pair").write_text("")  # a and c wait for each other
+    order = []
+    run_stages(stages, set(), lambda name, seconds: order.append(name), workers=2, threads=1,
+               run_in_worker=functools.partial(_work, tmp_path))
+    assert set(order) == {"a", "b", "c"} and order.index("a") < order.index("b")
+
+
+def test_one_at_a_time_runs_in_list_order_and_skips_done_stages(tmp_path):
+    stages = _stages(tmp_path, {"a": (), "b": ("a",), "c": ()})
+    (tmp_path / "a.done").write_text("a")
+    order = []
+    run_stages(stages, {"a"}, lambda name, seconds: order.append(name))
+    assert order == ["b", "c"]
+
+
+def test_a_failed_stage_raises_after_the_running_ones_are_recorded(tmp_path):
+    import functools
+
+    stages = _stages(tmp_path, {"a": (), "bad": (), "b": ("a",)})
+    recorded = []
+    with pytest.raises(ClaimError, match="bad input"):
+        run_stages(stages, set(), lambda name, seconds: recorded.append(name), workers=2, threads=1,
+                   run_in_worker=functools.partial(_work, tmp_path))
+    assert recorded == ["a"]  # finished beside the failure, so a resumed run keeps it; b never started
+    assert not (tmp_path / "b.done").exists()
+
+
+def test_stage_outputs_are_checked_and_unknown_dependencies_refused(tmp_path):
+    silent = [Stage("quiet", (tmp_path / "never.txt",), (), lambda: None)]
+    with pytest.raises(ClaimError, match="without writing"):
+        run_stages(silent, set(), lambda name, seconds: None)
+    with pytest.raises(ValueError, match="unknown"):
+        run_stages(_stages(tmp_path, {"a": ("z",)}), set(), lambda name, seconds: None)
+
+
+def test_worker_threads_share_the_cores():
+    assert worker_threads(3, 2) == 3
+    assert worker_threads(None, 10**6) == 1
