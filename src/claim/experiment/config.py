@@ -163,11 +163,12 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
         realism_steps=150,
     ),
     # EMIDEC-sized (50 pathological + 25 normal patients), 3-fold cross-validated, meant for <= 90 min and <= 4 GB RSS
-    # on 2 CPU cores. Measured (2 cores, bf16): with 700-step segmenters 68 min; with 1,050 steps 33 min per unshared
-    # fold on a slower day (generators ~2 min each, the joint run ~3 min, RePaint 2x2 for 6 synthetic patients
-    # ~5 min, 4 segmenters ~20 min = 60 % of the fold), ~102 min in all, 1.7 GB. Every patient is tested once, so
-    # the paired intervals rest on all 50 pathological patients instead of 12 (half-width ~ sqrt(12/50) = 0.49 of
-    # the single split's).
+    # on 2 CPU cores. Measured (2 cores, bf16, 1,050-step segmenters): one stage at a time with 2 threads ~33 min per
+    # unshared fold (generators ~2 min each, the joint run ~3 min, RePaint 2x2 for 6 synthetic patients ~5 min,
+    # 4 segmenters ~20 min = 60 % of the fold), ~102 min in all, 1.7 GB; with `--workers 2 --threads 1` (two stages
+    # at once, claim.experiment.schedule) 23-26 min per fold, 77.5 min in all, 3.0 GB summed over the processes.
+    # Every patient is tested once, so the paired intervals rest on all 50 pathological patients instead of 12
+    # (half-width ~ sqrt(12/50) = 0.49 of the single split's).
     "standard": ExperimentConfig(
         name="standard",
         generator_config=preset_config("standard", steps=400),
