@@ -18,6 +18,8 @@ def _work(root: Path, name: str) -> float:
         raise ClaimError("bad input")
     if name == "b" and not (root / "a.done").exists():
         raise AssertionError("b ran before a")
+    if name == "c" and (root / "chain").exists() and not (root / "a.done").exists():
+        raise AssertionError("c ran before a, which b (done) depends on")
     (root / f"{name}.started").write_text("")
     if name in ("a", "c") and (root / "pair").exists():
         other = root / ("c" if name == "a" else "a")
@@ -74,6 +76,21 @@ def test_stage_outputs_are_checked_and_unknown_dependencies_refused(tmp_path):
         run_stages(silent, set(), lambda name, seconds: None)
     with pytest.raises(ValueError, match="unknown"):
         run_stages(_stages(tmp_path, {"a": ("z",)}), set(), lambda name, seconds: None)
+
+
+def test_a_stage_waits_for_every_stage_upstream_not_only_its_direct_parents(tmp_path):
+    import functools
+
+    # A resume where b is complete but a, which b read, is run again: c (after b) must wait for a too.
+    stages = _stages(tmp_path, {"a": (), "b": ("a",), "c": ("b",)})
+    (tmp_path / "b.done").write_text("b")
+    (tmp_path / "chain").write_text("")
+    order = []
+    run_stages(stages, {"b"}, lambda name, seconds: order.append(name), workers=2, threads=1,
+               run_in_worker=functools.partial(_work, tmp_path))
+    assert order == ["a", "c"]
+    with pytest.raises(ValueError, match="cycle"):
+        run_stages(_stages(tmp_path, {"x": ("y",), "y": ("x",)}), set(), lambda name, seconds: None)
 
 
 def test_worker_threads_share_the_cores():

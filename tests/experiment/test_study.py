@@ -201,5 +201,6 @@ def test_workers_give_the_same_study_and_record_its_wall_time(smoke_study, tmp_p
     timing = repeated["timing"]
     state = json.loads((again / "state.json").read_text())
     assert timing["total_s"] == state["wall_s"] and timing["stage_sum_s"] > 0
+    assert {record["threads"] for record in state["stages"].values()} == {1}
     assert set(timing["stages_s"]) == set(metrics["timing"]["stages_s"])
     assert timing["peak_rss_mb"] > 0

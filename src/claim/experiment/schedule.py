@@ -10,9 +10,13 @@ from the parent but the stage's name; the parent alone clears folders, checks ou
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import shutil
+import signal
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -57,6 +61,25 @@ def worker_threads(threads: int | None, workers: int) -> int:
 def _init_worker(threads: int, log_level: int) -> None:
     torch.set_num_threads(threads)
     logging.basicConfig(level=log_level, format="%(message)s")
+    if sys.platform.startswith("linux"):  # a worker whose parent dies (SIGKILL, SIGTERM) dies too, not writing on
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _upstream(stages: list[Stage]) -> dict[str, set[str]]:
+    """Every stage a stage depends on, directly or through others: on a resume a direct parent may be complete
+    while one further up is re-run, and a stage must not start beside a stage rewriting what it reads."""
+    after = {stage.name: set(stage.after) for stage in stages}
+    closed: dict[str, set[str]] = {}
+
+    def close(name: str, path: tuple[str, ...]) -> set[str]:
+        if name in path:
+            raise ValueError(f"stages depend on each other in a cycle: {' -> '.join(path + (name,))}")
+        if name not in closed:
+            closed[name] = set().union(*[{d} | close(d, path + (name,)) for d in after[name]])
+        return closed[name]
+
+    return {name: close(name, ()) for name in after}
 
 
 def _prepare(stage: Stage) -> None:
@@ -89,6 +112,7 @@ def run_stages(stages: list[Stage], done: set[str], finished: Callable[[str, flo
         unknown = set(stage.after) - names
         if unknown:
             raise ValueError(f"stage {stage.name} runs after unknown stages {sorted(unknown)}")
+    upstream = _upstream(stages)
     pending = [stage for stage in stages if stage.name not in done]
     if workers <= 1 or run_in_worker is None:
         for stage in pending:
@@ -105,24 +129,32 @@ def run_stages(stages: list[Stage], done: set[str], finished: Callable[[str, flo
                              initargs=(worker_threads(threads, workers), logging.getLogger().getEffectiveLevel())
                              ) as pool:
         running: dict[Future, Stage] = {}
-        while running or (pending and not errors):
-            if not errors:
-                for stage in [s for s in pending if set(s.after) <= complete][:workers - len(running)]:
-                    pending.remove(stage)
-                    _prepare(stage)
-                    running[pool.submit(run_in_worker, stage.name)] = stage
-            if not running:
-                raise ClaimError(f"stages {[s.name for s in pending]} wait on stages that never run")
-            ready, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in ready:
-                stage = running.pop(future)
-                try:
-                    seconds = future.result()  # a worker's error is raised here, in the parent
-                    _check(stage)
-                except BaseException as error:  # the stages still running finish and are recorded first
-                    errors.append(error)
-                    continue
-                complete.add(stage.name)
-                finished(stage.name, seconds)
+        try:
+            while running or (pending and not errors):
+                if not errors:
+                    for stage in [s for s in pending if upstream[s.name] <= complete][:workers - len(running)]:
+                        pending.remove(stage)
+                        _prepare(stage)
+                        running[pool.submit(run_in_worker, stage.name)] = stage
+                if not running:
+                    raise ClaimError(f"stages {[s.name for s in pending]} wait on stages that never run")
+                ready, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in ready:
+                    stage = running.pop(future)
+                    try:
+                        seconds = future.result()  # a worker's error is raised here, in the parent
+                        _check(stage)
+                    except Exception as error:  # the stages still running finish and are recorded first
+                        errors.append(error)
+                        continue
+                    complete.add(stage.name)
+                    finished(stage.name, seconds)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM as SystemExit): stop the workers now rather than wait for their stages,
+            # whose folders a resumed run clears and redoes anyway.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     if errors:
         raise errors[0]

@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from claim import __version__
 from claim.aha.config import geometry_for
@@ -52,7 +53,7 @@ from claim.experiment.records import (
     realism_is_current,
     write_orientation_overview,
 )
-from claim.experiment.schedule import Stage, run_stages
+from claim.experiment.schedule import Stage, run_stages, worker_threads
 from claim.experiment.stats import ARM_METRICS
 from claim.experiment.summary import study_metrics
 from claim.experiment.transplant import transplant_scar
@@ -328,10 +329,13 @@ class _Study:
             if state["stages"].get(stage.name) and all(p.exists() for p in stage.outputs):
                 log.info("experiment: %s already complete, skipped", stage.name)
                 done.add(stage.name)
-        wall_before, start = state.get("wall_s", 0.0), time.perf_counter()
+        # A study begun before wall time was recorded ran its stages one at a time: their sum is its wall time.
+        wall_before = state.get("wall_s", sum(r["seconds"] for r in state["stages"].values()))
+        start = time.perf_counter()
+        threads = torch.get_num_threads() if self.workers <= 1 else worker_threads(self.worker_threads, self.workers)
 
         def finished(name: str, seconds: float) -> None:
-            state["stages"][name] = {"seconds": round(seconds, 3),
+            state["stages"][name] = {"seconds": round(seconds, 3), "threads": threads,
                                      "peak_rss_mb": round(max(peak_rss_mb(), memory.peak_mb), 1)}
             state["wall_s"] = round(wall_before + time.perf_counter() - start, 3)
             write_json(self.out / STATE_FILE, state)
