@@ -40,6 +40,7 @@ from claim.experiment.records import (
     realism_is_current,
     timing_record,
 )
+from claim.experiment.schedule import check_workers
 from claim.experiment.selection import study_selection
 from claim.experiment.split import write_subsets
 from claim.experiment.stats import ARM_METRICS, mean_fidelity, pathological_ids, summarise_arms
@@ -316,8 +317,7 @@ def run_crossval(
     config, seed or data is refused unless ``overwrite`` starts over. ``workers``: as
     :func:`claim.experiment.study.run_experiment` (the folds run one after another, their stages in the workers).
     """
-    if workers < 1:
-        raise ClaimError(f"--workers must be >= 1, got {workers}")
+    check_workers(workers)
     if config.folds < 2:
         raise ClaimError(f"cross-validation needs --folds >= 2, got {config.folds}")
     with torch_threads(threads):

@@ -27,7 +27,7 @@ import torch
 
 from claim.errors import ClaimError
 
-__all__ = ["Stage", "run_stages", "worker_threads"]
+__all__ = ["Stage", "run_stages", "worker_threads", "check_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,12 @@ class Stage:
     clear: tuple[Path, ...]
     run: Callable[[], None]
     after: tuple[str, ...] = ()
+
+
+def check_workers(workers: int) -> None:
+    """A worker count below 1 is refused in one line, before anything is written."""
+    if workers < 1:
+        raise ClaimError(f"--workers must be >= 1, got {workers}")
 
 
 def worker_threads(threads: int | None, workers: int) -> int:

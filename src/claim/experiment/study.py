@@ -53,7 +53,7 @@ from claim.experiment.records import (
     realism_is_current,
     write_orientation_overview,
 )
-from claim.experiment.schedule import Stage, run_stages, worker_threads
+from claim.experiment.schedule import Stage, check_workers, run_stages, worker_threads
 from claim.experiment.stats import ARM_METRICS
 from claim.experiment.summary import study_metrics
 from claim.experiment.transplant import transplant_scar
@@ -279,21 +279,18 @@ class _Study:
         ]
         sources = {"lefusion": ("generator_lefusion", "masks_transplant"),
                    "smile": ("generator_claim", "masks_smile"), "claim": ("joint", "masks_smile")}
-        for arm in SYNTHETIC_ARMS:
-            stages.append(Stage(f"synthetic_{arm}", (out / "synthetic" / arm / "generation.json",),
-                                (out / "synthetic" / arm,), lambda arm=arm: self.synthesize(arm), sources[arm]))
-        segmenters = []
-        for arm in ARMS:
-            after = ("prepare",) if arm == "real_only" else (f"synthetic_{arm}",)
-            for name, seed in self.segmenter_runs(arm):
-                segmenters.append(Stage(f"segmenter_{name}", (runs / name / "segmenter.pt",), (runs / name,),
-                                        lambda arm=arm, name=name, seed=seed: self.train_segmenter(arm, name, seed),
-                                        after))
-        real_only = [s for s in segmenters if s.after == ("prepare",)]
-        stages[-len(SYNTHETIC_ARMS):-len(SYNTHETIC_ARMS)] = real_only  # before the synthetic sets: it is ready first
-        stages += [s for s in segmenters if s not in real_only]
+        synthetic = [Stage(f"synthetic_{arm}", (out / "synthetic" / arm / "generation.json",),
+                           (out / "synthetic" / arm,), lambda arm=arm: self.synthesize(arm), sources[arm])
+                     for arm in SYNTHETIC_ARMS]
+        segmenters = {arm: [Stage(f"segmenter_{name}", (runs / name / "segmenter.pt",), (runs / name,),
+                                  lambda arm=arm, name=name, seed=seed: self.train_segmenter(arm, name, seed),
+                                  ("prepare",) if arm == "real_only" else (f"synthetic_{arm}",))
+                            for name, seed in self.segmenter_runs(arm)] for arm in ARMS}
+        # real_only's segmenters before the synthetic sets: they are ready as soon as the data is.
+        stages += segmenters["real_only"] + synthetic + [s for arm in SYNTHETIC_ARMS for s in segmenters[arm]]
+        trained = tuple(s.name for arm in ARMS for s in segmenters[arm])
         stages.append(Stage("evaluate", (out / "evaluation" / PER_PATIENT_FILE, out / "evaluation" / GALLERY_FILE),
-                            (out / "evaluation",), self.evaluate, tuple(s.name for s in segmenters)))
+                            (out / "evaluation",), self.evaluate, trained))
         if self.with_realism:
             stages.append(Stage("realism", (out / "realism" / REALISM_FILE,), (out / "realism",), self.realism,
                                 ("evaluate",)))
@@ -378,8 +375,7 @@ def run_experiment(
     depend on each other at once, in that many worker processes with ``threads`` threads each (None: the cores
     shared out); every stage computes what it would alone with that thread count.
     """
-    if workers < 1:
-        raise ClaimError(f"--workers must be >= 1, got {workers}")
+    check_workers(workers)
     with torch_threads(threads):
         return _Study(train_dir, test_dir, out_dir, config, seed, device, progress, overwrite, realism, workers,
                       threads).run()
