@@ -3,7 +3,8 @@
 Segmenter (standard DynUNet, batch 8): steps/s on the full 256 px slice (no localiser) and of the standard
 cascade (64 px localiser + 128 px LV-centred ROI), fp32 and bf16. Generator (standard MONAI diffusion U-Net, 96 px,
 batch 8): training steps/s fp32 and bf16, and sampling s/image at the same NFE. Real trainer steps (augmentation,
-loss, backward, optimizer) on phantom slices. Prints a table, saves JSON.
+loss, backward, optimizer) on phantom slices, each case's fp32 and bf16 trainers timed in alternating blocks after
+a warm-up. Prints a table, saves JSON.
 
     python benchmarks/training_speed.py --threads 2 --out outputs/benchmarks/training_speed.json
 """
@@ -38,19 +39,30 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _rate(step, warmup: int, steps: int) -> float:
-    for s in range(warmup):
-        step(s)
-    start = time.perf_counter()
-    for s in range(warmup, warmup + steps):
-        step(s)
-    return steps / (time.perf_counter() - start)
+def _rates(steps_of: dict, warmup: int, steps: int, blocks: int) -> dict[str, float]:
+    """Steps/s of each trainer's ``step``: ``warmup`` untimed steps each, then ``blocks`` rounds in which every
+    trainer runs ``steps`` timed steps in turn. fp32 keeps speeding up over its first tens of steps (allocator and
+    oneDNN caches), and machine load drifts: alternating blocks exposes every precision to both alike."""
+    for step in steps_of.values():
+        for s in range(warmup):
+            step(s)
+    spent = dict.fromkeys(steps_of, 0.0)
+    for block in range(blocks):
+        for name, step in steps_of.items():
+            first = warmup + block * steps
+            start = time.perf_counter()
+            for s in range(first, first + steps):
+                step(s)
+            spent[name] += time.perf_counter() - start
+    return {name: blocks * steps / seconds for name, seconds in spent.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per case (after 2 warm-up steps)")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per block and case")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps per case before timing")
+    parser.add_argument("--blocks", type=int, default=3, help="alternating fp32/bf16 blocks per case")
     parser.add_argument("--nfe", type=int, default=20, help="DDIM steps of the sampling comparison")
     parser.add_argument("--sampling-repeats", type=int, default=5, help="timed sampling calls (the median counts)")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "training_speed.json")
@@ -61,39 +73,47 @@ def main(argv: list[str] | None = None) -> int:
         print("note: this CPU has no fast bf16 (AVX-512 BF16 / AMX); bf16 rows show emulated speed")
     cases = make_phantom_cohort(6, seed=0, config=PhantomConfig(shape=(256, 256), spacing_mm=1.4))
     patients = [c.patient for c in cases]
-    results: dict = {"threads": args.threads, "bf16_hardware": bf16_supported(device), "segmenter": {},
+    results: dict = {"threads": args.threads, "steps": args.steps, "warmup": args.warmup, "blocks": args.blocks,
+                     "bf16_hardware": bf16_supported(device), "segmenter": {},
                      "generator": {}}
 
     # Full slice: one network on the whole 256 px slice. ROI: the cascade (64 px localiser + 128 px LV ROI).
     for crop, localiser, label in ((256, 0, "full slice 256 px"), (128, 64, "cascade, ROI 128 px")):
-        for precision in ("fp32", "bf16"):
-            config = segmenter_preset("standard", crop_size=crop, localiser_size=localiser)
-            trainer = SegmenterTrainer(config, training_slices(patients, config), [], seed=0, precision=precision)
-            rate = _rate(trainer.step, 2, args.steps)
+        config = segmenter_preset("standard", crop_size=crop, localiser_size=localiser)
+        slices = training_slices(patients, config)
+        trainers = {precision: SegmenterTrainer(config, slices, [], seed=0, precision=precision)
+                    for precision in ("fp32", "bf16")}
+        rates = _rates({k: t.step for k, t in trainers.items()}, args.warmup, args.steps, args.blocks)
+        for precision, rate in rates.items():
             results["segmenter"][f"{crop}/{precision}"] = {"steps_per_s": rate, "what": label}
             print(f"segmenter {label:18s} {precision}: {rate:.3f} steps/s")
+        del trainers
 
     gen_config = preset_config("standard")
     data = build_training_set([p for p in patients if p.has_infarct], gen_config)
-    for precision in ("fp32", "bf16"):
-        trainer = GeneratorTrainer(gen_config, data, seed=0, precision=precision)
-        rate = _rate(trainer.step, 2, args.steps)
-        sampler = trainer.sampler(Path("benchmark.pt"))
-        source = next(p for p in patients if p.has_infarct)
-        rng = np.random.default_rng(0)
-        hist = trainer.hist_centres[0]
-        spec = f"ddim:{args.nfe}"
-        inpaint_patient(sampler, source, source.label_maps, sampler=spec, hist=hist, guidance=1.0,
-                        torch_generator=torch.Generator().manual_seed(0))  # warm-up
-        times = []
-        for _ in range(args.sampling_repeats):  # the median of a few calls: one call is at the mercy of load spikes
+    gen_trainers = {precision: GeneratorTrainer(gen_config, data, seed=0, precision=precision)
+                    for precision in ("fp32", "bf16")}
+    gen_rates = _rates({k: t.step for k, t in gen_trainers.items()}, args.warmup, args.steps, args.blocks)
+    source = next(p for p in patients if p.has_infarct)
+    spec = f"ddim:{args.nfe}"
+    samplers = {precision: trainer.sampler(Path("benchmark.pt")) for precision, trainer in gen_trainers.items()}
+    hists = {precision: trainer.hist_centres[0] for precision, trainer in gen_trainers.items()}
+    rng = np.random.default_rng(0)
+    times: dict[str, list[float]] = {precision: [] for precision in samplers}
+    n_images = 1
+    for repeat in range(args.sampling_repeats + 1):  # the first round warms up; the median of the rest counts
+        seed = int(rng.integers(1 << 30))
+        for precision, sampler in samplers.items():  # alternating, so load drift hits both alike
             start = time.perf_counter()
-            _, info = inpaint_patient(sampler, source, source.label_maps, sampler=spec, hist=hist, guidance=1.0,
-                                      torch_generator=torch.Generator().manual_seed(int(rng.integers(1 << 30))))
-            times.append(time.perf_counter() - start)
-        per_image = float(np.median(times)) / max(len(info["slices"]), 1)
+            _, info = inpaint_patient(sampler, source, source.label_maps, sampler=spec, hist=hists[precision],
+                                      guidance=1.0, torch_generator=torch.Generator().manual_seed(seed))
+            if repeat:
+                times[precision].append(time.perf_counter() - start)
+            n_images = max(len(info["slices"]), 1)
+    for precision, rate in gen_rates.items():
+        per_image = float(np.median(times[precision])) / n_images
         results["generator"][precision] = {"train_steps_per_s": rate, "sample_s_per_image": per_image,
-                                           "nfe": args.nfe, "images_per_batch": len(info["slices"])}
+                                           "nfe": args.nfe, "images_per_batch": n_images}
         print(f"generator 96 px {precision}: {rate:.3f} train steps/s, {per_image:.3f} s/image at {args.nfe} NFE")
 
     seg, gen = results["segmenter"], results["generator"]
