@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampling-repeats", type=int, default=5, help="timed sampling calls (the median counts)")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "training_speed.json")
     args = parser.parse_args(argv)
+    if min(args.steps, args.blocks, args.sampling_repeats) < 1 or args.warmup < 0:
+        parser.error("--steps, --blocks and --sampling-repeats must be >= 1, --warmup >= 0")
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     if not bf16_supported(device):
