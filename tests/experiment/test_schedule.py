@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
 from claim.errors import ClaimError
-from claim.experiment.schedule import Stage, run_stages, worker_threads
+from claim.experiment.schedule import Stage, run_stages, warn_on_changed_parallelism, worker_threads
 
 
 def _work(root: Path, name: str) -> float:
     """A worker's stage that writes ``<name>.done``: ``a`` and ``c`` each wait until the other has started (so they
-    finish only if they run at once), ``b`` needs ``a``'s file, ``bad`` fails."""
+    finish only if they run at once), ``b`` needs ``a``'s file, ``bad`` fails, ``killed`` dies."""
     if name == "bad":
         raise ClaimError("bad input")
+    if name == "killed":  # as the out-of-memory killer ends a process: no exception, no clean-up
+        os.kill(os.getpid(), signal.SIGKILL)
     if name == "b" and not (root / "a.done").exists():
         raise AssertionError("b ran before a")
     if name == "c" and (root / "chain").exists() and not (root / "a.done").exists():
@@ -68,6 +73,30 @@ def test_a_failed_stage_raises_after_the_running_ones_are_recorded(tmp_path):
                    run_in_worker=functools.partial(_work, tmp_path))
     assert recorded == ["a"]  # finished beside the failure, so a resumed run keeps it; b never started
     assert not (tmp_path / "b.done").exists()
+
+
+def test_a_killed_worker_names_its_stage_in_one_line_and_finished_stages_are_kept(tmp_path):
+    import functools
+
+    stages = _stages(tmp_path, {"a": (), "killed": ("a",), "b": ("killed",)})
+    recorded = []
+    with pytest.raises(ClaimError, match=r"^stage killed: a worker process was killed .*resume") as caught:
+        run_stages(stages, set(), lambda name, seconds: recorded.append(name), workers=2, threads=1,
+                   run_in_worker=functools.partial(_work, tmp_path))
+    assert "\n" not in str(caught.value)
+    assert recorded == ["a"] and not (tmp_path / "b.started").exists()
+
+
+def test_resuming_with_other_workers_or_threads_warns_and_the_same_settings_do_not(caplog):
+    records = {"a": {"seconds": 1.0, "threads": 2, "workers": 1}, "b": {"seconds": 1.0, "threads": 2}}
+    with caplog.at_level(logging.WARNING, logger="claim.experiment.schedule"):
+        warn_on_changed_parallelism(records, {"a", "b"}, workers=1, threads=2)
+        warn_on_changed_parallelism(records, set(), workers=2, threads=1)  # nothing finished: nothing mixes
+        assert not caplog.records
+        warn_on_changed_parallelism(records, {"a", "b"}, workers=2, threads=1)
+    assert len(caplog.records) == 1
+    message = caplog.records[0].getMessage()
+    assert "--workers 2 and 1 thread(s)" in message and "--workers 1 with 2 thread(s) per stage" in message
 
 
 def test_stage_outputs_are_checked_and_unknown_dependencies_refused(tmp_path):

@@ -60,10 +60,21 @@ def peak_rss_mb() -> float:
     return max(own, children) / 1024.0  # Linux reports KiB
 
 
+def _memory_of(process: psutil.Process) -> int:
+    """Bytes of memory ``process`` holds, shared pages split among the processes sharing them (PSS) where the
+    system reports it, else its resident set (RSS)."""
+    with contextlib.suppress(psutil.AccessDenied, AttributeError, NotImplementedError):
+        pss = getattr(process.memory_full_info(), "pss", None)
+        if pss is not None:
+            return int(pss)
+    return int(process.memory_info().rss)
+
+
 class TreeMemory:
-    """Peak resident memory of this process and its live child processes together, MB, sampled every ``interval``
-    seconds in a thread (``with TreeMemory() as memory: ...; memory.peak_mb``). Worker processes run at once, so
-    the machine holds their sum, which neither process's own peak shows."""
+    """Peak memory of this process and its live child processes together, MB, sampled every ``interval`` seconds in
+    a thread (``with TreeMemory() as memory: ...; memory.peak_mb``). Worker processes run at once, so the machine
+    holds their sum, which neither process's own peak shows. Each process counts its proportional share of the
+    pages it shares (PSS, on Linux): summing resident sets would count torch's libraries once per worker."""
 
     def __init__(self, interval: float = 0.5) -> None:
         self.interval, self.peak_mb = interval, 0.0
@@ -76,7 +87,7 @@ class TreeMemory:
             total = 0
             for process in [me, *me.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):  # a child may end between listing and reading
-                    total += process.memory_info().rss
+                    total += _memory_of(process)
             self.peak_mb = max(self.peak_mb, total / 2**20)
             if self._stop.wait(self.interval):
                 return

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import torch
 
 from claim.errors import ClaimError
 
-__all__ = ["Stage", "run_stages", "worker_threads", "check_workers"]
+__all__ = ["Stage", "run_stages", "worker_threads", "check_workers", "warn_on_changed_parallelism"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,19 @@ def worker_threads(threads: int | None, workers: int) -> int:
     if threads is not None:
         return threads
     return max(1, (multiprocessing.cpu_count() or 1) // workers)
+
+
+def warn_on_changed_parallelism(records: dict, done: set[str], workers: int, threads: int) -> None:
+    """Warn when a resumed study's finished stages ran with other ``--workers``/``--threads``: stage seconds and
+    the wall time then mix two settings, and torch's results can differ in the last bits with the thread count."""
+    earlier = {(records[name].get("workers", 1), records[name].get("threads")) for name in done}
+    if not earlier or earlier == {(workers, threads)}:
+        return
+    before = ", ".join(f"--workers {w} with {t} thread(s) per stage" if t is not None else f"--workers {w}"
+                       for w, t in sorted(earlier, key=str))
+    log.warning("experiment: resuming with --workers %d and %d thread(s) per stage, where the %d finished stages ran "
+                "with %s; their times and the wall time mix the settings (use the earlier ones to compare timings)",
+                workers, threads, len(done), before)
 
 
 def _init_worker(threads: int, log_level: int) -> None:
@@ -131,13 +145,14 @@ def run_stages(stages: list[Stage], done: set[str], finished: Callable[[str, flo
     complete = set(done)
     context = multiprocessing.get_context("spawn")  # fork is unsafe once torch's thread pools exist
     errors: list[BaseException] = []
+    died: list[str] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(worker_threads(threads, workers), logging.getLogger().getEffectiveLevel())
                              ) as pool:
         running: dict[Future, Stage] = {}
         try:
-            while running or (pending and not errors):
-                if not errors:
+            while running or (pending and not errors and not died):
+                if not errors and not died:
                     for stage in [s for s in pending if upstream[s.name] <= complete][:workers - len(running)]:
                         pending.remove(stage)
                         _prepare(stage)
@@ -150,6 +165,11 @@ def run_stages(stages: list[Stage], done: set[str], finished: Callable[[str, flo
                     try:
                         seconds = future.result()  # a worker's error is raised here, in the parent
                         _check(stage)
+                    except BrokenProcessPool:
+                        # A worker killed from outside (the system's out-of-memory killer, most often) breaks the
+                        # pool: every stage then running fails alike, and none can say which process died.
+                        died.append(stage.name)
+                        continue
                     except Exception as error:  # the stages still running finish and are recorded first
                         errors.append(error)
                         continue
@@ -164,3 +184,7 @@ def run_stages(stages: list[Stage], done: set[str], finished: Callable[[str, flo
             raise
     if errors:
         raise errors[0]
+    if died:
+        raise ClaimError(f"stage{'s' if len(died) > 1 else ''} {', '.join(died)}: a worker process was killed before "
+                         "finishing (often for lack of memory: try fewer --workers); run the same command again to "
+                         "resume, the finished stages are kept")

@@ -53,7 +53,7 @@ from claim.experiment.records import (
     realism_is_current,
     write_orientation_overview,
 )
-from claim.experiment.schedule import Stage, check_workers, run_stages, worker_threads
+from claim.experiment.schedule import Stage, check_workers, run_stages, warn_on_changed_parallelism, worker_threads
 from claim.experiment.stats import ARM_METRICS
 from claim.experiment.summary import study_metrics
 from claim.experiment.transplant import transplant_scar
@@ -330,9 +330,10 @@ class _Study:
         wall_before = state.get("wall_s", sum(r["seconds"] for r in state["stages"].values()))
         start = time.perf_counter()
         threads = torch.get_num_threads() if self.workers <= 1 else worker_threads(self.worker_threads, self.workers)
+        warn_on_changed_parallelism(state["stages"], done, self.workers, threads)
 
         def finished(name: str, seconds: float) -> None:
-            state["stages"][name] = {"seconds": round(seconds, 3), "threads": threads,
+            state["stages"][name] = {"seconds": round(seconds, 3), "threads": threads, "workers": self.workers,
                                      "peak_rss_mb": round(max(peak_rss_mb(), memory.peak_mb), 1)}
             state["wall_s"] = round(wall_before + time.perf_counter() - start, 3)
             write_json(self.out / STATE_FILE, state)
