@@ -53,6 +53,23 @@ def test_augmentation_is_seeded_and_keeps_label_ids():
     assert set(a[1].unique().tolist()) <= set(range(5))
 
 
+def test_augmentation_without_metadata_gives_the_tracked_arrays_and_restores_the_setting():
+    from monai.data import get_track_meta
+
+    aug = build_augmentation(TEST_CONFIG.replace(aug_prob=0.9))  # nearly every transform drawn
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(4, 3, 32, 32, generator=g)
+    labels = torch.randint(0, 5, (4, 32, 32), generator=g)
+    fast_images, fast_labels = augment_batch(aug, images, labels, seed=7)
+    assert get_track_meta()  # MONAI's process-wide default, back as it was
+    aug.set_random_state(seed=7)  # the reference: the same draws with MetaTensor tracking on
+    for i in range(len(images)):
+        sample = aug({"image": images[i].numpy().copy(), "label": labels[i][None].numpy().astype(np.float32)})
+        np.testing.assert_array_equal(fast_images[i].numpy(), np.asarray(sample["image"], dtype=np.float32))
+        np.testing.assert_array_equal(fast_labels[i].numpy(), np.asarray(sample["label"])[0].round())
+    assert not torch.equal(fast_images, images)  # something was drawn
+
+
 def test_config_validation_and_round_trip():
     with pytest.raises(ValueError, match="multiple of 8"):
         SegmenterConfig(crop_size=60, filters=(8, 16, 32, 64))

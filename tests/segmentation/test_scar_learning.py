@@ -3,6 +3,10 @@
 With the preset's former learning rate (AdamW 1e-3) the tiny DynUNet learned cavity and myocardium but left the
 scar (~0.3% of the pixels) at a near-uniform softmax and predicted 0 scar pixels after 800 steps, even on its own
 training slices.
+
+Even at 1e-2 the scar is learnt after a seed- and CPU-dependent number of steps: on a 2-core AVX2 CPU, 150 steps
+left 0 scar pixels for 3 of 4 seeds and 300 steps for 2 of 4; 500 steps learnt it for all 4 (scar Dice
+0.94-0.96). The test trains 500 so that it checks the recipe, not the luck of one seed on one instruction set.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from claim.segmentation.train import SegmenterTrainer
 from tests.conftest import SMALL
 
 
-@pytest.mark.slow  # real training: a few hundred steps
+@pytest.mark.slow  # real training: 500 steps, about a minute on 2 cores
 def test_tiny_preset_learns_scar_on_its_training_patients():
-    config = segmenter_preset("tiny", steps=150)
+    config = segmenter_preset("tiny", steps=500)
     cases = make_phantom_cohort(3, seed=0, config=replace(SMALL, pathological_fraction=1.0))
     patients = [c.patient for c in cases]
     assert all((p.label_maps == Label.INFARCT).any() for p in patients)

@@ -138,7 +138,7 @@ class SegmenterConfig(Config):
 SEGMENTER_PRESETS: dict[str, dict[str, Any]] = {
     # Tests and demo: a few seconds per 10 steps on 2 CPU cores. lr 1e-2: at AdamW's 1e-3 this small net learns
     # the big classes (cavity, myocardium) but not the rare scar (~0.3% of pixels) within the few hundred steps
-    # it gets (0 scar pixels predicted after 800 steps on a phantom; 1e-2 learns it in ~200-400 steps).
+    # it gets (0 scar pixels predicted after 800 steps on a phantom; 1e-2 learns it in 150-500 steps, by seed).
     "tiny": dict(crop_size=64, filters=(8, 16, 32, 64), batch_size=4, lr=1e-2, steps=20,
                  val_every=10, localiser_size=48, localiser_filters=(8, 16, 32)),
     # nnU-Net-like 2D configuration for EMIDEC (LV-centred 128 px crops hold the heart at ~1.4-1.8 mm/px).
