@@ -18,7 +18,15 @@ def _work(root: Path, name: str) -> float:
     """A worker's stage that writes ``<name>.done``: ``a`` and ``c`` each wait until the other has started (so they
     finish only if they run at once), ``b`` needs ``a``'s file, ``bad`` fails, ``killed`` dies."""
     if name == "bad":
+        (root / "bad.started").write_text("")
         raise ClaimError("bad input")
+    if name == "a" and (root / "beside-bad").exists():
+        # Finish only after bad has failed: worker processes start at different times, and an a that finished
+        # first would let b start before the failure is known.
+        deadline = time.time() + 60
+        while not (root / "bad.started").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
     if name == "killed":  # as the out-of-memory killer ends a process: no exception, no clean-up
         os.kill(os.getpid(), signal.SIGKILL)
     if name == "b" and not (root / "a.done").exists():
@@ -67,6 +75,7 @@ def test_a_failed_stage_raises_after_the_running_ones_are_recorded(tmp_path):
     import functools
 
     stages = _stages(tmp_path, {"a": (), "bad": (), "b": ("a",)})
+    (tmp_path / "beside-bad").write_text("")
     recorded = []
     with pytest.raises(ClaimError, match="bad input"):
         run_stages(stages, set(), lambda name, seconds: recorded.append(name), workers=2, threads=1,
