@@ -6,7 +6,7 @@ training slices.
 
 Even at 1e-2 the scar is learnt after a seed- and CPU-dependent number of steps: on a 2-core AVX2 CPU, 150 steps
 left 0 scar pixels for 3 of 4 seeds and 300 steps for 2 of 4; 500 steps learnt it for all 4 (scar Dice
-0.94-0.96). The test trains 500 so that it checks the recipe, not the luck of one seed on one instruction set.
+0.95-0.99). The test trains 500 so that it checks the recipe, not the luck of one seed on one instruction set.
 """
 
 from __future__ import annotations
