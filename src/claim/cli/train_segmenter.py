@@ -58,6 +58,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--context-slices", type=integer(0, MAX_CONTEXT_SLICES), default=None,
                         metavar="K", help="give the segmenter K neighbouring slices on each side as extra channels "
                                           f"(2.5D, 0-{MAX_CONTEXT_SLICES}; default: the preset's)")
+    parser.add_argument("--ema-decay", type=number(0.0, 1.0, hi_open=True), default=None,
+                        help="weight EMA decay; validation and segmenter.pt use the average, the log also scores "
+                             "the online weights (0 = off; default: the preset's)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
     add_run_flags(parser, "continue RUN/last.pt up to --steps (a killed run resumes exactly; with the poly "
                           "schedule a longer --steps reshapes the decay from where it stands)")
@@ -67,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     saved = saved_run(args, COMMAND)
     changes = explicit(args, ("steps", "val_every", "batch_size", "synthetic_fraction", "lr", "lr_schedule",
-                              "lr_warmup", "foreground_fraction", "context_slices"))
+                              "lr_warmup", "foreground_fraction", "context_slices", "ema_decay"))
 
     def make() -> SegmenterConfig:
         if saved:

@@ -88,9 +88,14 @@ def _write_curves(path: Path, log_path: Path) -> None:
     if train:
         ax1.plot(*zip(*train, strict=True), lw=0.8)
     ax1.set(xlabel="step", ylabel="Dice + CE loss", title="training loss")
-    for key in ("infarct_dice", "myocardium_dice", "mvo_dice"):
+    online = [(r["step"], r["val_online"]) for r in records if "val_online" in r]
+    for key, colour in (("infarct_dice", "C0"), ("myocardium_dice", "C1"), ("mvo_dice", "C2")):
         if val:
-            ax2.plot([s for s, _ in val], [v[key] for _, v in val], marker="o", ms=3, label=key)
+            ax2.plot([s for s, _ in val], [v[key] for _, v in val], marker="o", ms=3, color=colour,
+                     label=f"{key} (weight EMA)" if online else key)
+        if online:
+            ax2.plot([s for s, _ in online], [v[key] for _, v in online], ls="--", lw=0.8, color=colour,
+                     label=f"{key} (online weights)")
     ax2.set(xlabel="step", ylabel="Dice", title="validation (real patients)", ylim=(0, 1))
     if val:
         ax2.legend(fontsize=7)
@@ -177,7 +182,10 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     def validate(done: int) -> None:
         nonlocal best
         metrics = trainer.validate()
-        run.log({"step": done, "val": metrics})
+        entry = {"step": done, "val": metrics}
+        if trainer.ema is not None:
+            entry["val_online"] = trainer.validate(trainer.network)
+        run.log(entry)
         if selection_score(metrics) > selection_score(best["metrics"]):
             best = {"step": done, "metrics": metrics}
             trainer.save(best_path, with_optimizer=False, best=best, **described)

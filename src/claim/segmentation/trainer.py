@@ -7,6 +7,7 @@ Every random draw of step ``s`` on process ``r`` comes from a ``torch.Generator`
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from claim.segmentation.data import SliceSet, augment_batch, build_augmentation
 from claim.segmentation.loss import supervised_loss
 from claim.segmentation.net import build_segmenter, normalise_images
 from claim.segmentation.predict import predict_label_maps
-from claim.training import step_generator
+from claim.training import ema_horizon, step_generator, update_ema
 
 __all__ = ["SegmenterTrainer"]
 
@@ -73,6 +74,8 @@ class SegmenterTrainer:
             model = build_segmenter(config)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        # The EMA is never trained or wrapped: an fp32 copy, on the device, moved towards the weights each step.
+        self.ema = copy.deepcopy(self.network).requires_grad_(False).eval() if config.ema_decay else None
         self.augmentation = build_augmentation(config)
         self.precision = resolve_precision(precision, self.accelerator.device)
         self.steps_done = 0
@@ -84,8 +87,14 @@ class SegmenterTrainer:
 
     @property
     def network(self) -> torch.nn.Module:
-        """The bare model (unwrapped from DDP)."""
+        """The bare model (unwrapped from DDP): the online weights, which train."""
         return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def evaluated_network(self) -> torch.nn.Module:
+        """The weights that validation scores and checkpoints keep: the EMA when ``config.ema_decay``, else
+        the online weights."""
+        return self.ema if self.ema is not None else self.network
 
     def _draw(self, pool: SliceSet, n: int, scar_index: np.ndarray, g: torch.Generator) -> np.ndarray:
         """``n`` slice indices: ``foreground_fraction`` of them from scar-bearing slices, the rest uniform."""
@@ -162,10 +171,15 @@ class SegmenterTrainer:
         self.accelerator.backward(total)
         self.optimizer.step()
         self.steps_done = step + 1
+        if self.ema is not None:
+            update_ema(self.ema, self.network, self.steps_done, every=1,
+                       warmup=ema_horizon(self.config.ema_decay), decay=self.config.ema_decay)
         return float(loss.detach())
 
-    def validate(self) -> dict:
+    def validate(self, network: torch.nn.Module | None = None) -> dict:
         """Mean Dice over the validation patients (slices stacked per patient): infarct, myocardium, MVO.
+
+        ``network`` defaults to :attr:`evaluated_network`; give ``trainer.network`` to score the online weights.
 
         Infarct and MVO Dice average only over patients whose labels contain that class: a patient without scar
         scores Dice 1 for an empty prediction, so averaging over them would rank a network that never predicts
@@ -175,7 +189,8 @@ class SegmenterTrainer:
             return {}
         scores, present = [], []
         for patient in self.val_patients:
-            predicted = predict_label_maps(self.network, self.config, patient.images, precision=self.precision)
+            predicted = predict_label_maps(network or self.evaluated_network, self.config, patient.images,
+                                           precision=self.precision)
             scores.append(dice_scores(predicted, patient.label_maps))
             present.append({"myocardium_dice": True,
                             "infarct_dice": patient.has_infarct,
@@ -189,21 +204,37 @@ class SegmenterTrainer:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "step": self.steps_done, "seed": self.seed}
+        """Everything a resumed run needs: online weights, optimizer, step, seed, and the EMA when there is one."""
+        state = {"model": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "step": self.steps_done, "seed": self.seed}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.network.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.steps_done = int(state["step"])
+        if self.ema is not None:
+            if "ema" not in state:
+                raise ValueError("the state holds no weight EMA, but config.ema_decay asks for one")
+            self.ema.load_state_dict(state["ema"])
 
     def save(self, path: Path, *, with_optimizer: bool = True, **fields: Any) -> None:
-        """Write a self-describing checkpoint (main process only); ``fields`` are stored alongside."""
+        """Write a self-describing checkpoint (main process only); ``fields`` are stored alongside.
+
+        With the optimizer (a resume point), ``model`` holds the online weights and ``ema`` the average; without
+        it (a checkpoint to predict with), ``model`` holds :attr:`evaluated_network`.
+        """
         if not self.accelerator.is_main_process:
             return
         state = self.state_dict()
-        extra = {"optimizer": state["optimizer"]} if with_optimizer else {}
-        save_checkpoint(path, self.config, state["model"], step=self.steps_done, seed=self.seed,
+        if with_optimizer:
+            model_state = state["model"]
+            extra = {k: state[k] for k in ("optimizer", "ema") if k in state}
+        else:
+            model_state, extra = self.evaluated_network.state_dict(), {}
+        save_checkpoint(path, self.config, model_state, step=self.steps_done, seed=self.seed,
                         num_processes=self.accelerator.num_processes, precision=self.precision, **extra, **fields)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["update_ema"]
+__all__ = ["ema_horizon", "update_ema"]
 
 
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, updates: int, *, every: int, warmup: int,
@@ -19,3 +19,11 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, updates: int, *, ev
     with torch.no_grad():
         for e, p in zip(ema.parameters(), model.parameters(), strict=True):
             e.lerp_(p, rate)
+
+
+def ema_horizon(decay: float) -> int:
+    """Updates an EMA of ``decay`` averages over (``1 / (1 - decay)``): the warm-up during which it copies the
+    online weights, so the first, random weights never linger in the average."""
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"EMA decay {decay} must be in (0, 1)")
+    return int(round(1.0 / (1.0 - decay)))
