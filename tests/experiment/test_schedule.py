@@ -134,3 +134,33 @@ def test_a_stage_waits_for_every_stage_upstream_not_only_its_direct_parents(tmp_
 def test_worker_threads_share_the_cores():
     assert worker_threads(3, 2) == 3
     assert worker_threads(None, 10**6) == 1
+
+
+def test_tree_memory_counts_pages_shared_with_forked_workers_once():
+    # Forked workers share the parent's pages (torch's libraries, the data) until they write them: the machine
+    # holds them once, so a sum of resident sets would overstate the study's peak by a factor of the workers.
+    import multiprocessing
+
+    import numpy as np
+    import psutil
+
+    from claim.experiment.records import TreeMemory
+
+    if getattr(psutil.Process().memory_full_info(), "pss", None) is None:
+        pytest.skip("this system reports no proportional set size")
+    block = np.ones(2**23)  # 64 MiB, touched, so it is resident and shared after the fork
+    workers = [multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(0.5)
+        with TreeMemory(interval=0.1) as memory:
+            time.sleep(0.5)
+        processes = [psutil.Process(), *psutil.Process().children(recursive=True)]
+        rss_sum = sum(p.memory_info().rss for p in processes) / 2**20
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.join()
+    assert block.sum() == 2**23
+    assert block.nbytes / 2**20 < memory.peak_mb < 0.6 * rss_sum, (memory.peak_mb, rss_sum)
