@@ -50,3 +50,4 @@ def test_network_shapes_for_presets():
         assert net(torch.zeros(2, 1, c, c)).shape == (2, 5, c, c)
     standard = segmenter_preset("standard")
     assert standard.crop_size == 128 and standard.filters == (16, 32, 64, 128, 256)
+    assert standard.ema_decay == 0.99 and segmenter_preset("tiny").ema_decay == 0.0

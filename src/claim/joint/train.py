@@ -160,7 +160,10 @@ def train_joint(
     except ValueError as exc:
         raise InputError(data_dir, str(exc)) from exc
     centres = None if init_payload is None else np.asarray(init_payload["hist_centres"], dtype=np.float32)
-    seg_config = (segmenter or segmenter_preset("standard")).replace(steps=joint.steps - joint.generator_warmup)
+    # S is G's training partner: it judges, validates and is saved with its online weights, so it keeps no weight
+    # EMA (the config recorded for the run says so).
+    seg_config = (segmenter or segmenter_preset("standard")).replace(steps=joint.steps - joint.generator_warmup,
+                                                                      ema_decay=0.0)
     stride = _segmenter_stride(seg_config)
 
     gen = GeneratorTrainer(gen_config, crops, seed=seed, device=dev, hist_centres=centres, precision=precision)
