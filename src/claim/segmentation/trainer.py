@@ -189,8 +189,8 @@ class SegmenterTrainer:
             return {}
         scores, present = [], []
         for patient in self.val_patients:
-            predicted = predict_label_maps(network or self.evaluated_network, self.config, patient.images,
-                                           precision=self.precision)
+            predicted = predict_label_maps(self.evaluated_network if network is None else network, self.config,
+                                           patient.images, precision=self.precision)
             scores.append(dice_scores(predicted, patient.label_maps))
             present.append({"myocardium_dice": True,
                             "infarct_dice": patient.has_infarct,
