@@ -30,30 +30,17 @@ from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from segmenter_holdout import METRICS, patient_scores  # noqa: E402
 
 from claim.data.layouts import read_dataset  # noqa: E402
-from claim.evaluation.metrics import patient_metrics  # noqa: E402
 from claim.experiment.stats import mean_sd, paired_bootstrap_ci  # noqa: E402
-from claim.labels import Label  # noqa: E402
-from claim.segmentation import predict_patient  # noqa: E402
 from claim.segmentation.config import segmenter_preset  # noqa: E402
 from claim.segmentation.data import training_slices  # noqa: E402
 from claim.segmentation.train import selection_score, split_patients  # noqa: E402
 from claim.segmentation.trainer import SegmenterTrainer  # noqa: E402
 from claim.training import ema_horizon, update_ema  # noqa: E402
-
-METRICS = ("infarct_dice", "myocardium_dice", "mvo_dice")
-
-
-def _test_scores(model: torch.nn.Module, config, patients) -> dict[str, dict[str, float]]:
-    out = {}
-    for p in patients:
-        pred = predict_patient(model, config, p.images).label_maps
-        m = patient_metrics(pred, p.label_maps, p.spacing_mm, p.slice_thickness_mm)
-        out[p.patient_id] = {"infarct_dice": m["infarct_dice"] if p.has_infarct else float("nan"),
-                             "myocardium_dice": m["myocardium_dice"],
-                             "mvo_dice": m["mvo_dice"] if (p.label_maps == Label.MVO).any() else float("nan")}
-    return out
 
 
 def _save(path: Path, state: dict) -> None:
@@ -147,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     test = read_dataset(args.test)
     scores: dict[str, dict] = {}
     for name, net in networks().items():
-        scores[f"{name} final"] = _test_scores(net, config, test)
+        scores[f"{name} final"] = patient_scores(net, config, test)
         frozen = copy.deepcopy(net)
         frozen.load_state_dict(best[name]["weights"])
-        scores[f"{name} best"] = _test_scores(frozen, config, test)
+        scores[f"{name} best"] = patient_scores(frozen, config, test)
     ids = sorted(p.patient_id for p in test)
     results = {"identity": identity, "train_seconds": seconds, "n_test": len(test),
                "validation": {n: {"best_step": best[n]["step"], "best": best[n]["metrics"],

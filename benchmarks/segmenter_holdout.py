@@ -32,8 +32,8 @@ from claim.segmentation import load_segmenter, predict_patient  # noqa: E402
 METRICS = ("infarct_dice", "myocardium_dice", "mvo_dice")
 
 
-def _scores(run: Path, patients, post: bool, checkpoint: str) -> dict[str, dict[str, float]]:
-    model, config = load_segmenter(run / checkpoint)
+def patient_scores(model: torch.nn.Module, config, patients, post: bool = True) -> dict[str, dict[str, float]]:
+    """Per-patient Dice of ``model`` (slices stacked): infarct and MVO only where the labels hold them."""
     out = {}
     for p in patients:
         pred = predict_patient(model, config, p.images, postprocess=post).label_maps
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         info = _run_info(run)
         entry = {**info, "postprocess": {}, "raw": {}}
         for post, key in ((True, "postprocess"), (False, "raw")):
-            per_patient = _scores(run, patients, post, args.checkpoint)
+            per_patient = patient_scores(*load_segmenter(run / args.checkpoint), patients, post)
             if post:
                 scores[run.name] = per_patient
             entry[key] = {m: mean_sd([v[m] for v in per_patient.values()]) for m in METRICS}

@@ -7,6 +7,7 @@ import torch
 
 from claim.phantom import write_phantom_cohort
 from claim.segmentation.config import SegmenterConfig
+from claim.segmentation.train import SegmenterTrainer, train_segmenter
 from tests.conftest import SMALL
 
 # Smaller than the "tiny" preset (crop 64, 4 levels): tests only need the loop, not accuracy.
@@ -29,3 +30,19 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def train_killed_at_step(data_dir, out, config: SegmenterConfig, monkeypatch, *, step: int, seed: int) -> None:
+    """Train into ``out`` until step ``step`` raises ``KeyboardInterrupt`` (as a killed run stops), then restore
+    the trainer: what is left in ``out`` is what a resume starts from."""
+    real_step = SegmenterTrainer.step
+
+    def dies(self, s, *args, **kwargs):
+        if s == step:
+            raise KeyboardInterrupt
+        return real_step(self, s, *args, **kwargs)
+
+    monkeypatch.setattr(SegmenterTrainer, "step", dies)
+    with pytest.raises(KeyboardInterrupt):
+        train_segmenter([data_dir], out, config, seed=seed, progress=False)
+    monkeypatch.setattr(SegmenterTrainer, "step", real_step)

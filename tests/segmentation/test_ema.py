@@ -15,7 +15,7 @@ from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.data import training_slices
 from claim.segmentation.train import SegmenterTrainer, train_segmenter
 from claim.training import ema_horizon
-from tests.segmentation.conftest import TEST_CONFIG
+from tests.segmentation.conftest import TEST_CONFIG, train_killed_at_step
 
 DECAY = 0.5  # horizon 2: the EMA copies the weights after update 1 and averages from update 2 on
 
@@ -72,17 +72,7 @@ def test_run_validates_both_and_keeps_the_average_in_its_checkpoint(seg_data_dir
 def test_killed_ema_run_resumes_exactly(seg_data_dir, tmp_path, monkeypatch):
     config = replace(TEST_CONFIG, ema_decay=DECAY, steps=4)
     train_segmenter([seg_data_dir], tmp_path / "a", config, seed=1, progress=False)
-    real_step = SegmenterTrainer.step
-
-    def dies_at_step_3(self, step, *args, **kwargs):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real_step(self, step, *args, **kwargs)
-
-    monkeypatch.setattr(SegmenterTrainer, "step", dies_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        train_segmenter([seg_data_dir], tmp_path / "b", config, seed=1, progress=False)
-    monkeypatch.setattr(SegmenterTrainer, "step", real_step)
+    train_killed_at_step(seg_data_dir, tmp_path / "b", config, monkeypatch, step=3, seed=1)
     train_segmenter([seg_data_dir], tmp_path / "b", config, seed=1, progress=False, resume=True)
     a, b = read_checkpoint(tmp_path / "a" / "last.pt"), read_checkpoint(tmp_path / "b" / "last.pt")
     for part in ("model", "ema"):

@@ -17,7 +17,7 @@ from claim.errors import ClaimError
 from claim.segmentation.checkpoint import load_segmenter, read_checkpoint
 from claim.segmentation.data import training_slices
 from claim.segmentation.train import SegmenterTrainer, split_patients, train_segmenter
-from tests.segmentation.conftest import TEST_CONFIG
+from tests.segmentation.conftest import TEST_CONFIG, train_killed_at_step
 
 
 @pytest.fixture(scope="module")
@@ -83,17 +83,7 @@ def test_killed_run_resumes_exactly(seg_data_dir, tmp_path, monkeypatch):
     config = replace(TEST_CONFIG, steps=4)
     assert config.lr_schedule == "poly"
     train_segmenter([seg_data_dir], tmp_path / "a", config, seed=1, progress=False)
-    real_step = SegmenterTrainer.step
-
-    def dies_at_step_3(self, step, *args, **kwargs):
-        if step == 3:
-            raise KeyboardInterrupt
-        return real_step(self, step, *args, **kwargs)
-
-    monkeypatch.setattr(SegmenterTrainer, "step", dies_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        train_segmenter([seg_data_dir], tmp_path / "b", config, seed=1, progress=False)
-    monkeypatch.setattr(SegmenterTrainer, "step", real_step)
+    train_killed_at_step(seg_data_dir, tmp_path / "b", config, monkeypatch, step=3, seed=1)
     assert read_checkpoint(tmp_path / "b" / "last.pt")["step"] == 2
     with pytest.raises(ClaimError, match="--resume"):
         train_segmenter([seg_data_dir], tmp_path / "b", config, seed=1, progress=False)
