@@ -39,7 +39,15 @@ from claim.generator.schedule import NoiseSchedule
 from claim.labels import Label
 from claim.output import data_identity
 from claim.runtime import autocast, resolve_device, resolve_precision
-from claim.training import Cadence, RunFolder, default_checkpoint_every, run_steps, step_generator, update_ema
+from claim.training import (
+    Cadence,
+    RunFolder,
+    default_checkpoint_every,
+    fused_adamw,
+    run_steps,
+    step_generator,
+    update_ema,
+)
 from claim.training.run import check_checkpoint_resume
 
 __all__ = ["TrainResult", "GeneratorTrainer", "training_loss", "train_generator"]
@@ -118,7 +126,8 @@ class GeneratorTrainer:
             model = build_denoiser(config)
         self.model = model.to(self.device)
         self.ema = copy.deepcopy(self.model).eval()
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = fused_adamw(self.model.parameters(), self.device, lr=config.lr,
+                                     weight_decay=config.weight_decay)
         self.schedule = NoiseSchedule(config.timesteps).to(self.device)
         self.updates = 0  # optimiser updates so far; the EMA schedule counts these
 

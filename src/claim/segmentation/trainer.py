@@ -25,7 +25,7 @@ from claim.segmentation.data import SliceSet, augment_batch, build_augmentation
 from claim.segmentation.loss import supervised_loss
 from claim.segmentation.net import build_segmenter, normalise_images
 from claim.segmentation.predict import predict_label_maps
-from claim.training import ema_horizon, step_generator, update_ema
+from claim.training import ema_horizon, fused_adamw, step_generator, update_ema
 
 __all__ = ["SegmenterTrainer"]
 
@@ -72,7 +72,8 @@ class SegmenterTrainer:
             # Initial weights are the one draw from torch's default generator: fork it to keep the caller's state.
             torch.manual_seed(self.seed)
             model = build_segmenter(config)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = fused_adamw(model.parameters(), self.accelerator.device, lr=config.lr,
+                                weight_decay=config.weight_decay)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         # The EMA is never trained or wrapped: an fp32 copy, on the device, moved towards the weights each step.
         self.ema = copy.deepcopy(self.network).requires_grad_(False).eval() if config.ema_decay else None
@@ -160,11 +161,13 @@ class SegmenterTrainer:
             group["lr"] = self.learning_rate(step)
         with autocast(self.precision, self.device):
             if overviews is None:
-                loss = supervised_loss(self.model(images, all_outputs=True), labels)
+                logits, view_logits = self.model(images, all_outputs=True), None
             else:
                 logits, view_logits = self.model(images, overviews[0], all_outputs=True)
-                loss = supervised_loss(logits, labels)
-                localiser_loss = supervised_loss(view_logits, overviews[1])
+        # The losses in fp32 whatever the forward ran in: softmax sums over ~10^5 pixels lose digits in bf16.
+        loss = supervised_loss(logits.float(), labels)
+        if view_logits is not None:
+            localiser_loss = supervised_loss(view_logits.float(), overviews[1])
         total = loss if overviews is None else loss + localiser_loss
         self.last_localiser_loss = None if overviews is None else float(localiser_loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
