@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from claim.segmentation.config import segmenter_preset
-from claim.segmentation.loss import dice_ce_loss, soft_dice
+from claim.segmentation.config import SegmenterConfig, segmenter_preset
+from claim.segmentation.loss import METRIC_REGIONS, dice_ce_loss, region_soft_dice, soft_dice
 from claim.segmentation.net import build_segmenter, normalise_images
 from tests.segmentation.conftest import TEST_CONFIG
 
@@ -26,6 +27,33 @@ def test_perfect_logits_give_dice_one_and_lower_loss():
     perfect = 50.0 * torch.nn.functional.one_hot(labels, 5).permute(0, 3, 1, 2).float()
     assert torch.allclose(soft_dice(perfect, labels), torch.ones(4), atol=1e-4)
     assert dice_ce_loss(perfect, labels) < 1e-3 < dice_ce_loss(torch.zeros_like(perfect), labels)
+
+
+def test_region_dice_scores_the_metrics_nested_regions():
+    labels = torch.randint(0, 5, (2, 8, 8), generator=torch.Generator().manual_seed(3))
+    perfect = 50.0 * torch.nn.functional.one_hot(labels, 5).permute(0, 3, 1, 2).float()
+    assert torch.allclose(region_soft_dice(perfect, labels), torch.ones(len(METRIC_REGIONS)), atol=1e-4)
+    assert METRIC_REGIONS == ((1,), (2, 3, 4), (3, 4), (4,))
+    # Every infarct pixel predicted as MVO: per class, infarct Dice ~0; as regions, the infarct region (3-4) is whole.
+    scar = torch.full((1, 8, 8), 2)
+    scar[0, 2:6, 2:6] = 3
+    as_mvo = scar.clone()
+    as_mvo[scar == 3] = 4
+    logits = 50.0 * torch.nn.functional.one_hot(as_mvo, 5).permute(0, 3, 1, 2).float()
+    per_class = soft_dice(logits, scar)
+    regions = region_soft_dice(logits, scar)
+    assert per_class[2] < 1e-3  # class 3 (infarct) alone
+    assert regions[2] > 0.999 and regions[1] > 0.999  # infarct 3-4 and myocardium 2-4
+    assert regions[3] < 1e-3  # MVO predicted where there is none
+    healthy = 50.0 * torch.nn.functional.one_hot(torch.full((1, 8, 8), 2), 5).permute(0, 3, 1, 2).float()
+    assert region_soft_dice(healthy, scar)[2] < 1e-3  # the scar called healthy misses the infarct region
+    small = torch.randn(1, 5, 3, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64,
+                        requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: dice_ce_loss(x, scar[:, :3, :3], "regions"), (small,))
+    with pytest.raises(ValueError, match="dice_over"):
+        dice_ce_loss(logits, scar, "voxels")
+    with pytest.raises(ValueError, match="dice_over"):
+        SegmenterConfig(dice_over="voxels")
 
 
 def test_normalise_images_per_image_robust_and_differentiable():

@@ -19,6 +19,7 @@ from claim.cli.common import (
 )
 from claim.errors import ClaimError
 from claim.segmentation.config import (
+    DICE_TARGETS,
     LR_SCHEDULES,
     MAX_CONTEXT_SLICES,
     SEGMENTER_PRESETS,
@@ -58,6 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--context-slices", type=integer(0, MAX_CONTEXT_SLICES), default=None,
                         metavar="K", help="give the segmenter K neighbouring slices on each side as extra channels "
                                           f"(2.5D, 0-{MAX_CONTEXT_SLICES}; default: the preset's)")
+    parser.add_argument("--dice-over", choices=DICE_TARGETS, default=None,
+                        help="the loss's Dice term over each class (classes) or over the nested regions the EMIDEC "
+                             "metrics score: myocardium 2-4, infarct 3-4, MVO 4 (regions) (default: the preset's)")
     parser.add_argument("--ema-decay", type=number(0.0, 1.0, hi_open=True), default=None,
                         help="weight EMA decay; validation and segmenter.pt use the average, the log also scores "
                              "the online weights (0 = off; default: the preset's)")
@@ -70,7 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     saved = saved_run(args, COMMAND)
     changes = explicit(args, ("steps", "val_every", "batch_size", "synthetic_fraction", "lr", "lr_schedule",
-                              "lr_warmup", "foreground_fraction", "context_slices", "ema_decay"))
+                              "lr_warmup", "foreground_fraction", "context_slices", "dice_over", "ema_decay"))
 
     def make() -> SegmenterConfig:
         if saved:

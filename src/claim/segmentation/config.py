@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from claim.config import Config
+from claim.segmentation.loss import DICE_TARGETS
 
-__all__ = ["LR_SCHEDULES", "MAX_CONTEXT_SLICES", "SegmenterConfig", "SEGMENTER_PRESETS", "segmenter_preset"]
+__all__ = ["DICE_TARGETS", "LR_SCHEDULES", "MAX_CONTEXT_SLICES", "SegmenterConfig", "SEGMENTER_PRESETS",
+           "segmenter_preset"]
 
 LR_SCHEDULES = ("poly", "constant")
 
@@ -26,6 +28,10 @@ class SegmenterConfig(Config):
         filters: DynUNet channels per level; ``crop_size`` must be divisible by ``2 ** (len(filters) - 1)``.
         deep_supervision: extra output heads at coarser decoder levels (nnU-Net); their losses weigh 1/2, 1/4, ...
             of the main one. At most ``len(filters) - 2``; ``None`` = ``min(2, len(filters) - 2)``.
+        dice_over: what the Dice half of the loss scores: ``classes`` (each label alone) or ``regions`` (the
+            nested regions the EMIDEC metrics score: cavity, myocardium 2-4, infarct 3-4, MVO 4;
+            ``claim.segmentation.loss.region_soft_dice``). Cross-entropy is over the classes either way, and
+            predictions stay the per-pixel argmax.
         lr_schedule: ``poly`` (nnU-Net: ``lr * (1 - step / steps) ** 0.9``) or ``constant``.
         lr_warmup: steps over which the learning rate ramps linearly up to the schedule's value (0 = none). Adam's
             first steps, with its moment estimates still unreliable, are the ones a bad initial draw spoils.
@@ -64,6 +70,7 @@ class SegmenterConfig(Config):
     crop_size: int = 128
     filters: tuple[int, ...] = (16, 32, 64, 128, 256)
     deep_supervision: int | None = None
+    dice_over: str = "classes"
     batch_size: int = 8
     lr: float = 1e-3
     lr_schedule: str = "poly"
@@ -103,6 +110,8 @@ class SegmenterConfig(Config):
         if not 0 <= self.deep_supervision <= len(self.filters) - 2:
             raise ValueError(f"deep_supervision {self.deep_supervision} must be in 0..{len(self.filters) - 2} for "
                              f"{len(self.filters)} levels")
+        if self.dice_over not in DICE_TARGETS:
+            raise ValueError(f"dice_over {self.dice_over!r} must be one of {DICE_TARGETS}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule {self.lr_schedule!r} must be one of {LR_SCHEDULES}")
         if isinstance(self.context_slices, bool) or int(self.context_slices) != self.context_slices \

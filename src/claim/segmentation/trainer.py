@@ -165,7 +165,7 @@ class SegmenterTrainer:
             else:
                 logits, view_logits = self.model(images, overviews[0], all_outputs=True)
         # The losses in fp32 whatever the forward ran in: softmax sums over ~10^5 pixels lose digits in bf16.
-        loss = supervised_loss(logits.float(), labels)
+        loss = supervised_loss(logits.float(), labels, self.config.dice_over)
         if view_logits is not None:
             localiser_loss = supervised_loss(view_logits.float(), overviews[1])
         total = loss if overviews is None else loss + localiser_loss
