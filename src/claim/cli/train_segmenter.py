@@ -59,6 +59,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--context-slices", type=integer(0, MAX_CONTEXT_SLICES), default=None,
                         metavar="K", help="give the segmenter K neighbouring slices on each side as extra channels "
                                           f"(2.5D, 0-{MAX_CONTEXT_SLICES}; default: the preset's)")
+    parser.add_argument("--roi-jitter", type=integer(0, 64), default=None, metavar="PX",
+                        help="cut training ROIs up to PX pixels off the heart's centre, so the segmenter tolerates "
+                             "the localiser's error (default: the preset's)")
+    parser.add_argument("--refine-roi", action=argparse.BooleanOptionalAction, default=None,
+                        help="at prediction, re-centre the ROI on the heart found in the first window "
+                             "(default: the preset's)")
     parser.add_argument("--dice-over", choices=DICE_TARGETS, default=None,
                         help="the loss's Dice term over each class (classes) or over the nested regions the EMIDEC "
                              "metrics score: myocardium 2-4, infarct 3-4, MVO 4 (regions) (default: the preset's)")
@@ -74,7 +80,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     saved = saved_run(args, COMMAND)
     changes = explicit(args, ("steps", "val_every", "batch_size", "synthetic_fraction", "lr", "lr_schedule",
-                              "lr_warmup", "foreground_fraction", "context_slices", "dice_over", "ema_decay"))
+                              "lr_warmup", "foreground_fraction", "context_slices", "roi_jitter", "refine_roi",
+                              "dice_over", "ema_decay"))
 
     def make() -> SegmenterConfig:
         if saved:

@@ -27,7 +27,8 @@ from claim.labels import Label, myocardium_mask
 from claim.segmentation.config import SegmenterConfig
 
 __all__ = ["SliceSet", "roi_box", "crop_rois", "paste_rois", "with_context", "overview",
-           "overview_labels", "slices_from_patients", "training_slices", "build_augmentation", "augment_batch"]
+           "overview_labels", "slices_from_patients", "training_slices", "jittered_rois", "build_augmentation",
+           "augment_batch"]
 
 
 def roi_box(shape: tuple[int, int], centre: tuple[float, float], size: int) -> CropBox:
@@ -137,8 +138,26 @@ def slices_from_patients(patients: Sequence[Patient], crop_size: int, overview_s
 
 
 def training_slices(patients: Sequence[Patient], config: SegmenterConfig) -> SliceSet:
-    """:func:`slices_from_patients` in the frame ``config`` trains on (ROI size, slice context, overviews)."""
-    return slices_from_patients(patients, config.crop_size, config.localiser_size, config.context_slices)
+    """:func:`slices_from_patients` in the frame ``config`` trains on (slice context, overviews), the windows
+    ``2 * config.roi_jitter`` pixels wider than the ROI, so that every step can cut its ROI off-centre
+    (:func:`jittered_rois`)."""
+    return slices_from_patients(patients, config.crop_size + 2 * config.roi_jitter, config.localiser_size,
+                                config.context_slices)
+
+
+def jittered_rois(images: np.ndarray, labels: np.ndarray, size: int,
+                  g: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``size`` ROIs cut from wider training windows ``(N, K, W, W)`` / ``(N, W, W)`` at offsets drawn uniformly
+    from ``g``, as the localiser's centre can be off by a few to twenty pixels at prediction. Windows already of
+    ``size`` are returned as they are, and nothing is drawn."""
+    window = images.shape[-1]
+    if window == size:
+        return images, labels
+    if window < size or (window - size) % 2:
+        raise ValueError(f"training windows of {window} px cannot give centred {size} px ROIs")
+    offsets = torch.randint(0, window - size + 1, (len(images), 2), generator=g).tolist()
+    return (np.stack([im[:, r:r + size, c:c + size] for im, (r, c) in zip(images, offsets, strict=True)]),
+            np.stack([lab[r:r + size, c:c + size] for lab, (r, c) in zip(labels, offsets, strict=True)]))
 
 
 def build_augmentation(config: SegmenterConfig) -> Compose:

@@ -22,8 +22,8 @@ from claim.segmentation.data import crop_rois, overview, paste_rois, roi_box, wi
 from claim.segmentation.net import N_CLASSES, normalise_images
 from claim.segmentation.postprocess import PostprocessCounts, anatomical_postprocess
 
-__all__ = ["Prediction", "locate_heart", "predict_patient", "predict_label_maps", "predict_probabilities",
-           "predict_ensemble", "segment_folder"]
+__all__ = ["Prediction", "consensus_heart", "locate_heart", "predict_patient", "predict_label_maps",
+           "predict_probabilities", "predict_ensemble", "segment_folder"]
 
 
 @dataclass
@@ -60,14 +60,38 @@ def _labels(net: torch.nn.Module, batches: np.ndarray, batch_size: int, precisio
     return _probabilities(net, batches, batch_size, precision, mirror).argmax(axis=1).astype(np.uint8)
 
 
+def consensus_heart(heart: np.ndarray) -> np.ndarray | None:
+    """The heart's footprint from per-slice heart masks ``(S, H, W)`` of one stack, without single slices' strays.
+
+    The heart sits in the same place on every slice of a stack, a stray blob (bright bowel, the RV, a vessel) on a
+    few: pixels called heart on at least half as many slices as the most-voted pixel form the consensus, its
+    component with the most votes is the heart, each slice keeps the components that overlap it, and the footprint
+    is their union over the slices, as the labelled heart whose centre training ROIs take
+    (:func:`claim.data.preprocess.lv_crop_box`). ``None`` when no slice has any heart.
+    """
+    heart = np.asarray(heart, dtype=bool)
+    votes = heart.sum(axis=0)
+    if not votes.any():
+        return None
+    consensus, n = ndimage.label(votes >= max(1.0, votes.max() / 2))
+    mass = ndimage.sum(votes, consensus, index=np.arange(1, n + 1))
+    core = consensus == 1 + int(np.argmax(mass))
+    footprint = np.zeros(heart.shape[1:], dtype=bool)
+    for mask in heart:
+        components, _ = ndimage.label(mask)
+        overlapping = np.unique(components[core & mask])
+        footprint |= np.isin(components, overlapping[overlapping > 0])
+    return footprint
+
+
 @torch.no_grad()
 def locate_heart(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray, batch_size: int = 16,
                  precision: str = "fp32") -> tuple[tuple[float, float], bool]:
     """Centre (row, col) of the heart in a stack ``(S, H, W)`` from the localiser's whole-slice overviews.
 
-    The heart (cavity + myocardium) of every slice is pooled and only its largest component kept, so a stray
-    blob does not pull the ROI. Returns ``(centre, True)``, or the slice centre and ``False`` when the config has no
-    localiser or it finds no heart.
+    The per-slice hearts (cavity + myocardium) are pooled by :func:`consensus_heart`, so a stray blob on a few
+    slices neither pulls the ROI nor, merged with the heart, moves its centre. Returns ``(centre, True)``, or the
+    slice centre and ``False`` when the config has no localiser or it finds no heart.
     """
     h, w = images.shape[1:]
     fallback = (h / 2, w / 2)  # the centre training ROIs take when nothing is labelled (claim.data.lv_crop_box)
@@ -78,12 +102,10 @@ def locate_heart(model: torch.nn.Module, config: SegmenterConfig, images: np.nda
         raise ValueError(f"config.localiser_size is {config.localiser_size} but the model has no localiser "
                          "(pass the bare CascadeSegmenter, not a wrapped one)")
     size = config.localiser_size
-    heart = _labels(localiser, overview(images, size)[:, None], batch_size, precision).any(axis=0)
-    components, n = ndimage.label(heart)
-    if n == 0:
+    footprint = consensus_heart(_labels(localiser, overview(images, size)[:, None], batch_size, precision) > 0)
+    if footprint is None:
         return fallback, False
-    largest = components == 1 + int(np.argmax(np.bincount(components.ravel())[1:]))
-    r, c = ndimage.center_of_mass(largest)
+    r, c = ndimage.center_of_mass(footprint)
     # Overview pixel centres map to source pixel centres: (i + 0.5) * scale - 0.5.
     return ((r + 0.5) * h / size - 0.5, (c + 0.5) * w / size - 0.5), True
 
@@ -91,17 +113,34 @@ def locate_heart(model: torch.nn.Module, config: SegmenterConfig, images: np.nda
 def _roi_softmax(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray, batch_size: int,
                  precision: str, mirror: bool | None):
     """Localise, cut the ROI and run the segmenter: ``(ROI softmax or None for no slices, box, centre, localised)``.
-    The model is put into eval mode and its mode restored."""
+
+    With ``config.refine_roi`` the ROI is cut a second time, centred on the heart the segmenter found in the
+    first (:func:`consensus_heart` of its full-resolution prediction), as training ROIs are centred on the
+    labelled heart: the 64 px localiser's centre can be ten or twenty pixels off, and the segmenter, which never
+    saw an off-centre heart, then misreads the edge of its window. The model is put into eval mode and its mode
+    restored."""
     if images.ndim != 3:
         raise ValueError(f"images must be (S, H, W), got {images.shape}")
+    mirror = config.mirror if mirror is None else mirror
     was_training = model.training
     model.eval()
     try:
         centre, localised = locate_heart(model, config, images, batch_size, precision)
-        box = roi_box(images.shape[1:], centre, config.crop_size)
-        rois = with_context(crop_rois(images, box), config.context_slices)
-        probs = _probabilities(model, rois, batch_size, precision,
-                               config.mirror if mirror is None else mirror) if len(images) else None
+        probs, box = None, roi_box(images.shape[1:], centre, config.crop_size)
+        for attempt in range(2 if config.refine_roi else 1):
+            if attempt:
+                footprint = consensus_heart(probs.argmax(axis=1) > 0)
+                if footprint is None:
+                    break
+                r, c = ndimage.center_of_mass(footprint)
+                refined = (box.row0 + r, box.col0 + c)
+                if np.hypot(refined[0] - centre[0], refined[1] - centre[1]) < 1.0:
+                    break
+                centre, box = refined, roi_box(images.shape[1:], refined, config.crop_size)
+            rois = with_context(crop_rois(images, box), config.context_slices)
+            probs = _probabilities(model, rois, batch_size, precision, mirror) if len(images) else None
+            if probs is None:
+                break
     finally:
         model.train(was_training)
     return probs, box, centre, localised

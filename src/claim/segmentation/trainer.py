@@ -21,7 +21,7 @@ from claim.labels import Label
 from claim.runtime import autocast, resolve_device, resolve_precision
 from claim.segmentation.checkpoint import save_checkpoint
 from claim.segmentation.config import SegmenterConfig
-from claim.segmentation.data import SliceSet, augment_batch, build_augmentation
+from claim.segmentation.data import SliceSet, augment_batch, build_augmentation, jittered_rois
 from claim.segmentation.loss import supervised_loss
 from claim.segmentation.net import build_segmenter, normalise_images
 from claim.segmentation.predict import predict_label_maps
@@ -61,6 +61,10 @@ class SegmenterTrainer:
         else:
             pools = [(train, config.batch_size)]
         self._pools = [(pool, n, np.flatnonzero(pool.has_scar)) for pool, n in pools if n > 0]
+        if any(pool.images.shape[-1] not in (config.crop_size, config.crop_size + 2 * config.roi_jitter)
+               for pool, _n, _fg in self._pools):
+            raise ValueError(f"training slices must be {config.crop_size} px ROIs or {config.crop_size} + 2 x "
+                             f"{config.roi_jitter} px windows (training_slices(patients, config))")
         if any(pool.images.shape[1] != config.input_channels for pool, _n, _fg in self._pools):
             raise ValueError(f"a segmenter with context_slices {config.context_slices} needs {config.input_channels}"
                              "-channel training slices (training_slices(patients, config))")
@@ -109,8 +113,9 @@ class SegmenterTrainer:
         images, labels, views, view_labels = [], [], [], []
         for pool, n, scar_index in self._pools:
             index = self._draw(pool, n, scar_index, g)
-            images.append(torch.from_numpy(pool.images[index]))
-            labels.append(torch.from_numpy(pool.labels[index]))
+            rois, roi_labels = jittered_rois(pool.images[index], pool.labels[index], self.config.crop_size, g)
+            images.append(torch.from_numpy(rois))
+            labels.append(torch.from_numpy(roi_labels))
             if self.config.localiser_size:
                 views.append(torch.from_numpy(pool.overviews[index]))
                 view_labels.append(torch.from_numpy(pool.overview_labels[index]))
