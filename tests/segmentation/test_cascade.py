@@ -213,3 +213,105 @@ def test_ensemble_of_one_is_the_single_prediction_and_probabilities_average(path
     np.testing.assert_array_equal(predict_ensemble([(first, config), (second, config)], images), expected)
     with pytest.raises(ValueError, match="at least one"):
         predict_ensemble([], images)
+
+
+def test_consensus_heart_drops_strays_that_the_union_would_merge_or_prefer():
+    from claim.segmentation.predict import consensus_heart
+
+    heart = np.zeros((5, 40, 40), bool)
+    heart[:, 15:25, 15:25] = True  # the heart, on every slice
+    heart[1, 0:14, 0:30] = True  # a large stray on one slice, touching nothing ...
+    heart[2, 25:40, 20:24] = True  # ... and one on another slice that touches the heart there
+    footprint = consensus_heart(heart)
+    assert footprint[15:25, 15:25].all() and not footprint[0:14, 0:30].any()
+    # The slice whose stray touches the heart keeps it (it is one component there): only slice strays go.
+    assert footprint[25:40, 20:24].all()
+    assert consensus_heart(np.zeros((3, 8, 8), bool)) is None
+    # The plain union would have taken the stray's side: its largest component spans both.
+    assert heart.any(axis=0).sum() > footprint.sum() + 14 * 30 - 1
+
+
+class _ShiftedLocaliser(_ThresholdLocaliser):
+    """A localiser that finds the bright heart ``shift`` overview pixels to the left of where it is."""
+
+    def __init__(self, shift: int):
+        super().__init__()
+        self.shift = shift
+
+    def forward(self, x):
+        return torch.roll(super().forward(x), -self.shift, dims=-1)
+
+
+class _BrightIsHeart(torch.nn.Module):
+    """A cascade with a localiser that is off, and an ROI segmenter that calls bright pixels myocardium."""
+
+    def __init__(self, shift: int):
+        super().__init__()
+        self.localiser = _ShiftedLocaliser(shift)
+        self.windows: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.windows.append(x)
+        logits = torch.zeros(x.shape[0], N_CLASSES, *x.shape[2:])
+        logits[:, 0] = 1.0
+        logits[:, Label.MYOCARDIUM] = 2.0 * (x[:, 0] > 1.0)
+        return logits
+
+
+def test_refine_roi_recentres_the_window_on_the_heart_the_first_window_found():
+    config = replace(TEST_CONFIG, crop_size=48, localiser_size=32, postprocess=False)
+    images = np.zeros((3, 96, 96), np.float32)
+    images[:, 40:56, 40:56] = 10.0  # the heart, centre (47.5, 47.5)
+    model = _BrightIsHeart(4)  # 4 overview pixels = 12 source pixels to the left
+    first = predict_patient(model, config, images)
+    assert abs(first.roi_centre[1] - 35.5) < 1.5 and abs(first.roi_centre[0] - 47.5) < 1.5
+    assert len(model.windows) == 1
+    refined = predict_patient(model, replace(config, refine_roi=True), images)
+    assert len(model.windows) == 3  # the first window again, then the re-centred one
+    assert abs(refined.roi_centre[0] - 47.5) < 0.5 and abs(refined.roi_centre[1] - 47.5) < 0.5
+    assert (refined.label_maps[:, 40:56, 40:56] == Label.MYOCARDIUM).all()
+    np.testing.assert_array_equal(refined.label_maps, first.label_maps)  # the heart was inside both windows
+    # A first window without any heart leaves the ROI where the localiser put it.
+    empty = predict_patient(_BrightIsHeart(14), replace(config, refine_roi=True), images)
+    assert not (empty.label_maps == Label.MYOCARDIUM).any()
+
+
+def test_jittered_rois_cut_aligned_windows_inside_the_margin_and_draw_nothing_without_one():
+    from claim.segmentation.data import jittered_rois
+
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 2, 24, 24)).astype(np.float32)
+    labels = rng.integers(0, 5, (6, 24, 24))
+    g = torch.Generator().manual_seed(0)
+    rois, roi_labels = jittered_rois(images, labels, 16, g)
+    assert rois.shape == (6, 2, 16, 16) and roi_labels.shape == (6, 16, 16)
+    offsets = set()
+    for i in range(6):
+        # Each ROI is a window of its own sample, the label cut at the same place as the image.
+        hits = [(r, c) for r in range(9) for c in range(9)
+                if np.array_equal(images[i, :, r:r + 16, c:c + 16], rois[i])]
+        assert len(hits) == 1 and np.array_equal(labels[i][hits[0][0]:hits[0][0] + 16,
+                                                           hits[0][1]:hits[0][1] + 16], roi_labels[i])
+        offsets.add(hits[0])
+    assert len(offsets) > 1  # not always the same place
+    state = g.get_state()
+    same = jittered_rois(images[:, :, 4:20, 4:20], labels[:, 4:20, 4:20], 16, g)
+    assert same[0] is not None and np.array_equal(same[0], images[:, :, 4:20, 4:20])
+    assert torch.equal(g.get_state(), state)  # nothing drawn: runs without jitter keep their random stream
+    with pytest.raises(ValueError, match="cannot give centred"):
+        jittered_rois(images[:, :, :23, :23], labels[:, :23, :23], 16, g)
+
+
+def test_a_jittered_trainer_trains_on_wider_windows_and_refuses_other_sizes(seg_data_dir):
+    patients = read_dataset(seg_data_dir)
+    config = replace(TEST_CONFIG, roi_jitter=4)
+    train = training_slices(patients, config)
+    assert train.images.shape[-1] == config.crop_size + 8
+    trainer = SegmenterTrainer(config, train, [], seed=0)
+    images, labels, _ = trainer._real_batch(0)
+    assert images.shape[-1] == labels.shape[-1] == config.crop_size
+    assert np.isfinite(trainer.step(0))
+    with pytest.raises(ValueError, match="training slices must be"):
+        SegmenterTrainer(replace(TEST_CONFIG, roi_jitter=6), train, [], seed=0)
+    with pytest.raises(ValueError, match="roi_jitter"):
+        replace(TEST_CONFIG, roi_jitter=-1)
