@@ -81,4 +81,8 @@ def _build_unet(config: GeneratorConfig) -> DiffusionModelUNet:
         norm_num_groups=config.norm_num_groups,
         num_head_channels=config.num_head_channels,
         num_class_embeds=1,
+        # PyTorch's fused scaled-dot-product attention instead of MONAI's einsum + softmax: the same attention (to
+        # 2e-7 in fp32), on CPU and GPU alike, 1.2x (fp32) and 1.5x (bf16) faster for the standard denoiser at 96 px,
+        # where the 576-token attention of the last level costs a third of an fp32 call.
+        use_flash_attention=True,
     )
