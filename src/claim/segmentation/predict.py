@@ -13,6 +13,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from claim.data.layouts import read_dataset
+from claim.data.preprocess import CropBox
 from claim.data.write import check_output_location, write_label_maps
 from claim.output import staged_output
 from claim.runtime import autocast, resolve_precision
@@ -115,32 +116,30 @@ def _roi_softmax(model: torch.nn.Module, config: SegmenterConfig, images: np.nda
     """Localise, cut the ROI and run the segmenter: ``(ROI softmax or None for no slices, box, centre, localised)``.
 
     With ``config.refine_roi`` the ROI is cut a second time, centred on the heart the segmenter found in the
-    first (:func:`consensus_heart` of its full-resolution prediction), as training ROIs are centred on the
-    labelled heart: the 64 px localiser's centre can be ten or twenty pixels off, and the segmenter, which never
-    saw an off-centre heart, then misreads the edge of its window. The model is put into eval mode and its mode
-    restored."""
+    first window (:func:`consensus_heart` of its full-resolution prediction), as training ROIs are centred on the
+    labelled heart: the 64 px localiser's centre can be ten or twenty pixels off, which a segmenter trained on
+    centred ROIs only (``roi_jitter`` 0) misreads. The model is put into eval mode and its mode restored."""
     if images.ndim != 3:
         raise ValueError(f"images must be (S, H, W), got {images.shape}")
     mirror = config.mirror if mirror is None else mirror
     was_training = model.training
     model.eval()
+
+    def segment(box: CropBox) -> np.ndarray | None:
+        rois = with_context(crop_rois(images, box), config.context_slices)
+        return _probabilities(model, rois, batch_size, precision, mirror) if len(images) else None
+
     try:
         centre, localised = locate_heart(model, config, images, batch_size, precision)
-        probs, box = None, roi_box(images.shape[1:], centre, config.crop_size)
-        for attempt in range(2 if config.refine_roi else 1):
-            if attempt:
-                footprint = consensus_heart(probs.argmax(axis=1) > 0)
-                if footprint is None:
-                    break
-                r, c = ndimage.center_of_mass(footprint)
-                refined = (box.row0 + r, box.col0 + c)
-                if np.hypot(refined[0] - centre[0], refined[1] - centre[1]) < 1.0:
-                    break
+        box = roi_box(images.shape[1:], centre, config.crop_size)
+        probs = segment(box)
+        footprint = consensus_heart(probs.argmax(axis=1) > 0) if config.refine_roi and probs is not None else None
+        if footprint is not None:
+            r, c = ndimage.center_of_mass(footprint)
+            refined = (box.row0 + r, box.col0 + c)  # ROI pixels are source pixels, shifted by the box's corner
+            if np.hypot(refined[0] - centre[0], refined[1] - centre[1]) >= 1.0:
                 centre, box = refined, roi_box(images.shape[1:], refined, config.crop_size)
-            rois = with_context(crop_rois(images, box), config.context_slices)
-            probs = _probabilities(model, rois, batch_size, precision, mirror) if len(images) else None
-            if probs is None:
-                break
+                probs = segment(box)
     finally:
         model.train(was_training)
     return probs, box, centre, localised
