@@ -23,9 +23,9 @@ class SegmenterConfig(Config):
 
     Attributes:
         crop_size: side of the LV-centred square ROI the segmenter sees (pixels; padded with the slice minimum).
-            Training ROIs are centred on the labelled heart of each patient (up to ``roi_jitter`` pixels off);
-            at prediction the localiser places
-            them (see ``localiser_size``) and predictions are pasted back into the source grid.
+            Training ROIs are centred on the labelled heart of each patient (up to ``roi_jitter`` pixels off); at
+            prediction the localiser places them (see ``localiser_size``) and predictions are pasted back into the
+            source grid.
         roi_jitter: training ROIs are cut up to this many pixels off the labelled heart's centre in each
             direction (uniform, per sample and step), so the segmenter learns to read an off-centre heart, as the
             localiser's centre can be ten or twenty pixels off at prediction (0 = always centred).
