@@ -68,3 +68,33 @@ def test_segmenter_records_its_precision(with_bf16, tmp_path):
                              progress=False, precision="auto")
     assert torch.load(result.checkpoint, weights_only=False)["precision"] == "bf16"
     assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "bf16"
+
+
+def test_attention_kernel_follows_the_step_and_both_kernels_agree():
+    """The fused attention kernel is used except for a bf16 training step on a CPU (its backward is slower
+    there), and switching kernels does not change what the denoiser computes."""
+    from claim.generator.denoiser import build_denoiser
+
+    config = TINY.replace(attention_levels=(False, True))
+    torch.manual_seed(0)
+    model = build_denoiser(config)
+    blocks = [m for m in model.modules() if hasattr(m, "use_flash_attention")]
+    assert blocks
+    x = torch.randn(2, config.in_channels, config.crop_size, config.crop_size)
+    t, hist = torch.tensor([3, 7]), torch.full((2, config.hist_bins), 1.0 / config.hist_bins)
+
+    def kernels() -> set[bool]:
+        return {b.use_flash_attention for b in blocks}
+
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x, t, hist)
+    assert kernels() == {True}  # sampling in bf16: fused
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(x, t, hist)
+    assert kernels() == {False}  # a bf16 training step: einsum + softmax
+    fused = model(x, t, hist)  # fp32 training step
+    assert kernels() == {True}
+    for block in blocks:
+        block._forward_pre_hooks.clear()
+        block.use_flash_attention = False
+    torch.testing.assert_close(model(x, t, hist), fused, rtol=1e-5, atol=1e-5)

@@ -26,6 +26,10 @@ def _dynunet(filters: tuple[int, ...], out_channels: int, deep_supervision: int 
         upsample_kernel_size=[2] * (levels - 1),
         filters=list(filters),
         norm_name="instance",
+        # MONAI's default activation is in place; on the instance norm's output (a view) that makes autograd
+        # copy the whole base tensor per layer (CopySlices). Out of place is bit-identical and, under bf16
+        # autocast on a CPU, about 15 % faster per training step.
+        act_name=("leakyrelu", {"inplace": False, "negative_slope": 0.01}),
         deep_supervision=deep_supervision > 0,
         deep_supr_num=max(deep_supervision, 1),
         res_block=False,
