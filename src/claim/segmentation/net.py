@@ -27,8 +27,8 @@ def _dynunet(filters: tuple[int, ...], out_channels: int, deep_supervision: int 
         filters=list(filters),
         norm_name="instance",
         # MONAI's default activation is in place; on the instance norm's output (a view) that makes autograd
-        # copy the whole base tensor per layer (CopySlices). Out of place is bit-identical and, under bf16
-        # autocast on a CPU, about 15 % faster per training step.
+        # copy the whole base tensor per layer (CopySlices). Out of place is bit-identical and a little faster:
+        # 543 -> 523 ms (fp32) and 304 -> 297 ms (bf16) per standard ROI training step at one CPU thread.
         act_name=("leakyrelu", {"inplace": False, "negative_slope": 0.01}),
         deep_supervision=deep_supervision > 0,
         deep_supr_num=max(deep_supervision, 1),
