@@ -101,6 +101,40 @@ def test_synthetic_slices_match_the_segmenter_frame_and_change_its_weights(joint
     assert any(changed)
 
 
+def test_synthetic_slices_are_cut_and_jittered_like_real_ones_under_roi_jitter(joint_dir):
+    """With ``roi_jitter`` the buffer holds S's wider training windows and each draw cuts a jittered ROI from the
+    same generator as the real batch, so synthetic slices cannot be told from real ones by where the heart sits."""
+    patients, canvases, centres, denoiser, _ = _parts(joint_dir)
+    jittered = TINY_S.replace(roi_jitter=4)
+    sampler = LoadedGenerator(denoiser.eval(), TINY_G, NoiseSchedule(TINY_G.timesteps), centres, 0, joint_dir)
+    images, labels = paint_synthetic_slices(sampler, canvases, 1, jittered.training_window,
+                                            np.random.default_rng(2), sampler_steps=2)
+    assert images.shape[1:] == (1, 72, 72) and labels.shape[1:] == (72, 72)
+    buffer = ReplayBuffer(8)
+    buffer.add(images, labels)
+    draws = [buffer.sample(6, torch.Generator().manual_seed(seed), jittered.crop_size) for seed in range(4)]
+    assert all(rois.shape[1:] == (1, 64, 64) and roi_labels.shape[1:] == (64, 64) for rois, roi_labels in draws)
+    # Each ROI is a window of a buffered slice; the offsets vary between draws, and the same seed repeats them.
+    index = torch.randint(0, len(buffer), (6,), generator=torch.Generator().manual_seed(0))
+    offsets = set()
+    for k, i in enumerate(index.tolist()):
+        window, roi = images[i, 0], draws[0][0][k, 0]
+        found = [(r, c) for r in range(9) for c in range(9) if torch.equal(window[r:r + 64, c:c + 64], roi)]
+        assert found
+        offsets.update(found)
+    assert len(offsets) > 1
+    again = buffer.sample(6, torch.Generator().manual_seed(0), jittered.crop_size)
+    assert torch.equal(again[0], draws[0][0]) and torch.equal(again[1], draws[0][1])
+    # Without jitter nothing more is drawn: the buffer's slices come back as they are.
+    plain_images, plain_labels = paint_synthetic_slices(sampler, canvases, 1, TINY_S.training_window,
+                                                        np.random.default_rng(2), sampler_steps=2)
+    plain = ReplayBuffer(8)
+    plain.add(plain_images, plain_labels)
+    index = torch.randint(0, len(plain), (3,), generator=torch.Generator().manual_seed(1))
+    out, _ = plain.sample(3, torch.Generator().manual_seed(1), TINY_S.crop_size)
+    assert torch.equal(out, plain_images[index])
+
+
 def test_soft_histogram_matches_the_condition_histogram_and_has_a_gradient():
     rng = np.random.default_rng(0)
     bins = 16

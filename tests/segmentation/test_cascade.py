@@ -315,3 +315,7 @@ def test_a_jittered_trainer_trains_on_wider_windows_and_refuses_other_sizes(seg_
         SegmenterTrainer(replace(TEST_CONFIG, roi_jitter=6), train, [], seed=0)
     with pytest.raises(ValueError, match="roi_jitter"):
         replace(TEST_CONFIG, roi_jitter=-1)
+    assert config.training_window == config.crop_size + 8
+    with pytest.raises(ValueError, match="the heart can leave the ROI"):
+        replace(TEST_CONFIG, roi_jitter=TEST_CONFIG.crop_size // 2 + 1)
+    assert replace(TEST_CONFIG, roi_jitter=TEST_CONFIG.crop_size // 2).training_window == 2 * TEST_CONFIG.crop_size

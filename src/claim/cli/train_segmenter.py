@@ -67,7 +67,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "(default: the preset's)")
     parser.add_argument("--dice-over", choices=DICE_TARGETS, default=None,
                         help="the loss's Dice term over each class (classes) or over the nested regions the EMIDEC "
-                             "metrics score: myocardium 2-4, infarct 3-4, MVO 4 (regions) (default: the preset's)")
+                             "metrics score, myocardium 2-4, infarct 3-4, MVO 4, plus the cavity (regions) "
+                             "(default: the preset's)")
     parser.add_argument("--ema-decay", type=number(0.0, 1.0, hi_open=True), default=None,
                         help="weight EMA decay; validation and segmenter.pt use the average, the log also scores "
                              "the online weights (0 = off; default: the preset's)")

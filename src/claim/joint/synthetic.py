@@ -1,7 +1,8 @@
 """Synthetic slices for S: G's EMA paints SMILE masks into normal canvases; a replay buffer keeps the newest.
 
 Slices are painted like ``claim generate`` (crop, fast DDIM inpainting, paste back into the full slice) and then
-cut by the segmenter's own ``slices_from_patients``, so S sees synthetic slices in exactly the frame of real ones.
+cut by the segmenter's own ``slices_from_patients`` at its training window, and jittered like real ones when
+sampled, so S sees synthetic slices in exactly the frame of real ones.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from claim.generator.histogram import perturb_histogram
 from claim.generator.inpaint import inpaint_patient
 from claim.joint.canvas import Canvas, sample_painted_stack
 from claim.labels import infarct_mask
-from claim.segmentation.data import slices_from_patients
+from claim.segmentation.data import jittered_rois, slices_from_patients
 
 __all__ = ["ReplayBuffer", "paint_synthetic_slices"]
 
@@ -44,12 +45,19 @@ class ReplayBuffer:
         self.images = self.images[-self.capacity :]
         self.labels = self.labels[-self.capacity :]
 
-    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` slices drawn uniformly with replacement."""
+    def sample(self, n: int, generator: torch.Generator,
+               size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` slices drawn uniformly with replacement; with ``size``, each cut to a ``size`` ROI at an offset
+        drawn from ``generator`` when the buffer holds wider training windows (S's ``roi_jitter``), as real
+        slices are."""
         if len(self) == 0:
             raise ValueError("replay buffer is empty")
         index = torch.randint(0, len(self), (n,), generator=generator)
-        return self.images[index], self.labels[index]
+        images, labels = self.images[index], self.labels[index]
+        if size is None or images.shape[-1] == size:
+            return images, labels
+        rois, roi_labels = jittered_rois(images.numpy(), labels.numpy(), size, generator)
+        return torch.from_numpy(rois), torch.from_numpy(roi_labels)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"images": self.images.clone(), "labels": self.labels.clone()}
@@ -73,7 +81,8 @@ def paint_synthetic_slices(
         generator: G as a sampler (EMA weights, eval mode).
         canvases: normal patients with their SMILE samplers.
         n_masks: mask stacks to paint.
-        crop_size: S's centred crop side.
+        crop_size: S's centred training window side (``SegmenterConfig.training_window``: its ROI, widened by
+            its ``roi_jitter`` on each side).
         rng: every draw (canvas, mask, histogram, noise seed).
         sampler_steps: DDIM steps.
 

@@ -262,13 +262,13 @@ def train_joint(
             if phase == "joint":
                 if (step - joint.joint_start) % joint.refresh_every == 0:
                     new_images, new_labels = paint_synthetic_slices(
-                        gen.sampler(gen_path), canvases, joint.masks_per_refresh, seg_config.crop_size, rng,
+                        gen.sampler(gen_path), canvases, joint.masks_per_refresh, seg_config.training_window, rng,
                         sampler_steps=joint.sampler_steps,
                     )
                     buffer.add(new_images, new_labels)
                     entry["refreshed"] = int(new_images.shape[0])
                 if joint.synthetic_per_batch and len(buffer):
-                    extra_images, extra_labels = buffer.sample(joint.synthetic_per_batch, g)
+                    extra_images, extra_labels = buffer.sample(joint.synthetic_per_batch, g, seg_config.crop_size)
             entry["segmenter_loss"] = float(seg.step(step - joint.generator_warmup, extra_images, extra_labels))
             entry["buffer"] = len(buffer)
         if val and is_due(step + 1, joint.steps, joint.checkpoint_cadence, at_end=True):

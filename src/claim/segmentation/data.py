@@ -76,11 +76,12 @@ def overview_labels(label_maps: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SliceSet:
-    """Training slices: LV-centred ROIs (and, for a cascade, whole-slice overviews).
+    """Training slices: LV-centred ROIs, or wider windows to cut jittered ROIs from (and, for a cascade,
+    whole-slice overviews).
 
     Attributes:
-        images: ``(N, K, C, C)`` float32 raw ROIs (source units; normalised later, per image, in torch); ``K``
-            channels: the slice and its neighbours (:func:`with_context`).
+        images: ``(N, K, C, C)`` float32 raw ROIs or windows (source units; normalised later, per image, in torch);
+            ``K`` channels: the slice and its neighbours (:func:`with_context`).
         labels: ``(N, C, C)`` int64 label ids.
         patient_ids: per slice, its patient.
         overviews: ``(N, 1, L, L)`` float32 raw whole slices resized for the localiser, or ``None``.
@@ -141,7 +142,7 @@ def training_slices(patients: Sequence[Patient], config: SegmenterConfig) -> Sli
     """:func:`slices_from_patients` in the frame ``config`` trains on (slice context, overviews), the windows
     ``2 * config.roi_jitter`` pixels wider than the ROI, so that every step can cut its ROI off-centre
     (:func:`jittered_rois`)."""
-    return slices_from_patients(patients, config.crop_size + 2 * config.roi_jitter, config.localiser_size,
+    return slices_from_patients(patients, config.training_window, config.localiser_size,
                                 config.context_slices)
 
 

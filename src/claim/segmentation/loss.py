@@ -13,7 +13,8 @@ __all__ = ["DICE_TARGETS", "METRIC_REGIONS", "dice_ce_loss", "soft_dice", "regio
            "deep_supervision_weights", "supervised_loss"]
 
 DICE_TARGETS = ("classes", "regions")
-# The nested regions the EMIDEC metrics score (cavity, myocardium 2-4, infarct 3-4, MVO 4), as label-id sets.
+# The nested regions the EMIDEC metrics score (myocardium 2-4, infarct 3-4, MVO 4; claim.evaluation.metrics.REGIONS)
+# plus the cavity, as label-id sets (both built from claim.labels).
 METRIC_REGIONS: tuple[tuple[int, ...], ...] = ((int(Label.CAVITY),), tuple(int(v) for v in MYOCARDIUM_LABELS),
                                                tuple(int(v) for v in INFARCT_LABELS), (int(Label.MVO),))
 

@@ -61,7 +61,7 @@ class SegmenterTrainer:
         else:
             pools = [(train, config.batch_size)]
         self._pools = [(pool, n, np.flatnonzero(pool.has_scar)) for pool, n in pools if n > 0]
-        if any(pool.images.shape[-1] not in (config.crop_size, config.crop_size + 2 * config.roi_jitter)
+        if any(pool.images.shape[-1] not in (config.crop_size, config.training_window)
                for pool, _n, _fg in self._pools):
             raise ValueError(f"training slices must be {config.crop_size} px ROIs or {config.crop_size} + 2 x "
                              f"{config.roi_jitter} px windows (training_slices(patients, config))")
