@@ -272,8 +272,11 @@ def test_refine_roi_recentres_the_window_on_the_heart_the_first_window_found():
     assert (refined.label_maps[:, 40:56, 40:56] == Label.MYOCARDIUM).all()
     np.testing.assert_array_equal(refined.label_maps, first.label_maps)  # the heart was inside both windows
     # A first window without any heart leaves the ROI where the localiser put it.
-    empty = predict_patient(_BrightIsHeart(14), replace(config, refine_roi=True), images)
+    lost = _BrightIsHeart(14)
+    empty = predict_patient(lost, replace(config, refine_roi=True), images)
     assert not (empty.label_maps == Label.MYOCARDIUM).any()
+    assert len(lost.windows) == 1  # no second cut
+    assert empty.roi_centre == predict_patient(_BrightIsHeart(14), config, images).roi_centre
 
 
 def test_jittered_rois_cut_aligned_windows_inside_the_margin_and_draw_nothing_without_one():
@@ -296,7 +299,7 @@ def test_jittered_rois_cut_aligned_windows_inside_the_margin_and_draw_nothing_wi
     assert len(offsets) > 1  # not always the same place
     state = g.get_state()
     same = jittered_rois(images[:, :, 4:20, 4:20], labels[:, 4:20, 4:20], 16, g)
-    assert same[0] is not None and np.array_equal(same[0], images[:, :, 4:20, 4:20])
+    assert np.array_equal(same[0], images[:, :, 4:20, 4:20]) and np.array_equal(same[1], labels[:, 4:20, 4:20])
     assert torch.equal(g.get_state(), state)  # nothing drawn: runs without jitter keep their random stream
     with pytest.raises(ValueError, match="cannot give centred"):
         jittered_rois(images[:, :, :23, :23], labels[:, :23, :23], 16, g)
