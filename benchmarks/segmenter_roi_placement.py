@@ -5,7 +5,8 @@ read from ``--data``) with its best checkpoint three ways: the localiser's per-s
 over the stack (the rule before consensus pooling), by slice consensus (``claim.segmentation.predict``), and by
 consensus with the ROI re-centred on the heart the first window found (``refine_roi``). Prints the mean infarct
 (patients with infarct) and myocardium Dice (all) per run and rule, and, for ``--compare A:B`` (comma-separated run
-names on either side, matched by patient), the paired difference with a patient-bootstrap 95 % CI. Saves JSON.
+names on either side, paired by position, so list both sides in the same seed order, then by patient), the paired
+difference with a patient-bootstrap 95 % CI. Saves JSON.
 
     python benchmarks/segmenter_roi_placement.py --data outputs/split/train --runs runs/a_s0 runs/a_s1 runs/b_s0 \
         runs/b_s1 --compare a_s0,a_s1:b_s0,b_s1 --out outputs/benchmarks/roi_placement.json
@@ -90,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"data": str(args.data), "scores": scores, "compare": {}}
     for spec in args.compare:
         left, right = (side.split(",") for side in spec.split(":"))
-        a = {pid: v for name in left for pid, v in scores[name][args.rule].items()}
-        b = {pid: v for name in right for pid, v in scores[name][args.rule].items()}
+        # Runs pair up by position (A_s0 with B_s0, ...); a patient in two runs' validation sets counts once per run.
+        a = {(k, pid): v for k, name in enumerate(left) for pid, v in scores[name][args.rule].items()}
+        b = {(k, pid): v for k, name in enumerate(right) for pid, v in scores[name][args.rule].items()}
         ids = sorted(set(a) & set(b))
         entry = {}
         for k, metric in enumerate(("infarct_dice", "myocardium_dice")):
