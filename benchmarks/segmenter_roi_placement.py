@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the folder the runs trained and validated on")
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="train-segmenter run folders")
     parser.add_argument("--compare", nargs="*", default=[], metavar="A:B",
-                        help="paired differences: run names (comma-separated) on each side, matched by patient")
+                        help="paired differences: run names (comma-separated) on each side, paired by position, "
+                             "then patient")
     parser.add_argument("--rule", choices=RULES, default="consensus", help="the rule the comparisons use")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--bootstrap", type=int, default=2000)
