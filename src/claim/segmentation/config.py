@@ -184,8 +184,8 @@ SEGMENTER_PRESETS: dict[str, dict[str, Any]] = {
     # checkpoint is less a matter of luck (benchmarks/segmenter_ema.py; the test gain is not decided, see README).
     # ROI jitter 16 px: the localiser's centre was 10-67 px off on a few patients, and a segmenter that only ever
     # saw centred ROIs then misread the edge of its window. On the validation patients of seeds 0 and 1 (16 with
-    # infarct), jitter 16 against none: +0.037 [+0.012, +0.070] myocardium Dice and +0.046 [-0.006, +0.098]
-    # infarct (not decided); against jitter 32: +0.015 [+0.000, +0.027] infarct (README, "The segmenter").
+    # infarct), jitter 16 against none: +0.037 [+0.012, +0.069] myocardium Dice and +0.046 [-0.008, +0.098]
+    # infarct (not decided); against jitter 32: +0.015 [+0.001, +0.027] infarct (README, "The segmenter").
     "standard": dict(crop_size=128, filters=(16, 32, 64, 128, 256), batch_size=8, lr=3e-3, steps=3000, val_every=250,
                      ema_decay=0.99, roi_jitter=16),
 }
