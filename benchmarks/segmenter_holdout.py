@@ -23,6 +23,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from claim.data.io import write_json  # noqa: E402
 from claim.data.layouts import read_dataset  # noqa: E402
 from claim.evaluation.metrics import patient_metrics  # noqa: E402
 from claim.experiment.stats import mean_sd, paired_bootstrap_ci  # noqa: E402
@@ -118,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                                          f"[{pair[m]['low']:+.3f}, {pair[m]['high']:+.3f}]" for m in METRICS))
     if args.plot:
         _plot_curves(args.plot, results["runs"])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=float))
+    write_json(args.out, results)
     print(f"-> {args.out}")
     return 0
 

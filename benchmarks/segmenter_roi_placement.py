@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 import claim.segmentation.predict as predict  # noqa: E402
+from claim.data.io import write_json  # noqa: E402
 from claim.data.layouts import read_dataset  # noqa: E402
 from claim.evaluation.metrics import patient_metrics  # noqa: E402
 from claim.experiment.stats import paired_bootstrap_ci  # noqa: E402
@@ -105,8 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{spec} ({args.rule}): " + "  ".join(
             f"{m.split('_')[0]} {e['mean']:+.3f} [{e['low']:+.3f}, {e['high']:+.3f}] (n={e['n']})"
             for m, e in entry.items()))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=float))
+    write_json(args.out, results)
     print(f"-> {args.out}")
     return 0
 
