@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from claim.segmentation.config import SegmenterConfig, segmenter_preset
-from claim.segmentation.loss import METRIC_REGIONS, dice_ce_loss, region_soft_dice, soft_dice
+from claim.segmentation.loss import (
+    METRIC_REGIONS,
+    deep_supervision_weights,
+    dice_ce_loss,
+    region_soft_dice,
+    soft_dice,
+    supervised_loss,
+)
 from claim.segmentation.net import build_segmenter, normalise_images
 from tests.segmentation.conftest import TEST_CONFIG
 
@@ -20,6 +27,24 @@ def test_loss_gradient_reaches_logits_and_is_differentiable():
     assert logits.grad is not None and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
     small = torch.randn(1, 5, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: dice_ce_loss(x, labels[:1, :3, :3]), (small,))
+
+
+@pytest.mark.parametrize("dice_over", ["classes", "regions"])
+def test_stacked_heads_loss_is_cross_entropy_plus_soft_dice_per_head(dice_over):
+    """The one-pass loss over a deep-supervision stack equals the textbook formula head by head, value and
+    gradient: cross-entropy plus one minus the mean of soft_dice / region_soft_dice, weighted 4:2:1."""
+    g = torch.Generator().manual_seed(5)
+    stack = torch.randn(3, 3, 5, 10, 12, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = torch.randint(0, 5, (3, 10, 12), generator=g)
+    labels[0] = 0  # a slice of background only, as most training slices' scar classes are
+    dice = soft_dice if dice_over == "classes" else region_soft_dice
+    reference = sum(w * (torch.nn.functional.cross_entropy(stack[:, i], labels) + 1 - dice(stack[:, i], labels).mean())
+                    for i, w in enumerate(deep_supervision_weights(3)))
+    loss = supervised_loss(stack, labels, dice_over)
+    torch.testing.assert_close(loss, reference)
+    torch.testing.assert_close(torch.autograd.grad(loss, stack)[0], torch.autograd.grad(reference, stack)[0])
+    with pytest.raises(ValueError, match="labels"):
+        supervised_loss(stack, labels[:, :5], dice_over)
 
 
 def test_perfect_logits_give_dice_one_and_lower_loss():
@@ -69,6 +94,13 @@ def test_normalise_images_per_image_robust_and_differentiable():
     x = raw.clone().requires_grad_(True)
     (normalise_images(x) * torch.randn(x.shape, generator=g)).sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+    # The clip limits are torch.quantile's 0.5 / 99.5 % (linear interpolation), bit for bit.
+    big = torch.rand(4, 2, 40, 40, generator=g) * 255
+    flat = big.flatten(2).flatten(0, 1)
+    limits = torch.quantile(flat, torch.tensor([0.005, 0.995]), dim=1)
+    clipped = torch.clamp(flat, min=limits[0][:, None], max=limits[1][:, None])
+    expected = (clipped - clipped.mean(1, keepdim=True)) / (clipped.std(1, keepdim=True) + 1e-6)
+    assert torch.equal(normalise_images(big), expected.view_as(big))
 
 
 def test_network_shapes_for_presets():

