@@ -161,3 +161,18 @@ def test_segment_records_roi_and_postprocessing_and_can_skip_it(tiny_run, seg_da
         assert len(entry["roi_centre"]) == 2 and set(entry["postprocess"]) == {
             "myocardium_removed", "mvo_relabelled", "cavity_removed"}
     assert all("postprocess" not in entry for entry in record_off["patients"].values())
+
+
+def test_no_validation_trains_on_every_patient_and_keeps_the_last_weights(seg_data_dir, tmp_path):
+    out = tmp_path / "all"
+    main(["train-segmenter", "--data", str(seg_data_dir), "--out", str(out), "--preset", "tiny", "--steps", "3",
+          "--val-every", "2", "--val-fraction", "0", "--seed", "0"])
+    payload = read_checkpoint(out / "segmenter.pt")
+    n_patients = len(read_dataset(seg_data_dir))
+    assert payload["val_patients"] == [] and len(payload["train_patients"]) == n_patients
+    assert payload["step"] == 3 and payload["best"]["step"] == 3  # the last step's weights, not the first saved
+    last = read_checkpoint(out / "last.pt")
+    for name, tensor in payload["model"].items():
+        assert torch.equal(tensor, last["model"][name])
+    assert json.loads((out / "config.json").read_text())["config"]["val_fraction"] == 0.0
+    assert split_patients(read_dataset(seg_data_dir), 0.0, seed=0)[1] == []

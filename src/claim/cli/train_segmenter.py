@@ -73,6 +73,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="weight EMA decay; validation and segmenter.pt use the average, the log also scores "
                              "the online weights (0 = off; default: the preset's)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
+    parser.add_argument("--val-fraction", type=number(0.0, 1.0, hi_open=True), default=None,
+                        help="share of the real patients held out for validation when --val-patients is not given; "
+                             "0 trains on all of them and keeps the last step's weights, for a final model once "
+                             "the recipe was chosen on validation patients (default: the preset's)")
     add_run_flags(parser, "continue RUN/last.pt up to --steps (a killed run resumes exactly; with the poly "
                           "schedule a longer --steps reshapes the decay from where it stands)")
     parser.set_defaults(run=run)
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     saved = saved_run(args, COMMAND)
     changes = explicit(args, ("steps", "val_every", "batch_size", "synthetic_fraction", "lr", "lr_schedule",
                               "lr_warmup", "foreground_fraction", "context_slices", "roi_jitter", "refine_roi",
-                              "dice_over", "ema_decay"))
+                              "dice_over", "ema_decay", "val_fraction"))
 
     def make() -> SegmenterConfig:
         if saved:
@@ -102,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
                              overwrite=args.overwrite,
                              precision=first_given(args.precision, saved.get("precision"), "fp32"))
     dice = result.best_metrics.get("infarct_dice")
+    if not result.best_metrics:
+        print(f"segmenter at step {result.step}; no validation patients, the last step's weights -> "
+              f"{result.checkpoint}")
+        return 0
     shown = f"{dice:.3f}" if isinstance(dice, float) else "n/a"
     print(f"segmenter at step {result.step}; best validation infarct Dice {shown} (step {result.best_step}) "
           f"-> {result.checkpoint}")

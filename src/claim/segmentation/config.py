@@ -66,6 +66,9 @@ class SegmenterConfig(Config):
         steps: total optimisation steps.
         val_every: validate on the held-out real patients every N steps (and at the end).
         val_fraction: fraction of real patients held out for validation (split by patient, stratified by scar).
+            0 trains on every patient and validates on none: ``segmenter.pt`` is then the weights of the last step
+            (the EMA where there is one), for a final model refitted on all the data after the recipe, steps
+            included, was chosen on validation patients (nnU-Net's ``all`` fold).
         synthetic_fraction: with synthetic data, the fraction of each batch drawn from it; ``None`` pools the
             synthetic slices with the real ones and draws uniformly.
         rotate_deg / zoom_range / flip_prob / intensity_scale / gamma_range / noise_std / aug_prob: augmentation
@@ -146,8 +149,8 @@ class SegmenterConfig(Config):
         if self.batch_size < 1 or self.steps < 0 or self.val_every < 1:
             raise ValueError(f"batch_size {self.batch_size} >= 1, steps {self.steps} >= 0, val_every "
                              f"{self.val_every} >= 1 required")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction {self.val_fraction} must be in (0, 1)")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction {self.val_fraction} must be in [0, 1) (0 = no validation)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay {self.ema_decay} must be in [0, 1) (0 = no weight EMA)")
         if self.synthetic_fraction is not None and not 0.0 <= self.synthetic_fraction < 1.0:

@@ -50,7 +50,12 @@ class SegmenterResult:
 
 
 def split_patients(patients: Sequence[Patient], val_fraction: float, seed: int) -> tuple[list[Patient], list[Patient]]:
-    """Patient-level split, stratified by scar (patients with/without infarct are held out in proportion)."""
+    """Patient-level split, stratified by scar (patients with/without infarct are held out in proportion).
+
+    ``val_fraction`` 0 holds no patient out.
+    """
+    if val_fraction == 0:
+        return list(patients), []
     if len(patients) < 2:
         raise ClaimError(f"need at least 2 real patients to hold one out for validation, got {len(patients)}")
     rng = np.random.default_rng(seed)
@@ -122,7 +127,8 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
 
     Args:
         real_dirs: real data folders (any layout); patients are split into train/validation by patient.
-        out_dir: run folder: ``segmenter.pt`` (best by validation infarct Dice), ``last.pt`` (for resume),
+        out_dir: run folder: ``segmenter.pt`` (best by validation infarct Dice; with no validation patients, the
+            last step's), ``last.pt`` (for resume),
             ``train_log.jsonl``, ``curves.png``, ``config.json``.
         config: segmenter config (on resume it must equal the run's, ``steps`` excepted).
         synthetic_dirs: folders written by ``claim generate`` (any layout); training only, never validation.
@@ -181,6 +187,11 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
 
     def validate(done: int) -> None:
         nonlocal best
+        if not val_p:  # nothing can rank the steps: the checkpoint is the latest weights
+            best = {"step": done, "metrics": {}}
+            trainer.save(best_path, with_optimizer=False, best=best, **described)
+            trainer.save(last_path, best=best, **described)
+            return
         metrics = trainer.validate()
         entry = {"step": done, "val": metrics}
         if trainer.ema is not None:
