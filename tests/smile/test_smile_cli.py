@@ -11,13 +11,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from claim.aha.segments import Territory
 from claim.cli import main
 from claim.data.layouts import read_dataset
 from claim.data.patient import Layout
 from claim.data.write import write_nnunet_dataset_json, write_patient
 from claim.labels import infarct_mask, myocardium_mask
 from claim.phantom import write_phantom_cohort
-from claim.smile import load_prior
+from claim.smile import load_prior, territory_segments
 from tests.conftest import EMIDEC_SLICES, SMALL
 
 KEYS = {
@@ -76,6 +77,13 @@ def test_masks_on_an_emidec_phantom(tmp_path, capsys):
         assert abs(infarct_mask(new).sum() / myo.sum() - entry["achieved_burden"]) < 1e-6
     config = json.loads((out / "config.json").read_text())
     assert config["seed"] == 5 and config["smile"]["pattern"] == "ischemic"
+    assert config["smile"]["strict_territory"] is False  # scars may grow beyond their territory by default
+    strict = tmp_path / "strict"
+    assert main(["masks", "--data", str(data), "--out", str(strict), "--per-patient", "2", "--seed", "5",
+                 "--strict-territory"]) == 0
+    assert json.loads((strict / "config.json").read_text())["smile"]["strict_territory"] is True
+    for entry in json.loads((strict / "masks.json").read_text()):
+        assert set(entry["segments"]) <= set(territory_segments(Territory(entry["territory"])))
 
     # Same seed, same files; another seed, other files.
     assert main(["masks", "--data", str(data), "--out", str(tmp_path / "again"), "--per-patient", "2", "-s", "5"]) == 0

@@ -16,6 +16,7 @@ from claim.smile import (
     ScarSpec,
     SmileConfig,
     SmileSampler,
+    is_contiguous,
     render_scar,
     sample_scar_spec,
     territory_segments,
@@ -172,14 +173,31 @@ def test_real_patients_requested_territory_and_burden(real_geometries, index, te
 
 @FEW
 @given(index=st.integers(0, 3), seed=st.integers(0, 2**32 - 1))
-def test_default_ischemic_scars_stay_in_one_territory(phantom_geometries, index, seed):
+def test_strict_territory_keeps_ischemic_scars_in_one_territory(phantom_geometries, index, seed):
     patient, geometry = phantom_geometries[index]
-    result, out = _draw(patient, geometry, SmileConfig(), seed)
+    result, out = _draw(patient, geometry, SmileConfig(strict_territory=True), seed)
     spec = result.spec
     assert spec.pattern == Pattern.ISCHEMIC and spec.territory is not None
     allowed = set(territory_segments(Territory(spec.territory)))
     scarred = set(np.unique(geometry.segment_maps[infarct_mask(out)]).tolist()) - {0}
     assert scarred <= allowed, (spec.territory, scarred)
+
+
+def test_default_scars_start_in_their_territory_and_some_grow_beyond_it(phantom_geometries):
+    beyond = 0
+    for index, (patient, geometry) in enumerate(phantom_geometries):
+        for seed in range(10):
+            result, out = _draw(patient, geometry, SmileConfig(), 100 * index + seed)
+            spec = result.spec
+            assert spec.pattern == Pattern.ISCHEMIC and spec.territory is not None
+            assert is_contiguous(spec.segments)
+            own = set(territory_segments(Territory(spec.territory)))
+            assert own & set(spec.segments)  # grown from a seed segment of its territory
+            scarred = set(np.unique(geometry.segment_maps[infarct_mask(out)]).tolist()) - {0}
+            assert scarred <= set(spec.segments)
+            beyond += bool(scarred - own)
+    # The prior's real scars reach beyond their territory: so do some of the 40 drawn here, not all.
+    assert 0 < beyond < 40, beyond
 
 
 def _arc_extent_cv_and_roughness(result, geometry) -> tuple[float, float]:

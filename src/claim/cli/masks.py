@@ -100,8 +100,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--territory",
         type=territory_choice,
         metavar="LAD|RCA|LCx|any",
-        help="coronary territory the scar stays in (default any: drawn from the prior; the scar stays inside it "
-        "unless --spread-territory)",
+        help="coronary territory the scar stays in (default any: drawn from the prior, and the scar may grow "
+        "beyond it unless --strict-territory)",
     )
     parser.add_argument(
         "--segments",
@@ -137,12 +137,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=list(Dominance),
         help="coronary dominance (left: inferior segments 4, 10, 15 belong to the LCx)",
     )
-    parser.add_argument(
+    spread = parser.add_mutually_exclusive_group()
+    spread.add_argument(
         "--spread-territory",
         dest="strict_territory",
         action="store_false",
-        help="let ischemic scars grow into contiguous segments beyond their territory as often as the prior's real "
-        "scars do (with the estimated EMIDEC orientation, real scars often cross territory borders)",
+        help="let ischemic scars whose territory is drawn from the prior grow into contiguous segments beyond it as "
+        "often as the prior's real scars do (the default; real EMIDEC scars often cross territory borders)",
+    )
+    spread.add_argument(
+        "--strict-territory",
+        dest="strict_territory",
+        action="store_true",
+        help="keep ischemic scars whose territory is drawn from the prior inside its textbook segments",
     )
     add_orientation(parser)
     add_label_mapping(parser)
