@@ -8,7 +8,7 @@ distance to the real slices, medians beside), and the bull's-eye frequency Dice.
 scored the same way: the real-vs-real floor of every number at these sample sizes.
 
 Usage: python benchmarks/mask_shape.py [--data ../shared/data/emidec-slices] [--masks-per-canvas 2] [--seed 0]
-       [--out outputs/benchmarks/mask_shape.json]
+       [--strict-territory] [--out outputs/benchmarks/mask_shape.json]
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--masks-per-canvas", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--strict-territory", action="store_true",
+                        help="SMILE keeps each scar inside its territory's textbook segments (the default before)")
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "mask_shape.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     smile = []
     for i, canvas in enumerate(normal):
-        sampler = SmileSampler(geometry[canvas.patient_id], canvas.label_maps, SmileConfig(), prior)
+        sampler = SmileSampler(geometry[canvas.patient_id], canvas.label_maps,
+                               SmileConfig(strict_territory=args.strict_territory), prior)
         for k in range(args.masks_per_canvas):
             label_maps, _ = sampler.sample(np.random.default_rng([args.seed, 43, i, k]))
             smile.append(canvas.with_arrays(patient_id=f"{canvas.patient_id}_smile{k}", label_maps=label_maps))
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = real_set(held_out, aha)
     c2st = C2stConfig()
     sources = {"smile": smile, "blobs": blobs, "real (fit half)": fit}
-    results: dict = {"seed": args.seed, "fit_half": [p.patient_id for p in fit],
+    results: dict = {"seed": args.seed, "strict_territory": args.strict_territory, "fit_half": [p.patient_id for p in fit],
                      "held_out": [p.patient_id for p in held_out], "statistics": SHAPE_STATISTICS, "sources": {}}
     for name, members in sources.items():
         groups = {p.patient_id: canvas_group(p.patient_id) if name != "real (fit half)" else p.patient_id
