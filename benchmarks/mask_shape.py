@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     reference = real_set(held_out, aha)
     c2st = C2stConfig()
     sources = {"smile": smile, "blobs": blobs, "real (fit half)": fit}
-    results: dict = {"seed": args.seed, "strict_territory": args.strict_territory, "fit_half": [p.patient_id for p in fit],
-                     "held_out": [p.patient_id for p in held_out], "statistics": SHAPE_STATISTICS, "sources": {}}
+    results: dict = {"seed": args.seed, "strict_territory": args.strict_territory,
+                     "fit_half": [p.patient_id for p in fit], "held_out": [p.patient_id for p in held_out],
+                     "statistics": SHAPE_STATISTICS, "sources": {}}
     for name, members in sources.items():
         groups = {p.patient_id: canvas_group(p.patient_id) if name != "real (fit half)" else p.patient_id
                   for p in members}
