@@ -105,11 +105,11 @@ def run(args: argparse.Namespace) -> int:
                              val_patients=first_given(val, saved.get("val_patients_requested")), resume=args.resume,
                              overwrite=args.overwrite,
                              precision=first_given(args.precision, saved.get("precision"), "fp32"))
-    dice = result.best_metrics.get("infarct_dice")
     if not result.best_metrics:
         print(f"segmenter at step {result.step}; no validation patients, the last step's weights -> "
               f"{result.checkpoint}")
         return 0
+    dice = result.best_metrics.get("infarct_dice")
     shown = f"{dice:.3f}" if isinstance(dice, float) else "n/a"
     print(f"segmenter at step {result.step}; best validation infarct Dice {shown} (step {result.best_step}) "
           f"-> {result.checkpoint}")

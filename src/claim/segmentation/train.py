@@ -187,17 +187,15 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
 
     def validate(done: int) -> None:
         nonlocal best
-        if not val_p:  # nothing can rank the steps: the checkpoint is the latest weights
-            best = {"step": done, "metrics": {}}
-            trainer.save(best_path, with_optimizer=False, best=best, **described)
-            trainer.save(last_path, best=best, **described)
-            return
-        metrics = trainer.validate()
-        entry = {"step": done, "val": metrics}
-        if trainer.ema is not None:
-            entry["val_online"] = trainer.validate(trainer.network)
-        run.log(entry)
-        if selection_score(metrics) > selection_score(best["metrics"]):
+        metrics: dict = {}
+        if val_p:
+            metrics = trainer.validate()
+            entry = {"step": done, "val": metrics}
+            if trainer.ema is not None:
+                entry["val_online"] = trainer.validate(trainer.network)
+            run.log(entry)
+        # Without validation patients nothing can rank the steps: the checkpoint is the latest weights.
+        if not val_p or selection_score(metrics) > selection_score(best["metrics"]):
             best = {"step": done, "metrics": metrics}
             trainer.save(best_path, with_optimizer=False, best=best, **described)
         trainer.save(last_path, best=best, **described)
