@@ -8,13 +8,20 @@ import torch
 from claim.generator.config import Mode
 from claim.generator.denoiser import build_denoiser
 from claim.generator.repaint import RePaintPlan
-from claim.generator.sampling import ddim_inpaint, make_eps_fn, make_model_fn, parse_sampler, repaint_inpaint
+from claim.generator.sampling import (
+    ddim_inpaint,
+    inpaint,
+    make_eps_fn,
+    make_model_fn,
+    parse_sampler,
+    repaint_inpaint,
+)
 from claim.generator.schedule import model_outputs
 from tests.generator.conftest import TINY, _awake, _Counter
 
 
 @pytest.mark.parametrize(("mode", "prediction"), [(Mode.CLAIM, "eps"), (Mode.CLAIM, "x0"), (Mode.LEFUSION, "eps")])
-@pytest.mark.parametrize("sampler", ["ddim:4", "repaint:2x2"])
+@pytest.mark.parametrize("sampler", ["ddim:4", "ddpm:4", "repaint:2x2"])
 def test_background_exact_nfe_and_determinism(setup, mode, prediction, sampler):
     model, schedule, known, inpaint_mask, myo, _ = setup
     config_model = model if mode == Mode.CLAIM else _lefusion_model()
@@ -25,8 +32,8 @@ def test_background_exact_nfe_and_determinism(setup, mode, prediction, sampler):
         eps_fn = _Counter(make_eps_fn(config_model, mode, known, inpaint_mask, myo, hist, schedule=schedule,
                                       prediction=prediction))
         g = torch.Generator().manual_seed(42)
-        if spec.kind == "ddim":
-            out, calls = ddim_inpaint(eps_fn, schedule, known, inpaint_mask, spec.steps, g)
+        if spec.kind in ("ddim", "ddpm"):
+            out, calls = inpaint(eps_fn, schedule, known, inpaint_mask, spec, g)
         else:
             plan = RePaintPlan.build(schedule.timesteps, spec.jump_length, spec.jump_n_sample)
             out, calls = repaint_inpaint(eps_fn, schedule, known, inpaint_mask, plan, g)
@@ -117,3 +124,20 @@ def test_sampler_nfe_at_t300():
     assert parse_sampler("repaint:2x2").nfe(300) == 598
     assert parse_sampler("ddim:50").nfe(300) == 50
     assert str(parse_sampler(" DDIM:20 ")) == "ddim:20"
+
+
+def test_ddpm_sampler_draws_fresh_noise_where_ddim_is_deterministic(setup):
+    """ddpm:K walks the same K levels as ddim:K but adds noise at every step but the last: the painted region
+    differs from DDIM's and between seeds, while DDIM's output depends on the seed only through its start noise."""
+    model, schedule, known, inpaint_mask, myo, hist = setup
+    eps_fn = make_eps_fn(model, Mode.CLAIM, known, inpaint_mask, myo, hist, schedule=schedule, prediction="eps")
+    outs = {}
+    for sampler in ("ddim:5", "ddpm:5"):
+        for seed in (0, 1):
+            outs[sampler, seed], calls = inpaint(eps_fn, schedule, known, inpaint_mask, parse_sampler(sampler),
+                                                 torch.Generator().manual_seed(seed))
+            assert calls == 5
+    region = inpaint_mask.expand_as(known)
+    assert not torch.allclose(outs["ddim:5", 0][region], outs["ddpm:5", 0][region])
+    assert not torch.allclose(outs["ddpm:5", 0][region], outs["ddpm:5", 1][region])
+    assert str(parse_sampler("DDPM:25")) == "ddpm:25" and parse_sampler("ddpm:25").nfe(300) == 25

@@ -61,3 +61,25 @@ def test_eps_from_x0_inverts_add_noise_and_model_outputs_converts_once():
     tiny.alphas_cumprod[0] = 1.0
     zero = torch.zeros(1, dtype=torch.long)
     assert torch.isfinite(tiny.eps_from_x0(x_t[:1], x0[:1], zero)).all()
+
+
+def test_ddim_step_with_eta_one_on_adjacent_levels_is_the_ddpm_step():
+    """DDIM's eta interpolates to DDPM (Song et al. 2021): at eta 1 from t to t - 1 the step's mean and variance are
+    the DDPM posterior's, so with the same noise it equals the ancestral step; at eta 0 it is the plain DDIM step."""
+    schedule = NoiseSchedule(300)
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.rand(3, 1, 8, 8, generator=g) - 0.5  # inside [-1, 1]: no clamping on either path
+    eps = torch.randn(3, 1, 8, 8, generator=g)
+    noise = torch.randn(3, 1, 8, 8, generator=g)
+    t = torch.tensor([1, 120, 299])
+    x_t = schedule.add_noise(x0, eps, t)
+    stochastic = schedule.ddim_step(x_t, eps, t, t - 1, eta=1.0, noise=noise)
+    torch.testing.assert_close(stochastic, schedule.ancestral_step(x_t, eps, t, noise), atol=2e-4, rtol=1e-4)
+    torch.testing.assert_close(schedule.ddim_step(x_t, eps, t, t - 1, eta=0.0, noise=noise),
+                               schedule.ddim_step(x_t, eps, t, t - 1))
+    # The last step to the clean image adds no noise whatever eta is.
+    last = torch.full((3,), -1)
+    torch.testing.assert_close(schedule.ddim_step(x_t, eps, t, last, eta=1.0, noise=noise),
+                               schedule.ddim_step(x_t, eps, t, last))
+    with pytest.raises(ValueError, match="noise"):
+        schedule.ddim_step(x_t, eps, t, t - 1, eta=1.0)

@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help=f"SMILE scar pattern (default {_DEFAULTS.pattern})")
     parser.add_argument("--format", dest="output_format", choices=FORMATS, default=_DEFAULTS.output_format,
                         help="same: the input's layout (default); nnunet: nnU-Net v2 raw dataset")
-    parser.add_argument("--sampler", default=None, help="ddim:K, repaint:LxN, dpmO:K or unipcO:K (default: the "
+    parser.add_argument("--sampler", default=None, help="ddim:K, ddpm:K, repaint:LxN, dpmO:K or unipcO:K (default: the "
                         "generator's, dpm2:5 for claim models)")
     parser.add_argument("--generator-steps", type=STEPS, default=_DEFAULTS.generator_steps,
                         help=f"training steps of the generator trained without --model "

@@ -21,9 +21,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, help="folder of normal source patients")
     parser.add_argument("--masks", required=True, help="output folder of `claim masks` (masks.json + label maps)")
     parser.add_argument("-o", "--out", required=True, help="output folder")
-    parser.add_argument("--sampler", default=None, help="ddim:K, repaint:LxN, dpmO:K (DPM-Solver++ of order O) or "
-                        "unipcO:K (default: the checkpoint's; dpm2:5 for claim models)")
-    parser.add_argument("--hist-cluster", default="random", help="histogram centre index K, or random (default)")
+    parser.add_argument("--sampler", default=None, help="ddim:K, ddpm:K (stochastic DDIM), repaint:LxN, dpmO:K "
+                        "(DPM-Solver++ of order O) or unipcO:K (default: the checkpoint's; dpm2:5 for claim models)")
+    parser.add_argument("--hist-cluster", default="matched",
+                        help="histogram centre index K, or drawn per mask: matched (default: a centre that suits "
+                             "the canvas's intensity level) or random (uniform)")
     parser.add_argument("-s", "--seed", type=SEED, default=0, help="random seed (same seed, same files)")
     parser.add_argument("--limit", type=COUNT, default=None, help="use at most N masks")
     parser.add_argument("--guidance", type=number(0.0, 100.0), default=1.0,

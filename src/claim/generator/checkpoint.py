@@ -37,6 +37,9 @@ class LoadedGenerator:
     step: int
     path: Path
     precision: str = "fp32"  # autocast of the sampler's denoiser calls (claim.runtime)
+    # Per centre: training slices and the mean/sd of their scan levels (claim.generator.condition); None in
+    # checkpoints written before it existed, which then draw their condition uniformly.
+    hist_context: np.ndarray | None = None
 
 
 def write_generator_checkpoint(path: Path, config: GeneratorConfig, state: dict[str, Any], *,
@@ -69,6 +72,11 @@ def read_generator_checkpoint(path: Path) -> dict[str, Any]:
     if centres.ndim != 2 or centres.shape[0] < 1 or not np.isfinite(centres).all():
         raise InputError(path, f"checkpoint's histogram centres must be a non-empty finite (k, bins) table, got "
                                f"shape {centres.shape}")
+    if payload.get("hist_context") is not None:
+        context = np.asarray(payload["hist_context"], dtype=np.float64)
+        if context.shape != (centres.shape[0], 5) or not np.isfinite(context).all():
+            raise InputError(path, f"checkpoint's histogram context must be a finite ({centres.shape[0]}, 5) table, "
+                                   f"got shape {context.shape}")
     return payload
 
 
@@ -95,4 +103,6 @@ def load_generator(path: Path, device: str | torch.device = "cpu", precision: st
     model.to(device).eval()
     return LoadedGenerator(model, config, NoiseSchedule(config.timesteps).to(device),
                            np.asarray(payload["hist_centres"], dtype=np.float32), int(payload["step"]), path,
-                           precision=resolve_precision(precision, device))
+                           precision=resolve_precision(precision, device),
+                           hist_context=None if payload.get("hist_context") is None
+                           else np.asarray(payload["hist_context"], dtype=np.float64))

@@ -16,13 +16,15 @@ from scipy import ndimage
 from claim.data.patient import Patient
 from claim.data.preprocess import paste_slice
 from claim.generator.checkpoint import LoadedGenerator
+from claim.generator.condition import HIST_RULES, canvas_levels, choose_centre
 from claim.generator.context import anatomy_channels, inpaint_region
 from claim.generator.data import crop_patient_slice, patient_norm
+from claim.generator.histogram import perturb_histogram
 from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
 from claim.labels import infarct_mask
 from claim.runtime import autocast
 
-__all__ = ["KEEP_DISTANCE_PX", "inpaint_patient"]
+__all__ = ["KEEP_DISTANCE_PX", "inpaint_patient", "choose_condition"]
 
 KEEP_DISTANCE_PX = 3.0  # pixels farther than this from scar/MVO are the source's, bit for bit
 
@@ -72,3 +74,24 @@ def inpaint_patient(
     info["nfe"] = calls * (1 if guidance == 1.0 else 2)
     info["seconds"] = seconds / len(slices)
     return images, info
+
+
+def choose_condition(generator: LoadedGenerator, source: Patient, label_maps: np.ndarray, rng: np.random.Generator,
+                     rule: str = "matched") -> tuple[np.ndarray, int, str]:
+    """The histogram condition to paint ``label_maps`` into ``source`` with: ``(histogram, centre index, rule)``.
+
+    ``matched`` draws the centre that suits the canvas's intensity level (``claim.generator.condition``), read on
+    the crops ``inpaint_patient`` paints; ``random`` draws it uniformly (also what ``matched`` falls back to for a
+    checkpoint without the levels, reported as the rule used). The centre is then jittered as LeFusion did.
+    """
+    if rule not in HIST_RULES:
+        raise ValueError(f"histogram rule {rule!r} must be one of {HIST_RULES}")
+    levels = None
+    if rule == "matched" and generator.hist_context is not None:
+        norm = patient_norm(source)
+        crops = [crop_patient_slice(source, k, generator.config, norm, label_map=label_maps[k])
+                 for k in range(source.n_slices) if infarct_mask(label_maps[k]).any()]
+        levels = canvas_levels([(c.image, c.label_map) for c in crops])
+    k, used = choose_centre(rng, len(generator.hist_centres), generator.hist_context if rule == "matched" else None,
+                            levels)
+    return perturb_histogram(generator.hist_centres[k], rng), k, used

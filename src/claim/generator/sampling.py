@@ -1,5 +1,5 @@
-"""Inpainting loops: RePaint (faithful LeFusion), deterministic DDIM, and the few-step library solvers
-(``claim.generator.solvers``, the ``claim`` default). No network inside.
+"""Inpainting loops: RePaint (faithful LeFusion), DDIM (deterministic, or stochastic as ``ddpm:K``), and the
+few-step library solvers (``claim.generator.solvers``, the ``claim`` default). No network inside.
 
 Both take ``eps_fn(x_t, t) -> eps``, composed by the caller (``make_eps_fn``), so conditioning variants and the
 network's parameterisation (eps or x0, converted by ``schedule.model_outputs``) never branch inside a loop. Both
@@ -35,13 +35,14 @@ __all__ = [
 ]
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-_SAMPLER = re.compile(r"^(?:(?P<ddim>ddim):(?P<k>\d+)|(?P<rp>repaint):(?P<l>\d+)x(?P<n>\d+)"
+_SAMPLER = re.compile(r"^(?:(?P<ddim>ddim|ddpm):(?P<k>\d+)|(?P<rp>repaint):(?P<l>\d+)x(?P<n>\d+)"
                       r"|(?P<solver>dpm|unipc)(?P<order>\d)?:(?P<s>\d+))$")
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """``ddim:K``, ``repaint:LxN``, or a library multistep solver ``dpmO:K`` / ``unipcO:K`` (order O, K calls)."""
+    """``ddim:K``, ``ddpm:K`` (DDIM with eta 1: ancestral steps on the same K-step grid), ``repaint:LxN``, or a
+    library multistep solver ``dpmO:K`` / ``unipcO:K`` (order O, K calls)."""
 
     kind: str
     steps: int = 50
@@ -50,15 +51,15 @@ class SamplerSpec:
     order: int = 2
 
     def __str__(self) -> str:
-        if self.kind == "ddim":
-            return f"ddim:{self.steps}"
+        if self.kind in ("ddim", "ddpm"):
+            return f"{self.kind}:{self.steps}"
         if self.kind in SOLVERS:
             return f"{self.kind}{self.order}:{self.steps}"
         return f"repaint:{self.jump_length}x{self.jump_n_sample}"
 
     def nfe(self, timesteps: int) -> int:
         """Denoiser evaluations per run (per batch) at guidance scale 1."""
-        if self.kind == "ddim":
+        if self.kind in ("ddim", "ddpm"):
             return len(ddim_times(timesteps, self.steps)) - 1
         if self.kind in SOLVERS:
             return min(self.steps, timesteps)
@@ -66,15 +67,15 @@ class SamplerSpec:
 
 
 def parse_sampler(text: str) -> SamplerSpec:
-    """Parse ``ddim:K`` (K >= 1), ``repaint:LxN`` (e.g. ``repaint:5x5``), ``dpmO:K`` or ``unipcO:K``.
+    """Parse ``ddim:K`` or ``ddpm:K`` (K >= 1), ``repaint:LxN`` (e.g. ``repaint:5x5``), ``dpmO:K`` or ``unipcO:K``.
 
     ``dpm`` is DPM-Solver++ multistep, ``unipc`` UniPC, both from diffusers (``claim.generator.solvers``); O is the
     multistep order (1-3, default 2: ``dpm:8`` = ``dpm2:8``) and K the number of network calls.
     """
     match = _SAMPLER.match(text.strip().lower())
     if not match:
-        raise ValueError(f"sampler {text!r} is not ddim:K, repaint:LxN, dpmO:K or unipcO:K "
-                         f"(e.g. ddim:50, repaint:5x5, dpm2:8)")
+        raise ValueError(f"sampler {text!r} is not ddim:K, ddpm:K, repaint:LxN, dpmO:K or unipcO:K "
+                         f"(e.g. ddim:50, ddpm:25, repaint:5x5, dpm2:8)")
     if match["solver"]:
         steps, order = int(match["s"]), int(match["order"] or 2)
         if steps < 1:
@@ -85,8 +86,8 @@ def parse_sampler(text: str) -> SamplerSpec:
     if match["ddim"]:
         k = int(match["k"])
         if k < 1:
-            raise ValueError(f"ddim steps {k} must be >= 1")
-        return SamplerSpec("ddim", steps=k)
+            raise ValueError(f"{match['ddim']} steps {k} must be >= 1")
+        return SamplerSpec(match["ddim"], steps=k)
     length, count = int(match["l"]), int(match["n"])
     if length < 1 or count < 1:
         raise ValueError(f"repaint jump length and count must be >= 1, got {length}x{count}")
@@ -171,11 +172,15 @@ def ddim_inpaint(
     inpaint_mask: torch.Tensor,
     steps: int,
     generator: torch.Generator,
+    eta: float = 0.0,
 ) -> tuple[torch.Tensor, int]:
-    """Deterministic DDIM (eta 0) inpainting, pasting the forward-noised background back before every call.
+    """DDIM inpainting, pasting the forward-noised background back before every call.
 
-    The background is noised with the same fixed noise as the start, so the run is a deterministic function of
-    the seed. Returns ``(image (B, 1, H, W) in [-1, 1], number of eps_fn calls)``.
+    At ``eta`` 0 (deterministic DDIM) the background is noised with the same fixed noise as the start. With
+    ``eta`` > 0 every step also draws fresh noise, for the step itself and for the background (as RePaint does):
+    on the standard generator the deterministic path paints scar smoother than real, and the stochastic one brings
+    its texture and border closer to real scar (README, "Texture: stochastic sampling"). Either way the run is a
+    deterministic function of the seed. Returns ``(image (B, 1, H, W) in [-1, 1], number of eps_fn calls)``.
     """
     inpaint_mask = inpaint_mask.bool()
     noise = _randn(known, generator)
@@ -184,10 +189,12 @@ def ddim_inpaint(
     calls = 0
     for t, t_prev in zip(times[:-1], times[1:], strict=True):
         tt = _tvec(t, known)
-        x = torch.where(inpaint_mask, x, schedule.add_noise(known, noise, tt))
+        background = noise if eta == 0.0 else _randn(known, generator)
+        x = torch.where(inpaint_mask, x, schedule.add_noise(known, background, tt))
         eps = eps_fn(x, tt)
         calls += 1
-        x = schedule.ddim_step(x, eps, tt, _tvec(t_prev, known))
+        step_noise = None if eta == 0.0 else _randn(known, generator)
+        x = schedule.ddim_step(x, eps, tt, _tvec(t_prev, known), eta=eta, noise=step_noise)
     return torch.where(inpaint_mask, x.clamp(-1.0, 1.0), known), calls
 
 
@@ -231,8 +238,9 @@ def inpaint(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, int]:
     """Dispatch on a parsed sampler spec; returns ``(image, eps_fn calls)``."""
-    if sampler.kind == "ddim":
-        return ddim_inpaint(eps_fn, schedule, known, inpaint_mask, sampler.steps, generator)
+    if sampler.kind in ("ddim", "ddpm"):
+        return ddim_inpaint(eps_fn, schedule, known, inpaint_mask, sampler.steps, generator,
+                            eta=1.0 if sampler.kind == "ddpm" else 0.0)
     if sampler.kind in SOLVERS:
         return solver_inpaint(eps_fn, schedule, known, inpaint_mask, solver=sampler.kind, order=sampler.order,
                               steps=sampler.steps, noise=_randn(known, generator))

@@ -97,9 +97,15 @@ class NoiseSchedule(nn.Module):
         return (1.0 - beta).sqrt() * x + beta.sqrt() * noise
 
     def ddim_step(
-        self, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor
+        self, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, *, eta: float = 0.0,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Deterministic DDIM (eta = 0) step from level t to ``t_prev`` (``-1`` means the clean image)."""
+        """DDIM step from level t to ``t_prev`` (``-1`` means the clean image); deterministic at ``eta`` 0.
+
+        With ``eta`` > 0 (Song et al. 2021, eq. 12) a share of the step's variance is fresh ``noise``:
+        ``sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)``; eta 1 is the ancestral
+        DDPM step on the skipped grid. The last step (to the clean image) adds no noise.
+        """
         x0 = self.predict_x0(x_t, eps, t)
         abar = self._at(self.alphas_cumprod, t)
         # Recompute eps from the clamped x0 so the step stays consistent with what was clamped.
@@ -107,8 +113,14 @@ class NoiseSchedule(nn.Module):
         safe = t_prev.clamp(min=0)
         abar_prev = torch.where((t_prev >= 0).view(-1, 1, 1, 1), self._at(self.alphas_cumprod, safe),
                                 torch.ones_like(abar))
-        return abar_prev.sqrt() * x0 + (1.0 - abar_prev).sqrt() * eps
-
+        if eta == 0.0:
+            return abar_prev.sqrt() * x0 + (1.0 - abar_prev).sqrt() * eps
+        if noise is None:
+            raise ValueError("ddim_step with eta > 0 needs noise")
+        variance = (eta**2 * (1.0 - abar_prev) / (1.0 - abar).clamp(min=_NOISE_VAR_FLOOR)
+                    * (1.0 - abar / abar_prev)).clamp(min=0.0)
+        direction = (1.0 - abar_prev - variance).clamp(min=0.0).sqrt()
+        return abar_prev.sqrt() * x0 + direction * eps + variance.sqrt() * noise
 
 def model_outputs(
     raw: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: NoiseSchedule, prediction: str

@@ -27,6 +27,7 @@ from claim.generator.checkpoint import (
     read_generator_checkpoint,
     write_generator_checkpoint,
 )
+from claim.generator.condition import centre_context, level_table
 from claim.generator.config import GeneratorConfig, Mode
 from claim.generator.context import anatomy_channels, build_context, denoiser_input, inpaint_region
 from claim.generator.data import CropSet, augment_batch, build_training_set, lesion_masks
@@ -120,6 +121,9 @@ class GeneratorTrainer:
         if hist_centres is None:
             hist_centres = kmeans_centres(data.hists.numpy(), config.n_clusters, seed=self.seed)
         self.hist_centres = np.asarray(hist_centres, dtype=np.float32)
+        # The scan levels behind each centre, for sampling a condition that suits a canvas (claim.generator.condition).
+        levels = level_table(data.images[:, 0].numpy(), data.label_maps[:, 0].numpy())
+        self.hist_context = centre_context(data.hists.numpy(), levels, self.hist_centres)
         with torch.random.fork_rng(devices=[]):
             # Initial weights are the one draw from torch's default generator: fork it so the caller's state is kept.
             torch.manual_seed(self.seed)
@@ -165,7 +169,7 @@ class GeneratorTrainer:
     def sampler(self, path: Path) -> LoadedGenerator:
         """The EMA denoiser as a sampler (shares weights with this trainer)."""
         return LoadedGenerator(self.ema, self.config, self.schedule, self.hist_centres, self.updates, Path(path),
-                               precision=self.precision)
+                               precision=self.precision, hist_context=self.hist_context)
 
     def write_samples(self, path: Path) -> None:
         """A preview grid (source, labels, DDIM inpainting) of the first training crops."""
@@ -196,7 +200,8 @@ class GeneratorTrainer:
     def save(self, path: Path, **fields: Any) -> Path:
         """Write the generator checkpoint (``claim generate`` reads it); ``fields`` are stored alongside."""
         return write_generator_checkpoint(path, self.config, self.state_dict(), hist_centres=self.hist_centres,
-                                          seed=self.seed, n_train_slices=len(self.data), precision=self.precision,
+                                          hist_context=self.hist_context.tolist(), seed=self.seed,
+                                          n_train_slices=len(self.data), precision=self.precision,
                                           **fields)
 
 

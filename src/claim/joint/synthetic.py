@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 from claim.generator.checkpoint import LoadedGenerator
-from claim.generator.histogram import perturb_histogram
-from claim.generator.inpaint import inpaint_patient
+from claim.generator.inpaint import choose_condition, inpaint_patient
 from claim.joint.canvas import Canvas, sample_painted_stack
 from claim.labels import infarct_mask
 from claim.segmentation.data import jittered_rois, slices_from_patients
@@ -94,8 +93,7 @@ def paint_synthetic_slices(
     for _ in range(n_masks):
         canvas = canvases[int(rng.integers(len(canvases)))]
         label_maps, _slices = sample_painted_stack(canvas, rng)
-        centre = generator.hist_centres[int(rng.integers(len(generator.hist_centres)))]
-        hist = perturb_histogram(centre, rng)
+        hist, _k, _rule = choose_condition(generator, canvas.patient, label_maps, rng)
         noise = torch.Generator().manual_seed(int(rng.integers(2**62)))
         painted, _info = inpaint_patient(generator, canvas.patient, label_maps, sampler=f"ddim:{sampler_steps}",
                                          hist=hist, guidance=1.0, torch_generator=noise)

@@ -232,7 +232,8 @@ def train_joint(
             if phase == "joint" and (joint.lambda_consistency > 0 or joint.lambda_histogram > 0
                                      or joint.lambda_feature > 0):
                 def extra() -> torch.Tensor:
-                    batch = sample_canvas_crops(canvases, joint.consistency_batch, gen_config, gen.hist_centres, rng)
+                    batch = sample_canvas_crops(canvases, joint.consistency_batch, gen_config, gen.hist_centres, rng,
+                                                gen.hist_context)
                     feedback = generator_feedback(
                         gen.model, gen.schedule, gen_config, seg.network, batch.known.to(dev),
                         batch.label_maps.to(dev), batch.hists.to(dev), g,

@@ -23,8 +23,9 @@ from claim.data.patient import Layout, Patient
 from claim.data.write import check_output_location, patient_files, write_nnunet_dataset_json, write_patient
 from claim.errors import ClaimError, InputError
 from claim.generator.checkpoint import LoadedGenerator, load_generator
+from claim.generator.condition import HIST_RULES
 from claim.generator.histogram import perturb_histogram
-from claim.generator.inpaint import inpaint_patient
+from claim.generator.inpaint import choose_condition, inpaint_patient
 from claim.generator.preview import label_panel, write_grid
 from claim.generator.sampling import SamplerSpec, parse_sampler
 from claim.labels import EMIDEC_LABELS
@@ -68,13 +69,14 @@ def read_mask_labels(masks_dir: Path, entry: dict, source: Patient) -> np.ndarra
     return check_label_values(np.round(labels).astype(np.int64), EMIDEC_LABELS, files[0])
 
 
-def _choose_cluster(choice: str | int, n_centres: int, rng: np.random.Generator) -> int:
-    if str(choice) == "random":
-        return int(rng.integers(n_centres))
+def _fixed_cluster(choice: str | int, n_centres: int) -> int | None:
+    """The centre index a ``--hist-cluster`` value fixes, or None for a drawing rule (``matched``, ``random``)."""
+    if str(choice) in HIST_RULES:
+        return None
     try:
         k = int(choice)
     except ValueError as exc:
-        raise ClaimError(f"--hist-cluster {choice!r} must be an integer or 'random'") from exc
+        raise ClaimError(f"--hist-cluster {choice!r} must be an integer, 'matched' or 'random'") from exc
     if not 0 <= k < n_centres:
         raise ClaimError(f"--hist-cluster {k} out of range; checkpoint has {n_centres} centres (0..{n_centres - 1})")
     return k
@@ -123,7 +125,7 @@ def generate_scars(
     out_dir: Path,
     *,
     sampler: str | None = None,
-    hist_cluster: str | int = "random",
+    hist_cluster: str | int = "matched",
     seed: int = 0,
     limit: int | None = None,
     guidance: float = 1.0,
@@ -142,8 +144,10 @@ def generate_scars(
         data_dir: folder of source (normal) patients; entries' ``source_id`` name them.
         masks_dir: ``claim masks`` output (``masks.json`` + label maps).
         out_dir: output folder (refused inside an input folder).
-        sampler: ``ddim:K`` or ``repaint:LxN``; default: the checkpoint's ``default_sampler``.
-        hist_cluster: index of the stored histogram centre, or ``random`` (drawn per mask).
+        sampler: ``ddim:K``, ``ddpm:K``, ``repaint:LxN``, ``dpmO:K`` or ``unipcO:K``; default: the checkpoint's
+            ``default_sampler``.
+        hist_cluster: index of the stored histogram centre, or a rule drawing one per mask: ``matched`` (a centre
+            that suits the canvas's intensity level, ``claim.generator.condition``) or ``random`` (uniform).
         seed: the same seed gives the same files.
         limit: at most this many masks (in ``masks.json`` order).
         guidance: classifier-free guidance scale (1 = conditional only; other values double the NFE).
@@ -181,9 +185,10 @@ def generate_scars(
         spec = parse_sampler(sampler)
     except ValueError as exc:
         raise ClaimError(str(exc)) from exc
-    if spec.kind == "ddim" and spec.steps > gen.config.timesteps:
-        raise ClaimError(f"--sampler {spec}: the model has {gen.config.timesteps} diffusion steps; use ddim:K with "
-                         f"K <= {gen.config.timesteps}")
+    if spec.kind in ("ddim", "ddpm") and spec.steps > gen.config.timesteps:
+        raise ClaimError(f"--sampler {spec}: the model has {gen.config.timesteps} diffusion steps; use "
+                         f"{spec.kind}:K with K <= {gen.config.timesteps}")
+    _fixed_cluster(hist_cluster, len(gen.hist_centres))  # a bad value fails before anything is painted
     entries_in = _read_masks_json(masks_dir)[: limit if limit is not None else None]
     sources = {p.patient_id: p for p in read_dataset(Path(data_dir))}
     run_record = {"seed": seed, "model": str(model), "model_sha256": file_sha256(Path(model)),
@@ -216,8 +221,12 @@ def _paint_all(gen: LoadedGenerator, spec: SamplerSpec, entries_in: list[dict], 
                              f"mask {entry['id']}: source_id {entry['source_id']} not found in {data_dir}")
         label_maps = read_mask_labels(masks_dir, entry, source)
         rng = np.random.default_rng(seeds[index])
-        k = _choose_cluster(hist_cluster, len(gen.hist_centres), rng)
-        hist = perturb_histogram(gen.hist_centres[k], rng)
+        fixed = _fixed_cluster(hist_cluster, len(gen.hist_centres))
+        if fixed is None:
+            hist, k, rule = choose_condition(gen, source, label_maps, rng, str(hist_cluster))
+        else:
+            k, rule = fixed, "fixed"
+            hist = perturb_histogram(gen.hist_centres[k], rng)
         tgen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         images, info = inpaint_patient(gen, source, label_maps, sampler=str(spec), hist=hist, guidance=guidance,
                                        torch_generator=tgen)
@@ -242,6 +251,7 @@ def _paint_all(gen: LoadedGenerator, spec: SamplerSpec, entries_in: list[dict], 
                 "nfe": info["nfe"] if hit else 0,
                 "seconds": round(info["seconds"] * (1 if per_slice else len(painted)), 4) if hit else 0.0,
                 "hist_cluster": k,
+                "hist_rule": rule,  # how the centre was chosen: matched, random (also a fallback) or fixed
                 "hist_condition": [round(float(v), 5) for v in hist],  # what G was asked to paint
                 **run_record,
             })
