@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -154,8 +155,15 @@ def test_realism_cli_counts_only_generated_patients(cohort, tmp_path, capsys):
         write_patient(p, tmp_path / "real")
     args = ["realism", "--real", str(tmp_path / "real"), "--synthetic", str(mixed), "--repeats", "1", "--steps", "5",
             "--json"]
-    assert main(args) == 0
+    gallery = tmp_path / "gallery.png"
+    assert main(args + ["--gallery", str(gallery)]) == 0
     assert json.loads(capsys.readouterr().out)["sources"]["mixed"]["patients"] == 4
+    picture = plt.imread(gallery)
+    assert 1.5 * 185 < picture.shape[0] < 2.5 * 185  # two rows of 1.85 in at 100 dpi: real, the synthetic folder
+    assert picture[..., :3].std() > 0.05  # crops drawn, not a blank canvas
+    assert main(args + ["--gallery", str(gallery)]) == 2 and "exists already" in capsys.readouterr().err
+    assert main(args + ["--gallery", str(tmp_path / "g.json"), "--out", str(tmp_path / "g.json")]) == 2
+    assert "same file" in capsys.readouterr().err
     (mixed / "generation.json").write_text(json.dumps([{"mask_id": "nobody"}]))
     assert main(args) == 2 and "none of its patients" in capsys.readouterr().err
 

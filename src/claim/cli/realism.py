@@ -10,7 +10,7 @@ from pathlib import Path
 from claim.aha.config import AhaConfig
 from claim.aha.orientation import parse_orientation
 from claim.cli.common import SEED, add_orientation, add_overwrite, integer
-from claim.data.io import write_json
+from claim.data.io import atomic_path, write_json
 from claim.data.layouts import read_dataset
 from claim.errors import ClaimError
 from claim.evaluation.c2st import C2stConfig, without_draws
@@ -28,6 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="synthetic patients (`claim generate` / `claim augment` output); repeat for several")
     parser.add_argument("--json", action="store_true", help="print the full record as JSON")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="also write the record to FILE")
+    parser.add_argument("--gallery", type=Path, default=None, metavar="PNG",
+                        help="also write a gallery: a row of scar-centred crops per source, real first, at the same "
+                             "scale and grey window")
     parser.add_argument("-s", "--seed", type=SEED, default=0, help="random seed of splits and classifiers")
     parser.add_argument("--repeats", type=integer(1, 1000), default=C2stConfig.repeats,
                         help=f"two-sample test repeats (default {C2stConfig.repeats})")
@@ -90,10 +93,13 @@ def _synthetic_patients(folder: Path) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from claim.stages.realism import real_set, realism_of_source, realism_record
+    from claim.stages.realism import gallery_examples, real_set, realism_of_source, realism_record
 
     parse_orientation(args.orientation)
     out = check_new_file(args.out, overwrite=args.overwrite, flag="--out") if args.out else None
+    gallery_png = check_new_file(args.gallery, overwrite=args.overwrite, flag="--gallery") if args.gallery else None
+    if out is not None and gallery_png is not None and out.resolve() == gallery_png.resolve():
+        raise ClaimError(f"--out and --gallery are the same file ({out})")
     aha = AhaConfig(orientation=args.orientation, handedness=args.handedness, bullseye=False)
     c2st = C2stConfig(repeats=args.repeats, steps=args.steps)
     reference = real_set(read_dataset(Path(args.real), progress=True), aha, progress=True)
@@ -101,14 +107,20 @@ def run(args: argparse.Namespace) -> int:
         raise ClaimError(f"{args.real}: no pathological patient with a measurable scar (scar, remote myocardium "
                          "and blood pool on one slice)")
     sources = {}
+    gallery = {"real": gallery_examples(reference.samples, seed=args.seed)}
     for folder in args.synthetic:
         name = Path(folder).name
         if name in sources:
             raise ClaimError(f"--synthetic {folder}: two synthetic folders are named {name}")
         sources[name] = realism_of_source(reference, _synthetic_patients(Path(folder)), aha=aha, c2st=c2st,
-                                          seed=args.seed, progress=True, name=name)
+                                          seed=args.seed, progress=True, name=name, gallery=gallery)
     record = json_safe(without_draws(realism_record(reference, sources, c2st=c2st, seed=args.seed)))
     if out is not None:
         write_json(out, record)
+    if gallery_png is not None:
+        from claim.report.realism import realism_gallery_png
+
+        png = realism_gallery_png(gallery)
+        atomic_path(gallery_png, lambda tmp: tmp.write_bytes(png))
     print(json.dumps(record, indent=2) if args.json else format_table(record))
     return 0
