@@ -80,6 +80,8 @@ def test_record_names_model_prior_sampler_and_seeds(augmented):
     assert record["sampler"] == {"name": "ddim:2", "nfe_per_image": 2}
     seeds = sorted(tuple(c["mask"]["seed"]) for c in record["synthetic_cases"])
     assert seeds == [(0, 0, 1), (0, 0, 2), (0, 1, 1), (0, 1, 2)]
+    # The generator trained here stores its centres' scan levels: every canvas gets a condition that suits it.
+    assert {c["hist_rule"] for c in record["synthetic_cases"]} == {"matched"}
     assert (augmented.out_dir / PREVIEW_FILE).is_file() and record["preview"] == PREVIEW_FILE
 
 

@@ -356,6 +356,7 @@ def run_augment(
             "mask": {k: entry[k] for k in ("pattern", "territory", "segments", "target_burden", "achieved_burden",
                                            "transmurality", "burden", "mvo", "seed", "spec")},
             "files": files[entry["id"]], "hist_cluster": by_mask[entry["id"]][0]["hist_cluster"],
+            "hist_rule": by_mask[entry["id"]][0].get("hist_rule", "random"),
             "painted_files": len(painted),
         })
     sampler = config.sampler or generator.config.default_sampler
