@@ -4,6 +4,7 @@ fake; intensity distances and frequency Dice behave as distances and overlaps; `
 from __future__ import annotations
 
 import json
+import shutil
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -164,6 +165,9 @@ def test_realism_cli_counts_only_generated_patients(cohort, tmp_path, capsys):
     assert main(args + ["--gallery", str(gallery)]) == 2 and "exists already" in capsys.readouterr().err
     assert main(args + ["--gallery", str(tmp_path / "g.json"), "--out", str(tmp_path / "g.json")]) == 2
     assert "same file" in capsys.readouterr().err
+    shutil.copytree(mixed, tmp_path / "real_named" / "real")  # would take the real row's place in the gallery
+    assert main(args + ["--synthetic", str(tmp_path / "real_named" / "real")]) == 2
+    assert "may not be named 'real'" in capsys.readouterr().err
     (mixed / "generation.json").write_text(json.dumps([{"mask_id": "nobody"}]))
     assert main(args) == 2 and "none of its patients" in capsys.readouterr().err
 

@@ -87,3 +87,8 @@ def test_checkpoints_carry_the_context_and_generate_records_the_rule(phantom_dir
     save_checkpoint(tmp_path / "bad.pt", bad)
     with pytest.raises(InputError, match="bad.pt.*context"):
         load_generator(tmp_path / "bad.pt")
+    no_spread = np.array(payload["hist_context"])
+    no_spread[0, 3] = 0.0  # a zero sd would make the posterior NaN
+    save_checkpoint(tmp_path / "flat.pt", dict(payload, hist_context=no_spread.tolist()))
+    with pytest.raises(InputError, match="flat.pt.*sds > 0"):
+        load_generator(tmp_path / "flat.pt")

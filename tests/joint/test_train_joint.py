@@ -15,6 +15,7 @@ from claim.generator.checkpoint import load_generator, read_generator_checkpoint
 from claim.joint.config import JointConfig
 from claim.joint.train import STATE_NAME, train_joint
 from claim.segmentation.train import load_segmenter
+from claim.training.checkpoint import save_checkpoint
 from tests.joint.conftest import TINY_G, TINY_J, TINY_S
 
 
@@ -59,6 +60,16 @@ def test_same_seed_same_run_and_exact_resume(full_run, joint_dir, tmp_path):
         for key in ("model", "ema") if name == "generator.pt" else ("model",):
             for param, value in a[key].items():
                 torch.testing.assert_close(b[key][param], value, rtol=1e-5, atol=1e-6)
+
+
+def test_a_state_from_before_the_matched_condition_is_not_resumed_under_it(joint_dir, tmp_path):
+    _run(joint_dir, tmp_path, 4)
+    state = torch.load(tmp_path / STATE_NAME, weights_only=False)
+    assert state["run_config"]["hist_rule"] == "matched"
+    del state["run_config"]["hist_rule"]  # as written before the rule existed: conditions drawn uniformly
+    save_checkpoint(tmp_path / STATE_NAME, state)
+    with pytest.raises(ClaimError, match="hist_rule"):
+        _run(joint_dir, tmp_path, TINY_J.steps, resume=True)
 
 
 def test_existing_run_needs_resume(full_run, joint_dir):

@@ -112,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
         name = Path(folder).name
         if name in sources:
             raise ClaimError(f"--synthetic {folder}: two synthetic folders are named {name}")
+        if name == "real":
+            raise ClaimError(f"--synthetic {folder}: a synthetic folder may not be named 'real' (the real reference's "
+                             "name in the record and gallery); rename it")
         sources[name] = realism_of_source(reference, _synthetic_patients(Path(folder)), aha=aha, c2st=c2st,
                                           seed=args.seed, progress=True, name=name, gallery=gallery)
     record = json_safe(without_draws(realism_record(reference, sources, c2st=c2st, seed=args.seed)))

@@ -36,7 +36,9 @@ class ExperimentConfig(Config):
         name: preset name (recorded in ``metrics.json``).
         generator_config: the ``claim``-mode generator of the ``smile`` arm (its ``steps`` are each generator's
             diffusion training steps); the ``lefusion`` arm's is the same config in mode ``lefusion``.
-        lefusion_sampler / claim_sampler: sampler of the faithful baseline (RePaint) and of claim (DDIM).
+        lefusion_sampler / claim_sampler: sampler of the faithful baseline (RePaint) and of claim (DDIM). Every
+            arm draws its histogram condition by the same rule (``claim generate``'s default, ``matched``), so the
+            arms differ in masks, generator and sampler only; LeFusion itself drew it uniformly.
         joint_config: the ``claim`` arm fine-tunes the ``smile`` arm's generator jointly (its generator saw
             ``generator_config.steps`` plus the joint run's G steps: ``joint.steps - joint.segmenter_warmup``).
         segmenter_config: the one segmenter recipe of all four arms (the joint run's own S uses it on single

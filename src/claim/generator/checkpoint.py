@@ -77,6 +77,8 @@ def read_generator_checkpoint(path: Path) -> dict[str, Any]:
         if context.shape != (centres.shape[0], 5) or not np.isfinite(context).all():
             raise InputError(path, f"checkpoint's histogram context must be a finite ({centres.shape[0]}, 5) table, "
                                    f"got shape {context.shape}")
+        if (context[:, 0] < 0).any() or (context[:, 3:] <= 0).any():
+            raise InputError(path, "checkpoint's histogram context needs counts >= 0 and level sds > 0")
     return payload
 
 

@@ -12,6 +12,9 @@ darker than the myocardium around it.
 centre's share of the training slices times a Gaussian likelihood of those levels (per-centre mean and sd, measured
 on the training crops when the centres are fitted and stored in the checkpoint as ``hist_context``). Where two
 centres are equally plausible for a canvas, both are drawn, so scar brightness keeps the spread real scans show.
+The per-centre spread is measured per slice; ``claim generate`` and the joint run's synthetic slices read a
+canvas's levels as the mean over the slices it paints (one condition per patient, as LeFusion paints), the
+consistency batch on its single slice.
 """
 
 from __future__ import annotations

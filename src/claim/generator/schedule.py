@@ -102,7 +102,7 @@ class NoiseSchedule(nn.Module):
     ) -> torch.Tensor:
         """DDIM step from level t to ``t_prev`` (``-1`` means the clean image); deterministic at ``eta`` 0.
 
-        With ``eta`` > 0 (Song et al. 2021, eq. 12) a share of the step's variance is fresh ``noise``:
+        With ``eta`` > 0 (Song et al. 2021, eqs. 12 and 16) a share of the step's variance is fresh ``noise``:
         ``sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev)``; eta 1 is the ancestral
         DDPM step on the skipped grid. The last step (to the clean image) adds no noise.
         """
@@ -121,6 +121,7 @@ class NoiseSchedule(nn.Module):
                     * (1.0 - abar / abar_prev)).clamp(min=0.0)
         direction = (1.0 - abar_prev - variance).clamp(min=0.0).sqrt()
         return abar_prev.sqrt() * x0 + direction * eps + variance.sqrt() * noise
+
 
 def model_outputs(
     raw: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: NoiseSchedule, prediction: str

@@ -182,6 +182,9 @@ def train_joint(
         "train_patients": [p.patient_id for p in train],
         "canvas_patients": [c.patient.patient_id for c in canvases],
         "data_identity": data_identity([data_dir]),
+        # How the conditions of the consistency batch and the synthetic slices are drawn; states written before the
+        # rule existed drew them uniformly and are refused rather than continued under another rule.
+        "hist_rule": "matched",
     }
 
     start = 0

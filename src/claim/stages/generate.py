@@ -192,7 +192,7 @@ def generate_scars(
     entries_in = _read_masks_json(masks_dir)[: limit if limit is not None else None]
     sources = {p.patient_id: p for p in read_dataset(Path(data_dir))}
     run_record = {"seed": seed, "model": str(model), "model_sha256": file_sha256(Path(model)),
-                  "sampler_run": str(spec),
+                  "sampler_run": str(spec), "hist_cluster_option": str(hist_cluster),
                   # Denoiser evaluations per slice batch; guidance != 1 evaluates conditional and unconditional.
                   "nfe_per_batch": spec.nfe(gen.config.timesteps) * (1 if guidance == 1.0 else 2), "guidance": guidance,
                   "precision": gen.precision, "claim_version": __version__}
