@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from claim.generator.histogram import nearest_centre
 from claim.labels import Label
 
 __all__ = ["HIST_RULES", "crop_levels", "level_table", "canvas_levels", "centre_context", "choose_centre"]
@@ -62,7 +63,7 @@ def centre_context(hists: np.ndarray, levels: np.ndarray, centres: np.ndarray) -
         hists: ``(N, bins)`` training histograms; levels: ``(N, 2)``; centres: ``(k, bins)``.
     """
     hists, levels, centres = (np.asarray(a, dtype=np.float64) for a in (hists, levels, centres))
-    nearest = ((hists[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+    nearest = nearest_centre(hists, centres)
     context = np.zeros((len(centres), 5))
     overall = levels[np.isfinite(levels).all(1)]
     for j in range(len(centres)):

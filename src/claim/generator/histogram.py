@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["scar_histogram", "kmeans_centres", "perturb_histogram", "histogram_wasserstein"]
+__all__ = ["scar_histogram", "kmeans_centres", "nearest_centre", "perturb_histogram", "histogram_wasserstein"]
 
 
 def scar_histogram(image: np.ndarray, scar_mask: np.ndarray, bins: int = 16) -> np.ndarray:
@@ -49,7 +49,7 @@ def kmeans_centres(histograms: np.ndarray, k: int, seed: int = 0, iterations: in
         centres.append(data[index])
     c = np.asarray(centres)
     for _ in range(iterations):
-        assign = ((data[:, None, :] - c[None]) ** 2).sum(-1).argmin(1)
+        assign = nearest_centre(data, c)
         new = np.stack([data[assign == j].mean(0) if np.any(assign == j) else c[j] for j in range(k)])
         if np.allclose(new, c):
             break
@@ -58,6 +58,11 @@ def kmeans_centres(histograms: np.ndarray, k: int, seed: int = 0, iterations: in
     mids = -1.0 + (np.arange(bins) + 0.5) * 2.0 / bins
     order = np.argsort((c * mids).sum(1) / np.maximum(c.sum(1), 1e-12))
     return c[order].astype(np.float32)
+
+
+def nearest_centre(histograms: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """``(N,)`` index of each histogram's nearest centre (squared Euclidean distance), the k-means assignment."""
+    return ((np.asarray(histograms)[:, None, :] - np.asarray(centres)[None]) ** 2).sum(-1).argmin(1)
 
 
 def perturb_histogram(hist: np.ndarray, rng: np.random.Generator, amount: float = 0.1) -> np.ndarray:

@@ -14,11 +14,12 @@ import torch
 from scipy import ndimage
 
 from claim.data.patient import Patient
-from claim.data.preprocess import paste_slice
+from claim.data.preprocess import IntensityNorm, paste_slice
 from claim.generator.checkpoint import LoadedGenerator
 from claim.generator.condition import HIST_RULES, canvas_levels, choose_centre
+from claim.generator.config import GeneratorConfig
 from claim.generator.context import anatomy_channels, inpaint_region
-from claim.generator.data import crop_patient_slice, patient_norm
+from claim.generator.data import SliceCrop, crop_patient_slice, patient_norm
 from claim.generator.histogram import perturb_histogram
 from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
 from claim.labels import infarct_mask
@@ -27,6 +28,14 @@ from claim.runtime import autocast
 __all__ = ["KEEP_DISTANCE_PX", "inpaint_patient", "choose_condition"]
 
 KEEP_DISTANCE_PX = 3.0  # pixels farther than this from scar/MVO are the source's, bit for bit
+
+
+def _painted_crops(config: GeneratorConfig, source: Patient, label_maps: np.ndarray,
+                   ) -> tuple[IntensityNorm, list[int], list[SliceCrop]]:
+    """The patient's window, the slices ``label_maps`` paints (those with scar/MVO) and their generator crops."""
+    norm = patient_norm(source)
+    slices = [k for k in range(source.n_slices) if infarct_mask(label_maps[k]).any()]
+    return norm, slices, [crop_patient_slice(source, k, config, norm, label_map=label_maps[k]) for k in slices]
 
 
 def inpaint_patient(
@@ -48,12 +57,10 @@ def inpaint_patient(
     config, device = generator.config, next(generator.model.parameters()).device
     spec = parse_sampler(sampler)
     images = source.images.copy()
-    slices = [k for k in range(source.n_slices) if infarct_mask(label_maps[k]).any()]
+    norm, slices, crops = _painted_crops(config, source, label_maps)
     info: dict = {"nfe": 0, "seconds": 0.0, "slices": slices, "crops": []}
     if not slices:
         return images, info
-    norm = patient_norm(source)
-    crops = [crop_patient_slice(source, k, config, norm, label_map=label_maps[k]) for k in slices]
     known = torch.from_numpy(np.stack([c.image for c in crops]))[:, None].to(device)
     labels = torch.from_numpy(np.stack([c.label_map for c in crops]).astype(np.int64))[:, None].to(device)
     inpaint_mask = inpaint_region(config, labels)
@@ -88,9 +95,8 @@ def choose_condition(generator: LoadedGenerator, source: Patient, label_maps: np
         raise ValueError(f"histogram rule {rule!r} must be one of {HIST_RULES}")
     levels = None
     if rule == "matched" and generator.hist_context is not None:
-        norm = patient_norm(source)
-        crops = [crop_patient_slice(source, k, generator.config, norm, label_map=label_maps[k])
-                 for k in range(source.n_slices) if infarct_mask(label_maps[k]).any()]
+        # The crops inpaint_patient will paint, cut once more here (a resampling per slice, cheap beside sampling).
+        _norm, _slices, crops = _painted_crops(generator.config, source, label_maps)
         levels = canvas_levels([(c.image, c.label_map) for c in crops])
     k, used = choose_centre(rng, len(generator.hist_centres), generator.hist_context if rule == "matched" else None,
                             levels)

@@ -24,6 +24,7 @@ from claim.generator.schedule import NoiseSchedule, model_outputs
 from claim.generator.solvers import SOLVER_ORDERS, SOLVERS, solver_inpaint
 
 __all__ = [
+    "DDIM_KINDS",
     "SamplerSpec",
     "parse_sampler",
     "ddim_times",
@@ -34,6 +35,8 @@ __all__ = [
     "inpaint",
 ]
 
+# Sampler kinds that walk the DDIM grid: deterministic (ddim) and with eta 1 (ddpm).
+DDIM_KINDS = ("ddim", "ddpm")
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 _SAMPLER = re.compile(r"^(?:(?P<ddim>ddim|ddpm):(?P<k>\d+)|(?P<rp>repaint):(?P<l>\d+)x(?P<n>\d+)"
                       r"|(?P<solver>dpm|unipc)(?P<order>\d)?:(?P<s>\d+))$")
@@ -51,7 +54,7 @@ class SamplerSpec:
     order: int = 2
 
     def __str__(self) -> str:
-        if self.kind in ("ddim", "ddpm"):
+        if self.kind in DDIM_KINDS:
             return f"{self.kind}:{self.steps}"
         if self.kind in SOLVERS:
             return f"{self.kind}{self.order}:{self.steps}"
@@ -59,7 +62,7 @@ class SamplerSpec:
 
     def nfe(self, timesteps: int) -> int:
         """Denoiser evaluations per run (per batch) at guidance scale 1."""
-        if self.kind in ("ddim", "ddpm"):
+        if self.kind in DDIM_KINDS:
             return len(ddim_times(timesteps, self.steps)) - 1
         if self.kind in SOLVERS:
             return min(self.steps, timesteps)
@@ -238,7 +241,7 @@ def inpaint(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, int]:
     """Dispatch on a parsed sampler spec; returns ``(image, eps_fn calls)``."""
-    if sampler.kind in ("ddim", "ddpm"):
+    if sampler.kind in DDIM_KINDS:
         return ddim_inpaint(eps_fn, schedule, known, inpaint_mask, sampler.steps, generator,
                             eta=1.0 if sampler.kind == "ddpm" else 0.0)
     if sampler.kind in SOLVERS:

@@ -27,7 +27,7 @@ from claim.generator.condition import HIST_RULES
 from claim.generator.histogram import perturb_histogram
 from claim.generator.inpaint import choose_condition, inpaint_patient
 from claim.generator.preview import label_panel, write_grid
-from claim.generator.sampling import SamplerSpec, parse_sampler
+from claim.generator.sampling import DDIM_KINDS, SamplerSpec, parse_sampler
 from claim.labels import EMIDEC_LABELS
 from claim.output import file_sha256, staged_output
 from claim.stages.masks import MASKS_FILE
@@ -185,7 +185,7 @@ def generate_scars(
         spec = parse_sampler(sampler)
     except ValueError as exc:
         raise ClaimError(str(exc)) from exc
-    if spec.kind in ("ddim", "ddpm") and spec.steps > gen.config.timesteps:
+    if spec.kind in DDIM_KINDS and spec.steps > gen.config.timesteps:
         raise ClaimError(f"--sampler {spec}: the model has {gen.config.timesteps} diffusion steps; use "
                          f"{spec.kind}:K with K <= {gen.config.timesteps}")
     _fixed_cluster(hist_cluster, len(gen.hist_centres))  # a bad value fails before anything is painted
@@ -212,6 +212,7 @@ def _paint_all(gen: LoadedGenerator, spec: SamplerSpec, entries_in: list[dict], 
     written: list[dict] = []
     n_cases = 0
     seeds = np.random.SeedSequence(seed).spawn(len(entries_in))
+    fixed = _fixed_cluster(hist_cluster, len(gen.hist_centres))
     for index, entry in enumerate(entries_in):
         if shard is not None and index % shard[1] != shard[0]:
             continue  # the seed of entry `index` is still seeds[index]: shards reproduce the unsharded run
@@ -221,7 +222,6 @@ def _paint_all(gen: LoadedGenerator, spec: SamplerSpec, entries_in: list[dict], 
                              f"mask {entry['id']}: source_id {entry['source_id']} not found in {data_dir}")
         label_maps = read_mask_labels(masks_dir, entry, source)
         rng = np.random.default_rng(seeds[index])
-        fixed = _fixed_cluster(hist_cluster, len(gen.hist_centres))
         if fixed is None:
             hist, k, rule = choose_condition(gen, source, label_maps, rng, str(hist_cluster))
         else:
