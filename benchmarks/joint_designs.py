@@ -21,9 +21,13 @@ arm's synthetic set instead of a new joint run, ``source=real`` trains on the re
 joint run keeps the study's seed: with ``source`` this measures how much the segmenter's own seed moves an arm),
 ``segmenter.KEY=VALUE`` changes the design's segmenter recipe (``SegmenterConfig`` fields, e.g.
 ``segmenter.lr_warmup=50``; the joint run keeps the study's, single-slice: ``ExperimentConfig.joint_segmenter``),
-and ``qc_min_dice=D[,qc_max_contrast_pct=P]`` keeps only the synthetic scar slices that the study's real-only
-segmenter finds with Dice >= D and whose scar is no brighter than the P-th percentile of the training donors' real
-scar (``claim.stages.quality``); its judge fidelity is then selected, not measured.
+``synthetic_patients=N`` (with ``source=smile`` or ``claim``) paints N synthetic patients with that arm's
+generator on a new SMILE mask set drawn as the study draws its own (round-robin over the canvases, the same prior
+and seeds, so the study's masks are its first ones) instead of reusing the arm's set: how much synthetic data the
+arm gets, everything else equal; and ``qc_min_dice=D[,qc_max_contrast_pct=P]`` keeps only the synthetic scar
+slices that the study's real-only segmenter finds with Dice >= D and whose scar is no brighter than the P-th
+percentile of the training donors' real scar (``claim.stages.quality``); its judge fidelity is then selected, not
+measured.
 
 ``--pool STUDY=OUT ...`` pools one design over the folds it ran on (``--design NAME``): per-patient Dice of every
 fold's test patients, each arm minus the design with the fold-stratified paired bootstrap of the study's own
@@ -143,6 +147,11 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     if qc and source == "real":
         raise SystemExit(f"design {name}: source=real has no synthetic set to quality-control")
     generator_steps = overrides.pop("generator_steps", None)  # a claim generator trained longer than the study's
+    synthetic_patients = overrides.pop("synthetic_patients", None)  # a larger mask set painted by the source arm
+    if synthetic_patients is not None and (source not in ("smile", "claim") or isinstance(synthetic_patients, bool)
+                                           or not isinstance(synthetic_patients, int) or synthetic_patients < 1):
+        raise SystemExit(f"design {name}: synthetic_patients={synthetic_patients} needs source=smile or "
+                         "source=claim and a positive integer")
     unknown = sorted(set(qc) - QC_KEYS)
     if unknown:
         raise SystemExit(f"design {name}: unknown quality-control keys {unknown} (known: {sorted(QC_KEYS)})")
@@ -160,6 +169,8 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     joint_dir = folder / "joint"
     if source == "real":
         synthetic = None
+    elif synthetic_patients is not None:
+        synthetic = more_synthetic(study, folder, config, seed, str(source), synthetic_patients)
     elif source is not None:
         synthetic = study / "synthetic" / str(source)
     else:
@@ -225,6 +236,7 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     # Over the pathological patients for every metric, as the study's tables.
     design = {m: _scores(ours, name, m, ids) for m in ("infarct_dice", "myocardium_dice")}
     result: dict = {"design": name, "overrides": overrides, "source": source, "qc": qc,
+                    "synthetic_patients": synthetic_patients,
                     "generator_steps": generator_steps, "segmenter_seed": segmenter_seed, "segmenter_recipe": recipe,
                     "joint": asdict(joint) if source is None else None, "seed": seed,
                     # What a choice between designs may read: the segmenter's validation record (raises when a
@@ -265,6 +277,32 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
                                         "real_consistency_loss", "segmenter_loss") if any(k in e for e in last)}
     write_json(done, result)
     return result
+
+
+def more_synthetic(study: Path, folder: Path, config: ExperimentConfig, seed: int, arm: str, n: int) -> Path:
+    """``n`` synthetic patients painted by the study's ``arm`` generator (``smile``: the claim-mode generator;
+    ``claim``: the joint run's) on SMILE masks drawn by the study's own mask stage with its saved prior, more
+    patients per canvas where ``n`` exceeds the canvases. Resumable: each part is skipped once complete."""
+    from claim.experiment.study import _Study  # the study's own mask stage, so the masks are drawn as the arm's
+    from claim.stages.masks import MASKS_FILE
+
+    synthetic = folder / "synthetic"
+    if (synthetic / "generation.json").exists():  # written last, atomically: its presence means complete
+        return synthetic
+    roles = json.loads((study / "prepare.json").read_text())
+    masks = folder / "masks" / "smile"
+    if not (masks / MASKS_FILE).exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(study / "prepare.json", folder / "prepare.json")
+        per_canvas = -(-n // len(roles["canvases"]))
+        drawer = _Study(Path(roles["train_dir"]), Path(roles["test_dir"]), folder,
+                        config.replace(masks_per_canvas=per_canvas, max_synthetic_patients=n), seed, "cpu", False)
+        drawer._prior = load_prior(study / "masks" / "smile" / "smile_prior.json")
+        drawer.masks_smile()
+    model = study / "runs" / ("generator_claim" if arm == "smile" else "joint") / "generator.pt"
+    generate_scars(model, study / "data" / "fit", masks, synthetic, sampler=config.claim_sampler, seed=seed,
+                   previews=False, precision=config.precision, overwrite=True)
+    return synthetic
 
 
 def design_gallery(study: Path, out: Path, names: list[str], seed: int = 1) -> bytes:
