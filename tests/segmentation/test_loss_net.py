@@ -14,7 +14,7 @@ from claim.segmentation.loss import (
     soft_dice,
     supervised_loss,
 )
-from claim.segmentation.net import build_segmenter, normalise_images
+from claim.segmentation.net import _row_quantile, build_segmenter, normalise_images
 from tests.segmentation.conftest import TEST_CONFIG
 
 
@@ -101,6 +101,17 @@ def test_normalise_images_per_image_robust_and_differentiable():
     clipped = torch.clamp(flat, min=limits[0][:, None], max=limits[1][:, None])
     expected = (clipped - clipped.mean(1, keepdim=True)) / (clipped.std(1, keepdim=True) + 1e-6)
     assert torch.equal(normalise_images(big), expected.view_as(big))
+
+
+@pytest.mark.parametrize("q", [0.0, 0.005, 0.25, 0.5, 0.75, 0.995, 1.0])
+def test_row_quantile_is_torch_quantile_bit_for_bit(q):
+    """The partial selection of the shorter tail gives torch.quantile's values exactly, ties and tiny rows
+    included."""
+    g = torch.Generator().manual_seed(3)
+    for shape in ((8, 4096), (3, 257), (2, 5), (2, 1)):
+        flat = torch.rand(*shape, generator=g) * 255
+        flat[0, : min(3, shape[1])] = flat[0, 0]  # ties
+        assert torch.equal(_row_quantile(flat, q), torch.quantile(flat, q, dim=1))
 
 
 def test_network_shapes_for_presets():
