@@ -15,7 +15,10 @@ This is a screen for the cross-validated study, not a substitute: one split deci
         --design guard:lambda_histogram=1 --design bound:lambda_histogram=1,consistency_bound=real
 
 ``generator_steps=N`` first trains the design's own claim generator for N steps (the study's recipe otherwise) and
-starts the joint run from it. More keys are not joint-loss settings: ``source=smile`` (or ``claim``) reuses that
+starts the joint run from it; ``generator.KEY=VALUE`` trains it with other ``GeneratorConfig`` fields (e.g.
+``generator.mvo_channel=true``). With ``source=smile`` that own generator paints instead of the smile arm's, with
+no joint run (on the study's SMILE masks, or on the ``synthetic_patients`` set below). More keys are not
+joint-loss settings: ``source=smile`` (or ``claim``) reuses that
 arm's synthetic set instead of a new joint run, ``source=real`` trains on the real slices only (a retrain of the
 ``real_only`` arm), ``segmenter_seed=N`` trains the design's segmenter with seed N instead of the study's (the
 joint run keeps the study's seed: with ``source`` this measures how much the segmenter's own seed moves an arm),
@@ -147,6 +150,14 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     if qc and source == "real":
         raise SystemExit(f"design {name}: source=real has no synthetic set to quality-control")
     generator_steps = overrides.pop("generator_steps", None)  # a claim generator trained longer than the study's
+    own_generator = {key.split(".", 1)[1]: overrides.pop(key)  # the design's own claim generator (changed fields)
+                     for key in [k for k in overrides if k.startswith("generator.")]}
+    if generator_steps is not None:
+        own_generator.setdefault("steps", int(generator_steps))
+    try:
+        generator_config = config.generator(Mode.CLAIM).replace(**own_generator)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"design {name}: generator settings {own_generator}: {exc}") from exc
     synthetic_patients = overrides.pop("synthetic_patients", None)  # a larger mask set painted by the source arm
     if synthetic_patients is not None and (source not in ("smile", "claim") or isinstance(synthetic_patients, bool)
                                            or not isinstance(synthetic_patients, int) or synthetic_patients < 1):
@@ -155,9 +166,9 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     unknown = sorted(set(qc) - QC_KEYS)
     if unknown:
         raise SystemExit(f"design {name}: unknown quality-control keys {unknown} (known: {sorted(QC_KEYS)})")
-    if source is not None and generator_steps is not None:
-        raise SystemExit(f"design {name}: source={source} reuses that arm's synthetic set; generator_steps would "
-                         "have no effect")
+    if own_generator and source not in (None, "smile"):
+        raise SystemExit(f"design {name}: source={source} paints with no claim generator of its own; generator "
+                         "settings need no source (a joint run from it) or source=smile (it paints alone)")
     if source is not None and overrides:
         raise SystemExit(f"design {name}: source={source} reuses that arm's synthetic set, so joint-loss settings "
                          f"{sorted(overrides)} would have no effect")
@@ -169,21 +180,17 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     joint_dir = folder / "joint"
     if source == "real":
         synthetic = None
-    elif synthetic_patients is not None:
-        synthetic = more_synthetic(study, folder, config, seed, str(source), synthetic_patients)
+    elif source is not None and (synthetic_patients is not None or own_generator):  # source is smile or claim
+        model = (_own_generator(study, folder, generator_config, seed, config.precision) if own_generator
+                 else study / "runs" / ("generator_claim" if source == "smile" else "joint") / "generator.pt")
+        synthetic = more_synthetic(study, folder, config, seed, model, synthetic_patients)
     elif source is not None:
         synthetic = study / "synthetic" / str(source)
     else:
         # Always resume a folder this script started: both trainers continue from their last state (or step 0)
         # and return at once when finished; a checkpoint written mid-run is not a finished run.
-        init_generator = study / "runs" / "generator_claim" / "generator.pt"
-        if generator_steps is not None:
-            init_generator = folder / "generator" / "generator.pt"
-            if not init_generator.exists():
-                train_generator(study / "data" / "fit", folder / "generator",
-                                config.generator(Mode.CLAIM).replace(steps=int(generator_steps)), seed=seed,
-                                precision=config.precision, progress=True, checkpoint_every=10**9,
-                                overwrite=(folder / "generator").exists())
+        init_generator = (_own_generator(study, folder, generator_config, seed, config.precision) if own_generator
+                          else study / "runs" / "generator_claim" / "generator.pt")
         train_joint(train_dir, joint_dir, joint=joint, segmenter=config.joint_segmenter(),
                     init_generator=init_generator, seed=seed,
                     train_patients=roles["fit"], progress=True, smile_prior=prior, precision=config.precision,
@@ -237,7 +244,8 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     design = {m: _scores(ours, name, m, ids) for m in ("infarct_dice", "myocardium_dice")}
     result: dict = {"design": name, "overrides": overrides, "source": source, "qc": qc,
                     "synthetic_patients": synthetic_patients,
-                    "generator_steps": generator_steps, "segmenter_seed": segmenter_seed, "segmenter_recipe": recipe,
+                    "generator_steps": generator_steps, "generator_changes": own_generator,
+                    "segmenter_seed": segmenter_seed, "segmenter_recipe": recipe,
                     "joint": asdict(joint) if source is None else None, "seed": seed,
                     # What a choice between designs may read: the segmenter's validation record (raises when a
                     # validation patient is a test patient).
@@ -279,10 +287,20 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     return result
 
 
-def more_synthetic(study: Path, folder: Path, config: ExperimentConfig, seed: int, arm: str, n: int) -> Path:
-    """``n`` synthetic patients painted by the study's ``arm`` generator (``smile``: the claim-mode generator;
-    ``claim``: the joint run's) on SMILE masks drawn by the study's own mask stage with its saved prior, more
-    patients per canvas where ``n`` exceeds the canvases. Resumable: each part is skipped once complete."""
+def _own_generator(study: Path, folder: Path, generator_config, seed: int, precision: str) -> Path:
+    """The design's own claim-mode generator, trained on the study's fit patients with the study's seed (once)."""
+    path = folder / "generator" / "generator.pt"
+    if not path.exists():
+        train_generator(study / "data" / "fit", folder / "generator", generator_config, seed=seed, precision=precision,
+                        progress=True, checkpoint_every=10**9, overwrite=(folder / "generator").exists())
+    return path
+
+
+def more_synthetic(study: Path, folder: Path, config: ExperimentConfig, seed: int, model: Path,
+                   n: int | None) -> Path:
+    """Synthetic patients painted by the generator ``model`` on the study's SMILE masks (``n`` None) or on ``n``
+    masks drawn by the study's own mask stage with its saved prior, more patients per canvas where ``n`` exceeds
+    the canvases (the study's masks are the first ones). Resumable: each part is skipped once complete."""
     from claim.experiment.study import _Study  # the study's own mask stage, so the masks are drawn as the arm's
     from claim.stages.masks import MASKS_FILE
 
@@ -290,16 +308,17 @@ def more_synthetic(study: Path, folder: Path, config: ExperimentConfig, seed: in
     if (synthetic / "generation.json").exists():  # written last, atomically: its presence means complete
         return synthetic
     roles = json.loads((study / "prepare.json").read_text())
-    masks = folder / "masks" / "smile"
-    if not (masks / MASKS_FILE).exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(study / "prepare.json", folder / "prepare.json")
-        per_canvas = -(-n // len(roles["canvases"]))
-        drawer = _Study(Path(roles["train_dir"]), Path(roles["test_dir"]), folder,
-                        config.replace(masks_per_canvas=per_canvas, max_synthetic_patients=n), seed, "cpu", False)
-        drawer._prior = load_prior(study / "masks" / "smile" / "smile_prior.json")
-        drawer.masks_smile()
-    model = study / "runs" / ("generator_claim" if arm == "smile" else "joint") / "generator.pt"
+    masks = study / "masks" / "smile"
+    if n is not None:
+        masks = folder / "masks" / "smile"
+        if not (masks / MASKS_FILE).exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(study / "prepare.json", folder / "prepare.json")
+            per_canvas = -(-n // len(roles["canvases"]))
+            drawer = _Study(Path(roles["train_dir"]), Path(roles["test_dir"]), folder,
+                            config.replace(masks_per_canvas=per_canvas, max_synthetic_patients=n), seed, "cpu", False)
+            drawer._prior = load_prior(study / "masks" / "smile" / "smile_prior.json")
+            drawer.masks_smile()
     generate_scars(model, study / "data" / "fit", masks, synthetic, sampler=config.claim_sampler, seed=seed,
                    previews=False, precision=config.precision, overwrite=True)
     return synthetic
