@@ -96,6 +96,13 @@ def seed_probe(result: dict) -> bool:
             or bool(result.get("segmenter_recipe")))
 
 
+def _retrains_arm(result: dict) -> bool:
+    """A design that trains a segmenter on a study arm's own data (``source``), unfiltered and not repainted
+    (``synthetic_patients`` or its own generator paint a new set, which is a new arm)."""
+    return bool(result.get("source") and not result.get("qc") and not result.get("synthetic_patients")
+                and not result.get("generator_changes"))
+
+
 def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dict:
     """Every pair among the study's arms and the designs, pooled over folds (infarct Dice, pathological test
     patients, the fold-stratified paired bootstrap); plus each study arm that designs retrained with other
@@ -115,11 +122,10 @@ def pooled_differences(pairs: list[str], names: list[str], seed: int = 0) -> dic
             columns.setdefault(arm, []).extend(theirs[arm][pid]["infarct_dice"] for pid in ids)
         for name in names:
             result = json.loads((out / name / RESULT).read_text())
-            if (k == 0 and result.get("source") and result.get("segmenter_seed") is not None
-                    and int(result["segmenter_seed"]) != int(result["seed"]) and not result.get("qc")
-                    and not result.get("segmenter_recipe")):
+            if (k == 0 and _retrains_arm(result) and result.get("segmenter_seed") is not None
+                    and int(result["segmenter_seed"]) != int(result["seed"]) and not result.get("segmenter_recipe")):
                 seeds.setdefault(SOURCE_ARM[result["source"]], []).append(name)
-            if k == 0 and result.get("source") and result.get("segmenter_recipe") and not result.get("qc"):
+            if k == 0 and _retrains_arm(result) and result.get("segmenter_recipe"):
                 recipe = ",".join(f"{key}={value}" for key, value in sorted(result["segmenter_recipe"].items()))
                 trained_seed = int(result["seed"] if result.get("segmenter_seed") is None else result["segmenter_seed"])
                 # Two designs that differ only in how the study's seed was spelled trained the same segmenter.
