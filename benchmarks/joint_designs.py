@@ -316,8 +316,8 @@ def more_synthetic(study: Path, folder: Path, config: ExperimentConfig, seed: in
             shutil.copyfile(study / "prepare.json", folder / "prepare.json")
             per_canvas = -(-n // len(roles["canvases"]))
             drawer = _Study(Path(roles["train_dir"]), Path(roles["test_dir"]), folder,
-                            config.replace(masks_per_canvas=per_canvas, max_synthetic_patients=n), seed, "cpu", False)
-            drawer._prior = load_prior(study / "masks" / "smile" / "smile_prior.json")
+                            config.replace(masks_per_canvas=per_canvas, max_synthetic_patients=n), seed, "cpu", False,
+                            prior=load_prior(study / "masks" / "smile" / "smile_prior.json"))
             drawer.masks_smile()
     generate_scars(model, study / "data" / "fit", masks, synthetic, sampler=config.claim_sampler, seed=seed,
                    previews=False, precision=config.precision, overwrite=True)

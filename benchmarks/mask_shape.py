@@ -31,7 +31,7 @@ from claim.data.layouts import read_dataset  # noqa: E402
 from claim.evaluation.c2st import C2stConfig, without_draws  # noqa: E402
 from claim.evaluation.realism import SHAPE_STATISTICS  # noqa: E402
 from claim.experiment.realism import blob_masks  # noqa: E402
-from claim.labels import INFARCT_LABELS, Label  # noqa: E402
+from claim.labels import Label, infarct_mask  # noqa: E402
 from claim.smile.canvas import ScarCanvas  # noqa: E402
 from claim.smile.prior import fit_prior  # noqa: E402
 from claim.smile.realism import label_map_statistics  # noqa: E402
@@ -43,10 +43,10 @@ from claim.stages.realism import canvas_group, real_set, realism_of_source  # no
 def mvo_extent(patients: list) -> dict:
     """Of the patients with scar: the share with MVO, and over those, the mean share of their scar slices that
     carry MVO (real EMIDEC MVO sits on fewer slices than the scar around it)."""
-    scarred = [p for p in patients if np.isin(p.label_maps, INFARCT_LABELS).any()]
+    scarred = [p for p in patients if p.has_infarct]
     shares = []
     for patient in scarred:
-        scar = np.isin(patient.label_maps, INFARCT_LABELS).any(axis=(1, 2))
+        scar = infarct_mask(patient.label_maps).any(axis=(1, 2))
         mvo = (patient.label_maps == Label.MVO).any(axis=(1, 2))
         if mvo.any():
             shares.append(float(mvo.sum() / scar.sum()))

@@ -76,7 +76,7 @@ REPORT_FILE = "report.html"
 class _Study:
     def __init__(self, train_dir: Path, test_dir: Path, out_dir: Path, config: ExperimentConfig, seed: int,
                  device: str, progress: bool, overwrite: bool = False, realism: bool = True, workers: int = 1,
-                 worker_threads: int | None = None) -> None:
+                 worker_threads: int | None = None, prior: Prior | None = None) -> None:
         self.workers, self.worker_threads = workers, worker_threads
         self.train_dir, self.test_dir, self.out = Path(train_dir), Path(test_dir), Path(out_dir)
         self.overwrite, self.with_realism = overwrite, realism
@@ -87,7 +87,7 @@ class _Study:
         self.fit_dir = self.out / "data" / "fit"
         self._train: list[Patient] | None = None
         self._geometries: dict[str, PatientGeometry] = {}
-        self._prior: Prior | None = None
+        self._prior: Prior | None = prior  # None: fitted on the training donors when first needed
 
     # ------------------------------------------------------------------ helpers
     def train_patients(self) -> list[Patient]:
