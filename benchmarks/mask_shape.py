@@ -4,9 +4,10 @@ Patient-level halves of the pathological patients (seeded): the SMILE prior is f
 masks are drawn on the normal patients' myocardium (as the study does), and every source is compared with the
 second half's real scars on what a mask alone shows: the mask two-sample test in the polar frame (AUC, 0.5 =
 indistinguishable), the shape statistics of ``claim.evaluation.realism.SHAPE_STATISTICS`` (1-D Wasserstein
-distance to the real slices, medians beside), the bull's-eye frequency Dice, and where MVO sits: the share of
-patients with MVO among those with scar, and the share of their scar slices that carry it. The first half's real
-scars are scored the same way: the real-vs-real floor of every number at these sample sizes.
+distance to the real slices, medians beside), the bull's-eye frequency Dice, where MVO sits (the share of
+patients with MVO among those with scar, and the share of their scar slices that carry it), and how far along the
+stack the scar runs (the share of myocardium slices with scar; the share of patients scarred on every slice).
+The first half's real scars are scored the same way: the real-vs-real floor of every number at these sample sizes.
 
 Usage: python benchmarks/mask_shape.py [--data ../shared/data/emidec-slices] [--masks-per-canvas 2] [--seed 0]
        [--strict-territory] [--out outputs/benchmarks/mask_shape.json]
@@ -31,7 +32,7 @@ from claim.data.layouts import read_dataset  # noqa: E402
 from claim.evaluation.c2st import C2stConfig, without_draws  # noqa: E402
 from claim.evaluation.realism import SHAPE_STATISTICS  # noqa: E402
 from claim.experiment.realism import blob_masks  # noqa: E402
-from claim.labels import Label, infarct_mask  # noqa: E402
+from claim.labels import Label, infarct_mask, myocardium_mask  # noqa: E402
 from claim.smile.canvas import ScarCanvas  # noqa: E402
 from claim.smile.prior import fit_prior  # noqa: E402
 from claim.smile.realism import label_map_statistics  # noqa: E402
@@ -52,6 +53,18 @@ def mvo_extent(patients: list) -> dict:
             shares.append(float(mvo.sum() / scar.sum()))
     return {"patients_with_scar": len(scarred), "share_with_mvo": len(shares) / max(len(scarred), 1),
             "mvo_slice_share": float(np.mean(shares)) if shares else None}
+
+
+def long_axis_extent(patients: list) -> dict:
+    """Of the patients with scar: the mean share of their myocardium slices that carry scar, and the share of
+    patients whose scar runs through every slice (real infarcts thin out or stop towards the stack's ends)."""
+    coverage = []
+    for patient in (p for p in patients if p.has_infarct):
+        scar = infarct_mask(patient.label_maps).any(axis=(1, 2))
+        myocardium = myocardium_mask(patient.label_maps).any(axis=(1, 2))
+        coverage.append(float(scar.sum() / max(myocardium.sum(), 1)))
+    return {"slice_coverage": float(np.mean(coverage)) if coverage else None,
+            "share_whole_stack": float(np.mean(np.asarray(coverage) >= 1.0)) if coverage else None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                   for p in members}
         record = realism_of_source(reference, members, aha=aha, groups=groups, c2st=c2st, seed=args.seed,
                                    images=False, name=name, geometry_of=geometry_of)
-        results["sources"][name] = without_draws(record) | {"mvo": mvo_extent(members)}
+        results["sources"][name] = without_draws(record) | {"mvo": mvo_extent(members),
+                                                             "long_axis": long_axis_extent(members)}
     results["minutes"] = round((time.perf_counter() - start) / 60, 1)
     print(f"{'source':18s} {'mask AUC [95% CI]':24s} {'freq Dice':9s} " +
           " ".join(f"{k[5:]:>22s}" for k in SHAPE_STATISTICS))
@@ -117,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         share = extent["mvo_slice_share"]
         print(f"MVO {name:16s}: in {extent['share_with_mvo']:.2f} of {extent['patients_with_scar']} scarred "
               f"patients, on {'-' if share is None else f'{share:.2f}'} of their scar slices")
+    results["held_out_long_axis"] = long_axis_extent(held_out)
+    for name, extent in (("held-out real", results["held_out_long_axis"]),
+                         *((n, r["long_axis"]) for n, r in results["sources"].items())):
+        print(f"long axis {name:16s}: scar on {extent['slice_coverage']:.2f} of the myocardium slices, "
+              f"{extent['share_whole_stack']:.2f} of patients scarred through the whole stack")
     write_json(args.out, results)
     return 0
 

@@ -16,6 +16,10 @@ __all__ = ["smooth_noise", "lateral_field", "foci_field", "BORDER_NOISE"]
 BORDER_NOISE = 0.22  # amplitude of the border noise relative to the 0..1 region field
 _REGION_SIGMA_DEG = 14.0  # soft edge of the segment region (in-plane)
 _REGION_SIGMA_SLICES = 0.6  # soft edge across slices: keeps the scar contiguous between neighbouring slices
+# Real infarcts are thickest around one level and thin out or stop towards the stack's ends; without this term a
+# scar whose segments span every level spread thinly over the whole stack. Penalty (units of the 0..1 region
+# field) for slices far from the scar's centre, along the long-axis bump.
+LONG_AXIS_FOCUS = 1.0
 
 
 def _angles_rad() -> np.ndarray:
@@ -66,8 +70,10 @@ def lateral_field(rng: np.random.Generator, canvas: ScarCanvas, segments: tuple[
     bump = np.exp(
         -0.5 * ((d_angle[None, :] * ANGLE_BIN_DEG / spread_deg) ** 2 + (d_slice[:, None] / spread_slices) ** 2)
     )
+    long_axis = LONG_AXIS_FOCUS * (1.0 - np.exp(-0.5 * (d_slice / spread_slices) ** 2))
     # 2 * base - 1 puts the segment border at 0: the scar reaches it only when the burden needs the whole set.
-    return (2.0 * base - 1.0) * (0.7 + 0.3 * bump) + BORDER_NOISE * smooth_noise(rng, canvas.n_slices)
+    return ((2.0 * base - 1.0) * (0.7 + 0.3 * bump) - long_axis[:, None]
+            + BORDER_NOISE * smooth_noise(rng, canvas.n_slices))
 
 
 def foci_field(
