@@ -55,8 +55,10 @@ def lateral_field(rng: np.random.Generator, canvas: ScarCanvas, segments: tuple[
     """``(S, N_ANGLES)`` field that peaks inside ``segments`` around a random centre and has noisy borders.
 
     The region indicator is blurred (soft borders, continuity across slices), weighted by a broad bump around a
-    centre drawn inside the region (an infarct grows from the centre of its perfusion bed), then perturbed by
-    smooth noise so that thresholding it gives irregular, smooth borders.
+    centre drawn inside the region (an infarct grows from the centre of its perfusion bed), lowered on slices far
+    from that centre (``LONG_AXIS_FOCUS``: the scar is thickest around one level and reaches the stack's ends only
+    when its burden needs them), then perturbed by smooth noise so that thresholding it gives irregular, smooth
+    borders.
     """
     region = canvas.region_grid(segments)
     sigma = (_REGION_SIGMA_SLICES, _REGION_SIGMA_DEG / ANGLE_BIN_DEG)
