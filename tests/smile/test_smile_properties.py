@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from claim.aha.geometry import compute_geometry
@@ -57,6 +57,8 @@ def _draw(patient, geometry, config: SmileConfig, seed: int):
 
 @FEW
 @given(index=st.integers(0, 3), pattern=PATTERNS, seed=st.integers(0, 2**32 - 1))
+# A tie between a lifted slice and the slice beyond it once skipped slice 4 of 0-5 (scar slices must be one run).
+@example(index=3, pattern=Pattern.SUBEPICARDIAL, seed=488289)
 def test_phantom_masks_are_plausible(phantom_geometries, index, pattern, seed):
     patient, geometry = phantom_geometries[index]
     result, out = _draw(patient, geometry, SmileConfig(pattern=pattern), seed)

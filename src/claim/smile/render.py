@@ -45,6 +45,7 @@ RAMP_RANGE = (0.15, 0.5)  # width of the border zone (units of the lateral field
 PIXEL_NOISE = 0.3
 EXTENT_VARIATION = 0.6  # the local transmural reach varies smoothly along the arc between 1 - this and 1
 PIXEL_NOISE_SIGMA_PX = 2.0
+_TIE_BREAK = 1e-9  # units of the lateral field
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,8 +125,12 @@ def _lift_slice_gaps(score: np.ndarray, slices: np.ndarray, n_slices: int) -> np
     envelope = values.copy()
     envelope[: peak + 1] = np.maximum.accumulate(values[: peak + 1])
     envelope[peak:] = np.maximum.accumulate(values[peak:][::-1])[::-1]
+    # A lifted slice's best score ties with the best of the slice beyond it, and the burden's last pixel could land
+    # on the outer one and skip the lifted one. A bonus that shrinks away from the peak (far below any score
+    # difference that matters) breaks every such tie towards the peak.
+    distance = np.abs(np.arange(present.size) - peak)
     lift = np.zeros(n_slices)
-    lift[present] = envelope - values
+    lift[present] = envelope - values + _TIE_BREAK * (present.size - distance)
     return score + lift[slices]
 
 
