@@ -41,14 +41,20 @@ from claim.smile.spec import SmileConfig  # noqa: E402
 from claim.stages.realism import canvas_group, real_set, realism_of_source  # noqa: E402
 
 
+def _occupied_slices(patient) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per slice of a patient: whether it holds scar (infarct, MVO included), MVO, and myocardium."""
+    labels = patient.label_maps
+    return (infarct_mask(labels).any(axis=(1, 2)), (labels == Label.MVO).any(axis=(1, 2)),
+            myocardium_mask(labels).any(axis=(1, 2)))
+
+
 def mvo_extent(patients: list) -> dict:
     """Of the patients with scar: the share with MVO, and over those, the mean share of their scar slices that
     carry MVO (real EMIDEC MVO sits on fewer slices than the scar around it)."""
     scarred = [p for p in patients if p.has_infarct]
     shares = []
     for patient in scarred:
-        scar = infarct_mask(patient.label_maps).any(axis=(1, 2))
-        mvo = (patient.label_maps == Label.MVO).any(axis=(1, 2))
+        scar, mvo, _ = _occupied_slices(patient)
         if mvo.any():
             shares.append(float(mvo.sum() / scar.sum()))
     return {"patients_with_scar": len(scarred), "share_with_mvo": len(shares) / max(len(scarred), 1),
@@ -60,8 +66,7 @@ def long_axis_extent(patients: list) -> dict:
     patients whose scar runs through every slice (real infarcts thin out or stop towards the stack's ends)."""
     coverage = []
     for patient in (p for p in patients if p.has_infarct):
-        scar = infarct_mask(patient.label_maps).any(axis=(1, 2))
-        myocardium = myocardium_mask(patient.label_maps).any(axis=(1, 2))
+        scar, _, myocardium = _occupied_slices(patient)
         coverage.append(float(scar.sum() / max(myocardium.sum(), 1)))
     return {"slice_coverage": float(np.mean(coverage)) if coverage else None,
             "share_whole_stack": float(np.mean(np.asarray(coverage) >= 1.0)) if coverage else None}
