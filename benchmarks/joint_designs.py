@@ -42,6 +42,10 @@ arms: a difference between arms that survives a change of the segmenter's seed; 
 for arms retrained with another segmenter recipe (``segmenter.KEY=VALUE``), each averaged over the distinct seeds
 it was trained with under that recipe and compared with the other arms of that recipe. Seed probes, real-only
 retrains and recipe changes are neither candidates of the nested choice nor rows of the gallery.
+
+``hist_rule=R`` (``claim generate --hist-cluster``: matched, mapped, random) draws the histogram conditions by rule
+R: in a joint run for its consistency batch, replay buffer and painting; with ``source=smile`` or ``claim``, that
+arm's generator repaints the study's masks (or the ``synthetic_patients`` set) by rule R.
 """
 
 from __future__ import annotations
@@ -169,6 +173,9 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     if own_generator and source not in (None, "smile"):
         raise SystemExit(f"design {name}: source={source} paints with no claim generator of its own; generator "
                          "settings need no source (a joint run from it) or source=smile (it paints alone)")
+    hist_rule = overrides.pop("hist_rule") if source is not None and "hist_rule" in overrides else None
+    if hist_rule is not None and source not in ("smile", "claim"):
+        raise SystemExit(f"design {name}: hist_rule with source={source}: no generator to repaint with")
     if source is not None and overrides:
         raise SystemExit(f"design {name}: source={source} reuses that arm's synthetic set, so joint-loss settings "
                          f"{sorted(overrides)} would have no effect")
@@ -180,10 +187,11 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     joint_dir = folder / "joint"
     if source == "real":
         synthetic = None
-    elif source is not None and (synthetic_patients is not None or own_generator):  # source is smile or claim
+    elif source is not None and (synthetic_patients is not None or own_generator or hist_rule is not None):
         model = (_own_generator(study, folder, generator_config, seed, config.precision) if own_generator
                  else study / "runs" / ("generator_claim" if source == "smile" else "joint") / "generator.pt")
-        synthetic = more_synthetic(study, folder, config, seed, model, synthetic_patients)
+        synthetic = more_synthetic(study, folder, config, seed, model, synthetic_patients,
+                                   hist_rule or config.hist_rule)
     elif source is not None:
         synthetic = study / "synthetic" / str(source)
     else:
@@ -199,7 +207,7 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
         if not (synthetic / "generation.json").exists():  # written last, atomically: its presence means complete
             generate_scars(joint_dir / "generator.pt", study / "data" / "fit", study / "masks" / "smile", synthetic,
                            sampler=config.claim_sampler, seed=seed, previews=False, precision=config.precision,
-                           overwrite=True)
+                           overwrite=True, hist_cluster=joint.hist_rule)
     quality = None
     if qc:
         # The judge is the study's real-only segmenter (training patients only); the contrast limit comes from
@@ -244,6 +252,7 @@ def run_design(study: Path, out: Path, name: str, overrides: dict, threads: int)
     design = {m: _scores(ours, name, m, ids) for m in ("infarct_dice", "myocardium_dice")}
     result: dict = {"design": name, "overrides": overrides, "source": source, "qc": qc,
                     "synthetic_patients": synthetic_patients,
+                    "hist_rule": hist_rule or (joint.hist_rule if source is None else config.hist_rule),
                     "generator_steps": generator_steps, "generator_changes": own_generator,
                     "segmenter_seed": segmenter_seed, "segmenter_recipe": recipe,
                     "joint": asdict(joint) if source is None else None, "seed": seed,
@@ -297,7 +306,7 @@ def _own_generator(study: Path, folder: Path, generator_config, seed: int, preci
 
 
 def more_synthetic(study: Path, folder: Path, config: ExperimentConfig, seed: int, model: Path,
-                   n: int | None) -> Path:
+                   n: int | None, hist_rule: str) -> Path:
     """Synthetic patients painted by the generator ``model`` on the study's SMILE masks (``n`` None) or on ``n``
     masks drawn by the study's own mask stage with its saved prior, more patients per canvas where ``n`` exceeds
     the canvases (the study's masks are the first ones). Resumable: each part is skipped once complete."""
@@ -320,7 +329,7 @@ def more_synthetic(study: Path, folder: Path, config: ExperimentConfig, seed: in
                             prior=load_prior(study / "masks" / "smile" / "smile_prior.json"))
             drawer.masks_smile()
     generate_scars(model, study / "data" / "fit", masks, synthetic, sampler=config.claim_sampler, seed=seed,
-                   previews=False, precision=config.precision, overwrite=True)
+                   previews=False, precision=config.precision, overwrite=True, hist_cluster=hist_rule)
     return synthetic
 
 

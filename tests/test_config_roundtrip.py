@@ -97,6 +97,10 @@ def test_unknown_keys_fail_at_construction():
             build()
     with pytest.raises(ValueError, match="generator_config must be a GeneratorConfig"):
         ExperimentConfig(name="x", generator_config={"typo": 1})
+    with pytest.raises(ValueError, match="hist_rule"):
+        experiment_preset("quick", hist_rule="nearest")
+    # The study's rule is the joint run's too (one source).
+    assert experiment_preset("quick", hist_rule="mapped").joint().hist_rule == "mapped"
 
 
 def test_masks_config_file_reproduces_the_masks(cohort, tmp_path):

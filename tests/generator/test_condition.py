@@ -9,7 +9,16 @@ import pytest
 
 from claim.errors import InputError
 from claim.generator.checkpoint import load_generator, read_generator_checkpoint
-from claim.generator.condition import canvas_levels, centre_context, choose_centre, crop_levels, level_table
+from claim.generator.condition import (
+    canvas_levels,
+    centre_context,
+    choose_centre,
+    crop_levels,
+    draw_condition,
+    level_table,
+    map_histogram,
+)
+from claim.generator.histogram import histogram_wasserstein, scar_histogram
 from claim.labels import Label
 from claim.stages.generate import generate_scars
 from claim.training.checkpoint import save_checkpoint
@@ -63,6 +72,45 @@ def test_matched_draw_follows_the_canvas_level_and_falls_back_to_uniform():
     assert choose_centre(np.random.default_rng(5), 2, context, None)[1] == "random"
 
 
+def test_mapped_condition_keeps_the_scar_contrast_of_its_centre_on_another_scan():
+    # Scar of a scan with remote -0.4 and blood 0.0, half at contrast 1.5, half at 2.0 (scar - remote over blood -
+    # remote), histogrammed; the same scar on a scan with remote 0.1 and blood 0.3 lies at 0.4 and 0.5.
+    rng = np.random.default_rng(0)
+    contrast = np.concatenate([np.full(500, 1.5), np.full(500, 2.0)]) + rng.uniform(-0.05, 0.05, 1000)
+    source = scar_histogram(-0.4 + contrast * 0.4, np.ones(1000, bool))
+    target = scar_histogram(0.1 + contrast * 0.2, np.ones(1000, bool))
+    mapped = map_histogram(source, np.array([-0.4, 0.0]), np.array([0.1, 0.3]))
+    assert mapped.sum() == pytest.approx(1.0, abs=1e-6)
+    # Within a quarter bin (0.031) of the target, where the centre as it was lies 0.156 off.
+    assert histogram_wasserstein(mapped, target) < 0.04 < 0.15 < histogram_wasserstein(source, target)
+    np.testing.assert_allclose(map_histogram(source, np.array([0.1, 0.5]), np.array([0.1, 0.5])), source, atol=1e-6)
+    # A canvas whose blood pool is darker than its myocardium has no contrast scale: the map only shifts.
+    shifted = map_histogram(source, np.array([-0.4, 0.0]), np.array([-0.2, -0.3]))
+    mids = np.linspace(-1, 1, source.size + 1)[:-1] + 1 / source.size
+    assert (shifted * mids).sum() - (source * mids).sum() == pytest.approx(0.2, abs=0.01)
+    # Mass mapped beyond [-1, 1] stays in the edge bin.
+    assert map_histogram(source, np.array([-0.4, 0.0]), np.array([0.5, 1.5]))[-1] == pytest.approx(1.0)
+
+
+def test_draw_condition_maps_only_the_mapped_rule_and_draws_like_choose_centre():
+    centres = np.array([[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]], dtype=np.float32)
+    context = np.array([[60, -0.4, -0.1, 0.1, 0.1], [20, 0.3, 0.5, 0.1, 0.1]])
+    levels = np.array([-0.3, 0.0])
+    for rule in ("matched", "mapped", "random"):
+        hist, k, used = draw_condition(np.random.default_rng(3), centres, context, levels, rule)
+        assert (k, used) == choose_centre(np.random.default_rng(3), 2, None if rule == "random" else context,
+                                          None if rule == "random" else levels)[:1] + (rule,)
+        expected = map_histogram(centres[k], context[k, 1:3], levels) if rule == "mapped" else centres[k]
+        np.testing.assert_allclose(hist, expected)
+    assert not np.allclose(draw_condition(np.random.default_rng(3), centres, context, levels, "mapped")[0],
+                           centres[0])
+    # Without the canvas's levels (or the checkpoint's context) both level rules fall back to the uniform draw.
+    assert draw_condition(np.random.default_rng(3), centres, context, None, "mapped")[2] == "random"
+    assert draw_condition(np.random.default_rng(3), centres, None, levels, "mapped")[2] == "random"
+    with pytest.raises(ValueError, match="histogram rule"):
+        draw_condition(np.random.default_rng(3), centres, context, levels, "nearest")
+
+
 def test_checkpoints_carry_the_context_and_generate_records_the_rule(phantom_dir, tiny_checkpoint, tmp_path):
     payload = read_generator_checkpoint(tiny_checkpoint)
     gen = load_generator(tiny_checkpoint)
@@ -72,6 +120,11 @@ def test_checkpoints_carry_the_context_and_generate_records_the_rule(phantom_dir
     masks_dir, _ = make_masks_dir(phantom_dir, tmp_path / "masks", n_masks=2)
     matched = generate_scars(tiny_checkpoint, phantom_dir, masks_dir, tmp_path / "matched", sampler="ddim:2")
     assert {e["hist_rule"] for e in matched.entries} == {"matched"}
+    mapped = generate_scars(tiny_checkpoint, phantom_dir, masks_dir, tmp_path / "mapped", sampler="ddim:2",
+                            hist_cluster="mapped")
+    assert {e["hist_rule"] for e in mapped.entries} == {"mapped"}
+    assert [e["hist_cluster"] for e in mapped.entries] == [e["hist_cluster"] for e in matched.entries]
+    assert [e["hist_condition"] for e in mapped.entries] != [e["hist_condition"] for e in matched.entries]
     fixed = generate_scars(tiny_checkpoint, phantom_dir, masks_dir, tmp_path / "fixed", sampler="ddim:2",
                            hist_cluster=0)
     assert {(e["hist_rule"], e["hist_cluster"]) for e in fixed.entries} == {("fixed", 0)}

@@ -50,6 +50,21 @@ def test_canvases_are_the_normal_patients_and_crops_carry_scar(joint_dir):
     assert batch.extents == (40, 40, 40)  # 32 px at 2.5 mm = 40 source px at 2 mm
 
 
+def test_consistency_batch_draws_its_conditions_by_the_joint_rule(joint_dir):
+    _patients, canvases, centres, _, _ = _parts(joint_dir)
+    # Every centre fitted on scans far darker than the canvases: matched keeps the centre, mapped moves it up.
+    context = np.tile([10.0, -0.9, -0.8, 0.05, 0.05], (len(centres), 1))
+    batches = {rule: sample_canvas_crops(canvases, 3, TINY_G, centres, np.random.default_rng(4), context, rule=rule)
+               for rule in ("matched", "mapped")}
+    assert torch.equal(batches["matched"].known, batches["mapped"].known)  # the same crops and masks
+
+    def mean(hists: torch.Tensor) -> torch.Tensor:
+        mids = torch.linspace(-1, 1, hists.shape[1] + 1)[:-1] + 1 / hists.shape[1]
+        return (hists * mids).sum(1) / hists.sum(1)
+
+    assert bool((mean(batches["mapped"].hists) > mean(batches["matched"].hists) + 0.2).all())
+
+
 def test_frame_resizes_to_source_pixels_and_pads_to_the_stride():
     images = torch.rand(2, 1, 32, 32, requires_grad=True)
     labels = torch.zeros(2, 1, 32, 32, dtype=torch.long)

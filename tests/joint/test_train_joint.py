@@ -147,6 +147,8 @@ def test_histogram_guard_and_real_bound_enter_the_joint_loss(joint_dir, tmp_path
         TINY_J.replace(consistency_bound="soft")
     with pytest.raises(ValueError, match="lambda_histogram"):
         TINY_J.replace(lambda_histogram=-1.0)
+    with pytest.raises(ValueError, match="hist_rule"):
+        TINY_J.replace(hist_rule="nearest")
 
 
 def test_feature_term_enters_the_joint_loss_and_changes_the_generator(joint_dir, tmp_path):

@@ -20,6 +20,7 @@ from claim.errors import ClaimError
 from claim.experiment.config import ExperimentConfig, experiment_preset
 from claim.experiment.crossval import run_crossval
 from claim.experiment.study import run_experiment
+from claim.generator.condition import HIST_RULES
 from claim.runtime import PRECISIONS
 
 
@@ -38,6 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--segmenter-seeds", type=integer(1, 1000), default=None, metavar="N",
                         help="segmenters per arm, trained with different seeds on the same data; their softmax "
                              "is averaged per test patient (default: the preset's)")
+    parser.add_argument("--hist-rule", choices=HIST_RULES, default=None,
+                        help="how every arm's painting and the joint run draw each canvas's histogram condition, "
+                             "as `claim generate --hist-cluster` (default: the preset's)")
     parser.add_argument("-o", "--out", required=True, help="study folder (resumable: finished stages are skipped)")
     add_config_file(parser)
     parser.add_argument("--preset", default=None, metavar="quick|standard",
@@ -63,7 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-_CONFIG_FLAGS = ("orientation", "handedness", "precision", "folds", "segmenter_seeds")
+_CONFIG_FLAGS = ("orientation", "handedness", "precision", "folds", "segmenter_seeds", "hist_rule")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = explicit(args, _CONFIG_FLAGS)
     if args.test_data is not None:
         overrides["folds"] = 0  # an external test set: every arm trains once on all of --train-data
-    config = build_config("--orientation/--precision/--folds/--segmenter-seeds",
+    config = build_config("--orientation/--precision/--folds/--segmenter-seeds/--hist-rule",
                           lambda: config.replace(**overrides))
     if train is None:
         raise ClaimError("experiment needs --train-data DIR (or -c STUDY/config.json)")

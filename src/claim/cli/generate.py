@@ -25,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(DPM-Solver++ of order O) or unipcO:K (default: the checkpoint's; dpm2:5 for claim models)")
     parser.add_argument("--hist-cluster", default="matched",
                         help="histogram centre index K, or drawn per mask: matched (default: a centre that suits "
-                             "the canvas's intensity level) or random (uniform)")
+                             "the canvas's intensity level), mapped (matched, then moved into the canvas's "
+                             "intensity frame) or random (uniform)")
     parser.add_argument("-s", "--seed", type=SEED, default=0, help="random seed (same seed, same files)")
     parser.add_argument("--limit", type=COUNT, default=None, help="use at most N masks")
     parser.add_argument("--guidance", type=number(0.0, 100.0), default=1.0,

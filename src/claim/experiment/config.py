@@ -10,6 +10,7 @@ from claim.aha.orientation import parse_orientation
 from claim.aha.segments import Handedness
 from claim.config import Config
 from claim.evaluation.c2st import C2stConfig
+from claim.generator.condition import HIST_RULES
 from claim.generator.config import GeneratorConfig, Mode, preset_config
 from claim.joint.config import JointConfig, joint_preset
 from claim.runtime import PRECISIONS
@@ -36,9 +37,10 @@ class ExperimentConfig(Config):
         name: preset name (recorded in ``metrics.json``).
         generator_config: the ``claim``-mode generator of the ``smile`` arm (its ``steps`` are each generator's
             diffusion training steps); the ``lefusion`` arm's is the same config in mode ``lefusion``.
-        lefusion_sampler / claim_sampler: sampler of the faithful baseline (RePaint) and of claim (DDIM). Every
-            arm draws its histogram condition by the same rule (``claim generate``'s default, ``matched``), so the
-            arms differ in masks, generator and sampler only; LeFusion itself drew it uniformly.
+        lefusion_sampler / claim_sampler: sampler of the faithful baseline (RePaint) and of claim (DDIM).
+        hist_rule: how every arm's painting, and the joint run's consistency batch and replay buffer, draw the
+            histogram condition for a canvas (``claim generate --hist-cluster``; it overrides ``joint_config``'s),
+            so the arms differ in masks, generator and sampler only; LeFusion itself drew it uniformly.
         joint_config: the ``claim`` arm fine-tunes the ``smile`` arm's generator jointly (its generator saw
             ``generator_config.steps`` plus the joint run's G steps: ``joint.steps - joint.segmenter_warmup``).
         segmenter_config: the one segmenter recipe of all four arms (the joint run's own S uses it on single
@@ -63,6 +65,7 @@ class ExperimentConfig(Config):
     generator_config: GeneratorConfig = field(default_factory=lambda: preset_config("tiny", steps=150))
     lefusion_sampler: str = "repaint:2x2"
     claim_sampler: str = "ddim:10"
+    hist_rule: str = "matched"
     joint_config: JointConfig = field(default_factory=lambda: joint_preset("tiny"))
     segmenter_config: SegmenterConfig = field(default_factory=lambda: segmenter_preset("tiny"))
     masks_per_canvas: int = 1
@@ -93,6 +96,8 @@ class ExperimentConfig(Config):
         if self.realism_repeats < 1 or self.realism_steps < 1:
             raise ValueError(f"realism_repeats {self.realism_repeats} and realism_steps {self.realism_steps} must "
                              "be >= 1")
+        if self.hist_rule not in HIST_RULES:
+            raise ValueError(f"hist_rule {self.hist_rule!r} must be one of {HIST_RULES}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision {self.precision!r} must be one of {PRECISIONS}")
         parse_orientation(self.orientation)  # a bad spec or orientation file fails before any stage runs
@@ -112,7 +117,7 @@ class ExperimentConfig(Config):
         return self.generator_config.replace(default_sampler=self.claim_sampler)
 
     def joint(self) -> JointConfig:
-        return self.joint_config
+        return self.joint_config.replace(hist_rule=self.hist_rule)
 
     def segmenter(self) -> SegmenterConfig:
         return self.segmenter_config.replace(val_fraction=self.val_fraction)

@@ -222,7 +222,8 @@ class _Study:
         masks = self.out / "masks" / ("transplant" if arm == "lefusion" else "smile")
         sampler = self.config.lefusion_sampler if arm == "lefusion" else self.config.claim_sampler
         generate_scars(model, self.fit_dir, masks, self.out / "synthetic" / arm, sampler=sampler, seed=self.seed,
-                       device=self.device, previews=False, precision=self.config.precision)
+                       device=self.device, previews=False, precision=self.config.precision,
+                       hist_cluster=self.config.hist_rule)
 
     def segmenter_runs(self, arm: str) -> list[tuple[str, int]]:
         """(run name, seed) of each of the arm's segmenters: ``<arm>`` with the study's seed, then

@@ -15,6 +15,13 @@ centres are equally plausible for a canvas, both are drawn, so scar brightness k
 The per-centre spread is measured per slice; ``claim generate`` and the joint run's synthetic slices read a
 canvas's levels as the mean over the slices it paints (one condition per patient, as LeFusion paints), the
 consistency batch on its single slice.
+
+``mapped`` draws the centre as ``matched`` does and then moves it into the canvas's frame: the affine map of
+intensities that takes the centre's training scans' (remote, blood) levels to the canvas's own. A centre records
+absolute intensities, and even the most plausible one comes from scans a little brighter or darker than the canvas;
+the map keeps the scar's contrast to its remote myocardium and blood pool as the centre's real scars had it. Where
+either pair of levels has no positive blood - remote contrast (a canvas whose blood pool is darker than its
+myocardium), the map only shifts, so the scar keeps its offset from remote myocardium.
 """
 
 from __future__ import annotations
@@ -26,10 +33,13 @@ import numpy as np
 from claim.generator.histogram import nearest_centre
 from claim.labels import Label
 
-__all__ = ["HIST_RULES", "crop_levels", "level_table", "canvas_levels", "centre_context", "choose_centre"]
+__all__ = ["HIST_RULES", "crop_levels", "level_table", "canvas_levels", "centre_context", "choose_centre",
+           "map_histogram", "draw_condition"]
 
-HIST_RULES = ("matched", "random")
+HIST_RULES = ("matched", "mapped", "random")
 _LEVEL_SD_FLOOR = 0.05  # generator units; keeps a centre fitted on near-identical scans from claiming no spread
+# Generator units: below this blood - remote contrast the scale of the map is not measurable, and it only shifts.
+_MIN_CONTRAST = 0.05
 # Columns of a centre-context table.
 _COUNT, _MEAN, _SD = 0, slice(1, 3), slice(3, 5)
 
@@ -93,3 +103,43 @@ def choose_centre(rng: np.random.Generator, n_centres: int, context: np.ndarray 
     post = np.exp(log_post - log_post.max())
     cumulative = np.cumsum(post / post.sum())
     return min(int(np.searchsorted(cumulative, u, side="right")), n_centres - 1), "matched"
+
+
+def map_histogram(hist: np.ndarray, source_levels: np.ndarray, target_levels: np.ndarray) -> np.ndarray:
+    """``hist`` (bins over [-1, 1], as ``scar_histogram``) under the affine intensity map that takes
+    ``source_levels`` ``(remote, blood)`` to ``target_levels``: each bin's mass spread evenly over its mapped
+    interval, mass mapped beyond [-1, 1] kept in the edge bins (as ``scar_histogram`` clips values). Where either
+    blood - remote contrast is below ``_MIN_CONTRAST`` the map is the shift of the remote level alone. The total
+    mass is unchanged."""
+    hist = np.asarray(hist, dtype=np.float64)
+    (s_remote, s_blood), (t_remote, t_blood) = np.asarray(source_levels, float), np.asarray(target_levels, float)
+    scale = 1.0
+    if s_blood - s_remote >= _MIN_CONTRAST and t_blood - t_remote >= _MIN_CONTRAST:
+        scale = (t_blood - t_remote) / (s_blood - s_remote)
+    bins = hist.size
+    edges = np.linspace(-1.0, 1.0, bins + 1)
+    mapped = np.clip(t_remote + (edges - s_remote) * scale, -1.0, 1.0)
+    out = np.zeros(bins)
+    for i in np.flatnonzero(hist):
+        low, high = mapped[i], mapped[i + 1]
+        if high - low <= 1e-12:  # squeezed onto one value (or clipped flat at an edge): one bin takes it all
+            out[min(int((low + 1.0) / 2.0 * bins), bins - 1)] += hist[i]
+            continue
+        overlap = np.clip(np.minimum(edges[1:], high) - np.maximum(edges[:-1], low), 0.0, None)
+        out += hist[i] * overlap / (high - low)
+    return out.astype(np.float32)
+
+
+def draw_condition(rng: np.random.Generator, centres: np.ndarray, context: np.ndarray | None, levels: np.ndarray | None,
+                   rule: str) -> tuple[np.ndarray, int, str]:
+    """The condition to paint a canvas with under ``rule`` (``HIST_RULES``): ``(histogram before the sampling
+    jitter, centre index, the rule used)``. ``mapped`` and ``matched`` fall back to ``random`` (and say so) without
+    the checkpoint's ``context`` or the canvas's ``levels``; the draws from ``rng`` are those of ``choose_centre``."""
+    if rule not in HIST_RULES:
+        raise ValueError(f"histogram rule {rule!r} must be one of {HIST_RULES}")
+    usable = rule != "random" and context is not None and levels is not None
+    k, used = choose_centre(rng, len(centres), context if usable else None, levels if usable else None)
+    hist = np.asarray(centres[k], dtype=np.float32)
+    if rule == "mapped" and used == "matched":
+        return map_histogram(hist, np.asarray(context, float)[k, _MEAN], levels), k, "mapped"
+    return hist, k, used

@@ -16,7 +16,7 @@ from scipy import ndimage
 from claim.data.patient import Patient
 from claim.data.preprocess import IntensityNorm, paste_slice
 from claim.generator.checkpoint import LoadedGenerator
-from claim.generator.condition import HIST_RULES, canvas_levels, choose_centre
+from claim.generator.condition import HIST_RULES, canvas_levels, draw_condition
 from claim.generator.config import GeneratorConfig
 from claim.generator.context import anatomy_channels, inpaint_region
 from claim.generator.data import SliceCrop, crop_patient_slice, patient_norm
@@ -88,16 +88,16 @@ def choose_condition(generator: LoadedGenerator, source: Patient, label_maps: np
     """The histogram condition to paint ``label_maps`` into ``source`` with: ``(histogram, centre index, rule)``.
 
     ``matched`` draws the centre that suits the canvas's intensity level (``claim.generator.condition``), read on
-    the crops ``inpaint_patient`` paints; ``random`` draws it uniformly (also what ``matched`` falls back to for a
-    checkpoint without the levels, reported as the rule used). The centre is then jittered as LeFusion did.
+    the crops ``inpaint_patient`` paints; ``mapped`` also moves it into the canvas's intensity frame; ``random``
+    draws it uniformly (also what the others fall back to for a checkpoint without the levels, reported as the rule
+    used). The condition is then jittered as LeFusion did.
     """
     if rule not in HIST_RULES:
         raise ValueError(f"histogram rule {rule!r} must be one of {HIST_RULES}")
     levels = None
-    if rule == "matched" and generator.hist_context is not None:
+    if rule != "random" and generator.hist_context is not None:
         # The crops inpaint_patient will paint, cut once more here (a resampling per slice, cheap beside sampling).
         _norm, _slices, crops = _painted_crops(generator.config, source, label_maps)
         levels = canvas_levels([(c.image, c.label_map) for c in crops])
-    k, used = choose_centre(rng, len(generator.hist_centres), generator.hist_context if rule == "matched" else None,
-                            levels)
-    return perturb_histogram(generator.hist_centres[k], rng), k, used
+    hist, k, used = draw_condition(rng, generator.hist_centres, generator.hist_context, levels, rule)
+    return perturb_histogram(hist, rng), k, used

@@ -10,7 +10,7 @@ import torch
 from claim.aha.geometry import compute_geometry
 from claim.data.patient import Patient
 from claim.data.preprocess import IntensityNorm
-from claim.generator.condition import choose_centre, crop_levels
+from claim.generator.condition import crop_levels, draw_condition
 from claim.generator.config import GeneratorConfig
 from claim.generator.data import crop_patient_slice, patient_norm
 from claim.generator.histogram import perturb_histogram, scar_histogram
@@ -93,12 +93,14 @@ def sample_canvas_crops(
     hist_centres: np.ndarray,
     rng: np.random.Generator,
     hist_context: np.ndarray | None = None,
+    rule: str = "matched",
 ) -> CanvasCrops:
     """``n`` crops of random canvas slices, each under a fresh SMILE mask, with histogram conditions.
 
     Only slices whose crop holds scar/MVO are used, so every item gives the consistency term something to paint.
-    With ``hist_context`` (``GeneratorTrainer.hist_context``) each condition suits its crop's intensity level, as
-    ``claim generate`` chooses it (``claim.generator.condition``); without it the centre is drawn uniformly.
+    With ``hist_context`` (``GeneratorTrainer.hist_context``) each condition is drawn under ``rule`` for its crop's
+    intensity level, as ``claim generate`` draws it (``claim.generator.condition.draw_condition``); without it the
+    centre is drawn uniformly.
     """
     crops, hists = [], []
     for _ in range(n * _MAX_TRIES):
@@ -111,9 +113,9 @@ def sample_canvas_crops(
         if not infarct_mask(crop.label_map).any():
             continue
         crops.append(crop)
-        k_centre, _rule = choose_centre(rng, len(hist_centres), hist_context,
-                                        crop_levels(crop.image, crop.label_map))
-        hists.append(perturb_histogram(hist_centres[k_centre], rng))
+        hist, _k, _rule = draw_condition(rng, hist_centres, hist_context, crop_levels(crop.image, crop.label_map),
+                                         rule)
+        hists.append(perturb_histogram(hist, rng))
     if len(crops) < n:
         raise ValueError(f"SMILE masks kept missing the {config.crop_size}-pixel generator crops of the canvases")
     return _batch(crops, hists)

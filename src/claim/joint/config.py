@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from claim.config import Config
+from claim.generator.condition import HIST_RULES
 from claim.training.run import default_checkpoint_every
 
 __all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset", "CONSISTENCY_BOUNDS"]
@@ -44,6 +45,10 @@ class JointConfig(Config):
         lambda_feature: weight of the feature term in G's joint loss: frozen S's finest decoder features over the
             painted scar must have the per-channel mean and spread of its features over real scar crops of the same
             step (``claim.joint.consistency.feature_loss``; 0 turns it off).
+        hist_rule: how the histogram conditions of the consistency batch and of the replay buffer's slices are
+            drawn for each canvas (``claim.generator.condition.HIST_RULES``, as ``claim generate --hist-cluster``):
+            ``matched`` a centre that suits the canvas's intensity level, ``mapped`` that centre moved into the
+            canvas's intensity frame (what the histogram guard then holds G to), ``random`` uniformly.
         checkpoint_every: write both checkpoints (and score S on its validation patients) every N steps and at the
             end; None: a quarter of the run (at most 250), so a kill always leaves something to resume.
     """
@@ -64,6 +69,7 @@ class JointConfig(Config):
     lambda_histogram: float = 0.0
     consistency_bound: str = "none"
     lambda_feature: float = 0.0
+    hist_rule: str = "matched"
     checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
@@ -80,6 +86,8 @@ class JointConfig(Config):
         if self.consistency_bound not in CONSISTENCY_BOUNDS:
             raise ValueError(f"consistency_bound must be one of {', '.join(CONSISTENCY_BOUNDS)}, "
                              f"got {self.consistency_bound!r}")
+        if self.hist_rule not in HIST_RULES:
+            raise ValueError(f"hist_rule must be one of {', '.join(HIST_RULES)}, got {self.hist_rule!r}")
         if self.steps <= self.generator_warmup + self.segmenter_warmup:
             raise ValueError(
                 f"steps {self.steps} leave no joint step after the warm-ups ({self.generator_warmup} generator + "

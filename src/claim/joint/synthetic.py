@@ -73,6 +73,7 @@ def paint_synthetic_slices(
     rng: np.random.Generator,
     *,
     sampler_steps: int,
+    hist_rule: str = "matched",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Paint ``n_masks`` fresh SMILE mask stacks (one random canvas each) with G's fast DDIM sampler.
 
@@ -84,6 +85,7 @@ def paint_synthetic_slices(
             its ``roi_jitter`` on each side).
         rng: every draw (canvas, mask, histogram, noise seed).
         sampler_steps: DDIM steps.
+        hist_rule: how each stack's histogram condition is drawn (``claim.generator.inpaint.choose_condition``).
 
     Returns:
         ``(images (N, 1, crop, crop) float32 raw, labels (N, crop, crop) int64)``: every synthetic slice whose crop
@@ -93,7 +95,7 @@ def paint_synthetic_slices(
     for _ in range(n_masks):
         canvas = canvases[int(rng.integers(len(canvases)))]
         label_maps, _slices = sample_painted_stack(canvas, rng)
-        hist, _k, _rule = choose_condition(generator, canvas.patient, label_maps, rng)
+        hist, _k, _rule = choose_condition(generator, canvas.patient, label_maps, rng, hist_rule)
         noise = torch.Generator().manual_seed(int(rng.integers(2**62)))
         painted, _info = inpaint_patient(generator, canvas.patient, label_maps, sampler=f"ddim:{sampler_steps}",
                                          hist=hist, guidance=1.0, torch_generator=noise)

@@ -184,7 +184,7 @@ def train_joint(
         "data_identity": data_identity([data_dir]),
         # How the conditions of the consistency batch and the synthetic slices are drawn; states written before the
         # rule existed drew them uniformly and are refused rather than continued under another rule.
-        "hist_rule": "matched",
+        "hist_rule": joint.hist_rule,
     }
 
     start = 0
@@ -236,7 +236,7 @@ def train_joint(
                                      or joint.lambda_feature > 0):
                 def extra() -> torch.Tensor:
                     batch = sample_canvas_crops(canvases, joint.consistency_batch, gen_config, gen.hist_centres, rng,
-                                                gen.hist_context)
+                                                gen.hist_context, rule=joint.hist_rule)
                     feedback = generator_feedback(
                         gen.model, gen.schedule, gen_config, seg.network, batch.known.to(dev),
                         batch.label_maps.to(dev), batch.hists.to(dev), g,
@@ -267,7 +267,7 @@ def train_joint(
                 if (step - joint.joint_start) % joint.refresh_every == 0:
                     new_images, new_labels = paint_synthetic_slices(
                         gen.sampler(gen_path), canvases, joint.masks_per_refresh, seg_config.training_window, rng,
-                        sampler_steps=joint.sampler_steps,
+                        sampler_steps=joint.sampler_steps, hist_rule=joint.hist_rule,
                     )
                     buffer.add(new_images, new_labels)
                     entry["refreshed"] = int(new_images.shape[0])

@@ -70,13 +70,13 @@ def read_mask_labels(masks_dir: Path, entry: dict, source: Patient) -> np.ndarra
 
 
 def _fixed_cluster(choice: str | int, n_centres: int) -> int | None:
-    """The centre index a ``--hist-cluster`` value fixes, or None for a drawing rule (``matched``, ``random``)."""
+    """The centre index a ``--hist-cluster`` value fixes, or None for a drawing rule (``HIST_RULES``)."""
     if str(choice) in HIST_RULES:
         return None
     try:
         k = int(choice)
     except ValueError as exc:
-        raise ClaimError(f"--hist-cluster {choice!r} must be an integer, 'matched' or 'random'") from exc
+        raise ClaimError(f"--hist-cluster {choice!r} must be an integer or one of {', '.join(HIST_RULES)}") from exc
     if not 0 <= k < n_centres:
         raise ClaimError(f"--hist-cluster {k} out of range; checkpoint has {n_centres} centres (0..{n_centres - 1})")
     return k
@@ -147,7 +147,8 @@ def generate_scars(
         sampler: ``ddim:K``, ``ddpm:K``, ``repaint:LxN``, ``dpmO:K`` or ``unipcO:K``; default: the checkpoint's
             ``default_sampler``.
         hist_cluster: index of the stored histogram centre, or a rule drawing one per mask: ``matched`` (a centre
-            that suits the canvas's intensity level, ``claim.generator.condition``) or ``random`` (uniform).
+            that suits the canvas's intensity level, ``claim.generator.condition``), ``mapped`` (that centre moved
+            into the canvas's intensity frame) or ``random`` (uniform).
         seed: the same seed gives the same files.
         limit: at most this many masks (in ``masks.json`` order).
         guidance: classifier-free guidance scale (1 = conditional only; other values double the NFE).
