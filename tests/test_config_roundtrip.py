@@ -101,6 +101,9 @@ def test_unknown_keys_fail_at_construction():
         experiment_preset("quick", hist_rule="nearest")
     # The study's rule is the joint run's too (one source).
     assert experiment_preset("quick", hist_rule="mapped").joint().hist_rule == "mapped"
+    # The standard study draws mapped conditions (chosen on its folds, README); the CLI defaults stay matched.
+    assert experiment_preset("standard").joint().hist_rule == "mapped"
+    assert experiment_preset("quick").hist_rule == "matched"
 
 
 def test_masks_config_file_reproduces_the_masks(cohort, tmp_path):
