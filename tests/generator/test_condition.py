@@ -90,6 +90,11 @@ def test_mapped_condition_keeps_the_scar_contrast_of_its_centre_on_another_scan(
     assert (shifted * mids).sum() - (source * mids).sum() == pytest.approx(0.2, abs=0.01)
     # Mass mapped beyond [-1, 1] stays in the edge bin.
     assert map_histogram(source, np.array([-0.4, 0.0]), np.array([0.5, 1.5]))[-1] == pytest.approx(1.0)
+    # A bin stretched across 1 keeps its even spread: the part beyond 1 joins the edge bin, not the bins inside.
+    one = np.zeros(16, np.float32)
+    one[9] = 1.0  # [0.125, 0.25) -> [0.625, 1.25) under scale 5 about 0
+    np.testing.assert_allclose(map_histogram(one, np.array([0.0, 0.1]), np.array([0.0, 0.5]))[13:], [0.2, 0.2, 0.6],
+                               atol=1e-6)
 
 
 def test_draw_condition_maps_only_the_mapped_rule_and_draws_like_choose_centre():

@@ -116,17 +116,11 @@ def map_histogram(hist: np.ndarray, source_levels: np.ndarray, target_levels: np
     scale = 1.0
     if s_blood - s_remote >= _MIN_CONTRAST and t_blood - t_remote >= _MIN_CONTRAST:
         scale = (t_blood - t_remote) / (s_blood - s_remote)
-    bins = hist.size
-    edges = np.linspace(-1.0, 1.0, bins + 1)
-    mapped = np.clip(t_remote + (edges - s_remote) * scale, -1.0, 1.0)
-    out = np.zeros(bins)
-    for i in np.flatnonzero(hist):
-        low, high = mapped[i], mapped[i + 1]
-        if high - low <= 1e-12:  # squeezed onto one value (or clipped flat at an edge): one bin takes it all
-            out[min(int((low + 1.0) / 2.0 * bins), bins - 1)] += hist[i]
-            continue
-        overlap = np.clip(np.minimum(edges[1:], high) - np.maximum(edges[:-1], low), 0.0, None)
-        out += hist[i] * overlap / (high - low)
+    edges = np.linspace(-1.0, 1.0, hist.size + 1)
+    # The mass below each inner bin edge, read off the mapped cumulative histogram (linear inside a bin: its mass
+    # spread evenly); what falls below -1 or above 1 stays in the edge bins.
+    cumulative = np.interp(edges[1:-1], t_remote + (edges - s_remote) * scale, np.concatenate([[0.0], np.cumsum(hist)]))
+    out = np.diff(np.concatenate([[0.0], cumulative, [hist.sum()]]))
     return out.astype(np.float32)
 
 
