@@ -7,6 +7,9 @@ Scored against reader 1 (all patients) and reader 2 (the second, independent pas
 against the patients on which both readers agree within 45 degrees; with the readers' own agreement beside.
 ``loo_`` numbers choose the low-confidence threshold by leave-one-out: for each patient, the smallest
 threshold that flags >= 80 % of the other patients' gross errors, applied to the patient left out.
+A patient is flagged as ``claim aha`` flags it: its own confidence below the threshold, or its estimate far from
+the other patients' of ``--data`` (``claim.aha.cohort``, computed over every patient there, annotated or not);
+``gross_septum_flagged_by_confidence`` counts the first reason alone.
 
 ``--variants`` screens other settings of the estimate's cues (``claim.aha.orientation_image.ImageCues``) one at a
 time, each scored against both readers and by the territory test (``benchmarks/aha_territory.py``: the
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from claim.aha.cohort import check_cohort
 from claim.aha.geometry import compute_geometry
 from claim.aha.orientation import estimate_orientation
 from claim.aha.orientation_image import ImageCues
@@ -69,24 +73,35 @@ def _scores(records: list[dict], reader: str) -> dict:
     for key in ("insertion_error_ccw", "insertion_error_cw"):
         errors = np.array([r["readers"][reader][key] for r in rows])
         result[f"median_{key}"] = float(np.median(errors))
+    own = np.array([r["low_confidence_by_confidence"] for r in rows])
     result |= {"gross_septum": int(gross.sum()), "gross_septum_flagged": int((gross & low).sum()),
-               "flagged": int(low.sum())}
+               "gross_septum_flagged_by_confidence": int((gross & own).sum()), "flagged": int(low.sum()),
+               "flagged_by_confidence": int(own.sum())}
     loo = []
     for i in range(len(rows)):
         others = np.delete(np.arange(len(rows)), i)
         bad = np.sort(confidence[others][gross[others]])
-        # The smallest threshold flagging >= 80 % of the others' gross errors (flag: confidence < threshold).
+        # The smallest threshold flagging >= 80 % of the others' gross errors (flag: confidence < threshold);
+        # cohort outliers stay flagged (that rule has no threshold fitted to the reference).
         need = int(np.ceil(0.8 * len(bad)))
         threshold = np.nextafter(bad[need - 1], np.inf) if need else 0.0
-        loo.append(confidence[i] < threshold)
+        loo.append(confidence[i] < threshold or rows[i]["cohort_outlier"])
     loo = np.array(loo)
     result |= {"loo_gross_septum_flagged": int((gross & loo).sum()), "loo_flagged": int(loo.sum())}
     return result
 
 
+def cohort_outliers(patients: dict, cues: ImageCues = ImageCues()) -> set[str]:
+    """The patients ``claim aha`` would flag as far from the folder's consensus (``claim.aha.cohort``)."""
+    check = check_cohort([(pid, estimate_orientation(p.images, p.label_maps, cues=cues))
+                          for pid, p in patients.items()])
+    return set(check.outliers) if check is not None else set()
+
+
 def reference_records(rows: list[dict], patients: dict, cues: ImageCues = ImageCues()) -> list[dict]:
     """Per annotated patient: each reader's septum and insertion errors of the estimate, and its confidence."""
     records = []
+    outliers = cohort_outliers(patients, cues)
     for row in rows:
         patient = patients[row["patient_id"]]
         ccw = estimate_orientation(patient.images, patient.label_maps, cues=cues)
@@ -121,7 +136,9 @@ def reference_records(rows: list[dict], patients: dict, cues: ImageCues = ImageC
                 "estimate_septum_deg": (ccw.insertion_screen_deg + 60.0) % 360.0,
                 "confidence": ccw.confidence,
                 # getattr: older versions, scored for comparison, had no flag
-                "low_confidence": bool(getattr(ccw, "low_confidence", False)),
+                "low_confidence_by_confidence": bool(getattr(ccw, "low_confidence", False)),
+                "cohort_outlier": row["patient_id"] in outliers,
+                "low_confidence": bool(getattr(ccw, "low_confidence", False)) or row["patient_id"] in outliers,
             }
         )
     return records

@@ -43,7 +43,10 @@ class Orientation:
         handedness: direction of segment numbering on screen.
         insertion_screen_deg: screen angle of the anterior RV insertion point (the 1|2 boundary).
         confidence: method-specific quality in [0, 1] (1 for a given angle).
-        low_confidence: True when an estimate is too uncertain to trust without a look (see orientation.png).
+        low_confidence: True when an estimate is too uncertain to trust without a look (see orientation.png): its
+            own confidence is below ``LOW_CONFIDENCE_THRESHOLD``, or it lies far from the other patients of its
+            folder (``cohort_outlier``).
+        cohort_outlier: True when ``claim.aha.cohort`` found this image estimate far from its folder's consensus.
     """
 
     method: OrientationMethod
@@ -52,6 +55,12 @@ class Orientation:
     insertion_screen_deg: float
     confidence: float = 1.0
     low_confidence: bool = False
+    cohort_outlier: bool = False
+
+    def screen_deg(self, aha_deg: float) -> float:
+        """Screen angle of AHA angle ``aha_deg`` under this origin (e.g. ``SEPTUM_CENTRE_DEG``)."""
+        sign = 1.0 if self.handedness == Handedness.CCW else -1.0
+        return float((self.origin_screen_deg + sign * aha_deg) % 360.0)
 
     def to_json(self) -> dict:
         record = asdict(self)

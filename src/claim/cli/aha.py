@@ -42,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
                       overwrite=args.overwrite)
     methods = ", ".join(f"{m} {n}" for m, n in summary["orientation_methods"].items())
     low = summary["orientation_low_confidence"]
+    outliers = (summary["orientation_cohort"] or {}).get("outliers", [])
+    flagged = f"{len(low)} low confidence" + (f" ({len(outliers)} far from the others)" if outliers else "")
     print(
-        f"{len(summary['patients'])} patients -> {args.out} (orientation: {methods}; {len(low)} low confidence, "
+        f"{len(summary['patients'])} patients -> {args.out} (orientation: {methods}; {flagged}, "
         f"check {args.out}/orientation.png; median sector CV {summary['median_sector_cv']:.3f})"
     )
     if args.write_orientation is not None:

@@ -19,7 +19,7 @@ from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.output import data_identity
-from claim.stages.aha import orientation_overview, orientation_tile
+from claim.stages.aha import flag_outlier_entries, orientation_overview, orientation_tile
 
 __all__ = [
     "ORIENTATION_DIR",
@@ -186,7 +186,9 @@ def write_orientation_overview(
     folder.mkdir(parents=True, exist_ok=True)
     summary = {"orientation": config.orientation, "handedness": config.handedness.value,
                "orientation_file_sha256": orientation_identity(config), "orientation_sheet": ORIENTATION_SHEET}
-    summary |= orientation_overview(entries, folder / ORIENTATION_SHEET, title="AHA angle origin: study patients")
+    entries, cohort = flag_outlier_entries(entries)
+    summary |= orientation_overview(entries, folder / ORIENTATION_SHEET, title="AHA angle origin: study patients",
+                                    cohort=cohort)
     summary["roles"] = roles
     write_json(folder / ORIENTATION_SUMMARY, summary)
     return summary

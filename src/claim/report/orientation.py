@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from claim.aha.orientation import Orientation
-from claim.aha.segments import ANTERIOR_INSERTION_DEG, SEPTUM_CENTRE_DEG, Handedness
+from claim.aha.segments import ANTERIOR_INSERTION_DEG, SEPTUM_CENTRE_DEG
 from claim.report.figures import figure_png_bytes, plt, save_figure
 
 __all__ = [
@@ -51,11 +51,6 @@ class OrientationTile:
     reference_deg: float | None = None
 
 
-def _screen_of(orientation: Orientation, aha_deg: float) -> float:
-    sign = 1.0 if orientation.handedness == Handedness.CCW else -1.0
-    return (orientation.origin_screen_deg + sign * aha_deg) % 360.0
-
-
 def _ray(ax: plt.Axes, centre: tuple[float, float], angle_deg: float, length: float, **style: object) -> None:
     # Screen angles count counterclockwise with rows pointing down, so the row step is -sin.
     t = np.radians(angle_deg)
@@ -75,8 +70,8 @@ def _draw_tile(ax: plt.Axes, tile: OrientationTile) -> None:
     orientation = tile.orientation
     reach = 1.9 * radius
     _ray(ax, tile.centre_rc, orientation.insertion_screen_deg, reach, color="#ff7f0e", lw=1.6)
-    _ray(ax, tile.centre_rc, _screen_of(orientation, _INFERIOR_INSERTION_DEG), reach, color="#ff7f0e", lw=1.0, ls="--")
-    septum = np.radians(_screen_of(orientation, SEPTUM_CENTRE_DEG))
+    _ray(ax, tile.centre_rc, orientation.screen_deg(_INFERIOR_INSERTION_DEG), reach, color="#ff7f0e", lw=1.0, ls="--")
+    septum = np.radians(orientation.screen_deg(SEPTUM_CENTRE_DEG))
     ax.annotate(
         "",
         xy=(col + 2.1 * radius * np.cos(septum), row - 2.1 * radius * np.sin(septum)),
@@ -89,7 +84,7 @@ def _draw_tile(ax: plt.Axes, tile: OrientationTile) -> None:
     ax.set_ylim(row + half, row - half)
     ax.set_xticks([])
     ax.set_yticks([])
-    flag = "  LOW" if tile.low_confidence else ""
+    flag = ("  LOW" + (" (outlier)" if orientation.cohort_outlier else "")) if tile.low_confidence else ""
     ax.set_title(
         f"{tile.patient_id}\n{orientation.method.value} conf {orientation.confidence:.2f}{flag}",
         fontsize=7,

@@ -13,6 +13,8 @@ def add_orientation_section(report: Report, sheet: bytes | Path, summary: dict) 
     """Append the orientation sheet to an HTML report, with the sources and flags from a `claim aha` summary."""
     methods = summary.get("orientation_methods", {})
     low = summary.get("orientation_low_confidence", [])
+    cohort = summary.get("orientation_cohort") or {}
+    outliers = cohort.get("outliers", [])
     report.heading("AHA angle origin per patient")
     report.paragraph(
         "Every segment and territory rests on where AHA angle 0 lies. Each tile shows a patient's mid-ventricular "
@@ -21,6 +23,9 @@ def add_orientation_section(report: Report, sheet: bytes | Path, summary: dict) 
         + (", ".join(f"{method} {count}" for method, count in methods.items()) or "none")
         + f". Low-confidence estimates (red frame): {len(low)}"
         + (f" ({', '.join(low)})" if low else "")
+        + (f"; of them far from the other patients' septum direction ({cohort['consensus_deg']:.0f}° on screen, "
+           f"spread {cohort['spread_deg']:.0f}°, flagged beyond {cohort['threshold_deg']:.0f}°): "
+           f"{', '.join(outliers)}" if outliers else "")
         + ". Correct wrong ones with claim aha --write-orientation PATH, edit, then --orientation file:PATH."
     )
     report.figure(sheet, "Orientation sheet: check that every cyan arrow points at the RV.")

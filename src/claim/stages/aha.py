@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from claim.aha.cohort import CohortCheck, flag_cohort_outliers
 from claim.aha.config import AhaConfig, geometry_for, sector_balance
 from claim.aha.geometry import PatientGeometry, mid_ventricular_slice
 from claim.aha.orientation import Orientation
@@ -21,7 +23,9 @@ from claim.output import check_new_file, staged_output
 from claim.report.figures import save_bullseye
 from claim.report.orientation import OrientationTile, save_orientation_sheet
 
-__all__ = ["run_aha", "orientation_tile", "orientation_overview"]
+__all__ = ["run_aha", "orientation_tile", "flag_outlier_entries", "orientation_overview"]
+
+OrientationEntry = tuple[str, Orientation, OrientationTile | None]
 
 
 def orientation_tile(patient: Patient, geometry: PatientGeometry) -> OrientationTile | None:
@@ -41,14 +45,27 @@ def orientation_tile(patient: Patient, geometry: PatientGeometry) -> Orientation
     )
 
 
+def flag_outlier_entries(entries: Sequence[OrientationEntry]) -> tuple[list[OrientationEntry], CohortCheck | None]:
+    """``(patient_id, orientation, tile)`` entries of one folder with its cohort outliers flagged low confidence
+    (``claim.aha.cohort``), tiles included, and the check; angles are unchanged."""
+    flagged, check = flag_cohort_outliers([(pid, orientation) for pid, orientation, _ in entries])
+    out = []
+    for (pid, orientation), (_, _, tile) in zip(flagged, entries, strict=True):
+        if tile is not None:
+            tile = dataclasses.replace(tile, orientation=orientation, low_confidence=orientation.low_confidence)
+        out.append((pid, orientation, tile))
+    return out, check
+
+
 def orientation_overview(
-    entries: Sequence[tuple[str, Orientation, OrientationTile | None]], sheet_path: Path, *, title: str
+    entries: Sequence[OrientationEntry], sheet_path: Path, *, title: str, cohort: CohortCheck | None = None
 ) -> dict:
-    """Write the orientation sheet of ``(patient_id, orientation, tile)`` entries; return what a summary says.
+    """Write the orientation sheet of ``(patient_id, orientation, tile)`` entries (as ``flag_outlier_entries``
+    returns them, with its ``cohort`` check); return what a summary says.
 
     Tiles, not geometries, are kept per patient (one slice each), so a large folder does not hold every
     patient's geometry in memory. The keys (``orientation_methods``, ``orientation_low_confidence``,
-    ``orientation_per_patient``) are those of ``claim aha``'s ``summary.json``, which
+    ``orientation_cohort``, ``orientation_per_patient``) are those of ``claim aha``'s ``summary.json``, which
     ``claim.report.sections.add_orientation_section`` reads.
     """
     save_orientation_sheet([tile for _, _, tile in entries if tile is not None], Path(sheet_path), title=title)
@@ -56,6 +73,7 @@ def orientation_overview(
     return {
         "orientation_methods": {method: methods.count(method) for method in sorted(set(methods))},
         "orientation_low_confidence": [pid for pid, orientation, _ in entries if orientation.low_confidence],
+        "orientation_cohort": cohort.to_json() if cohort is not None else None,
         "orientation_per_patient": {pid: orientation.to_json() for pid, orientation, _ in entries},
     }
 
@@ -119,7 +137,10 @@ def run_aha(
             records.append(record)
         cvs = [cv for r in records for cv in r["sector_cv"].values()]
         sheet = out_dir / "orientation.png"
-        overview = orientation_overview(computed, sheet, title=f"AHA angle origin: {data_dir.name}")
+        computed, cohort = flag_outlier_entries(computed)
+        for record, (_, orientation, _) in zip(records, computed, strict=True):
+            record["orientation"] = orientation.to_json()
+        overview = orientation_overview(computed, sheet, title=f"AHA angle origin: {data_dir.name}", cohort=cohort)
         used = [(pid, orientation) for pid, orientation, _ in computed]
         summary = {
             "data": str(data_dir),
@@ -128,6 +149,7 @@ def run_aha(
             "handedness": config.handedness.value,
             "orientation_methods": overview["orientation_methods"],
             "orientation_low_confidence": overview["orientation_low_confidence"],
+            "orientation_cohort": overview["orientation_cohort"],
             "orientation_sheet": str(sheet.relative_to(out_dir)),
             "median_sector_cv": float(np.median(cvs)) if cvs else None,
             "patients": records,
