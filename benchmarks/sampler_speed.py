@@ -19,7 +19,7 @@ import torch
 
 from claim.generator.checkpoint import load_generator
 from claim.generator.config import preset_config
-from claim.generator.context import anatomy_channels
+from claim.generator.context import config_anatomy
 from claim.generator.loss import dilate_mask
 from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
 from claim.generator.train import train_generator
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         hist = torch.from_numpy(gen.hist_centres[:1])
         labels = dilate_mask(lesion, 4).long() * Label.MYOCARDIUM  # a myocardium ring around the lesion
         labels[lesion] = Label.INFARCT
-        eps_fn = make_eps_fn(gen.model, cfg.mode, known, inpaint_mask, anatomy_channels(labels, cfg.mvo_channel), hist,
+        eps_fn = make_eps_fn(gen.model, cfg.mode, known, inpaint_mask, config_anatomy(labels, cfg), hist,
                              schedule=gen.schedule, prediction=cfg.prediction)
         with torch.no_grad():  # warm-up: the first forward pays one-off kernel/allocator set-up
             eps_fn(known, torch.zeros(1, dtype=torch.long))

@@ -40,6 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=BATCH, default=None, help="override the preset's batch size")
     parser.add_argument("--mvo-channel", dest="mvo_channel", action="store_const", const=True, default=None,
                         help="claim mode: give the network the MVO mask as one more context channel")
+    parser.add_argument("--lesion-channel", dest="lesion_channel", action="store_const", const=True, default=None,
+                        help="claim mode: give the network the lesion mask (scar + MVO) as one more context channel, "
+                             "so it knows where inside the blended region the scar ends")
     parser.set_defaults(run=run)
 
 
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             config = config.with_mode(args.mode) if args.mode and args.mode != config.mode else config
         else:
             config = preset_config(args.preset or "standard", mode=args.mode or Mode.CLAIM)
-        return config.replace(**explicit(args, ("steps", "batch_size", "mvo_channel")))
+        return config.replace(**explicit(args, ("steps", "batch_size", "mvo_channel", "lesion_channel")))
 
     config = build_config(str(args.config) if saved else "train-generator", make)
     data = first_given(args.data, saved.get("data"))

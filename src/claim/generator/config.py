@@ -59,6 +59,10 @@ class GeneratorConfig(Config):
         mvo_channel: ``claim`` only: the MVO mask is one more context channel, so the network can tell where the
             dark MVO core lies inside the lesion it paints (without it, MVO and scar are one region to it).
             Checkpoints without the key load without the channel.
+        lesion_channel: ``claim`` only: the lesion itself (scar + MVO) is one more context channel. The inpainting
+            region is the lesion dilated by the blending band (``boundary_px``), so without it the network cannot
+            tell where inside that region the scar ends: on a scar 2-4 px thick the band is as wide as the scar,
+            and the painted scar spreads over it. Checkpoints without the key load without the channel.
         steps: total optimisation steps of a ``train-generator`` run.
 
     ``prediction``, ``default_sampler`` and ``boundary_px`` left at None take the mode's value (``MODE_DEFAULTS``);
@@ -91,6 +95,7 @@ class GeneratorConfig(Config):
     default_sampler: str | None = None
     prediction: str | None = None
     mvo_channel: bool = False
+    lesion_channel: bool = False
     steps: int = 2000
 
     def __post_init__(self) -> None:
@@ -126,8 +131,8 @@ class GeneratorConfig(Config):
 
     @property
     def in_channels(self) -> int:
-        # claim: x_t, blanked image, inpainting mask, myocardium mask (+ MVO mask); lefusion: x_t only.
-        return 4 + int(self.mvo_channel) if self.mode == Mode.CLAIM else 1
+        # claim: x_t, blanked image, inpainting mask, myocardium mask (+ MVO mask) (+ lesion mask); lefusion: x_t.
+        return 4 + int(self.mvo_channel) + int(self.lesion_channel) if self.mode == Mode.CLAIM else 1
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -13,23 +13,32 @@ from claim.generator.data import lesion_masks, myocardium_masks
 from claim.generator.loss import dilate_mask
 from claim.labels import Label
 
-__all__ = ["inpaint_region", "anatomy_channels", "build_context", "denoiser_input"]
+__all__ = ["inpaint_region", "anatomy_channels", "config_anatomy", "build_context", "denoiser_input"]
 
 def inpaint_region(config: GeneratorConfig, label_maps: torch.Tensor) -> torch.Tensor:
     """The pixels the generator repaints: scar + MVO of ``(B, 1, H, W)`` label maps, dilated by the blending band."""
     return dilate_mask(lesion_masks(label_maps), config.boundary_px)
 
 
-def anatomy_channels(label_maps: torch.Tensor, mvo: bool = False) -> torch.Tensor:
-    """``(B, 1 or 2, H, W)`` bool: the myocardium mask, and with ``mvo`` (``GeneratorConfig.mvo_channel``) the MVO
-    mask after it."""
-    myocardium = myocardium_masks(label_maps)
-    return torch.cat([myocardium, label_maps == Label.MVO], dim=1) if mvo else myocardium
+def anatomy_channels(label_maps: torch.Tensor, mvo: bool = False, lesion: bool = False) -> torch.Tensor:
+    """``(B, 1-3, H, W)`` bool: the myocardium mask; with ``mvo`` (``GeneratorConfig.mvo_channel``) the MVO mask
+    after it; with ``lesion`` (``GeneratorConfig.lesion_channel``) the lesion itself (scar + MVO) last."""
+    channels = [myocardium_masks(label_maps)]
+    if mvo:
+        channels.append(label_maps == Label.MVO)
+    if lesion:
+        channels.append(lesion_masks(label_maps))
+    return torch.cat(channels, dim=1)
+
+
+def config_anatomy(label_maps: torch.Tensor, config: GeneratorConfig) -> torch.Tensor:
+    """The anatomy channels ``config`` asks for: what training, sampling and the consistency term all pass."""
+    return anatomy_channels(label_maps, config.mvo_channel, config.lesion_channel)
 
 
 def build_context(known: torch.Tensor, region: torch.Tensor, label_maps: torch.Tensor | None = None, *,
                   myocardium: torch.Tensor | None = None, mvo: bool = False) -> torch.Tensor:
-    """``(B, 3 or 4, H, W)`` claim-mode context: ``known`` blanked inside ``region``, ``region``, the anatomy.
+    """``(B, 3-5, H, W)`` claim-mode context: ``known`` blanked inside ``region``, ``region``, the anatomy.
 
     Args:
         known: ``(B, 1, H, W)`` source crop in [-1, 1].

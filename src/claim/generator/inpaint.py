@@ -18,7 +18,7 @@ from claim.data.preprocess import IntensityNorm, paste_slice
 from claim.generator.checkpoint import LoadedGenerator
 from claim.generator.condition import HIST_RULES, canvas_levels, draw_condition
 from claim.generator.config import GeneratorConfig
-from claim.generator.context import anatomy_channels, inpaint_region
+from claim.generator.context import config_anatomy, inpaint_region
 from claim.generator.data import SliceCrop, crop_patient_slice, patient_norm
 from claim.generator.histogram import perturb_histogram
 from claim.generator.sampling import inpaint, make_eps_fn, parse_sampler
@@ -65,7 +65,7 @@ def inpaint_patient(
     labels = torch.from_numpy(np.stack([c.label_map for c in crops]).astype(np.int64))[:, None].to(device)
     inpaint_mask = inpaint_region(config, labels)
     hist_t = torch.from_numpy(np.asarray(hist, dtype=np.float32))[None].expand(len(slices), -1).to(device)
-    anatomy = anatomy_channels(labels, config.mvo_channel)
+    anatomy = config_anatomy(labels, config)
     eps_fn = make_eps_fn(generator.model, config.mode, known, inpaint_mask, anatomy, hist_t, guidance,
                          schedule=generator.schedule, prediction=config.prediction)
     t0 = time.perf_counter()

@@ -29,7 +29,7 @@ from claim.generator.checkpoint import (
 )
 from claim.generator.condition import centre_context, level_table
 from claim.generator.config import GeneratorConfig, Mode
-from claim.generator.context import anatomy_channels, build_context, denoiser_input, inpaint_region
+from claim.generator.context import build_context, config_anatomy, denoiser_input, inpaint_region
 from claim.generator.data import CropSet, augment_batch, build_training_set, lesion_masks
 from claim.generator.denoiser import HistogramUNet, build_denoiser
 from claim.generator.histogram import kmeans_centres
@@ -91,8 +91,8 @@ def training_loss(
         # Faithful: x_t only, never-dropped condition, L1 on scar (label 3) pixels.
         return lefusion_loss(model(x_t, t, hists), noise, label_maps == Label.INFARCT)
     region = inpaint_region(config, label_maps)
-    raw = model(denoiser_input(config.mode, x_t, build_context(images, region, label_maps,
-                                                                       mvo=config.mvo_channel)), t, hists, drop)
+    raw = model(denoiser_input(config.mode, x_t, build_context(
+        images, region, myocardium=config_anatomy(label_maps, config))), t, hists, drop)
     # Same lesion-focused weights either way; the target is what the network predicts (noise or clean image). The x0
     # loss is on the unclamped output so out-of-range predictions still get a gradient.
     target = images if config.prediction == "x0" else noise
@@ -177,7 +177,7 @@ class GeneratorTrainer:
         images, labels = self.data.images[:n].to(self.device), self.data.label_maps[:n].to(self.device)
         region = inpaint_region(self.config, labels)
         eps_fn = make_eps_fn(self.ema, self.config.mode, images, region,
-                             anatomy_channels(labels, self.config.mvo_channel),
+                             config_anatomy(labels, self.config),
                              self.data.hists[:n].to(self.device), schedule=self.schedule,
                              prediction=self.config.prediction)
         self.ema.eval()

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from claim.generator.config import GeneratorConfig
-from claim.generator.context import anatomy_channels, inpaint_region
+from claim.generator.context import config_anatomy, inpaint_region
 from claim.generator.denoiser import HistogramUNet
 from claim.generator.sampling import make_model_fn
 from claim.generator.schedule import NoiseSchedule, model_outputs
@@ -251,7 +251,7 @@ def generator_feedback(
     inpaint_mask = inpaint_region(config, label_maps)
     x_t = schedule.add_noise(known, noise, t)
     raw_fn = make_model_fn(denoiser, config.mode, known, inpaint_mask,
-                           anatomy_channels(label_maps, config.mvo_channel), hists)
+                           config_anatomy(label_maps, config), hists)
     # eps nets: x0 from the predicted noise; x0 nets: the network's own (clamped) x0.
     _, x0 = model_outputs(raw_fn(x_t, t), x_t, t, schedule, config.prediction)
     composite = torch.where(inpaint_mask, x0, known)
