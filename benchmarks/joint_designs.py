@@ -111,7 +111,13 @@ def _value(text: str):
 def parse_design(text: str) -> tuple[str, dict]:
     """``name:key=value,key=value`` -> (name, JointConfig overrides); ``name:`` alone is the study's own."""
     name, _, body = text.partition(":")
-    overrides = dict(item.split("=", 1) for item in body.split(",") if item)
+    # An empty name would write the design's run into --out itself (e.g. an unset shell variable as --design).
+    if not name.strip() or "/" in name:
+        raise SystemExit(f"--design {text!r}: expected NAME[:KEY=VALUE,...] with a non-empty NAME without '/'")
+    items = [item for item in body.split(",") if item]
+    if any("=" not in item for item in items):
+        raise SystemExit(f"--design {text!r}: settings must be KEY=VALUE, separated by commas")
+    overrides = dict(item.split("=", 1) for item in items)
     return name, {key: _value(value) for key, value in overrides.items()}
 
 

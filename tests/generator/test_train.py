@@ -148,3 +148,38 @@ def test_mvo_channel_tells_the_network_where_the_dark_core_lies(phantom_dir, tmp
     assert images.shape == source.images.shape and info["slices"]
     # Old checkpoints (no key) load without the channel.
     assert GeneratorConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "mvo_channel"}).in_channels == 4
+
+
+def test_lesion_channel_shows_where_the_scar_ends_inside_the_blended_region(phantom_dir, tmp_path):
+    from claim.generator.context import anatomy_channels, config_anatomy, inpaint_region
+    from claim.generator.inpaint import inpaint_patient
+    from claim.labels import Label
+
+    labels = torch.full((1, 1, 12, 12), Label.MYOCARDIUM, dtype=torch.long)
+    labels[..., 4:8, 5:7] = Label.INFARCT
+    labels[..., 5, 5] = Label.MVO
+    config = replace(TINY, lesion_channel=True, mvo_channel=True, steps=2)
+    anatomy = config_anatomy(labels, config)
+    # Order: myocardium, MVO, lesion; the lesion is scar + MVO exactly, not the region dilated by the band.
+    assert anatomy.shape == (1, 3, 12, 12)
+    assert torch.equal(anatomy, anatomy_channels(labels, mvo=True, lesion=True))
+    lesion = (labels == Label.INFARCT) | (labels == Label.MVO)
+    assert torch.equal(anatomy[:, 2:], lesion) and torch.equal(anatomy[:, 1:2], labels == Label.MVO)
+    region = inpaint_region(config, labels)
+    band = region & ~lesion
+    # The band is what the region channel alone cannot tell from scar: as many pixels as the lesion has here.
+    assert config.boundary_px == 2 and int(band.sum()) >= int(lesion.sum())
+    assert torch.equal(config_anatomy(labels, TINY), anatomy_channels(labels))
+
+    assert config.in_channels == TINY.in_channels + 2 == 6
+    assert replace(TINY, mode=Mode.LEFUSION, prediction="eps", boundary_px=0, lesion_channel=True).in_channels == 1
+    result = train_generator(phantom_dir, tmp_path / "run", config, seed=0, progress=False)
+    loaded = load_generator(result.checkpoint)
+    assert loaded.config.lesion_channel and loaded.config == config
+    source = next(p for p in read_dataset(phantom_dir) if p.has_infarct)
+    images, info = inpaint_patient(loaded, source, source.label_maps, sampler="ddim:2", hist=loaded.hist_centres[0],
+                                   guidance=1.0, torch_generator=torch.Generator().manual_seed(0))
+    assert images.shape == source.images.shape and info["slices"]
+    # Old checkpoints (no key) load without the channel.
+    old = {k: v for k, v in TINY.to_dict().items() if k != "lesion_channel"}
+    assert GeneratorConfig.from_dict(old).in_channels == 4
