@@ -242,3 +242,22 @@ def test_feature_loss_is_zero_on_real_scar_penalises_uniform_scar_and_stays_boun
     # A real batch with a near-constant channel: the floored scale keeps one step from dominating the run.
     flat_channel = FeatureMoments(torch.zeros(4), torch.tensor([1.0, 1.0, 1.0, 1e-4]))
     assert float(feature_loss(FeatureMoments(torch.zeros(4), torch.ones(4)), flat_channel)) < 3.0
+
+
+def test_consistency_term_gives_a_lesion_channel_generator_its_lesion(joint_dir):
+    _, canvases, centres, _, segmenter = _parts(joint_dir)
+    config = replace(TINY_G, lesion_channel=True)
+    torch.manual_seed(0)
+    denoiser = build_denoiser(config)
+    seen = []
+    denoiser.register_forward_pre_hook(lambda _module, args: seen.append(args[0].detach()))
+    batch = sample_canvas_crops(canvases, 2, config, centres, np.random.default_rng(1))
+    generator_feedback(denoiser, NoiseSchedule(config.timesteps), config, segmenter, batch.known, batch.label_maps,
+                       batch.hists, torch.Generator().manual_seed(0), t_max=10, multiple=4, extents=batch.extents)
+    # The denoiser's input: x_t, blanked image, region, myocardium, lesion; the last is the scar itself, narrower
+    # than the region the band widens, as in training and sampling.
+    (given,) = seen
+    lesion = (batch.label_maps == Label.INFARCT) | (batch.label_maps == Label.MVO)
+    assert given.shape[1] == config.in_channels == 5
+    assert torch.equal(given[:, -1:].bool(), lesion) and lesion.any()
+    assert int(given[:, 2:3].bool().sum()) > int(lesion.sum())
