@@ -183,3 +183,21 @@ def test_lesion_channel_shows_where_the_scar_ends_inside_the_blended_region(phan
     # Old checkpoints (no key) load without the channel.
     old = {k: v for k, v in TINY.to_dict().items() if k != "lesion_channel"}
     assert GeneratorConfig.from_dict(old).in_channels == 4
+
+
+@pytest.mark.parametrize(("preset", "flag", "expected"), [
+    ("standard", None, True),
+    ("standard", "--no-lesion-channel", False),
+    ("tiny", None, False),
+    ("tiny", "--lesion-channel", True),
+])
+def test_train_generator_lesion_channel_follows_preset_and_flag(phantom_dir, tmp_path, preset, flag, expected):
+    from claim.cli import main
+
+    out = tmp_path / "run"
+    args = ["train-generator", "--data", str(phantom_dir), "--out", str(out), "--preset", preset, "--steps", "1"]
+    assert main(args + ([flag] if flag else [])) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["lesion_channel"] is expected
+    loaded = load_generator(out / "generator.pt")
+    assert loaded.config.lesion_channel is expected
+    assert loaded.config.in_channels == 4 + int(expected)

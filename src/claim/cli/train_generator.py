@@ -40,9 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=BATCH, default=None, help="override the preset's batch size")
     parser.add_argument("--mvo-channel", dest="mvo_channel", action="store_const", const=True, default=None,
                         help="claim mode: give the network the MVO mask as one more context channel")
-    parser.add_argument("--lesion-channel", dest="lesion_channel", action="store_const", const=True, default=None,
+    parser.add_argument("--lesion-channel", dest="lesion_channel", action=argparse.BooleanOptionalAction,
+                        default=None,
                         help="claim mode: give the network the lesion mask (scar + MVO) as one more context channel, "
-                             "so it knows where inside the blended region the scar ends")
+                             "so it knows where inside the blended region the scar ends (default: the preset's; "
+                             "standard: on, tiny: off)")
     parser.set_defaults(run=run)
 
 

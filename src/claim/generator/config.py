@@ -151,6 +151,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Sized for the 50 pathological emidec-slices patients in <= 45 min on 2 CPU cores: measured ~0.5 s per
     # batch-8 step at 96x96 (0.69 M parameters), so the CLI default of 2,000 steps takes ~17-25 min; (32, 64, 64)
     # measured 1-3.5 s/step on the same shared cores. Attention only at the lowest (24x24) level.
+    # The lesion channel: on the cross-validated standard study's folds (outputs/cv6, seed 0; README, "A generator
+    # that knows where the scar ends"), the smile arm painted by a generator with it beat the same arm without it by
+    # +0.019 [+0.002, +0.035] infarct and +0.016 [+0.007, +0.026] myocardium Dice over the 50 test patients, its
+    # validation patients preferring it in all 3 folds, with scar of real brightness (image two-sample AUC ~0.5).
     "standard": dict(
         crop_size=96,
         channels=(16, 32, 64),
@@ -158,6 +162,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_res_blocks=1,
         norm_num_groups=8,
         batch_size=8,
+        lesion_channel=True,
     ),
 }
 
