@@ -173,6 +173,9 @@ def test_lesion_channel_shows_where_the_scar_ends_inside_the_blended_region(phan
 
     assert config.in_channels == TINY.in_channels + 2 == 6
     assert replace(TINY, mode=Mode.LEFUSION, prediction="eps", boundary_px=0, lesion_channel=True).in_channels == 1
+    # The x_t-only baseline derived from a preset with the channel does not record it.
+    assert preset_config("standard").lesion_channel and not preset_config("standard", mode="lefusion").lesion_channel
+    assert not preset_config("standard").with_mode(Mode.LEFUSION).lesion_channel
     result = train_generator(phantom_dir, tmp_path / "run", config, seed=0, progress=False)
     loaded = load_generator(result.checkpoint)
     assert loaded.config.lesion_channel and loaded.config == config

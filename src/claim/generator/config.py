@@ -126,8 +126,10 @@ class GeneratorConfig(Config):
                              f"{self.prediction!r} is only available in mode claim")
 
     def with_mode(self, mode: Mode | str) -> GeneratorConfig:
-        """The same config in ``mode``, with that mode's prediction, sampler and band."""
-        return self.replace(mode=Mode(mode), **MODE_DEFAULTS[Mode(mode)])
+        """The same config in ``mode``, with that mode's prediction, sampler and band; ``lefusion`` (x_t only) also
+        drops the context channels, so its saved config does not claim channels it never sees."""
+        channels = {"mvo_channel": False, "lesion_channel": False} if Mode(mode) == Mode.LEFUSION else {}
+        return self.replace(mode=Mode(mode), **MODE_DEFAULTS[Mode(mode)], **channels)
 
     @property
     def in_channels(self) -> int:
@@ -175,5 +177,7 @@ def preset_config(name: str, **overrides: Any) -> GeneratorConfig:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     values = {**PRESETS[name], **overrides}
+    if Mode(values.get("mode", Mode.CLAIM)) == Mode.LEFUSION and "lesion_channel" not in overrides:
+        values["lesion_channel"] = False  # a preset's context channel means nothing to the x_t-only baseline
     GeneratorConfig.check_keys(values)
     return GeneratorConfig(**values)

@@ -37,20 +37,21 @@ def config_anatomy(label_maps: torch.Tensor, config: GeneratorConfig) -> torch.T
 
 
 def build_context(known: torch.Tensor, region: torch.Tensor, label_maps: torch.Tensor | None = None, *,
-                  myocardium: torch.Tensor | None = None, mvo: bool = False) -> torch.Tensor:
+                  myocardium: torch.Tensor | None = None, mvo: bool = False, lesion: bool = False) -> torch.Tensor:
     """``(B, 3-5, H, W)`` claim-mode context: ``known`` blanked inside ``region``, ``region``, the anatomy.
 
     Args:
         known: ``(B, 1, H, W)`` source crop in [-1, 1].
         region: ``(B, 1, H, W)`` bool inpainting region.
-        label_maps: ``(B, 1, H, W)`` label ids, for the anatomy channels (``anatomy_channels(label_maps, mvo)``).
-        myocardium: the anatomy channels given directly instead (``(B, 1 or 2, H, W)``).
-        mvo: with ``label_maps``, also the MVO channel.
+        label_maps: ``(B, 1, H, W)`` label ids, for the anatomy channels (``anatomy_channels(label_maps, mvo,
+            lesion)``).
+        myocardium: the anatomy channels given directly instead (``(B, 1-3, H, W)``, e.g. ``config_anatomy``).
+        mvo / lesion: with ``label_maps``, also the MVO / lesion channel.
     """
     if myocardium is None:
         if label_maps is None:
             raise ValueError("give label_maps or myocardium")
-        myocardium = anatomy_channels(label_maps, mvo)
+        myocardium = anatomy_channels(label_maps, mvo, lesion)
     return torch.cat([known * (~region).float(), region.float(), myocardium.float()], dim=1)
 
 
