@@ -122,9 +122,24 @@ def test_x0_training_lowers_the_loss(phantom_dir):
     assert losses[-1] < 0.7 * losses[0], losses
 
 
+def _channel_generator_trains_paints_and_old_configs_load(phantom_dir, tmp_path, config, key: str) -> None:
+    """A generator with the context channel ``key`` on trains, reloads with it, inpaints a patient; a config written
+    before the key existed loads without it."""
+    from claim.generator.inpaint import inpaint_patient
+
+    result = train_generator(phantom_dir, tmp_path / "run", config, seed=0, progress=False)
+    loaded = load_generator(result.checkpoint)
+    assert getattr(loaded.config, key) and loaded.config == config
+    source = next(p for p in read_dataset(phantom_dir) if p.has_infarct)
+    images, info = inpaint_patient(loaded, source, source.label_maps, sampler="ddim:2", hist=loaded.hist_centres[0],
+                                   guidance=1.0, torch_generator=torch.Generator().manual_seed(0))
+    assert images.shape == source.images.shape and info["slices"]
+    old = {k: v for k, v in TINY.to_dict().items() if k != key}
+    assert GeneratorConfig.from_dict(old).in_channels == 4
+
+
 def test_mvo_channel_tells_the_network_where_the_dark_core_lies(phantom_dir, tmp_path):
     from claim.generator.context import anatomy_channels, build_context
-    from claim.generator.inpaint import inpaint_patient
     from claim.labels import Label
 
     labels = torch.zeros(1, 1, 8, 8, dtype=torch.long)
@@ -139,20 +154,11 @@ def test_mvo_channel_tells_the_network_where_the_dark_core_lies(phantom_dir, tmp
     config = replace(TINY, mvo_channel=True, steps=2)
     assert config.in_channels == TINY.in_channels + 1 == 5
     assert replace(TINY, mode=Mode.LEFUSION, prediction="eps", boundary_px=0, mvo_channel=True).in_channels == 1
-    result = train_generator(phantom_dir, tmp_path / "run", config, seed=0, progress=False)
-    loaded = load_generator(result.checkpoint)
-    assert loaded.config.mvo_channel and loaded.config == config
-    source = next(p for p in read_dataset(phantom_dir) if p.has_infarct)
-    images, info = inpaint_patient(loaded, source, source.label_maps, sampler="ddim:2", hist=loaded.hist_centres[0],
-                                   guidance=1.0, torch_generator=torch.Generator().manual_seed(0))
-    assert images.shape == source.images.shape and info["slices"]
-    # Old checkpoints (no key) load without the channel.
-    assert GeneratorConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "mvo_channel"}).in_channels == 4
+    _channel_generator_trains_paints_and_old_configs_load(phantom_dir, tmp_path, config, "mvo_channel")
 
 
 def test_lesion_channel_shows_where_the_scar_ends_inside_the_blended_region(phantom_dir, tmp_path):
     from claim.generator.context import anatomy_channels, config_anatomy, inpaint_region
-    from claim.generator.inpaint import inpaint_patient
     from claim.labels import Label
 
     labels = torch.full((1, 1, 12, 12), Label.MYOCARDIUM, dtype=torch.long)
@@ -176,16 +182,7 @@ def test_lesion_channel_shows_where_the_scar_ends_inside_the_blended_region(phan
     # The x_t-only baseline derived from a preset with the channel does not record it.
     assert preset_config("standard").lesion_channel and not preset_config("standard", mode="lefusion").lesion_channel
     assert not preset_config("standard").with_mode(Mode.LEFUSION).lesion_channel
-    result = train_generator(phantom_dir, tmp_path / "run", config, seed=0, progress=False)
-    loaded = load_generator(result.checkpoint)
-    assert loaded.config.lesion_channel and loaded.config == config
-    source = next(p for p in read_dataset(phantom_dir) if p.has_infarct)
-    images, info = inpaint_patient(loaded, source, source.label_maps, sampler="ddim:2", hist=loaded.hist_centres[0],
-                                   guidance=1.0, torch_generator=torch.Generator().manual_seed(0))
-    assert images.shape == source.images.shape and info["slices"]
-    # Old checkpoints (no key) load without the channel.
-    old = {k: v for k, v in TINY.to_dict().items() if k != "lesion_channel"}
-    assert GeneratorConfig.from_dict(old).in_channels == 4
+    _channel_generator_trains_paints_and_old_configs_load(phantom_dir, tmp_path, config, "lesion_channel")
 
 
 @pytest.mark.parametrize(("preset", "flag", "expected"), [
