@@ -91,20 +91,18 @@ def _scores(records: list[dict], reader: str) -> dict:
     return result
 
 
-def cohort_outliers(patients: dict, cues: ImageCues = ImageCues()) -> set[str]:
-    """The patients ``claim aha`` would flag as far from the folder's consensus (``claim.aha.cohort``)."""
-    check = check_cohort([(pid, estimate_orientation(p.images, p.label_maps, cues=cues))
-                          for pid, p in patients.items()])
-    return set(check.outliers) if check is not None else set()
-
-
 def reference_records(rows: list[dict], patients: dict, cues: ImageCues = ImageCues()) -> list[dict]:
-    """Per annotated patient: each reader's septum and insertion errors of the estimate, and its confidence."""
+    """Per annotated patient: each reader's septum and insertion errors of the estimate, and its confidence.
+
+    Every patient of ``patients`` is estimated once: all of them form the cohort whose outliers ``claim aha``
+    would flag (``claim.aha.cohort``), the annotated ones are also scored."""
     records = []
-    outliers = cohort_outliers(patients, cues)
+    estimates = {pid: estimate_orientation(p.images, p.label_maps, cues=cues) for pid, p in patients.items()}
+    check = check_cohort(list(estimates.items()))
+    outliers = set(check.outliers) if check is not None else set()
     for row in rows:
         patient = patients[row["patient_id"]]
-        ccw = estimate_orientation(patient.images, patient.label_maps, cues=cues)
+        ccw = estimates[row["patient_id"]]
         cw = estimate_orientation(patient.images, patient.label_maps, handedness=Handedness.CW, cues=cues)
         readers = {}
         for reader, suffix in (("reader1", ""), ("reader2", "_r2")):
