@@ -40,7 +40,8 @@ RUNS = {
     "train-segmenter": (["--preset", "tiny", "--steps", "4", "--val-every", "2", "--seed", "4", "--batch-size", "2"],
                         "segmenter.pt", ("model",)),
     "train-joint": (["--preset", "tiny", "--steps", "6", "--generator-warmup", "1", "--segmenter-warmup", "1",
-                     "--refresh-every", "2", "--lambda", "0.5", "--seed", "4"], "generator.pt", ("model", "ema")),
+                     "--refresh-every", "2", "--lambda", "0.5", "--lambda-histogram", "0.5", "--histogram-distance",
+                     "quantile", "--seed", "4"], "generator.pt", ("model", "ema")),
 }
 
 
@@ -52,6 +53,8 @@ def test_config_file_reproduces_the_run(cohort, tmp_path, command):
     assert main([command, "--data", str(cohort), "--out", str(first), *flags]) == 0
     saved = json.loads((first / "config.json").read_text())
     assert saved["command"] == command and saved["seed"] == 4
+    if command == "train-joint":
+        assert saved["joint"]["histogram_distance"] == "quantile"
     assert main([command, "-c", str(first / "config.json"), "--data", str(cohort), "--out", str(second)]) == 0
     _assert_same_weights(first / checkpoint, second / checkpoint, keys)
     if command == "train-joint":

@@ -20,6 +20,8 @@ from claim.joint.consistency import (
     feature_loss,
     generator_feedback,
     histogram_loss,
+    histogram_quantiles,
+    quantile_histogram_loss,
     segmenter_view,
     soft_histogram,
     to_segmenter_frame,
@@ -183,6 +185,53 @@ def test_histogram_guard_pulls_a_too_bright_scar_towards_its_condition():
     painted, scar = x0.detach()[0, 0], labels[0, 0] == Label.INFARCT
     assert float(painted[scar].mean()) < 0.6  # darker, towards what was asked
     assert torch.equal(painted[~scar], torch.full_like(painted[~scar], 0.9))  # outside the scar: untouched
+
+
+def test_quantile_guard_is_the_exact_distance_and_pulls_near_white_scar_down():
+    from scipy.stats import wasserstein_distance
+
+    target = torch.zeros(1, 16)
+    target[0, 9:12] = torch.tensor([0.2, 0.5, 0.3])  # asked for: mid-bright scar, 0.125..0.5
+    dense = histogram_quantiles(target[0], (torch.arange(100_000) + 0.5) / 100_000).numpy()
+    assert dense.min() >= 0.125 - 1e-6 and dense.max() <= 0.5 + 1e-6
+    assert np.mean((dense >= 0.25) & (dense < 0.375)) == pytest.approx(0.5, abs=1e-3)  # each bin keeps its mass
+    labels = torch.zeros(1, 1, 16, 16, dtype=torch.long)
+    labels[..., 4:12, 4:12] = Label.INFARCT
+    scar = labels[0, 0] == Label.INFARCT
+    values = np.random.default_rng(0).uniform(-1, 1, (1, 1, 16, 16)).astype(np.float32)
+    loss = quantile_histogram_loss(torch.tensor(values), labels, target)
+    assert float(loss) == pytest.approx(wasserstein_distance(values[0, 0][scar.numpy()], dense), abs=2e-3)
+    # Near-white (above the top bin centre) and out-of-range painted scar: the soft guard has no gradient there,
+    # the quantile guard pulls every scar pixel down and leaves the rest alone.
+    for level in (0.97, 1.3):
+        soft = torch.full((1, 1, 16, 16), level, requires_grad=True)
+        histogram_loss(soft, labels, target).backward()
+        assert soft.grad is None or not soft.grad.any()
+        x0 = torch.full((1, 1, 16, 16), level, requires_grad=True)
+        before = quantile_histogram_loss(x0, labels, target)
+        assert float(before) == pytest.approx(level - 0.325, abs=1e-3)  # asked mean 0.325
+        before.backward()
+        assert bool((x0.grad[0, 0][scar] > 0).all()) and not x0.grad[0, 0][~scar].any()
+    assert float(quantile_histogram_loss(torch.zeros(1, 1, 16, 16), torch.zeros_like(labels), target)) == 0.0
+
+
+def test_quantile_guard_reaches_the_generator_through_the_unclamped_estimate(joint_dir):
+    _patients, canvases, centres, denoiser, segmenter = _parts(joint_dir)
+    config = replace(TINY_G, prediction="x0")
+    batch = sample_canvas_crops(canvases, 2, config, centres, np.random.default_rng(1))
+    args = (denoiser, NoiseSchedule(config.timesteps), config, segmenter, batch.known, batch.label_maps,
+            batch.hists, torch.Generator().manual_seed(0))
+    # An x0 net whose output lies far beyond white: clamped, the soft guard cannot see how far.
+    denoiser.register_forward_hook(lambda _module, _inputs, output: output + 5.0)
+    soft = generator_feedback(*args, t_max=10, multiple=4, extents=batch.extents)
+    quantile = generator_feedback(*args[:-1], torch.Generator().manual_seed(0), t_max=10, multiple=4,
+                                  extents=batch.extents, histogram_distance="quantile")
+    assert torch.equal(soft.consistency, quantile.consistency)  # the same estimate feeds S either way
+    assert float(quantile.histogram) > 2.0 >= float(soft.histogram)  # beyond the data range: only raw values show it
+    quantile.histogram.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in denoiser.parameters())
+    with pytest.raises(ValueError, match="histogram_distance"):
+        generator_feedback(*args, t_max=10, multiple=4, histogram_distance="emd")
 
 
 def test_feedback_terms_come_from_one_estimate_and_real_crops_share_its_frame(joint_dir):

@@ -151,6 +151,24 @@ def test_histogram_guard_and_real_bound_enter_the_joint_loss(joint_dir, tmp_path
         TINY_J.replace(hist_rule="nearest")
 
 
+def test_quantile_guard_enters_the_joint_loss_and_changes_the_generator(joint_dir, tmp_path):
+    joint = TINY_J.replace(lambda_consistency=1.0, lambda_histogram=1.0)
+    runs = {distance: train_joint(joint_dir, tmp_path / distance, joint=joint.replace(histogram_distance=distance),
+                                  generator=TINY_G, segmenter=TINY_S, seed=3, progress=False)
+            for distance in ("soft", "quantile")}
+    steps = {d: [e for e in r.history if e["phase"] == "joint"] for d, r in runs.items()}
+    # The same estimate feeds S in both runs until G's weights part (after the first joint update).
+    assert steps["soft"][0]["consistency_loss"] == steps["quantile"][0]["consistency_loss"]
+    assert all(e["histogram_loss"] > 0 for e in steps["quantile"])
+    weights = [read_generator_checkpoint(r.generator_checkpoint)["model"] for r in runs.values()]
+    assert any(not torch.equal(a, b) for a, b in zip(weights[0].values(), weights[1].values(), strict=True))
+    saved = json.loads((tmp_path / "quantile" / "config.json").read_text())
+    assert saved["joint"]["histogram_distance"] == "quantile"
+    assert TINY_J.histogram_distance == "soft"  # the default, as every run before the option measured
+    with pytest.raises(ValueError, match="histogram_distance"):
+        TINY_J.replace(histogram_distance="emd")
+
+
 def test_feature_term_enters_the_joint_loss_and_changes_the_generator(joint_dir, tmp_path):
     joint = TINY_J.replace(lambda_consistency=1.0, lambda_histogram=0.5, consistency_bound="real")
     runs = {}

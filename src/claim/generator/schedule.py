@@ -72,10 +72,12 @@ class NoiseSchedule(nn.Module):
         abar = self._at(self.alphas_cumprod, t)
         return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
 
-    def predict_x0(self, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x0 estimate from predicted noise, clamped to the data range [-1, 1] (as LeFusion, no dynamic threshold)."""
+    def predict_x0(self, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """x0 estimate from predicted noise, clamped to the data range [-1, 1] (as LeFusion, no dynamic threshold;
+        ``clamp=False`` keeps the raw estimate, whose out-of-range values still carry a gradient)."""
         abar = self._at(self.alphas_cumprod, t)
-        return ((x_t - (1.0 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1.0, 1.0)
+        x0 = (x_t - (1.0 - abar).sqrt() * eps) / abar.sqrt()
+        return x0.clamp(-1.0, 1.0) if clamp else x0
 
     def eps_from_x0(self, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The noise that takes ``x0`` to ``x_t`` at level t: ``(x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)``."""
@@ -124,19 +126,22 @@ class NoiseSchedule(nn.Module):
 
 
 def model_outputs(
-    raw: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: NoiseSchedule, prediction: str
+    raw: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, schedule: NoiseSchedule, prediction: str,
+    clamp: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The one conversion of the network output to ``(eps, x0)``; x0 is always clamped to [-1, 1].
+    """The one conversion of the network output to ``(eps, x0)``; x0 is clamped to [-1, 1] unless ``clamp`` is
+    False (a loss on the raw estimate: a clamped value has no gradient to pull it back into range).
 
     Args:
         raw: network output (after classifier-free guidance, which combines raw outputs).
         x_t / t: the noisy input and its levels.
         schedule: the noise schedule.
         prediction: ``eps`` (raw is the noise) or ``x0`` (raw is the clean image; eps derived from the clamped x0).
+        clamp: clamp the returned x0 (eps is derived from the clamped x0 either way).
     """
     if prediction == "eps":
-        return raw, schedule.predict_x0(x_t, raw, t)
+        return raw, schedule.predict_x0(x_t, raw, t, clamp=clamp)
     if prediction == "x0":
         x0 = raw.clamp(-1.0, 1.0)
-        return schedule.eps_from_x0(x_t, x0, t), x0
+        return schedule.eps_from_x0(x_t, x0, t), (x0 if clamp else raw)
     raise ValueError(f"prediction {prediction!r} must be 'eps' or 'x0'")

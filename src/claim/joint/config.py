@@ -9,9 +9,11 @@ from claim.config import Config
 from claim.generator.condition import HIST_RULES
 from claim.training.run import default_checkpoint_every
 
-__all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset", "CONSISTENCY_BOUNDS"]
+__all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset", "CONSISTENCY_BOUNDS", "HISTOGRAM_DISTANCES"]
 
 CONSISTENCY_BOUNDS = ("none", "real")
+# How the histogram guard measures painted scar against its condition (claim.joint.consistency).
+HISTOGRAM_DISTANCES = ("soft", "quantile")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class JointConfig(Config):
         lambda_histogram: weight of the histogram guard in G's joint loss: the scar G paints for the consistency
             term must keep the intensity histogram it was conditioned on (1-D Wasserstein distance of soft
             histograms), so G cannot meet S by painting brighter, more uniform scar than asked (0 turns it off).
+        histogram_distance: how the guard measures that distance: ``soft`` (soft histograms of the clamped x0
+            estimate; values above the top bin centre get no gradient) or ``quantile`` (the exact distance
+            between the sorted painted values of the unclamped estimate and the condition's quantiles: every
+            value, near-white and out-of-range ones included, is pulled towards the asked histogram).
         consistency_bound: ``none``: the consistency term as it is; ``real``: a hinge, counting only what the
             synthetic composite loses beyond what frozen S loses on real scar crops of the same step (no reward
             for scar easier than real scar).
@@ -67,6 +73,7 @@ class JointConfig(Config):
     segmenter_warmup: int = 200
     sampler_steps: int = 10
     lambda_histogram: float = 0.0
+    histogram_distance: str = "soft"
     consistency_bound: str = "none"
     lambda_feature: float = 0.0
     hist_rule: str = "matched"
@@ -86,6 +93,9 @@ class JointConfig(Config):
         if self.consistency_bound not in CONSISTENCY_BOUNDS:
             raise ValueError(f"consistency_bound must be one of {', '.join(CONSISTENCY_BOUNDS)}, "
                              f"got {self.consistency_bound!r}")
+        if self.histogram_distance not in HISTOGRAM_DISTANCES:
+            raise ValueError(f"histogram_distance must be one of {', '.join(HISTOGRAM_DISTANCES)}, "
+                             f"got {self.histogram_distance!r}")
         if self.hist_rule not in HIST_RULES:
             raise ValueError(f"hist_rule must be one of {', '.join(HIST_RULES)}, got {self.hist_rule!r}")
         if self.steps <= self.generator_warmup + self.segmenter_warmup:

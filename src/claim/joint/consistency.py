@@ -24,12 +24,14 @@ from claim.generator.context import config_anatomy, inpaint_region
 from claim.generator.denoiser import HistogramUNet
 from claim.generator.sampling import make_model_fn
 from claim.generator.schedule import NoiseSchedule, model_outputs
+from claim.joint.config import HISTOGRAM_DISTANCES
 from claim.labels import Label
 from claim.segmentation.loss import dice_ce_loss
 from claim.segmentation.net import normalise_images
 
 __all__ = ["frozen", "to_segmenter_frame", "GeneratorFeedback", "generator_feedback", "FeatureMoments",
-           "SegmenterView", "segmenter_view", "feature_loss", "soft_histogram", "histogram_loss"]
+           "SegmenterView", "segmenter_view", "feature_loss", "soft_histogram", "histogram_loss",
+           "histogram_quantiles", "quantile_histogram_loss", "HISTOGRAM_DISTANCES"]
 
 
 @contextmanager
@@ -101,9 +103,9 @@ class SegmenterView:
 @dataclass(frozen=True)
 class GeneratorFeedback:
     """G's joint-step terms from one x0 estimate: ``consistency`` (S's Dice + CE on the composite),
-    ``histogram`` (the painted scar's soft histogram against the histogram G was conditioned on: 1-D Wasserstein
-    distance in intensity units, 0..2) and ``scar_features`` (S's decoder features over the painted scar, for
-    ``feature_loss``; differentiable for G)."""
+    ``histogram`` (the painted scar against the histogram G was conditioned on: 1-D Wasserstein distance in
+    intensity units, 0..2, by ``histogram_loss`` or ``quantile_histogram_loss``) and ``scar_features`` (S's decoder
+    features over the painted scar, for ``feature_loss``; differentiable for G)."""
 
     consistency: torch.Tensor
     histogram: torch.Tensor
@@ -149,6 +151,44 @@ def histogram_loss(x0: torch.Tensor, label_maps: torch.Tensor, hists: torch.Tens
     asked = hists[has].to(x0.dtype)
     asked = asked / asked.sum(1, keepdim=True).clamp_min(1e-6)
     return ((painted.cumsum(1) - asked.cumsum(1)).abs().sum(1) * (2.0 / bins)).mean()
+
+
+def histogram_quantiles(hist: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Quantiles at ``levels`` (in [0, 1]) of the distribution that spreads each bin of ``hist`` (``scar_histogram``'s
+    equal bins over [-1, 1]) uniformly over its bin: the inverse of its piecewise-linear CDF."""
+    bins = hist.shape[-1]
+    mass = hist.float().clamp_min(0)
+    cdf = torch.cat([mass.new_zeros(1), (mass / mass.sum().clamp_min(1e-12)).cumsum(0)])
+    edges = torch.linspace(-1.0, 1.0, bins + 1, device=hist.device)
+    # The first edge whose CDF exceeds the level ends the bin that holds it; empty bins are never chosen.
+    upper = torch.searchsorted(cdf, levels.float().contiguous(), right=True).clamp(1, bins)
+    lower = upper - 1
+    share = (levels - cdf[lower]) / (cdf[upper] - cdf[lower]).clamp_min(1e-12)
+    return edges[lower] + share.clamp(0, 1) * (edges[upper] - edges[lower])
+
+
+def quantile_histogram_loss(x0: torch.Tensor, label_maps: torch.Tensor, hists: torch.Tensor) -> torch.Tensor:
+    """Mean exact 1-D Wasserstein distance between the painted scar's values (label 3 of ``label_maps``) and the
+    condition ``hists`` (each bin's mass spread over its bin), over the items that have scar.
+
+    W1 is the mean absolute difference of the two quantile functions: the sorted painted values against the
+    condition's quantiles at the same levels. Every painted value gets a gradient towards its quantile, also
+    above the top bin centre and beyond the data range when ``x0`` is the unclamped estimate; the soft histogram
+    of :func:`histogram_loss` clamps values to its outer bin centres, so it cannot pull near-white scar down.
+    """
+    scar = label_maps.reshape(x0.shape) == Label.INFARCT
+    distances = []
+    for values, inside, hist in zip(x0, scar, hists, strict=True):
+        painted = values[inside].float()
+        if painted.numel() == 0:
+            continue
+        n = painted.numel()
+        levels = (torch.arange(n, device=painted.device, dtype=torch.float32) + 0.5) / n
+        target = histogram_quantiles(hist.to(painted.device), levels)
+        distances.append((torch.sort(painted).values - target).abs().mean())
+    if not distances:
+        return x0.sum() * 0.0
+    return torch.stack(distances).mean()
 
 
 def _output_head(segmenter: nn.Module) -> nn.Module:
@@ -220,6 +260,7 @@ def generator_feedback(
     t_max: int,
     multiple: int,
     extents: Sequence[int] | None = None,
+    histogram_distance: str = "soft",
 ) -> GeneratorFeedback:
     """G's joint terms from one x0 estimate: Dice + CE of frozen S on the inpainted estimate against the mask's
     label map (``consistency``), and the painted scar's histogram against its condition (``histogram``).
@@ -240,6 +281,8 @@ def generator_feedback(
         t_max: largest noise level (exclusive).
         multiple: S's total stride.
         extents: per item, source-pixel window of the crop (see ``to_segmenter_frame``).
+        histogram_distance: ``soft`` (:func:`histogram_loss` on the clamped estimate) or ``quantile``
+            (:func:`quantile_histogram_loss` on the unclamped one, so out-of-range scar is pulled back as well).
 
     Returns:
         Both scalar terms and S's scar features; their gradients reach G's parameters only.
@@ -253,8 +296,15 @@ def generator_feedback(
     raw_fn = make_model_fn(denoiser, config.mode, known, inpaint_mask,
                            config_anatomy(label_maps, config), hists)
     # eps nets: x0 from the predicted noise; x0 nets: the network's own (clamped) x0.
-    _, x0 = model_outputs(raw_fn(x_t, t), x_t, t, schedule, config.prediction)
+    if histogram_distance not in HISTOGRAM_DISTANCES:
+        raise ValueError(f"histogram_distance {histogram_distance!r} must be one of {', '.join(HISTOGRAM_DISTANCES)}")
+    raw = raw_fn(x_t, t)
+    _, x0 = model_outputs(raw, x_t, t, schedule, config.prediction)
     composite = torch.where(inpaint_mask, x0, known)
     view = segmenter_view(segmenter, composite, label_maps, multiple, extents)
-    return GeneratorFeedback(consistency=view.loss, histogram=histogram_loss(x0, label_maps, hists),
-                             scar_features=view.scar_features)
+    if histogram_distance == "quantile":
+        unclamped = model_outputs(raw, x_t, t, schedule, config.prediction, clamp=False)[1]
+        histogram = quantile_histogram_loss(unclamped, label_maps, hists)
+    else:
+        histogram = histogram_loss(x0, label_maps, hists)
+    return GeneratorFeedback(consistency=view.loss, histogram=histogram, scar_features=view.scar_features)

@@ -241,6 +241,7 @@ def train_joint(
                         gen.model, gen.schedule, gen_config, seg.network, batch.known.to(dev),
                         batch.label_maps.to(dev), batch.hists.to(dev), g,
                         t_max=joint.t_max, multiple=stride, extents=batch.extents,
+                        histogram_distance=joint.histogram_distance,
                     )
                     consistency = feedback.consistency
                     entry["consistency_loss"] = float(consistency.detach())
