@@ -18,14 +18,22 @@ from claim.cli.common import (
 )
 from claim.errors import ClaimError
 from claim.generator.config import GeneratorConfig, preset_config
-from claim.joint.config import CONSISTENCY_BOUNDS, HISTOGRAM_DISTANCES, JOINT_PRESETS, JointConfig, joint_preset
+from claim.joint.config import (
+    CONSISTENCY_BOUNDS,
+    FEEDBACK_STARTS,
+    HISTOGRAM_DISTANCES,
+    JOINT_PRESETS,
+    JointConfig,
+    joint_preset,
+)
 from claim.joint.train import train_joint
 from claim.segmentation.config import SegmenterConfig, segmenter_preset
 from claim.smile.prior import Prior, load_prior
 
 COMMAND = "train-joint"
 _JOINT_FLAGS = ("steps", "lambda_consistency", "t_max", "generator_warmup", "segmenter_warmup", "refresh_every",
-                "lambda_histogram", "histogram_distance", "consistency_bound", "lambda_feature")
+                "lambda_histogram", "histogram_distance", "feedback_start", "consistency_bound",
+                "lambda_feature")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,6 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="how the guard measures painted scar against its condition: soft (soft histograms of "
                              "the clamped estimate) or quantile (sorted values of the unclamped estimate against "
                              "the condition's quantiles; also pulls near-white scar down) (default soft)")
+    parser.add_argument("--feedback-start", choices=FEEDBACK_STARTS, default=None,
+                        help="what the feedback terms noise: canvas (the scar-free canvas) or painted (G's own "
+                             "DDIM painting of it, so the terms judge the scar G paints) (default canvas)")
     parser.add_argument("--lambda-feature", type=number(0.0), default=None,
                         help="weight of the feature term: S's decoder features over painted scar keep the mean and "
                              "spread of its features over real scar (default 0: off)")

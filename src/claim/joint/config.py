@@ -9,11 +9,14 @@ from claim.config import Config
 from claim.generator.condition import HIST_RULES
 from claim.training.run import default_checkpoint_every
 
-__all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset", "CONSISTENCY_BOUNDS", "HISTOGRAM_DISTANCES"]
+__all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset", "CONSISTENCY_BOUNDS", "HISTOGRAM_DISTANCES",
+           "FEEDBACK_STARTS"]
 
 CONSISTENCY_BOUNDS = ("none", "real")
 # How the histogram guard measures painted scar against its condition (claim.joint.consistency).
 HISTOGRAM_DISTANCES = ("soft", "quantile")
+# What the feedback terms' x_t is noised from (claim.joint.consistency.generator_feedback).
+FEEDBACK_STARTS = ("canvas", "painted")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,11 @@ class JointConfig(Config):
             estimate; values above the top bin centre get no gradient) or ``quantile`` (the exact distance
             between the sorted painted values of the unclamped estimate and the condition's quantiles: every
             value, near-white and out-of-range ones included, is pulled towards the asked histogram).
+        feedback_start: what the feedback terms (consistency, guard, features) noise to ``x_t``: ``canvas`` (the
+            scar-free canvas crop: at small t G's estimate must paint scar into clean normal myocardium in one
+            step, which sampling never asks, and G learns to brighten the lesion at every step) or ``painted`` (G's
+            own no-gradient DDIM painting of the crop with ``sampler_steps`` steps: the terms judge the scar G
+            paints).
         consistency_bound: ``none``: the consistency term as it is; ``real``: a hinge, counting only what the
             synthetic composite loses beyond what frozen S loses on real scar crops of the same step (no reward
             for scar easier than real scar).
@@ -74,6 +82,7 @@ class JointConfig(Config):
     sampler_steps: int = 10
     lambda_histogram: float = 0.0
     histogram_distance: str = "soft"
+    feedback_start: str = "canvas"
     consistency_bound: str = "none"
     lambda_feature: float = 0.0
     hist_rule: str = "matched"
@@ -96,6 +105,8 @@ class JointConfig(Config):
         if self.histogram_distance not in HISTOGRAM_DISTANCES:
             raise ValueError(f"histogram_distance must be one of {', '.join(HISTOGRAM_DISTANCES)}, "
                              f"got {self.histogram_distance!r}")
+        if self.feedback_start not in FEEDBACK_STARTS:
+            raise ValueError(f"feedback_start must be one of {', '.join(FEEDBACK_STARTS)}, got {self.feedback_start!r}")
         if self.hist_rule not in HIST_RULES:
             raise ValueError(f"hist_rule must be one of {', '.join(HIST_RULES)}, got {self.hist_rule!r}")
         if self.steps <= self.generator_warmup + self.segmenter_warmup:

@@ -22,7 +22,7 @@ from torch import nn
 from claim.generator.config import GeneratorConfig
 from claim.generator.context import config_anatomy, inpaint_region
 from claim.generator.denoiser import HistogramUNet
-from claim.generator.sampling import make_model_fn
+from claim.generator.sampling import ddim_inpaint, make_eps_fn, make_model_fn
 from claim.generator.schedule import NoiseSchedule, model_outputs
 from claim.joint.config import HISTOGRAM_DISTANCES
 from claim.labels import Label
@@ -247,6 +247,25 @@ def feature_loss(painted: FeatureMoments | None, real: FeatureMoments | None) ->
     return (shift + spread).mean()
 
 
+@torch.no_grad()
+def painted_start(denoiser: HistogramUNet, schedule: NoiseSchedule, config: GeneratorConfig, known: torch.Tensor,
+                  label_maps: torch.Tensor, hists: torch.Tensor, steps: int,
+                  generator: torch.Generator) -> torch.Tensor:
+    """G's own painting of the canvas crops (deterministic DDIM with ``steps`` steps, no gradient): the clean image
+    whose noised versions the feedback terms then read, so that G's estimate at a small t is judged on the scar
+    it paints, not asked to paint scar in one step into scar-free myocardium (which sampling never asks of it)."""
+    region = inpaint_region(config, label_maps)
+    eps_fn = make_eps_fn(denoiser, config.mode, known, region, config_anatomy(label_maps, config), hists,
+                         schedule=schedule, prediction=config.prediction)
+    was_training = denoiser.training
+    denoiser.eval()
+    try:
+        painted, _ = ddim_inpaint(eps_fn, schedule, known, region, steps, generator)
+    finally:
+        denoiser.train(was_training)
+    return painted.to(known.dtype)
+
+
 def generator_feedback(
     denoiser: HistogramUNet,
     schedule: NoiseSchedule,
@@ -261,6 +280,7 @@ def generator_feedback(
     multiple: int,
     extents: Sequence[int] | None = None,
     histogram_distance: str = "soft",
+    start: torch.Tensor | None = None,
 ) -> GeneratorFeedback:
     """G's joint terms from one x0 estimate: Dice + CE of frozen S on the inpainted estimate against the mask's
     label map (``consistency``), and the painted scar's histogram against its condition (``histogram``).
@@ -283,6 +303,8 @@ def generator_feedback(
         extents: per item, source-pixel window of the crop (see ``to_segmenter_frame``).
         histogram_distance: ``soft`` (:func:`histogram_loss` on the clamped estimate) or ``quantile``
             (:func:`quantile_histogram_loss` on the unclamped one, so out-of-range scar is pulled back as well).
+        start: the clean image ``x_t`` is noised from (``(B, 1, C, C)``, e.g. :func:`painted_start`); None: the
+            canvas ``known`` itself. Outside the inpainting region the composite is the canvas either way.
 
     Returns:
         Both scalar terms and S's scar features; their gradients reach G's parameters only.
@@ -292,7 +314,7 @@ def generator_feedback(
     t = torch.randint(0, min(int(t_max), schedule.timesteps), (b,), generator=generator).to(device)
     noise = torch.randn(known.shape, generator=generator).to(device)
     inpaint_mask = inpaint_region(config, label_maps)
-    x_t = schedule.add_noise(known, noise, t)
+    x_t = schedule.add_noise(known if start is None else start, noise, t)
     raw_fn = make_model_fn(denoiser, config.mode, known, inpaint_mask,
                            config_anatomy(label_maps, config), hists)
     # eps nets: x0 from the predicted noise; x0 nets: the network's own (clamped) x0.

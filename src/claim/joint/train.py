@@ -27,7 +27,7 @@ from claim.generator.data import build_training_set
 from claim.generator.train import GeneratorTrainer
 from claim.joint.canvas import build_canvases, sample_canvas_crops, sample_real_scar_crops
 from claim.joint.config import JointConfig
-from claim.joint.consistency import feature_loss, generator_feedback, segmenter_view
+from claim.joint.consistency import feature_loss, generator_feedback, painted_start, segmenter_view
 from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
 from claim.output import data_identity
 from claim.runtime import resolve_device
@@ -237,11 +237,13 @@ def train_joint(
                 def extra() -> torch.Tensor:
                     batch = sample_canvas_crops(canvases, joint.consistency_batch, gen_config, gen.hist_centres, rng,
                                                 gen.hist_context, rule=joint.hist_rule)
+                    known, label_maps, hists = batch.known.to(dev), batch.label_maps.to(dev), batch.hists.to(dev)
+                    start = (painted_start(gen.model, gen.schedule, gen_config, known, label_maps, hists,
+                                           joint.sampler_steps, g) if joint.feedback_start == "painted" else None)
                     feedback = generator_feedback(
-                        gen.model, gen.schedule, gen_config, seg.network, batch.known.to(dev),
-                        batch.label_maps.to(dev), batch.hists.to(dev), g,
+                        gen.model, gen.schedule, gen_config, seg.network, known, label_maps, hists, g,
                         t_max=joint.t_max, multiple=stride, extents=batch.extents,
-                        histogram_distance=joint.histogram_distance,
+                        histogram_distance=joint.histogram_distance, start=start,
                     )
                     consistency = feedback.consistency
                     entry["consistency_loss"] = float(consistency.detach())
