@@ -41,7 +41,7 @@ RUNS = {
                         "segmenter.pt", ("model",)),
     "train-joint": (["--preset", "tiny", "--steps", "6", "--generator-warmup", "1", "--segmenter-warmup", "1",
                      "--refresh-every", "2", "--lambda", "0.5", "--lambda-histogram", "0.5", "--histogram-distance",
-                     "quantile", "--seed", "4"], "generator.pt", ("model", "ema")),
+                     "quantile", "--feedback-start", "painted", "--seed", "4"], "generator.pt", ("model", "ema")),
 }
 
 
@@ -54,7 +54,7 @@ def test_config_file_reproduces_the_run(cohort, tmp_path, command):
     saved = json.loads((first / "config.json").read_text())
     assert saved["command"] == command and saved["seed"] == 4
     if command == "train-joint":
-        assert saved["joint"]["histogram_distance"] == "quantile"
+        assert saved["joint"]["histogram_distance"] == "quantile" and saved["joint"]["feedback_start"] == "painted"
     assert main([command, "-c", str(first / "config.json"), "--data", str(cohort), "--out", str(second)]) == 0
     _assert_same_weights(first / checkpoint, second / checkpoint, keys)
     if command == "train-joint":

@@ -21,6 +21,7 @@ from claim.joint.consistency import (
     generator_feedback,
     histogram_loss,
     histogram_quantiles,
+    painted_start,
     quantile_histogram_loss,
     segmenter_view,
     soft_histogram,
@@ -232,6 +233,33 @@ def test_quantile_guard_reaches_the_generator_through_the_unclamped_estimate(joi
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in denoiser.parameters())
     with pytest.raises(ValueError, match="histogram_distance"):
         generator_feedback(*args, t_max=10, multiple=4, histogram_distance="emd")
+
+
+def test_painted_start_is_gs_own_painting_and_the_feedback_reads_it(joint_dir):
+    from claim.generator.context import inpaint_region
+
+    _patients, canvases, centres, denoiser, segmenter = _parts(joint_dir)
+    batch = sample_canvas_crops(canvases, 2, TINY_G, centres, np.random.default_rng(1))
+    schedule = NoiseSchedule(TINY_G.timesteps)
+    denoiser.train()
+    start = painted_start(denoiser, schedule, TINY_G, batch.known, batch.label_maps, batch.hists, 3,
+                          torch.Generator().manual_seed(0))
+    again = painted_start(denoiser, schedule, TINY_G, batch.known, batch.label_maps, batch.hists, 3,
+                          torch.Generator().manual_seed(0))
+    assert denoiser.training and not start.requires_grad and torch.equal(start, again)  # seeded, no gradient
+    region = inpaint_region(TINY_G, batch.label_maps)
+    assert torch.equal(start[~region], batch.known[~region])  # the canvas outside the region
+    assert float((start - batch.known)[region].abs().mean()) > 0.05  # painted inside it
+    args = (denoiser, schedule, TINY_G, segmenter, batch.known, batch.label_maps, batch.hists)
+    canvas = generator_feedback(*args, torch.Generator().manual_seed(0), t_max=10, multiple=4, extents=batch.extents)
+    same = generator_feedback(*args, torch.Generator().manual_seed(0), t_max=10, multiple=4, extents=batch.extents,
+                              start=batch.known)
+    painted = generator_feedback(*args, torch.Generator().manual_seed(0), t_max=10, multiple=4,
+                                 extents=batch.extents, start=start)
+    assert torch.equal(canvas.consistency, same.consistency)  # None means the canvas
+    assert not torch.equal(canvas.histogram, painted.histogram)
+    painted.consistency.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in denoiser.parameters())
 
 
 def test_feedback_terms_come_from_one_estimate_and_real_crops_share_its_frame(joint_dir):

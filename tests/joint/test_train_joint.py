@@ -163,7 +163,17 @@ def test_quantile_guard_enters_the_joint_loss_and_changes_the_generator(joint_di
     weights = [read_generator_checkpoint(r.generator_checkpoint)["model"] for r in runs.values()]
     assert any(not torch.equal(a, b) for a, b in zip(weights[0].values(), weights[1].values(), strict=True))
     saved = json.loads((tmp_path / "quantile" / "config.json").read_text())
-    assert saved["joint"]["histogram_distance"] == "quantile"
+    assert saved["joint"]["histogram_distance"] == "quantile" and saved["joint"]["feedback_start"] == "canvas"
+    # The feedback read from G's own painting: the same run otherwise, another generator.
+    painted = train_joint(joint_dir, tmp_path / "painted", joint=joint.replace(feedback_start="painted"),
+                          generator=TINY_G, segmenter=TINY_S, seed=3, progress=False)
+    first = [e for e in painted.history if e["phase"] == "joint"][0]
+    assert first["consistency_loss"] != steps["soft"][0]["consistency_loss"]
+    again = read_generator_checkpoint(painted.generator_checkpoint)["model"]
+    assert any(not torch.equal(a, b) for a, b in zip(weights[0].values(), again.values(), strict=True))
+    assert json.loads((tmp_path / "painted" / "config.json").read_text())["joint"]["feedback_start"] == "painted"
+    with pytest.raises(ValueError, match="feedback_start"):
+        TINY_J.replace(feedback_start="sampled")
     assert TINY_J.histogram_distance == "soft"  # the default, as every run before the option measured
     with pytest.raises(ValueError, match="histogram_distance"):
         TINY_J.replace(histogram_distance="emd")
