@@ -174,6 +174,16 @@ def test_quantile_guard_enters_the_joint_loss_and_changes_the_generator(joint_di
     assert json.loads((tmp_path / "painted" / "config.json").read_text())["joint"]["feedback_start"] == "painted"
     with pytest.raises(ValueError, match="feedback_start"):
         TINY_J.replace(feedback_start="sampled")
+    # The standard presets read G's painting; a config saved before the option loads as the canvas run it was.
+    from claim.experiment.config import experiment_preset
+    from claim.joint.config import JointConfig, joint_preset
+
+    assert joint_preset("standard").feedback_start == "painted"
+    study_joint = experiment_preset("standard").joint()
+    assert (study_joint.feedback_start, study_joint.histogram_distance, study_joint.consistency_bound) == \
+        ("painted", "soft", "real")
+    old_config = {k: v for k, v in study_joint.to_dict().items() if k != "feedback_start"}
+    assert JointConfig.from_dict(old_config).feedback_start == "canvas"
     assert TINY_J.histogram_distance == "soft"  # the default, as every run before the option measured
     with pytest.raises(ValueError, match="histogram_distance"):
         TINY_J.replace(histogram_distance="emd")

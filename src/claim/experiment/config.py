@@ -199,7 +199,11 @@ EXPERIMENT_PRESETS: dict[str, ExperimentConfig] = {
         # test patients, beat the plain lambda-1 run it replaces
         # by +0.056 [+0.014, +0.097] infarct Dice while painting scar closer to real contrast. The plain run had
         # met the consistency term by painting brighter scar than asked. The joint segmenter warms up on real slices
-        # first, so the consistency term is judged by a segmenter that already sees scar.
+        # first, so the consistency term is judged by a segmenter that already sees scar. The feedback terms read
+        # G's own DDIM painting, not the scar-free canvas (the joint preset's feedback_start): from the lesion-channel
+        # generator on outputs/cv6's folds, validation infarct Dice preferred it to the canvas in 3 of 3 folds, test
+        # +0.012 [-0.005, +0.028], scar contrast 0.93-1.07 instead of 1.31-1.45 (real 0.82-1.01), at 1.4-1.9x the
+        # joint run's time (README, "Why the joint run painted near-white scar").
         joint_config=joint_preset("standard", steps=300, generator_warmup=0, segmenter_warmup=150, refresh_every=25,
                                   checkpoint_every=100, lambda_consistency=1.0, lambda_histogram=1.0,
                                   consistency_bound="real"),
