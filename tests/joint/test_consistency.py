@@ -260,6 +260,7 @@ def test_painted_start_is_gs_own_painting_and_the_feedback_reads_it(joint_dir):
     assert not torch.equal(canvas.histogram, painted.histogram)
     painted.consistency.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in denoiser.parameters())
+    assert all(p.grad is None or not p.grad.any() for p in segmenter.parameters())  # S's copy stays frozen
 
 
 def test_feedback_terms_come_from_one_estimate_and_real_crops_share_its_frame(joint_dir):
