@@ -53,6 +53,9 @@ class JointConfig(Config):
             step, which sampling never asks, and G learns to brighten the lesion at every step) or ``painted`` (G's
             own no-gradient DDIM painting of the crop with ``sampler_steps`` steps: the terms judge the scar G
             paints).
+        consistency_border_px: the consistency term (and the real-scar bound) leaves out the ring of pixels outside
+            the scar and within this many pixels of it: S's verdict there rewards a hard edge exactly on the label,
+            which real scar, soft-edged and annotated by eye, does not have (0: every pixel counts).
         consistency_bound: ``none``: the consistency term as it is; ``real``: a hinge, counting only what the
             synthetic composite loses beyond what frozen S loses on real scar crops of the same step (no reward
             for scar easier than real scar).
@@ -83,6 +86,7 @@ class JointConfig(Config):
     lambda_histogram: float = 0.0
     histogram_distance: str = "soft"
     feedback_start: str = "canvas"
+    consistency_border_px: int = 0
     consistency_bound: str = "none"
     lambda_feature: float = 0.0
     hist_rule: str = "matched"
@@ -93,7 +97,8 @@ class JointConfig(Config):
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("generator_warmup", "segmenter_warmup", "synthetic_per_batch", "checkpoint_every"):
+        for name in ("generator_warmup", "segmenter_warmup", "synthetic_per_batch", "checkpoint_every",
+                     "consistency_border_px"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("lambda_consistency", "lambda_histogram", "lambda_feature"):

@@ -25,7 +25,7 @@ from claim.generator.denoiser import HistogramUNet
 from claim.generator.sampling import ddim_inpaint, make_eps_fn, make_model_fn
 from claim.generator.schedule import NoiseSchedule, model_outputs
 from claim.joint.config import HISTOGRAM_DISTANCES
-from claim.labels import Label
+from claim.labels import Label, infarct_mask
 from claim.segmentation.loss import dice_ce_loss
 from claim.segmentation.net import normalise_images
 
@@ -212,9 +212,34 @@ def _scar_moments(features: torch.Tensor, labels: torch.Tensor) -> FeatureMoment
     return FeatureMoments(mean, torch.sqrt(variance + 1e-6))
 
 
+def scar_border(labels: torch.Tensor, px: int) -> torch.Tensor:
+    """``(B, H, W)`` bool: the ring of pixels outside the infarct (scar + MVO) of ``(B, H, W)`` label maps and within
+    ``px`` pixels (chessboard distance) of it. Only the outside: a scar 2 px thick has no inside ring to spare."""
+    scar = infarct_mask(labels)
+    grown = F.max_pool2d(scar.float()[:, None], 2 * px + 1, stride=1, padding=px)[:, 0] > 0
+    return grown & ~scar
+
+
+def masked_dice_ce(logits: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """:func:`claim.segmentation.loss.dice_ce_loss` over the ``keep`` pixels only (cross-entropy averaged over them,
+    batch soft Dice of the foreground classes counted on them); with every pixel kept, the same number.
+    Hand-written because the segmentation loss has no pixel mask (S's training never needs one)."""
+    weight = keep.to(torch.float32)
+    log_probs = F.log_softmax(logits.float(), dim=1)
+    own = log_probs.gather(1, labels.long()[:, None])[:, 0]
+    cross_entropy = -(own * weight).sum() / weight.sum().clamp_min(1.0)
+    probs = log_probs.exp() * weight[:, None]
+    one_hot = F.one_hot(labels.long(), logits.shape[1]).permute(0, 3, 1, 2).to(probs.dtype) * weight[:, None]
+    dims = (0, 2, 3)
+    dice = (2 * (probs * one_hot).sum(dims) + 1e-5) / (probs.sum(dims) + one_hot.sum(dims) + 1e-5)
+    return cross_entropy + (1.0 - dice[1:].mean())
+
+
 def segmenter_view(segmenter: nn.Module, images: torch.Tensor, label_maps: torch.Tensor, multiple: int,
-                   extents: Sequence[int] | None = None) -> SegmenterView:
-    """Frozen S on G-frame crops (brought to S's frame by ``to_segmenter_frame``): Dice + CE and scar features."""
+                   extents: Sequence[int] | None = None, ignore_border_px: int = 0) -> SegmenterView:
+    """Frozen S on G-frame crops (brought to S's frame by ``to_segmenter_frame``): Dice + CE and scar features.
+    With ``ignore_border_px`` the loss leaves out the ring of pixels that close outside the scar
+    (:func:`scar_border`), so a hard edge exactly on the label earns nothing."""
     frame_images, labels = to_segmenter_frame(images, label_maps, multiple, extents)
     captured: list[torch.Tensor] = []
     # MONAI's DynUNet returns logits only; a hook on its output head reads the decoder features of the same pass.
@@ -224,7 +249,9 @@ def segmenter_view(segmenter: nn.Module, images: torch.Tensor, label_maps: torch
             logits = segmenter(normalise_images(frame_images))
     finally:
         hook.remove()
-    return SegmenterView(dice_ce_loss(logits, labels), _scar_moments(captured[-1], labels))
+    loss = (dice_ce_loss(logits, labels) if ignore_border_px <= 0
+            else masked_dice_ce(logits, labels, ~scar_border(labels, ignore_border_px)))
+    return SegmenterView(loss, _scar_moments(captured[-1], labels))
 
 
 def feature_loss(painted: FeatureMoments | None, real: FeatureMoments | None) -> torch.Tensor | None:
@@ -281,6 +308,7 @@ def generator_feedback(
     extents: Sequence[int] | None = None,
     histogram_distance: str = "soft",
     start: torch.Tensor | None = None,
+    ignore_border_px: int = 0,
 ) -> GeneratorFeedback:
     """G's joint terms from one x0 estimate: Dice + CE of frozen S on the inpainted estimate against the mask's
     label map (``consistency``), and the painted scar's histogram against its condition (``histogram``).
@@ -305,6 +333,7 @@ def generator_feedback(
             (:func:`quantile_histogram_loss` on the unclamped one, so out-of-range scar is pulled back as well).
         start: the clean image ``x_t`` is noised from (``(B, 1, C, C)``, e.g. :func:`painted_start`); None: the
             canvas ``known`` itself. Outside the inpainting region the composite is the canvas either way.
+        ignore_border_px: the consistency loss leaves out the pixels this close outside the scar (0: none).
 
     Returns:
         Both scalar terms and S's scar features; their gradients reach G's parameters only.
@@ -323,7 +352,7 @@ def generator_feedback(
     raw = raw_fn(x_t, t)
     _, x0 = model_outputs(raw, x_t, t, schedule, config.prediction)
     composite = torch.where(inpaint_mask, x0, known)
-    view = segmenter_view(segmenter, composite, label_maps, multiple, extents)
+    view = segmenter_view(segmenter, composite, label_maps, multiple, extents, ignore_border_px)
     if histogram_distance == "quantile":
         unclamped = model_outputs(raw, x_t, t, schedule, config.prediction, clamp=False)[1]
         histogram = quantile_histogram_loss(unclamped, label_maps, hists)

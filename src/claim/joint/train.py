@@ -244,6 +244,7 @@ def train_joint(
                         gen.model, gen.schedule, gen_config, seg.network, known, label_maps, hists, g,
                         t_max=joint.t_max, multiple=stride, extents=batch.extents,
                         histogram_distance=joint.histogram_distance, start=start,
+                        ignore_border_px=joint.consistency_border_px,
                     )
                     consistency = feedback.consistency
                     entry["consistency_loss"] = float(consistency.detach())
@@ -252,7 +253,7 @@ def train_joint(
                         real = sample_real_scar_crops(pathological, joint.consistency_batch, gen_config, rng)
                         with torch.no_grad():
                             view = segmenter_view(seg.network, real.known.to(dev), real.label_maps.to(dev),
-                                                  stride, real.extents)
+                                                  stride, real.extents, joint.consistency_border_px)
                         if joint.consistency_bound == "real":
                             entry["real_consistency_loss"] = float(view.loss)
                             consistency = torch.relu(consistency - view.loss)
