@@ -41,7 +41,8 @@ RUNS = {
                         "segmenter.pt", ("model",)),
     "train-joint": (["--preset", "tiny", "--steps", "6", "--generator-warmup", "1", "--segmenter-warmup", "1",
                      "--refresh-every", "2", "--lambda", "0.5", "--lambda-histogram", "0.5", "--histogram-distance",
-                     "quantile", "--feedback-start", "painted", "--seed", "4"], "generator.pt", ("model", "ema")),
+                     "quantile", "--feedback-start", "painted", "--consistency-border-px", "1", "--seed", "4"],
+                    "generator.pt", ("model", "ema")),
 }
 
 
@@ -55,6 +56,7 @@ def test_config_file_reproduces_the_run(cohort, tmp_path, command):
     assert saved["command"] == command and saved["seed"] == 4
     if command == "train-joint":
         assert saved["joint"]["histogram_distance"] == "quantile" and saved["joint"]["feedback_start"] == "painted"
+        assert saved["joint"]["consistency_border_px"] == 1
     assert main([command, "-c", str(first / "config.json"), "--data", str(cohort), "--out", str(second)]) == 0
     _assert_same_weights(first / checkpoint, second / checkpoint, keys)
     if command == "train-joint":

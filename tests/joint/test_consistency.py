@@ -21,8 +21,10 @@ from claim.joint.consistency import (
     generator_feedback,
     histogram_loss,
     histogram_quantiles,
+    masked_dice_ce,
     painted_start,
     quantile_histogram_loss,
+    scar_border,
     segmenter_view,
     soft_histogram,
     to_segmenter_frame,
@@ -261,6 +263,35 @@ def test_painted_start_is_gs_own_painting_and_the_feedback_reads_it(joint_dir):
     painted.consistency.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in denoiser.parameters())
     assert all(p.grad is None or not p.grad.any() for p in segmenter.parameters())  # S's copy stays frozen
+
+
+def test_border_ring_is_left_out_of_the_consistency_loss(joint_dir):
+    from claim.segmentation.loss import dice_ce_loss
+
+    labels = torch.zeros(1, 10, 10, dtype=torch.long)
+    labels[0, 4:6, 2:8] = Label.INFARCT  # a scar 2 px thick
+    labels[0, 5, 4] = Label.MVO
+    ring = scar_border(labels, 1)
+    assert int(ring.sum()) == 4 * 8 - 2 * 6  # the 8 x 4 box around the 2 x 6 scar, less the scar
+    assert not (ring & ((labels == Label.INFARCT) | (labels == Label.MVO))).any()  # the scar itself always counts
+    torch.manual_seed(0)
+    logits = torch.randn(1, 5, 10, 10, requires_grad=True)
+    assert float(masked_dice_ce(logits, labels, torch.ones_like(ring))) == pytest.approx(
+        float(dice_ce_loss(logits, labels)), abs=1e-6)
+    masked_dice_ce(logits, labels, ~ring).backward()
+    assert not logits.grad[0][:, ring[0]].any() and logits.grad[0][:, ~ring[0]].abs().sum() > 0
+    # Through the frozen segmenter: the feedback with the ring left out differs, and its gradient still reaches G.
+    _patients, canvases, centres, denoiser, segmenter = _parts(joint_dir)
+    batch = sample_canvas_crops(canvases, 2, TINY_G, centres, np.random.default_rng(1))
+    args = (denoiser, NoiseSchedule(TINY_G.timesteps), TINY_G, segmenter, batch.known, batch.label_maps,
+            batch.hists)
+    whole = generator_feedback(*args, torch.Generator().manual_seed(0), t_max=10, multiple=4, extents=batch.extents)
+    inner = generator_feedback(*args, torch.Generator().manual_seed(0), t_max=10, multiple=4, extents=batch.extents,
+                               ignore_border_px=2)
+    assert not torch.equal(whole.consistency, inner.consistency)
+    inner.consistency.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in denoiser.parameters())
+    assert all(p.grad is None or not p.grad.any() for p in segmenter.parameters())
 
 
 def test_feedback_terms_come_from_one_estimate_and_real_crops_share_its_frame(joint_dir):

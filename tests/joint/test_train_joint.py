@@ -174,6 +174,8 @@ def test_quantile_guard_enters_the_joint_loss_and_changes_the_generator(joint_di
     assert json.loads((tmp_path / "painted" / "config.json").read_text())["joint"]["feedback_start"] == "painted"
     with pytest.raises(ValueError, match="feedback_start"):
         TINY_J.replace(feedback_start="sampled")
+    with pytest.raises(ValueError, match="consistency_border_px"):
+        TINY_J.replace(consistency_border_px=-1)
     # The standard presets read G's painting; a config saved before the option loads as the canvas run it was.
     from claim.experiment.config import experiment_preset
     from claim.joint.config import JointConfig, joint_preset

@@ -33,7 +33,7 @@ from claim.smile.prior import Prior, load_prior
 COMMAND = "train-joint"
 _JOINT_FLAGS = ("steps", "lambda_consistency", "t_max", "generator_warmup", "segmenter_warmup", "refresh_every",
                 "lambda_histogram", "histogram_distance", "feedback_start", "consistency_bound",
-                "lambda_feature")
+                "consistency_border_px", "lambda_feature")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -62,6 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "spread of its features over real scar (default 0: off)")
     parser.add_argument("--consistency-bound", choices=CONSISTENCY_BOUNDS, default=None,
                         help="real: count only the consistency loss beyond what S loses on real scar (default none)")
+    parser.add_argument("--consistency-border-px", type=integer(0), default=None,
+                        help="leave the ring of pixels this close outside the scar out of the consistency term, so a "
+                             "hard edge on the label earns nothing (default 0: every pixel counts)")
     parser.add_argument("--t-max", type=COUNT, default=None, help="largest noise level of the consistency term")
     parser.add_argument("--generator-warmup", type=integer(0), default=None, help="G-only diffusion steps first")
     parser.add_argument("--segmenter-warmup", type=integer(0), default=None, help="then S-only real steps")
