@@ -27,8 +27,8 @@ __all__ = ["JOINT_HYPERPARAMETERS", "validation_of", "selection_record", "study_
 # The joint-loss settings the design screens varied (the others, e.g. sampler_steps or buffer_size, were held at
 # the preset's values).
 JOINT_HYPERPARAMETERS = ("lambda_consistency", "lambda_histogram", "histogram_distance", "feedback_start",
-                         "consistency_bound", "consistency_border_px", "lambda_feature", "t_max", "segmenter_warmup", "generator_warmup",
-                         "refresh_every", "synthetic_per_batch")
+                         "consistency_bound", "consistency_border_px", "lambda_feature", "t_max", "segmenter_warmup",
+                         "generator_warmup", "refresh_every", "synthetic_per_batch")
 _SCREENED = ("the standard preset's: the design with the best validation infarct Dice among those screened with "
              "benchmarks/joint_designs.py on fold 1 of a cross-validated standard study (README: joint training "
              "that helps); those validation patients are test patients of that study's other folds, so the choice "
