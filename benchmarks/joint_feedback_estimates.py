@@ -10,8 +10,10 @@ myocardium 0, blood pool 1; ``claim.evaluation.realism.contrast_units``) of:
   from its own DDIM painting (``feedback_start=painted``);
 - its DDIM painting itself (what the replay buffer and the synthetic set get).
 
-A term that reads the canvas at a small t asks G to paint scar in one step into clean normal myocardium; sampling
-never asks that, and what G learns to meet it shows up in the painting. Prints a table and saves JSON.
+Each generator is read with its EMA weights (what sampling uses; the joint run reads its online weights, which
+the EMA follows). A term that reads the canvas at a small t asks G to paint scar in one step into clean normal
+myocardium; sampling never asks that, and what G learns to meet it shows up in the painting. Prints a table and
+saves JSON.
 
     python benchmarks/joint_feedback_estimates.py --study outputs/cv6/folds/fold1/study \\
         --generator before=outputs/more7/fold1/lesion_smile/generator/generator.pt \\
@@ -58,6 +60,8 @@ def median_contrast(images: np.ndarray, label_maps: np.ndarray) -> float:
 @torch.no_grad()
 def estimates(path: Path, canvases, n: int, levels: list[int], sampler_steps: int, seed: int) -> dict[str, float]:
     g = load_generator(path)
+    if max(levels) >= g.config.timesteps:
+        raise SystemExit(f"{path}: --levels must be below its {g.config.timesteps} timesteps")
     batch = sample_canvas_crops(canvases, n, g.config, g.hist_centres, np.random.default_rng(seed), g.hist_context,
                                 rule="mapped")
     known, labels, hists = batch.known, batch.label_maps, batch.hists

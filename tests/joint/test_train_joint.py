@@ -151,7 +151,7 @@ def test_histogram_guard_and_real_bound_enter_the_joint_loss(joint_dir, tmp_path
         TINY_J.replace(hist_rule="nearest")
 
 
-def test_quantile_guard_enters_the_joint_loss_and_changes_the_generator(joint_dir, tmp_path):
+def test_quantile_guard_enters_the_joint_loss_and_changes_the_generator(joint_dir, tmp_path, monkeypatch):
     joint = TINY_J.replace(lambda_consistency=1.0, lambda_histogram=1.0)
     runs = {distance: train_joint(joint_dir, tmp_path / distance, joint=joint.replace(histogram_distance=distance),
                                   generator=TINY_G, segmenter=TINY_S, seed=3, progress=False)
@@ -164,9 +164,19 @@ def test_quantile_guard_enters_the_joint_loss_and_changes_the_generator(joint_di
     assert any(not torch.equal(a, b) for a, b in zip(weights[0].values(), weights[1].values(), strict=True))
     saved = json.loads((tmp_path / "quantile" / "config.json").read_text())
     assert saved["joint"]["histogram_distance"] == "quantile" and saved["joint"]["feedback_start"] == "canvas"
-    # The feedback read from G's own painting: the same run otherwise, another generator.
+    # The feedback read from G's own painting: each joint step hands its painting to the feedback as the start.
+    import claim.joint.train as joint_train
+
+    paintings, starts = [], []
+    real_paint, real_feedback = joint_train.painted_start, joint_train.generator_feedback
+    monkeypatch.setattr(joint_train, "painted_start", lambda *a, **k: paintings.append(real_paint(*a, **k)) or
+                        paintings[-1])
+    monkeypatch.setattr(joint_train, "generator_feedback", lambda *a, **k: starts.append(k["start"]) or
+                        real_feedback(*a, **k))
     painted = train_joint(joint_dir, tmp_path / "painted", joint=joint.replace(feedback_start="painted"),
                           generator=TINY_G, segmenter=TINY_S, seed=3, progress=False)
+    n_joint = sum(e["phase"] == "joint" for e in painted.history)
+    assert len(paintings) == len(starts) == n_joint and all(a is b for a, b in zip(paintings, starts, strict=True))
     first = [e for e in painted.history if e["phase"] == "joint"][0]
     assert first["consistency_loss"] != steps["soft"][0]["consistency_loss"]
     again = read_generator_checkpoint(painted.generator_checkpoint)["model"]
@@ -189,6 +199,17 @@ def test_quantile_guard_enters_the_joint_loss_and_changes_the_generator(joint_di
     assert TINY_J.histogram_distance == "soft"  # the default, as every run before the option measured
     with pytest.raises(ValueError, match="histogram_distance"):
         TINY_J.replace(histogram_distance="emd")
+
+
+def test_border_ring_leaves_both_consistency_views(joint_dir, tmp_path):
+    joint = TINY_J.replace(lambda_consistency=1.0, lambda_histogram=0.5, consistency_bound="real")
+    runs = {px: train_joint(joint_dir, tmp_path / f"ring{px}", joint=joint.replace(consistency_border_px=px),
+                            generator=TINY_G, segmenter=TINY_S, seed=3, progress=False) for px in (0, 1)}
+    first = {px: next(e for e in r.history if e["phase"] == "joint") for px, r in runs.items()}
+    # The ring draws nothing at random: the same crops, both the synthetic and the real view lose their ring.
+    assert first[0]["histogram_loss"] == first[1]["histogram_loss"]
+    assert first[0]["consistency_loss"] != first[1]["consistency_loss"]
+    assert first[0]["real_consistency_loss"] != first[1]["real_consistency_loss"]
 
 
 def test_feature_term_enters_the_joint_loss_and_changes_the_generator(joint_dir, tmp_path):

@@ -56,7 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "the condition's quantiles; also pulls near-white scar down) (default soft)")
     parser.add_argument("--feedback-start", choices=FEEDBACK_STARTS, default=None,
                         help="what the feedback terms noise: canvas (the scar-free canvas) or painted (G's own "
-                             "DDIM painting of it, so the terms judge the scar G paints) (default canvas)")
+                             "DDIM painting of it, so the terms judge the scar G paints) (default: the preset's; "
+                             "standard: painted, tiny: canvas)")
     parser.add_argument("--lambda-feature", type=number(0.0), default=None,
                         help="weight of the feature term: S's decoder features over painted scar keep the mean and "
                              "spread of its features over real scar (default 0: off)")

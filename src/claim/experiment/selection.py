@@ -29,10 +29,10 @@ __all__ = ["JOINT_HYPERPARAMETERS", "validation_of", "selection_record", "study_
 JOINT_HYPERPARAMETERS = ("lambda_consistency", "lambda_histogram", "histogram_distance", "feedback_start",
                          "consistency_bound", "consistency_border_px", "lambda_feature", "t_max", "segmenter_warmup",
                          "generator_warmup", "refresh_every", "synthetic_per_batch")
-_SCREENED = ("the standard preset's: the design with the best validation infarct Dice among those screened with "
-             "benchmarks/joint_designs.py on fold 1 of a cross-validated standard study (README: joint training "
-             "that helps); those validation patients are test patients of that study's other folds, so the choice "
-             "was not nested within folds")
+_SCREENED = ("the standard preset's: screened with benchmarks/joint_designs.py on the validation patients of a "
+             "cross-validated standard study (README: joint training that helps; the real-scar bound on fold 1, "
+             "reading G's painting instead of the canvas on all 3 folds); those validation patients are test "
+             "patients of that study's other folds, so the choices were not nested within folds")
 _NOT_SCREENED = "set by this study's config, not chosen by a screen"
 
 

@@ -31,7 +31,9 @@ class JointConfig(Config):
     Attributes:
         steps: total steps, warm-ups included (must exceed both warm-ups together).
         lambda_consistency: weight of the consistency term in G's loss (0 turns the feedback off).
-        t_max: the consistency term noises canvases to ``t`` drawn uniformly from ``0..t_max-1`` (capped at T).
+        t_max: the feedback terms noise their crops (see ``feedback_start``) to ``t`` drawn uniformly from
+            ``0..t_max-1`` (capped at T). The quantile guard reads the unclamped estimate, which an eps net scales
+            by 1/sqrt(abar_t): screened with t_max 100 and an x0 net only.
         consistency_batch: canvas crops per consistency term.
         refresh_every: joint steps between replay-buffer refreshes (the first joint step always refreshes).
         masks_per_refresh: SMILE mask stacks (one canvas patient each) painted per refresh; every slice with scar
@@ -40,7 +42,8 @@ class JointConfig(Config):
         synthetic_per_batch: synthetic slices added to each joint S step.
         generator_warmup: G-only diffusion steps at the start.
         segmenter_warmup: S-only real steps after G's warm-up.
-        sampler_steps: DDIM steps of the fast sampler that fills the buffer.
+        sampler_steps: DDIM steps of the fast sampler that fills the buffer, and of the painting the feedback
+            terms read with ``feedback_start`` ``painted`` (one such pass per joint step).
         lambda_histogram: weight of the histogram guard in G's joint loss: the scar G paints for the consistency
             term must keep the intensity histogram it was conditioned on (1-D Wasserstein distance of soft
             histograms), so G cannot meet S by painting brighter, more uniform scar than asked (0 turns it off).

@@ -104,7 +104,8 @@ class SegmenterView:
 class GeneratorFeedback:
     """G's joint-step terms from one x0 estimate: ``consistency`` (S's Dice + CE on the composite),
     ``histogram`` (the painted scar against the histogram G was conditioned on: 1-D Wasserstein distance in
-    intensity units, 0..2, by ``histogram_loss`` or ``quantile_histogram_loss``) and ``scar_features`` (S's decoder
+    intensity units, by ``histogram_loss`` (0..2) or ``quantile_histogram_loss`` (unbounded: it reads the
+    unclamped estimate)) and ``scar_features`` (S's decoder
     features over the painted scar, for ``feature_loss``; differentiable for G)."""
 
     consistency: torch.Tensor
@@ -169,7 +170,7 @@ def histogram_quantiles(hist: torch.Tensor, levels: torch.Tensor) -> torch.Tenso
 
 def quantile_histogram_loss(x0: torch.Tensor, label_maps: torch.Tensor, hists: torch.Tensor) -> torch.Tensor:
     """Mean exact 1-D Wasserstein distance between the painted scar's values (label 3 of ``label_maps``) and the
-    condition ``hists`` (each bin's mass spread over its bin), over the items that have scar.
+    condition ``hists`` (each bin's mass spread over its bin), over the items that have scar and a condition.
 
     W1 is the mean absolute difference of the two quantile functions: the sorted painted values against the
     condition's quantiles at the same levels. Every painted value gets a gradient towards its quantile, also
@@ -180,7 +181,7 @@ def quantile_histogram_loss(x0: torch.Tensor, label_maps: torch.Tensor, hists: t
     distances = []
     for values, inside, hist in zip(x0, scar, hists, strict=True):
         painted = values[inside].float()
-        if painted.numel() == 0:
+        if painted.numel() == 0 or float(hist.float().clamp_min(0).sum()) <= 0:  # nothing painted or nothing asked
             continue
         n = painted.numel()
         levels = (torch.arange(n, device=painted.device, dtype=torch.float32) + 0.5) / n
@@ -313,11 +314,11 @@ def generator_feedback(
     """G's joint terms from one x0 estimate: Dice + CE of frozen S on the inpainted estimate against the mask's
     label map (``consistency``), and the painted scar's histogram against its condition (``histogram``).
 
-    The canvas is noised to ``t ~ U{0..min(t_max, T)-1}``; G predicts x0 (differentiable, clamped to [-1, 1] as in
-    sampling; the network's output itself when ``config.prediction`` is ``x0``); the estimate replaces the canvas
-    inside the inpainting region (lesion dilated by the blending band in ``claim`` mode) and the known canvas stays
-    outside; the composite goes through S's per-image normalisation (affine-invariant, so G's [-1, 1] scale needs no
-    inverse) and S. S's parameters get no gradient.
+    The canvas (or ``start``, e.g. G's own painting of it) is noised to ``t ~ U{0..min(t_max, T)-1}``; G predicts x0
+    (differentiable, clamped to [-1, 1] as in sampling; the network's output itself when ``config.prediction`` is
+    ``x0``); the estimate replaces the canvas inside the inpainting region (lesion dilated by the blending band in
+    ``claim`` mode) and the known canvas stays outside; the composite goes through S's per-image normalisation
+    (affine-invariant, so G's [-1, 1] scale needs no inverse) and S. S's parameters get no gradient.
 
     Args:
         denoiser / schedule / config: G, its schedule and config (tensors on the denoiser's device).

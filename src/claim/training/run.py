@@ -48,7 +48,9 @@ def check_resume(path: Path, saved: Mapping[str, Any], now: Mapping[str, Any]) -
         if isinstance(value, Config):
             diff = old.resume_diff(value) if isinstance(old, Config) else {"(all)": (old, value.to_dict())}
             if diff:
-                raise ClaimError(f"{path}: --resume with a different {key} config (checkpoint vs now: {diff})")
+                # A preset's defaults can change between versions: the run's own saved config continues it as it was.
+                raise ClaimError(f"{path}: --resume with a different {key} config (checkpoint vs now: {diff}); "
+                                 "pass the run's config.json with -c to continue it as it was")
         elif key == "data" and old != value:
             raise ClaimError(f"{path}: --resume with different data than the run (files or their content differ); "
                              "resume on the run's data, or start a new run")
