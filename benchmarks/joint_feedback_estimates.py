@@ -38,7 +38,7 @@ from claim.data.layouts import read_dataset  # noqa: E402
 from claim.evaluation.realism import contrast_units  # noqa: E402
 from claim.generator.checkpoint import load_generator  # noqa: E402
 from claim.generator.context import config_anatomy, inpaint_region  # noqa: E402
-from claim.generator.sampling import ddim_inpaint, make_eps_fn, make_model_fn  # noqa: E402
+from claim.generator.sampling import make_model_fn  # noqa: E402
 from claim.generator.schedule import model_outputs  # noqa: E402
 from claim.joint.canvas import build_canvases, sample_canvas_crops  # noqa: E402
 from claim.joint.consistency import histogram_quantiles, painted_start  # noqa: E402
@@ -81,9 +81,7 @@ def estimates(path: Path, canvases, n: int, levels: list[int], sampler_steps: in
             x_t = g.schedule.add_noise(start, noise, tt)
             _, x0 = model_outputs(model_fn(x_t, tt), x_t, tt, g.schedule, g.config.prediction)
             out[f"{start_name}_t{t}"] = median_contrast(torch.where(region, x0, known)[:, 0].numpy(), label_np)
-    eps_fn = make_eps_fn(g.model, g.config.mode, known, region, config_anatomy(labels, g.config), hists,
-                         schedule=g.schedule, prediction=g.config.prediction)
-    ddim, _ = ddim_inpaint(eps_fn, g.schedule, known, region, 25, torch.Generator().manual_seed(seed))
+    ddim = painted_start(g.model, g.schedule, g.config, known, labels, hists, 25, torch.Generator().manual_seed(seed))
     out["ddim25"] = median_contrast(ddim[:, 0].numpy(), label_np)
     return out
 

@@ -107,16 +107,10 @@ class JointConfig(Config):
         for name in ("lambda_consistency", "lambda_histogram", "lambda_feature"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.consistency_bound not in CONSISTENCY_BOUNDS:
-            raise ValueError(f"consistency_bound must be one of {', '.join(CONSISTENCY_BOUNDS)}, "
-                             f"got {self.consistency_bound!r}")
-        if self.histogram_distance not in HISTOGRAM_DISTANCES:
-            raise ValueError(f"histogram_distance must be one of {', '.join(HISTOGRAM_DISTANCES)}, "
-                             f"got {self.histogram_distance!r}")
-        if self.feedback_start not in FEEDBACK_STARTS:
-            raise ValueError(f"feedback_start must be one of {', '.join(FEEDBACK_STARTS)}, got {self.feedback_start!r}")
-        if self.hist_rule not in HIST_RULES:
-            raise ValueError(f"hist_rule must be one of {', '.join(HIST_RULES)}, got {self.hist_rule!r}")
+        for name, choices in (("consistency_bound", CONSISTENCY_BOUNDS), ("histogram_distance", HISTOGRAM_DISTANCES),
+                              ("feedback_start", FEEDBACK_STARTS), ("hist_rule", HIST_RULES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.steps <= self.generator_warmup + self.segmenter_warmup:
             raise ValueError(
                 f"steps {self.steps} leave no joint step after the warm-ups ({self.generator_warmup} generator + "

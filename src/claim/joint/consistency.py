@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from monai.losses import MaskedDiceLoss
 from torch import nn
 
 from claim.generator.config import GeneratorConfig
@@ -222,18 +223,15 @@ def scar_border(labels: torch.Tensor, px: int) -> torch.Tensor:
 
 
 def masked_dice_ce(logits: torch.Tensor, labels: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """:func:`claim.segmentation.loss.dice_ce_loss` over the ``keep`` pixels only (cross-entropy averaged over them,
-    batch soft Dice of the foreground classes counted on them); with every pixel kept, the same number.
-    Hand-written because the segmentation loss has no pixel mask (S's training never needs one)."""
+    """:func:`claim.segmentation.loss.dice_ce_loss` over the ``keep`` pixels only: cross-entropy averaged over them
+    plus MONAI's masked batch soft Dice of the foreground classes; with every pixel kept, the same number."""
     weight = keep.to(torch.float32)
-    log_probs = F.log_softmax(logits.float(), dim=1)
-    own = log_probs.gather(1, labels.long()[:, None])[:, 0]
-    cross_entropy = -(own * weight).sum() / weight.sum().clamp_min(1.0)
-    probs = log_probs.exp() * weight[:, None]
-    one_hot = F.one_hot(labels.long(), logits.shape[1]).permute(0, 3, 1, 2).to(probs.dtype) * weight[:, None]
-    dims = (0, 2, 3)
-    dice = (2 * (probs * one_hot).sum(dims) + 1e-5) / (probs.sum(dims) + one_hot.sum(dims) + 1e-5)
-    return cross_entropy + (1.0 - dice[1:].mean())
+    per_pixel = F.cross_entropy(logits.float(), labels.long(), reduction="none")
+    cross_entropy = (per_pixel * weight).sum() / weight.sum().clamp_min(1.0)
+    # One-hot here, not in MONAI: its mask also zeroes the target, which one-hot encoding would turn into background.
+    one_hot = F.one_hot(labels.long(), logits.shape[1]).permute(0, 3, 1, 2).float()
+    dice = MaskedDiceLoss(include_background=False, softmax=True, batch=True)(logits.float(), one_hot, weight[:, None])
+    return cross_entropy + dice
 
 
 def segmenter_view(segmenter: nn.Module, images: torch.Tensor, label_maps: torch.Tensor, multiple: int,
@@ -339,6 +337,8 @@ def generator_feedback(
     Returns:
         Both scalar terms and S's scar features; their gradients reach G's parameters only.
     """
+    if histogram_distance not in HISTOGRAM_DISTANCES:
+        raise ValueError(f"histogram_distance {histogram_distance!r} must be one of {', '.join(HISTOGRAM_DISTANCES)}")
     device = known.device
     b = known.shape[0]
     t = torch.randint(0, min(int(t_max), schedule.timesteps), (b,), generator=generator).to(device)
@@ -348,8 +348,6 @@ def generator_feedback(
     raw_fn = make_model_fn(denoiser, config.mode, known, inpaint_mask,
                            config_anatomy(label_maps, config), hists)
     # eps nets: x0 from the predicted noise; x0 nets: the network's own (clamped) x0.
-    if histogram_distance not in HISTOGRAM_DISTANCES:
-        raise ValueError(f"histogram_distance {histogram_distance!r} must be one of {', '.join(HISTOGRAM_DISTANCES)}")
     raw = raw_fn(x_t, t)
     _, x0 = model_outputs(raw, x_t, t, schedule, config.prediction)
     composite = torch.where(inpaint_mask, x0, known)
