@@ -17,6 +17,7 @@ from claim.generator.schedule import NoiseSchedule
 from claim.joint.canvas import build_canvases, sample_canvas_crops, sample_real_scar_crops
 from claim.joint.consistency import (
     FeatureMoments,
+    bounded_consistency,
     feature_loss,
     generator_feedback,
     histogram_loss,
@@ -370,3 +371,22 @@ def test_consistency_term_gives_a_lesion_channel_generator_its_lesion(joint_dir)
     assert given.shape[1] == config.in_channels == 5
     assert torch.equal(given[:, -1:].bool(), lesion) and lesion.any()
     assert int(given[:, 2:3].bool().sum()) > int(lesion.sum())
+
+
+def test_consistency_bounds_reward_and_penalise_as_documented():
+    real = torch.tensor(0.8, requires_grad=True)
+    for synthetic_value, expected in ((1.0, {"none": 1.0, "real": 0.2, "match": 0.2}),
+                                      (0.5, {"none": 0.5, "real": 0.0, "match": 0.3})):
+        for bound, value in expected.items():
+            synthetic = torch.tensor(synthetic_value, requires_grad=True)
+            term = bounded_consistency(synthetic, real, bound)
+            assert float(term) == pytest.approx(value)
+            term.backward()
+            # Gradient descent on the term: harder-than-real scar is pushed easier under every bound; easier-than-real
+            # scar is pushed easier by none, left alone by real, pushed harder (towards real) by match.
+            slope = {"none": 1.0, "real": 1.0 if synthetic_value > 0.8 else 0.0,
+                     "match": 1.0 if synthetic_value > 0.8 else -1.0}[bound]
+            assert float(synthetic.grad) == pytest.approx(slope)
+    assert real.grad is None  # the real-scar loss is a target
+    with pytest.raises(ValueError, match="consistency bound"):
+        bounded_consistency(synthetic, real, "hinge")

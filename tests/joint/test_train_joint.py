@@ -133,8 +133,9 @@ def test_resuming_a_state_that_does_not_fit_the_models_is_one_clear_error(full_r
         _run(joint_dir, run, TINY_J.steps, resume=True)
 
 
-def test_histogram_guard_and_real_bound_enter_the_joint_loss(joint_dir, tmp_path):
-    joint = TINY_J.replace(lambda_consistency=1.0, lambda_histogram=0.5, consistency_bound="real")
+@pytest.mark.parametrize("bound", ["real", "match"])
+def test_histogram_guard_and_real_bound_enter_the_joint_loss(joint_dir, tmp_path, bound):
+    joint = TINY_J.replace(lambda_consistency=1.0, lambda_histogram=0.5, consistency_bound=bound)
     result = train_joint(joint_dir, tmp_path / "guarded", joint=joint, generator=TINY_G, segmenter=TINY_S, seed=3,
                          progress=False)
     joint_steps = [e for e in result.history if e["phase"] == "joint"]
@@ -142,7 +143,7 @@ def test_histogram_guard_and_real_bound_enter_the_joint_loss(joint_dir, tmp_path
                                for e in joint_steps)
     assert all(0.0 <= e["histogram_loss"] <= 2.0 for e in joint_steps)
     saved = json.loads((tmp_path / "guarded" / "config.json").read_text())
-    assert saved["joint"]["lambda_histogram"] == 0.5 and saved["joint"]["consistency_bound"] == "real"
+    assert saved["joint"]["lambda_histogram"] == 0.5 and saved["joint"]["consistency_bound"] == bound
     with pytest.raises(ValueError, match="consistency_bound"):
         TINY_J.replace(consistency_bound="soft")
     with pytest.raises(ValueError, match="lambda_histogram"):

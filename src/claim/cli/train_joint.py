@@ -62,7 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="weight of the feature term: S's decoder features over painted scar keep the mean and "
                              "spread of its features over real scar (default 0: off)")
     parser.add_argument("--consistency-bound", choices=CONSISTENCY_BOUNDS, default=None,
-                        help="real: count only the consistency loss beyond what S loses on real scar (default none)")
+                        help="real: count only the consistency loss beyond what S loses on real scar; match: the "
+                             "distance between the two, so scar easier than real costs as much as harder "
+                             "(default none)")
     parser.add_argument("--consistency-border-px", type=integer(0), default=None,
                         help="leave the ring of pixels this close outside the scar out of the consistency term, so a "
                              "hard edge on the label earns nothing (default 0: every pixel counts)")

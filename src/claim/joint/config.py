@@ -12,7 +12,7 @@ from claim.training.run import default_checkpoint_every
 __all__ = ["JointConfig", "JOINT_PRESETS", "joint_preset", "CONSISTENCY_BOUNDS", "HISTOGRAM_DISTANCES",
            "FEEDBACK_STARTS"]
 
-CONSISTENCY_BOUNDS = ("none", "real")
+CONSISTENCY_BOUNDS = ("none", "real", "match")
 # How the histogram guard measures painted scar against its condition (claim.joint.consistency).
 HISTOGRAM_DISTANCES = ("soft", "quantile")
 # What the feedback terms' x_t is noised from (claim.joint.consistency.generator_feedback).
@@ -61,7 +61,9 @@ class JointConfig(Config):
             which real scar, soft-edged and annotated by eye, does not have (0: every pixel counts).
         consistency_bound: ``none``: the consistency term as it is; ``real``: a hinge, counting only what the
             synthetic composite loses beyond what frozen S loses on real scar crops of the same step (no reward
-            for scar easier than real scar).
+            for scar easier than real scar); ``match``: two-sided, the distance between the two losses, so G is
+            pushed back from scar easier for S than real scar as much as from scar harder (hard but faithful: the
+            failure this guards against is bright, sharp-edged scar that S finds trivially).
         lambda_feature: weight of the feature term in G's joint loss: frozen S's finest decoder features over the
             painted scar must have the per-channel mean and spread of its features over real scar crops of the same
             step (``claim.joint.consistency.feature_loss``; 0 turns it off).

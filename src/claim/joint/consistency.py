@@ -32,7 +32,7 @@ from claim.segmentation.net import normalise_images
 
 __all__ = ["frozen", "to_segmenter_frame", "GeneratorFeedback", "generator_feedback", "FeatureMoments",
            "SegmenterView", "segmenter_view", "feature_loss", "soft_histogram", "histogram_loss",
-           "histogram_quantiles", "quantile_histogram_loss", "HISTOGRAM_DISTANCES"]
+           "histogram_quantiles", "quantile_histogram_loss", "HISTOGRAM_DISTANCES", "bounded_consistency"]
 
 
 @contextmanager
@@ -251,6 +251,22 @@ def segmenter_view(segmenter: nn.Module, images: torch.Tensor, label_maps: torch
     loss = (dice_ce_loss(logits, labels) if ignore_border_px <= 0
             else masked_dice_ce(logits, labels, ~scar_border(labels, ignore_border_px)))
     return SegmenterView(loss, _scar_moments(captured[-1], labels))
+
+
+def bounded_consistency(synthetic: torch.Tensor, real: torch.Tensor, bound: str) -> torch.Tensor:
+    """The consistency term after its bound (``claim.joint.config.CONSISTENCY_BOUNDS``): S's loss on the painted
+    composite as it is (``none``), only what it exceeds S's loss on real scar crops of the same step (``real``), or
+    the distance between the two (``match``: scar easier for S than real scar costs G as much as harder scar).
+    ``real`` is a target: no gradient flows into it.
+    """
+    real = real.detach()
+    if bound == "none":
+        return synthetic
+    if bound == "real":
+        return torch.relu(synthetic - real)
+    if bound == "match":
+        return (synthetic - real).abs()
+    raise ValueError(f"consistency bound {bound!r} must be one of none, real, match")
 
 
 def feature_loss(painted: FeatureMoments | None, real: FeatureMoments | None) -> torch.Tensor | None:

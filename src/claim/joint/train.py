@@ -27,7 +27,13 @@ from claim.generator.data import build_training_set
 from claim.generator.train import GeneratorTrainer
 from claim.joint.canvas import build_canvases, sample_canvas_crops, sample_real_scar_crops
 from claim.joint.config import JointConfig
-from claim.joint.consistency import feature_loss, generator_feedback, painted_start, segmenter_view
+from claim.joint.consistency import (
+    bounded_consistency,
+    feature_loss,
+    generator_feedback,
+    painted_start,
+    segmenter_view,
+)
 from claim.joint.synthetic import ReplayBuffer, paint_synthetic_slices
 from claim.output import data_identity
 from claim.runtime import resolve_device
@@ -249,14 +255,14 @@ def train_joint(
                     consistency = feedback.consistency
                     entry["consistency_loss"] = float(consistency.detach())
                     loss = joint.lambda_histogram * feedback.histogram
-                    if joint.consistency_bound == "real" or joint.lambda_feature > 0:
+                    if joint.consistency_bound != "none" or joint.lambda_feature > 0:
                         real = sample_real_scar_crops(pathological, joint.consistency_batch, gen_config, rng)
                         with torch.no_grad():
                             view = segmenter_view(seg.network, real.known.to(dev), real.label_maps.to(dev),
                                                   stride, real.extents, joint.consistency_border_px)
-                        if joint.consistency_bound == "real":
+                        if joint.consistency_bound != "none":
                             entry["real_consistency_loss"] = float(view.loss)
-                            consistency = torch.relu(consistency - view.loss)
+                            consistency = bounded_consistency(consistency, view.loss, joint.consistency_bound)
                         features = (feature_loss(feedback.scar_features, view.scar_features)
                                     if joint.lambda_feature > 0 else None)
                         if features is not None:
