@@ -25,7 +25,7 @@ from claim.generator.context import config_anatomy, inpaint_region
 from claim.generator.denoiser import HistogramUNet
 from claim.generator.sampling import ddim_inpaint, make_eps_fn, make_model_fn
 from claim.generator.schedule import NoiseSchedule, model_outputs
-from claim.joint.config import HISTOGRAM_DISTANCES
+from claim.joint.config import CONSISTENCY_BOUNDS, HISTOGRAM_DISTANCES
 from claim.labels import Label, infarct_mask
 from claim.segmentation.loss import dice_ce_loss
 from claim.segmentation.net import normalise_images
@@ -259,14 +259,14 @@ def bounded_consistency(synthetic: torch.Tensor, real: torch.Tensor, bound: str)
     the distance between the two (``match``: scar easier for S than real scar costs G as much as harder scar).
     ``real`` is a target: no gradient flows into it.
     """
+    if bound not in CONSISTENCY_BOUNDS:
+        raise ValueError(f"consistency bound {bound!r} must be one of {', '.join(CONSISTENCY_BOUNDS)}")
     real = real.detach()
     if bound == "none":
         return synthetic
     if bound == "real":
         return torch.relu(synthetic - real)
-    if bound == "match":
-        return (synthetic - real).abs()
-    raise ValueError(f"consistency bound {bound!r} must be one of none, real, match")
+    return (synthetic - real).abs()  # match
 
 
 def feature_loss(painted: FeatureMoments | None, real: FeatureMoments | None) -> torch.Tensor | None:
