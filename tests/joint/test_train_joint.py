@@ -14,6 +14,7 @@ from claim.errors import ClaimError
 from claim.generator.checkpoint import load_generator, read_generator_checkpoint
 from claim.joint.config import JointConfig
 from claim.joint.train import STATE_NAME, train_joint
+from claim.segmentation.net import CascadeSegmenter
 from claim.segmentation.train import load_segmenter
 from claim.training.checkpoint import save_checkpoint
 from tests.joint.conftest import TINY_G, TINY_J, TINY_S
@@ -234,14 +235,15 @@ def test_feature_term_enters_the_joint_loss_and_changes_the_generator(joint_dir,
 
 
 def test_a_segmenter_with_roi_jitter_trains_jointly_on_synthetic_rois_of_its_own_size(joint_dir, tmp_path):
-    segmenter = TINY_S.replace(roi_jitter=4)
+    # An ensemble recipe (members=2) still gives G one S to train with and backpropagate through.
+    segmenter = TINY_S.replace(roi_jitter=4, members=2)
     result = train_joint(joint_dir, tmp_path / "jittered", joint=TINY_J, generator=TINY_G, segmenter=segmenter,
                          seed=3, progress=False)
     joint = [e for e in result.history if e["phase"] == "joint"]
     assert joint[0]["buffer"] > 0
     assert all(np.isfinite(e["segmenter_loss"]) for e in joint)
-    _model, config = load_segmenter(result.segmenter_checkpoint)
-    assert config.roi_jitter == 4
+    model, config = load_segmenter(result.segmenter_checkpoint)
+    assert config.roi_jitter == 4 and config.members == 1 and isinstance(model, CascadeSegmenter)
     # The buffer keeps S's training windows, as for real slices, and every step cuts its ROIs from them.
     state = torch.load(result.segmenter_checkpoint.parent / STATE_NAME, weights_only=False)
     assert state["buffer"]["images"].shape[-1] == segmenter.training_window == segmenter.crop_size + 8

@@ -22,6 +22,7 @@ from claim.segmentation.config import (
     DICE_TARGETS,
     LR_SCHEDULES,
     MAX_CONTEXT_SLICES,
+    MAX_MEMBERS,
     SEGMENTER_PRESETS,
     SegmenterConfig,
     segmenter_preset,
@@ -72,6 +73,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ema-decay", type=number(0.0, 1.0, hi_open=True), default=None,
                         help="weight EMA decay; validation and segmenter.pt use the average, the log also scores "
                              "the online weights (0 = off; default: the preset's)")
+    parser.add_argument("--members", type=integer(1, MAX_MEMBERS), default=None, metavar="N",
+                        help="train N segmenters in turn (seeds SEED..SEED+N-1, the same validation patients) and "
+                             "save their ensemble: predictions average the members' softmax (default: the "
+                             "preset's)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
     parser.add_argument("--val-fraction", type=number(0.0, 1.0, hi_open=True), default=None,
                         help="share of the real patients held out for validation when --val-patients is not given; "
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     saved = saved_run(args, COMMAND)
     changes = explicit(args, ("steps", "val_every", "batch_size", "synthetic_fraction", "lr", "lr_schedule",
                               "lr_warmup", "foreground_fraction", "context_slices", "roi_jitter", "refine_roi",
-                              "dice_over", "ema_decay", "val_fraction"))
+                              "dice_over", "ema_decay", "val_fraction", "members"))
 
     def make() -> SegmenterConfig:
         if saved:
@@ -106,11 +111,16 @@ def run(args: argparse.Namespace) -> int:
                              overwrite=args.overwrite,
                              precision=first_given(args.precision, saved.get("precision"), "fp32"))
     if not result.best_metrics:
-        print(f"segmenter at step {result.step}; no validation patients, the last step's weights -> "
+        what = f"ensemble of {config.members} segmenters" if config.members > 1 else "segmenter"
+        print(f"{what} at step {result.step}; no validation patients, the last step's weights -> "
               f"{result.checkpoint}")
         return 0
     dice = result.best_metrics.get("infarct_dice")
     shown = f"{dice:.3f}" if isinstance(dice, float) else "n/a"
+    if config.members > 1:
+        print(f"ensemble of {config.members} segmenters at step {result.step}; validation infarct Dice {shown} "
+              f"-> {result.checkpoint}")
+        return 0
     print(f"segmenter at step {result.step}; best validation infarct Dice {shown} (step {result.best_step}) "
           f"-> {result.checkpoint}")
     return 0

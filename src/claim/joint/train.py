@@ -167,9 +167,9 @@ def train_joint(
         raise InputError(data_dir, str(exc)) from exc
     centres = None if init_payload is None else np.asarray(init_payload["hist_centres"], dtype=np.float32)
     # S is G's training partner: it judges, validates and is saved with its online weights, so it keeps no weight
-    # EMA (the config recorded for the run says so).
+    # EMA, and it is one network that G's gradient flows through, not an ensemble (the recorded config says so).
     seg_config = (segmenter or segmenter_preset("standard")).replace(steps=joint.steps - joint.generator_warmup,
-                                                                      ema_decay=0.0)
+                                                                      ema_decay=0.0, members=1)
     stride = _segmenter_stride(seg_config)
 
     gen = GeneratorTrainer(gen_config, crops, seed=seed, device=dev, hist_centres=centres, precision=precision)

@@ -8,7 +8,8 @@ from monai.networks.nets import DynUNet
 
 from claim.segmentation.config import SegmenterConfig
 
-__all__ = ["N_CLASSES", "N_LOCALISER_CLASSES", "CascadeSegmenter", "build_segmenter", "normalise_images"]
+__all__ = ["N_CLASSES", "N_LOCALISER_CLASSES", "CascadeSegmenter", "SegmenterEnsemble", "build_segmenter",
+           "normalise_images"]
 
 N_CLASSES = 5  # EMIDEC labels 0-4 (claim.labels.Label without RV)
 N_LOCALISER_CLASSES = 3  # background, LV cavity, myocardium: all the localiser has to find
@@ -72,12 +73,24 @@ class CascadeSegmenter(torch.nn.Module):
         return out, self.localiser(overviews)
 
 
-def build_segmenter(config: SegmenterConfig) -> CascadeSegmenter:
-    """The cascade of ``config``; ROI sides must be multiples of ``2 ** (len(config.filters) - 1)``.
+class SegmenterEnsemble(torch.nn.Module):
+    """``config.members`` cascades whose predictions average their softmax, each member in its own ROI
+    (``claim.segmentation.predict``). It holds weights only: it has no ``forward``, as its members' logits live in
+    different ROIs; anything that trains or backpropagates through S takes a single :class:`CascadeSegmenter`."""
+
+    def __init__(self, config: SegmenterConfig) -> None:
+        super().__init__()
+        single = config.replace(members=1)
+        self.members = torch.nn.ModuleList(CascadeSegmenter(single) for _ in range(config.members))
+
+
+def build_segmenter(config: SegmenterConfig) -> CascadeSegmenter | SegmenterEnsemble:
+    """The cascade of ``config`` (an ensemble of them when ``config.members`` > 1); ROI sides must be multiples of
+    ``2 ** (len(config.filters) - 1)``.
 
     Instance norm and leaky ReLU as nnU-Net; ``config.deep_supervision`` extra heads on the segmenter.
     """
-    return CascadeSegmenter(config)
+    return SegmenterEnsemble(config) if config.members > 1 else CascadeSegmenter(config)
 
 
 def _row_quantile(flat: torch.Tensor, q: float) -> torch.Tensor:

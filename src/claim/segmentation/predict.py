@@ -20,7 +20,7 @@ from claim.runtime import autocast, resolve_precision
 from claim.segmentation.checkpoint import load_segmenter
 from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.data import crop_rois, overview, paste_rois, roi_box, with_context
-from claim.segmentation.net import N_CLASSES, normalise_images
+from claim.segmentation.net import N_CLASSES, SegmenterEnsemble, normalise_images
 from claim.segmentation.postprocess import PostprocessCounts, anatomical_postprocess
 
 __all__ = ["Prediction", "consensus_heart", "locate_heart", "predict_patient", "predict_label_maps",
@@ -145,6 +145,29 @@ def _roi_softmax(model: torch.nn.Module, config: SegmenterConfig, images: np.nda
     return probs, box, centre, localised
 
 
+def _ensemble_softmax(model: SegmenterEnsemble, config: SegmenterConfig, images: np.ndarray, batch_size: int,
+                      precision: str, mirror: bool | None) -> tuple[np.ndarray, tuple[float, float], bool]:
+    """Source-grid softmax averaged over an ensemble's members, each localised and cut in its own ROI; the mean of
+    their ROI centres; whether every member found the heart."""
+    single = config.replace(members=1)
+    total, centres, localised = None, [], True
+    for member in model.members:
+        probs, box, centre, found = _roi_softmax(member, single, images, batch_size, precision, mirror)
+        pasted = _paste_softmax(probs, box, images.shape)
+        total = pasted if total is None else total + pasted
+        centres.append(centre)
+        localised = localised and found
+    return total / len(model.members), tuple(float(v) for v in np.mean(centres, axis=0)), localised
+
+
+def _paste_softmax(probs: np.ndarray | None, box: CropBox, shape: tuple[int, ...]) -> np.ndarray:
+    """ROI softmax ``(S, C, c, c)`` pasted into the source grid ``(S, C, H, W)``: background certain outside."""
+    if probs is None:
+        return np.zeros((0, N_CLASSES, *shape[1:]), np.float32)
+    return np.stack([paste_rois(np.ascontiguousarray(probs[:, c]), box, 1 if c == 0 else 0)
+                     for c in range(probs.shape[1])], axis=1)
+
+
 @torch.no_grad()
 def predict_patient(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray, batch_size: int = 16,
                     precision: str = "fp32", postprocess: bool | None = None,
@@ -152,17 +175,22 @@ def predict_patient(model: torch.nn.Module, config: SegmenterConfig, images: np.
     """Segment one patient's raw slices ``(S, H, W)`` with the cascade; outside the ROI is background.
 
     Args:
-        model: a segmenter (put into eval mode here; the caller's mode is restored).
+        model: a segmenter (put into eval mode here; the caller's mode is restored), or an ensemble of them
+            (the softmax averaged over its members in the source grid; ``roi_centre`` is their ROIs' mean centre).
         config: its config (ROI size, localiser, post-processing default).
         precision: ``fp32`` or ``bf16`` (autocast of the forward passes; see ``claim.runtime``).
         postprocess: anatomical post-processing; ``None`` = ``config.postprocess``.
         mirror: test-time mirroring of the ROI segmenter; ``None`` = ``config.mirror``.
     """
     images = np.asarray(images, dtype=np.float32)
-    probs, box, centre, localised = _roi_softmax(model, config, images, batch_size, precision, mirror)
-    rois = (probs.argmax(axis=1).astype(np.uint8) if probs is not None
-            else np.zeros((0, config.crop_size, config.crop_size), np.uint8))
-    maps = paste_rois(rois, box, 0)
+    if isinstance(model, SegmenterEnsemble):
+        probs, centre, localised = _ensemble_softmax(model, config, images, batch_size, precision, mirror)
+        maps = probs.argmax(axis=1).astype(np.uint8)
+    else:
+        roi_probs, box, centre, localised = _roi_softmax(model, config, images, batch_size, precision, mirror)
+        rois = (roi_probs.argmax(axis=1).astype(np.uint8) if roi_probs is not None
+                else np.zeros((0, config.crop_size, config.crop_size), np.uint8))
+        maps = paste_rois(rois, box, 0)
     counts = None
     if config.postprocess if postprocess is None else postprocess:
         maps, counts = anatomical_postprocess(maps)
@@ -173,21 +201,20 @@ def predict_patient(model: torch.nn.Module, config: SegmenterConfig, images: np.
 def predict_probabilities(model: torch.nn.Module, config: SegmenterConfig, images: np.ndarray, batch_size: int = 16,
                           precision: str = "fp32", mirror: bool | None = None) -> np.ndarray:
     """Class probabilities ``(S, C, H, W)`` of one patient's raw slices in the source grid: the ROI segmenter's
-    softmax pasted back, background certain outside the ROI. No post-processing (it acts on labels)."""
+    softmax pasted back, background certain outside the ROI (an ensemble's averaged over its members). No
+    post-processing (it acts on labels)."""
     images = np.asarray(images, dtype=np.float32)
+    if isinstance(model, SegmenterEnsemble):
+        return _ensemble_softmax(model, config, images, batch_size, precision, mirror)[0]
     probs, box, _, _ = _roi_softmax(model, config, images, batch_size, precision, mirror)
-    if probs is None:
-        return np.zeros((0, N_CLASSES, *images.shape[1:]), np.float32)
-    n_classes = probs.shape[1]
-    return np.stack([paste_rois(np.ascontiguousarray(probs[:, c]), box, 1 if c == 0 else 0)
-                     for c in range(n_classes)], axis=1)
+    return _paste_softmax(probs, box, images.shape)
 
 
 def predict_ensemble(members: Sequence[tuple[torch.nn.Module, SegmenterConfig]], images: np.ndarray,
                      batch_size: int = 16, precision: str = "fp32", postprocess: bool | None = None) -> np.ndarray:
-    """``(S, H, W)`` label maps of the softmax averaged over several segmenters (each with its own ROI), then
-    post-processed (``None`` = the first member's ``config.postprocess``). One member gives exactly
-    :func:`predict_label_maps`'s maps."""
+    """``(S, H, W)`` label maps of the softmax averaged over several segmenters (each with its own ROI; a saved
+    ensemble counts as one, its own members averaged first), then post-processed (``None`` = the first member's
+    ``config.postprocess``). One member gives exactly :func:`predict_label_maps`'s maps."""
     if not members:
         raise ValueError("an ensemble needs at least one segmenter")
     if len(members) == 1:

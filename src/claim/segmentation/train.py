@@ -21,16 +21,22 @@ from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
 from claim.output import data_identity
-from claim.segmentation.checkpoint import config_from_checkpoint, load_segmenter, read_checkpoint
+from claim.segmentation.checkpoint import (
+    config_from_checkpoint,
+    load_segmenter,
+    read_checkpoint,
+    save_checkpoint,
+)
 from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.data import training_slices
+from claim.segmentation.net import build_segmenter
 from claim.segmentation.predict import predict_label_maps, segment_folder
-from claim.segmentation.trainer import SegmenterTrainer
+from claim.segmentation.trainer import SegmenterTrainer, validation_metrics
 from claim.training import Cadence, RunFolder, run_steps
 from claim.training.run import check_checkpoint_resume
 
 __all__ = ["CHECKPOINT_NAME", "LAST_NAME", "LOG_NAME", "SegmenterResult", "SegmenterTrainer", "split_patients",
-           "train_segmenter", "load_segmenter", "predict_label_maps", "segment_folder"]
+           "train_segmenter", "member_dir", "load_segmenter", "predict_label_maps", "segment_folder"]
 
 CHECKPOINT_NAME = "segmenter.pt"  # best by validation infarct Dice
 LAST_NAME = "last.pt"  # latest state incl. optimizer, for --resume
@@ -123,13 +129,16 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
                     synthetic_dirs: Sequence[Path] = (), seed: int = 0, device: str = "cpu",
                     val_patients: list[str] | None = None, progress: bool = True,
                     resume: bool = False, overwrite: bool = False, precision: str = "fp32") -> SegmenterResult:
-    """Train (or continue) a segmenter up to ``config.steps`` steps.
+    """Train (or continue) a segmenter up to ``config.steps`` steps; with ``config.members`` > 1, an ensemble.
 
     Args:
         real_dirs: real data folders (any layout); patients are split into train/validation by patient.
         out_dir: run folder: ``segmenter.pt`` (best by validation infarct Dice; with no validation patients, the
             last step's), ``last.pt`` (for resume),
-            ``train_log.jsonl``, ``curves.png``, ``config.json``.
+            ``train_log.jsonl``, ``curves.png``, ``config.json``. An ensemble's folder holds one such run per
+            member (``member<k>/``, seed ``seed + k``, all on member 0's validation patients), and its
+            ``segmenter.pt`` holds every member's kept weights; its log has one entry per member and one for the
+            ensemble's validation.
         config: segmenter config (on resume it must equal the run's, ``steps`` excepted).
         synthetic_dirs: folders written by ``claim generate`` (any layout); training only, never validation.
         seed: seed of weights, split, batches and augmentation.
@@ -140,6 +149,16 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         overwrite: replace an earlier run in ``out_dir``.
         precision: ``fp32`` | ``bf16`` | ``auto`` (recorded in ``config.json`` and the checkpoints as run).
     """
+    kwargs = dict(synthetic_dirs=synthetic_dirs, seed=seed, device=device, val_patients=val_patients,
+                  progress=progress, resume=resume, overwrite=overwrite, precision=precision)
+    if config.members > 1:
+        return _train_ensemble(real_dirs, out_dir, config, **kwargs)
+    return _train_one(real_dirs, out_dir, config, **kwargs)
+
+
+def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *, synthetic_dirs: Sequence[Path],
+               seed: int, device: str, val_patients: list[str] | None, progress: bool, resume: bool,
+               overwrite: bool, precision: str) -> SegmenterResult:
     real_dirs, synthetic_dirs = [Path(d) for d in real_dirs], [Path(d) for d in synthetic_dirs]
     run = RunFolder(out_dir, "train-segmenter")
     last_path, best_path = run.path(LAST_NAME), run.path(CHECKPOINT_NAME)
@@ -221,3 +240,56 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     seconds = history[-1]["seconds"] if history else 0.0
     return SegmenterResult(best_path, int(best["step"]), dict(best["metrics"]), trainer.steps_done,
                            [e["loss"] for e in history], seconds)
+
+
+def member_dir(out_dir: Path, k: int) -> Path:
+    """Run folder of an ensemble's member ``k`` (seed ``seed + k``) inside the ensemble's run folder."""
+    return Path(out_dir) / f"member{k}"
+
+
+def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
+                    synthetic_dirs: Sequence[Path], seed: int, device: str, val_patients: list[str] | None,
+                    progress: bool, resume: bool, overwrite: bool, precision: str) -> SegmenterResult:
+    """Train ``config.members`` segmenters one after another, then save them as one ensemble checkpoint.
+
+    Member 0 is exactly the single run of ``seed``; member ``k`` the single run of ``seed + k`` on member 0's
+    validation patients, so the members differ only in their weights, batches and augmentation, and validation
+    compares them and their ensemble on the same patients. Each member resumes on its own.
+    """
+    real_dirs, synthetic_dirs = [Path(d) for d in real_dirs], [Path(d) for d in synthetic_dirs]
+    run = RunFolder(out_dir, "train-segmenter")
+    run.claim(resume=resume, overwrite=overwrite)
+    patients = _read_patients(real_dirs, "real")
+    ids = val_patients or [p.patient_id for p in split_patients(patients, config.val_fraction, seed)[1]]
+    record = {"command": "train-segmenter", "config": config, "seed": seed, "claim_version": __version__,
+              "device": device, "precision": precision, "member_seeds": [seed + k for k in range(config.members)],
+              "val_patients_requested": list(val_patients) if val_patients else None, "val_patients": ids,
+              "real_dirs": [str(d) for d in real_dirs], "synthetic_dirs": [str(d) for d in synthetic_dirs],
+              "data_identity": data_identity([*real_dirs, *synthetic_dirs])}
+    run.start(record, None, inputs=[*real_dirs, *synthetic_dirs])
+    single, results, seconds = config.replace(members=1), [], 0.0
+    for k in range(config.members):
+        folder = member_dir(out_dir, k)
+        result = _train_one(real_dirs, folder, single, synthetic_dirs=synthetic_dirs, seed=seed + k, device=device,
+                            val_patients=val_patients if k == 0 else (ids or None), progress=progress,
+                            resume=resume and folder.exists(), overwrite=False, precision=precision)
+        seconds += result.seconds
+        results.append(result)
+        run.log({"step": result.step, "member": k, "seed": seed + k, "best_step": result.best_step,
+                 "val": result.best_metrics, "seconds": seconds})
+    payloads = [read_checkpoint(r.checkpoint) for r in results]
+    ensemble = build_segmenter(config)
+    ensemble.load_state_dict({f"members.{k}.{key}": value
+                              for k, p in enumerate(payloads) for key, value in p["model"].items()})
+    ran_in = payloads[0].get("precision", precision)  # as resolved by the members' runs
+    step, path, metrics = results[-1].step, run.path(CHECKPOINT_NAME), {}
+    if run.main:
+        if ids:
+            metrics = validation_metrics(ensemble.eval(), config, [p for p in patients if p.patient_id in set(ids)],
+                                         ran_in)
+            run.log({"step": step, "ensemble": config.members, "val": metrics})
+        save_checkpoint(path, config, ensemble.state_dict(), step=step, seed=seed, precision=ran_in,
+                        best={"step": step, "metrics": metrics}, member_steps=[int(p["step"]) for p in payloads],
+                        val_patients=ids)
+        run.finish()
+    return SegmenterResult(path, step, metrics, step, [loss for r in results for loss in r.losses], seconds)

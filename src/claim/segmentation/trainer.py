@@ -8,6 +8,7 @@ Every random draw of step ``s`` on process ``r`` comes from a ``torch.Generator`
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from claim.segmentation.net import build_segmenter, normalise_images
 from claim.segmentation.predict import predict_label_maps
 from claim.training import ema_horizon, fused_adamw, step_generator, update_ema
 
-__all__ = ["SegmenterTrainer"]
+__all__ = ["SegmenterTrainer", "validation_metrics"]
 
 
 class SegmenterTrainer:
@@ -50,6 +51,9 @@ class SegmenterTrainer:
                  synthetic: SliceSet | None = None, precision: str = "fp32") -> None:
         if len(train) == 0:
             raise ValueError("no real training slices")
+        if config.members != 1:
+            raise ValueError(f"a trainer trains one segmenter, not {config.members} members "
+                             "(claim.segmentation.train.train_segmenter trains an ensemble's members in turn)")
         self.config, self.seed, self.val_patients = config, int(seed), list(val_patients)
         self.accelerator = accelerator or Accelerator(cpu=resolve_device(device).type == "cpu")
         synthetic = synthetic if synthetic is not None and len(synthetic) else None
@@ -185,31 +189,10 @@ class SegmenterTrainer:
         return float(loss.detach())
 
     def validate(self, network: torch.nn.Module | None = None) -> dict:
-        """Mean Dice over the validation patients (slices stacked per patient): infarct, myocardium, MVO.
-
-        ``network`` defaults to :attr:`evaluated_network`; give ``trainer.network`` to score the online weights.
-
-        Infarct and MVO Dice average only over patients whose labels contain that class: a patient without scar
-        scores Dice 1 for an empty prediction, so averaging over them would rank a network that never predicts
-        scar above one that finds it (the same convention as the study's test metrics).
-        """
-        if not self.val_patients:
-            return {}
-        scores, present = [], []
-        for patient in self.val_patients:
-            predicted = predict_label_maps(self.evaluated_network if network is None else network, self.config,
-                                           patient.images, precision=self.precision)
-            scores.append(dice_scores(predicted, patient.label_maps))
-            present.append({"myocardium_dice": True,
-                            "infarct_dice": patient.has_infarct,
-                            "mvo_dice": bool((patient.label_maps == Label.MVO).any())})
-        out: dict[str, Any] = {}
-        for key in scores[0]:
-            values = [s[key] for s, has in zip(scores, present, strict=True) if has[key]]
-            out[key] = float(np.mean(values)) if values else float("nan")
-        out["n_patients"] = len(scores)
-        out["n_with_infarct"] = sum(has["infarct_dice"] for has in present)
-        return out
+        """:func:`validation_metrics` of :attr:`evaluated_network` (or ``network``: give ``trainer.network`` to
+        score the online weights) on the validation patients; ``{}`` without any."""
+        return validation_metrics(self.evaluated_network if network is None else network, self.config,
+                                  self.val_patients, self.precision)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs: online weights, optimizer, step, seed, and the EMA when there is one."""
@@ -274,3 +257,29 @@ def _shift_and_flip(images: torch.Tensor, labels: torch.Tensor, flip_prob: float
         out_images.append(image.flip(dims) if dims else image)
         out_labels.append(label.flip(dims) if dims else label)
     return torch.stack(out_images), torch.stack(out_labels)
+
+
+def validation_metrics(model: torch.nn.Module, config: SegmenterConfig, patients: Sequence[Patient],
+                       precision: str = "fp32") -> dict:
+    """Mean Dice over ``patients`` (slices stacked per patient): infarct, myocardium, MVO; ``{}`` for none.
+
+    Infarct and MVO Dice average only over patients whose labels contain that class: a patient without scar
+    scores Dice 1 for an empty prediction, so averaging over them would rank a network that never predicts
+    scar above one that finds it (the same convention as the study's test metrics).
+    """
+    if not patients:
+        return {}
+    scores, present = [], []
+    for patient in patients:
+        predicted = predict_label_maps(model, config, patient.images, precision=precision)
+        scores.append(dice_scores(predicted, patient.label_maps))
+        present.append({"myocardium_dice": True,
+                        "infarct_dice": patient.has_infarct,
+                        "mvo_dice": bool((patient.label_maps == Label.MVO).any())})
+    out: dict[str, Any] = {}
+    for key in scores[0]:
+        values = [s[key] for s, has in zip(scores, present, strict=True) if has[key]]
+        out[key] = float(np.mean(values)) if values else float("nan")
+    out["n_patients"] = len(scores)
+    out["n_with_infarct"] = sum(has["infarct_dice"] for has in present)
+    return out
