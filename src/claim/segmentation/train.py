@@ -21,6 +21,7 @@ from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
 from claim.output import data_identity
+from claim.runtime import resolve_device
 from claim.segmentation.checkpoint import (
     config_from_checkpoint,
     load_segmenter,
@@ -278,17 +279,17 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         run.log({"step": result.step, "member": k, "seed": seed + k, "best_step": result.best_step,
                  "val": result.best_metrics, "seconds": seconds})
     payloads = [read_checkpoint(r.checkpoint) for r in results]
-    ensemble = build_segmenter(config)
-    ensemble.load_state_dict({f"members.{k}.{key}": value
-                              for k, p in enumerate(payloads) for key, value in p["model"].items()})
+    state = {f"members.{k}.{key}": value for k, p in enumerate(payloads) for key, value in p["model"].items()}
     ran_in = payloads[0].get("precision", precision)  # as resolved by the members' runs
     step, path, metrics = results[-1].step, run.path(CHECKPOINT_NAME), {}
     if run.main:
         if ids:
-            metrics = validation_metrics(ensemble.eval(), config, [p for p in patients if p.patient_id in set(ids)],
-                                         ran_in)
+            ensemble = build_segmenter(config)
+            ensemble.load_state_dict(state)
+            metrics = validation_metrics(ensemble.to(resolve_device(device)).eval(), config,
+                                         [p for p in patients if p.patient_id in set(ids)], ran_in)
             run.log({"step": step, "ensemble": config.members, "val": metrics})
-        save_checkpoint(path, config, ensemble.state_dict(), step=step, seed=seed, precision=ran_in,
+        save_checkpoint(path, config, state, step=step, seed=seed, precision=ran_in,
                         best={"step": step, "metrics": metrics}, member_steps=[int(p["step"]) for p in payloads],
                         val_patients=ids)
         run.finish()
