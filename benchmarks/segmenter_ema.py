@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    config = segmenter_preset("standard", ema_decay=args.decays[0], steps=args.steps)
+    # One network: the EMAs are compared within one member's training.
+    config = segmenter_preset("standard", ema_decay=args.decays[0], steps=args.steps, members=1)
     train_p, val_p = split_patients(read_dataset(args.data), config.val_fraction, args.seed)
     trainer = SegmenterTrainer(config, training_slices(train_p, config), val_p, seed=args.seed)
     extra = {d: copy.deepcopy(trainer.ema) for d in args.decays[1:]}

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     # Full slice: one network on the whole 256 px slice. ROI: the cascade (64 px localiser + 128 px LV ROI).
     for crop, localiser, label in ((256, 0, "full slice 256 px"), (128, 64, "cascade, ROI 128 px")):
         config = segmenter_preset("standard", crop_size=crop, localiser_size=localiser,
-                                  roi_jitter=0 if localiser == 0 else None)
+                                  roi_jitter=0 if localiser == 0 else None, members=1)  # one network's step
         slices = training_slices(patients, config)
         trainers = {precision: SegmenterTrainer(config, slices, [], seed=0, precision=precision)
                     for precision in ("fp32", "bf16")}

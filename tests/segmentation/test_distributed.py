@@ -25,3 +25,27 @@ def test_two_process_training_keeps_ranks_in_sync(seg_data_dir, tmp_path):
     assert ranks[0]["world"] == ranks[1]["world"] == 2
     for key, value in ranks[0]["model"].items():
         torch.testing.assert_close(value, ranks[1]["model"][key], rtol=0, atol=0)
+
+
+@pytest.mark.slow  # ~40 s on 2 busy cores: two interpreters, two members
+def test_two_process_ensemble_is_written_once_by_rank_zero(seg_data_dir, tmp_path):
+    import json
+
+    from claim.segmentation.checkpoint import load_segmenter, read_checkpoint
+    from claim.segmentation.net import SegmenterEnsemble
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
+    out = tmp_path / "pair"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "claim", "train-segmenter", "--data", str(seg_data_dir), "--out", str(out), "--preset", "tiny",
+           "--steps", "2", "--val-every", "1", "--members", "2", "--seed", "1"]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads((out / "config.json").read_text())
+    assert record["num_processes"] == 2 and record["member_seeds"] == [1, 2]
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [e.get("member") for e in log] == [0, 1, None]  # one line each, not one per rank
+    model, _ = load_segmenter(out / "segmenter.pt")
+    assert isinstance(model, SegmenterEnsemble)
+    assert read_checkpoint(out / "member1" / "segmenter.pt")["num_processes"] == 2

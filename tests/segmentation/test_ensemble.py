@@ -134,3 +134,27 @@ def test_members_flag_is_recorded_and_refused_out_of_range(seg_data_dir, tmp_pat
         main(["train-segmenter", "--data", str(seg_data_dir), "--out", str(tmp_path / "x"), "--preset", "tiny",
               "--members", "0"])
     assert "--members: 0 is out of range" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_resume_refuses_another_member_count_or_seed(pair_run, seg_data_dir, tmp_path):
+    _, ensemble = pair_run
+    single = tmp_path / "single"
+    train_segmenter([seg_data_dir], single, TEST_CONFIG, seed=0, progress=False)
+    before = read_checkpoint(ensemble / "segmenter.pt")["model"]
+    for out, config, seed, message in ((single, PAIR, 0, "has 1 member"), (ensemble, TEST_CONFIG, 4, "has 2 member"),
+                                       (ensemble, replace(PAIR, members=3), 4, "has 2 member"),
+                                       (ensemble, PAIR, 5, "--seed 4")):
+        with pytest.raises(ClaimError, match=message):
+            train_segmenter([seg_data_dir], out, config, seed=seed, progress=False, resume=True)
+    assert not (single / "member0").exists()
+    _same_weights(read_checkpoint(ensemble / "segmenter.pt")["model"], before)  # nothing was written over
+
+
+def test_a_saved_ensemble_config_trains_the_same_ensemble_again(seg_data_dir, tmp_path):
+    first, again = tmp_path / "a", tmp_path / "b"
+    assert main(["train-segmenter", "--data", str(seg_data_dir), "--out", str(first), "--preset", "tiny",
+                 "--steps", "2", "--members", "2", "--seed", "7"]) == 0
+    assert main(["train-segmenter", "-c", str(first / "config.json"), "--out", str(again)]) == 0
+    saved = json.loads((again / "config.json").read_text())
+    assert saved["config"]["members"] == 2 and saved["member_seeds"] == [7, 8] and saved["precision"] == "fp32"
+    _same_weights(read_checkpoint(first / "segmenter.pt")["model"], read_checkpoint(again / "segmenter.pt")["model"])

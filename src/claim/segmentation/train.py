@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from accelerate import PartialState
 
 from claim import __version__
 from claim.data.io import atomic_path
@@ -21,7 +22,7 @@ from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
 from claim.output import data_identity
-from claim.runtime import resolve_device
+from claim.runtime import resolve_device, resolve_precision
 from claim.segmentation.checkpoint import (
     config_from_checkpoint,
     load_segmenter,
@@ -152,6 +153,8 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     """
     kwargs = dict(synthetic_dirs=synthetic_dirs, seed=seed, device=device, val_patients=val_patients,
                   progress=progress, resume=resume, overwrite=overwrite, precision=precision)
+    if resume:
+        _check_resumed_members(Path(out_dir), config, seed)
     if config.members > 1:
         return _train_ensemble(real_dirs, out_dir, config, **kwargs)
     return _train_one(real_dirs, out_dir, config, **kwargs)
@@ -243,6 +246,24 @@ def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
                            [e["loss"] for e in history], seconds)
 
 
+def _check_resumed_members(out_dir: Path, config: SegmenterConfig, seed: int) -> None:
+    """Refuse to resume a single run as an ensemble or the other way round, or an ensemble with other members: the
+    run folders differ (``member<k>/`` against the root's checkpoints), so either would start over silently."""
+    saved_path = out_dir / "config.json"
+    if not saved_path.is_file():
+        return
+    try:
+        saved = json.loads(saved_path.read_text())
+        members, saved_seed = int(saved["config"].get("members", 1)), int(saved["seed"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(saved_path, f"not a train-segmenter run record ({exc})") from exc
+    if members != config.members:
+        raise ClaimError(f"{out_dir}: the run has {members} member(s); --resume it with --members {members} "
+                         f"(or start a new run for {config.members})")
+    if members > 1 and saved_seed != seed:
+        raise ClaimError(f"{out_dir}: the ensemble was started with --seed {saved_seed}, not {seed}")
+
+
 def member_dir(out_dir: Path, k: int) -> Path:
     """Run folder of an ensemble's member ``k`` (seed ``seed + k``) inside the ensemble's run folder."""
     return Path(out_dir) / f"member{k}"
@@ -258,16 +279,26 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     compares them and their ensemble on the same patients. Each member resumes on its own.
     """
     real_dirs, synthetic_dirs = [Path(d) for d in real_dirs], [Path(d) for d in synthetic_dirs]
+    # The members' trainers start HF Accelerate with the same ``cpu`` flag; starting it here as well lets rank 0
+    # alone write the ensemble's files, with barriers, under ``accelerate launch``.
+    state = PartialState(cpu=resolve_device(device).type == "cpu")
     run = RunFolder(out_dir, "train-segmenter")
+    run.main = state.is_main_process
     run.claim(resume=resume, overwrite=overwrite)
     patients = _read_patients(real_dirs, "real")
+    unknown = sorted(set(val_patients or ()) - {p.patient_id for p in patients})
+    if unknown:
+        raise ClaimError(f"validation patients {unknown} are not in {[str(d) for d in real_dirs]}")
     ids = val_patients or [p.patient_id for p in split_patients(patients, config.val_fraction, seed)[1]]
     record = {"command": "train-segmenter", "config": config, "seed": seed, "claim_version": __version__,
-              "device": device, "precision": precision, "member_seeds": [seed + k for k in range(config.members)],
+              "device": device, "precision": resolve_precision(precision, state.device),
+              "member_seeds": [seed + k for k in range(config.members)],
               "val_patients_requested": list(val_patients) if val_patients else None, "val_patients": ids,
+              "train_patients": [p.patient_id for p in patients if p.patient_id not in set(ids)],
               "real_dirs": [str(d) for d in real_dirs], "synthetic_dirs": [str(d) for d in synthetic_dirs],
-              "data_identity": data_identity([*real_dirs, *synthetic_dirs])}
+              "num_processes": state.num_processes, "data_identity": data_identity([*real_dirs, *synthetic_dirs])}
     run.start(record, None, inputs=[*real_dirs, *synthetic_dirs])
+    state.wait_for_everyone()  # the folder exists (and an --overwrite has emptied it) before any member claims one
     single, results, seconds = config.replace(members=1), [], 0.0
     for k in range(config.members):
         folder = member_dir(out_dir, k)
@@ -279,18 +310,21 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         run.log({"step": result.step, "member": k, "seed": seed + k, "best_step": result.best_step,
                  "val": result.best_metrics, "seconds": seconds})
     payloads = [read_checkpoint(r.checkpoint) for r in results]
-    state = {f"members.{k}.{key}": value for k, p in enumerate(payloads) for key, value in p["model"].items()}
+    weights = {f"members.{k}.{key}": value for k, p in enumerate(payloads) for key, value in p["model"].items()}
     ran_in = payloads[0].get("precision", precision)  # as resolved by the members' runs
     step, path, metrics = results[-1].step, run.path(CHECKPOINT_NAME), {}
     if run.main:
         if ids:
             ensemble = build_segmenter(config)
-            ensemble.load_state_dict(state)
+            ensemble.load_state_dict(weights)
             metrics = validation_metrics(ensemble.to(resolve_device(device)).eval(), config,
                                          [p for p in patients if p.patient_id in set(ids)], ran_in)
             run.log({"step": step, "ensemble": config.members, "val": metrics})
-        save_checkpoint(path, config, state, step=step, seed=seed, precision=ran_in,
-                        best={"step": step, "metrics": metrics}, member_steps=[int(p["step"]) for p in payloads],
-                        val_patients=ids)
+        # ``best.step`` is the members' last step; each member's weights are from its own kept step.
+        member_steps = [int(p["step"]) for p in payloads]
+        save_checkpoint(path, config, weights, step=step, seed=seed, precision=ran_in,
+                        best={"step": step, "metrics": metrics, "member_steps": member_steps},
+                        member_steps=member_steps, val_patients=ids)
         run.finish()
+    state.wait_for_everyone()
     return SegmenterResult(path, step, metrics, step, [loss for r in results for loss in r.losses], seconds)
