@@ -75,7 +75,8 @@ class SegmenterConfig(Config):
         rotate_deg / zoom_range / flip_prob / intensity_scale / gamma_range / noise_std / aug_prob: augmentation
             (nnU-Net-like; intensity terms act on the normalised image).
         members: segmenters trained one after another on the same training and validation patients, member ``k``
-            with seed ``seed + k`` (each exactly the run ``--seed seed+k --val-patients <member 0's>`` would be);
+            with seed ``seed + k`` (each exactly the run ``--members 1 --seed seed+k --val-patients <member 0's>``
+            would be);
             predictions average their softmax, each member in its own ROI (an ensemble, as nnU-Net averages its
             five folds). 1 = a single segmenter.
     """
