@@ -110,17 +110,15 @@ def run(args: argparse.Namespace) -> int:
                              val_patients=first_given(val, saved.get("val_patients_requested")), resume=args.resume,
                              overwrite=args.overwrite,
                              precision=first_given(args.precision, saved.get("precision"), "fp32"))
+    what = f"ensemble of {config.members} segmenters" if config.members > 1 else "segmenter"
     if not result.best_metrics:
-        what = f"ensemble of {config.members} segmenters" if config.members > 1 else "segmenter"
         print(f"{what} at step {result.step}; no validation patients, the last step's weights -> "
               f"{result.checkpoint}")
         return 0
     dice = result.best_metrics.get("infarct_dice")
     shown = f"{dice:.3f}" if isinstance(dice, float) else "n/a"
-    if config.members > 1:
-        print(f"ensemble of {config.members} segmenters at step {result.step}; validation infarct Dice {shown} "
-              f"-> {result.checkpoint}")
-        return 0
-    print(f"segmenter at step {result.step}; best validation infarct Dice {shown} (step {result.best_step}) "
-          f"-> {result.checkpoint}")
+    # An ensemble's score is of its members' kept weights together, not of one best step.
+    scored = "validation" if config.members > 1 else "best validation"
+    kept = "" if config.members > 1 else f" (step {result.best_step})"
+    print(f"{what} at step {result.step}; {scored} infarct Dice {shown}{kept} -> {result.checkpoint}")
     return 0

@@ -17,6 +17,7 @@ import numpy as np
 from accelerate import PartialState
 
 from claim import __version__
+from claim.config import read_run_config
 from claim.data.io import atomic_path
 from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
@@ -35,7 +36,7 @@ from claim.segmentation.net import build_segmenter
 from claim.segmentation.predict import predict_label_maps, segment_folder
 from claim.segmentation.trainer import SegmenterTrainer, validation_metrics
 from claim.training import Cadence, RunFolder, run_steps
-from claim.training.run import check_checkpoint_resume
+from claim.training.run import CONFIG_NAME, check_checkpoint_resume
 
 __all__ = ["CHECKPOINT_NAME", "LAST_NAME", "LOG_NAME", "SegmenterResult", "SegmenterTrainer", "split_patients",
            "train_segmenter", "member_dir", "load_segmenter", "predict_label_maps", "segment_folder"]
@@ -249,11 +250,11 @@ def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
 def _check_resumed_members(out_dir: Path, config: SegmenterConfig, seed: int) -> None:
     """Refuse to resume a single run as an ensemble or the other way round, or an ensemble with other members: the
     run folders differ (``member<k>/`` against the root's checkpoints), so either would start over silently."""
-    saved_path = out_dir / "config.json"
+    saved_path = out_dir / CONFIG_NAME
     if not saved_path.is_file():
         return
+    saved = read_run_config(saved_path, "train-segmenter")
     try:
-        saved = json.loads(saved_path.read_text())
         members, saved_seed = int(saved["config"].get("members", 1)), int(saved["seed"])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InputError(saved_path, f"not a train-segmenter run record ({exc})") from exc
