@@ -18,3 +18,7 @@ class InputError(ClaimError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+    def __reduce__(self) -> tuple:
+        # Rebuilt from its two parts, so it survives the trip from a worker process to the parent.
+        return type(self), (self.path, self.problem)

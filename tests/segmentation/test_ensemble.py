@@ -12,13 +12,14 @@ import torch
 from claim.cli import main
 from claim.data.layouts import read_dataset
 from claim.errors import ClaimError
+from claim.runtime import torch_threads
 from claim.segmentation.checkpoint import load_segmenter, read_checkpoint
 from claim.segmentation.config import SegmenterConfig, segmenter_preset
 from claim.segmentation.data import training_slices
 from claim.segmentation.net import CascadeSegmenter, SegmenterEnsemble
 from claim.segmentation.postprocess import anatomical_postprocess
 from claim.segmentation.predict import predict_ensemble, predict_patient, predict_probabilities
-from claim.segmentation.train import SegmenterTrainer, member_dir, train_segmenter
+from claim.segmentation.train import SegmenterTrainer, _member_workers, member_dir, train_segmenter
 from claim.segmentation.trainer import validation_metrics
 from tests.segmentation.conftest import TEST_CONFIG
 
@@ -158,3 +159,49 @@ def test_a_saved_ensemble_config_trains_the_same_ensemble_again(seg_data_dir, tm
     saved = json.loads((again / "config.json").read_text())
     assert saved["config"]["members"] == 2 and saved["member_seeds"] == [7, 8] and saved["precision"] == "fp32"
     _same_weights(read_checkpoint(first / "segmenter.pt")["model"], read_checkpoint(again / "segmenter.pt")["model"])
+
+
+def test_members_trained_at_once_in_workers_equal_the_members_trained_in_turn(pair_run, seg_data_dir, tmp_path):
+    _, in_turn = pair_run  # trained one after another in this process, with one thread
+    out = tmp_path / "at_once"
+    with torch_threads(2):  # the default then trains both members at once, in two workers of one thread each
+        result = train_segmenter([seg_data_dir], out, PAIR, seed=4, progress=False)
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["member_workers"] == 2 and saved["member_threads"] == 1
+    for k in range(2):
+        _same_weights(read_checkpoint(member_dir(out, k) / "segmenter.pt")["model"],
+                      read_checkpoint(member_dir(in_turn, k) / "segmenter.pt")["model"])
+    _same_weights(read_checkpoint(out / "segmenter.pt")["model"], read_checkpoint(in_turn / "segmenter.pt")["model"])
+    assert result.best_metrics == pytest.approx(read_checkpoint(in_turn / "segmenter.pt")["best"]["metrics"],
+                                                nan_ok=True)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [e.get("member") for e in log] == [0, 1, None] and all(e["seconds"] > 0 for e in log)
+
+
+def test_a_member_failing_in_a_worker_is_one_error_and_the_other_member_finishes(pair_run, seg_data_dir, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(pair_run[1], out)
+    before = read_checkpoint(out / "segmenter.pt")["model"]
+    (member_dir(out, 1) / "last.pt").write_bytes(b"not a checkpoint")  # member 1 cannot resume; member 0 can
+    with torch_threads(2), pytest.raises(ClaimError, match="member1") as caught:
+        train_segmenter([seg_data_dir], out, replace(PAIR, steps=PAIR.steps + 1), seed=4, progress=False,
+                        resume=True, member_workers=2)
+    assert "\n" not in str(caught.value)
+    assert read_checkpoint(member_dir(out, 0) / "last.pt")["step"] == PAIR.steps + 1
+    _same_weights(read_checkpoint(out / "segmenter.pt")["model"], before)  # the ensemble is not rewritten
+
+
+def test_member_workers_default_to_the_cpu_threads_and_never_run_under_accelerate_launch():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    with torch_threads(2):
+        assert _member_workers(None, 2, cpu, 1) == 2 and _member_workers(None, 3, cpu, 1) == 2
+        assert _member_workers(None, 2, cuda, 1) == 1 and _member_workers(None, 2, cpu, 2) == 1
+        assert _member_workers(4, 2, cpu, 1) == 2 and _member_workers(1, 2, cpu, 1) == 1
+    with torch_threads(1):
+        assert _member_workers(None, 2, cpu, 1) == 1
+    with pytest.raises(ClaimError, match="accelerate launch"):
+        _member_workers(2, 2, cpu, 2)
+    with pytest.raises(ClaimError, match="--member-workers must be >= 1"):
+        train_segmenter([], "unused", PAIR, member_workers=0)

@@ -74,9 +74,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="weight EMA decay; validation and segmenter.pt use the average, the log also scores "
                              "the online weights (0 = off; default: the preset's)")
     parser.add_argument("--members", type=integer(1, MAX_MEMBERS), default=None, metavar="N",
-                        help="train N segmenters in turn (seeds SEED..SEED+N-1, the same validation patients) and "
+                        help="train N segmenters (seeds SEED..SEED+N-1, the same validation patients) and "
                              "save their ensemble: predictions average the members' softmax (default: the "
                              "preset's)")
+    parser.add_argument("--member-workers", type=integer(1, MAX_MEMBERS), default=None, metavar="N",
+                        help="train up to N members at once in worker processes that share this process's CPU "
+                             "threads (1: one after another; default: on a CPU as many as the members and threads "
+                             "allow, 2 one-thread members on 2 cores train faster than 2 two-thread members in turn)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
     parser.add_argument("--val-fraction", type=number(0.0, 1.0, hi_open=True), default=None,
                         help="share of the real patients held out for validation when --val-patients is not given; "
@@ -109,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
                              device=first_given(args.device, saved.get("device"), "cpu"),
                              val_patients=first_given(val, saved.get("val_patients_requested")), resume=args.resume,
                              overwrite=args.overwrite,
-                             precision=first_given(args.precision, saved.get("precision"), "fp32"))
+                             precision=first_given(args.precision, saved.get("precision"), "fp32"),
+                             member_workers=first_given(args.member_workers, saved.get("member_workers")))
     what = f"ensemble of {config.members} segmenters" if config.members > 1 else "segmenter"
     if not result.best_metrics:
         print(f"{what} at step {result.step}; no validation patients, the last step's weights -> "

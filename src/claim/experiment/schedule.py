@@ -1,32 +1,25 @@
 """Run a study's stages in dependency order: one at a time in this process, or several at once in worker processes.
 
-On a CPU the study's networks are small, and two one-thread processes do more work per second than one two-thread
-process (measured on 2 cores: a standard segmenter step took 0.29 s with 2 threads, and 0.41-0.42 s in each of two
-one-thread processes running together, i.e. 0.21 s per step of throughput). The stages of a fold form a graph
-(the ``real_only`` segmenter needs only the data; the ``claim`` arm's needs the joint run), so independent stages
-can share the cores. Each stage reads its inputs from and writes its outputs to disk, so a worker needs nothing
-from the parent but the stage's name; the parent alone clears folders, checks outputs and writes the state file.
+Two one-thread processes do more work per second on a CPU than one two-thread process (``claim.training.parallel``).
+The stages of a fold form a graph (the ``real_only`` segmenter needs only the data; the ``claim`` arm's needs the
+joint run), so independent stages can share the cores. Each stage reads its inputs from and writes its outputs to
+disk, so a worker needs nothing from the parent but the stage's name; the parent alone clears folders, checks
+outputs and writes the state file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
-import multiprocessing
 import shutil
-import signal
-import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from claim.errors import ClaimError
+from claim.training.parallel import KILLED_HINT, worker_pool, worker_threads
 
 __all__ = ["Stage", "run_stages", "worker_threads", "check_workers", "warn_on_changed_parallelism"]
 
@@ -58,13 +51,6 @@ def check_workers(workers: int) -> None:
         raise ClaimError(f"--workers must be >= 1, got {workers}")
 
 
-def worker_threads(threads: int | None, workers: int) -> int:
-    """Torch threads of each worker: ``threads`` when given, else the machine's cores shared out (at least 1)."""
-    if threads is not None:
-        return threads
-    return max(1, (multiprocessing.cpu_count() or 1) // workers)
-
-
 def warn_on_changed_parallelism(records: dict, done: set[str], workers: int, threads: int) -> None:
     """Warn when a resumed study's finished stages ran with other ``--workers``/``--threads``: stage seconds and
     the wall time then mix two settings, and torch's results can differ in the last bits with the thread count."""
@@ -76,14 +62,6 @@ def warn_on_changed_parallelism(records: dict, done: set[str], workers: int, thr
     log.warning("experiment: resuming with --workers %d and %d thread(s) per stage, where the %d finished stages ran "
                 "with %s; their times and the wall time mix the settings (use the earlier ones to compare timings)",
                 workers, threads, len(done), before)
-
-
-def _init_worker(threads: int, log_level: int) -> None:
-    torch.set_num_threads(threads)
-    logging.basicConfig(level=log_level, format="%(message)s")
-    if sys.platform.startswith("linux"):  # a worker whose parent dies (SIGKILL, SIGTERM) dies too, not writing on
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _upstream(stages: list[Stage]) -> dict[str, set[str]]:
@@ -143,48 +121,37 @@ def run_stages(stages: list[Stage], done: set[str], finished: Callable[[str, flo
             finished(stage.name, time.perf_counter() - start)
         return
     complete = set(done)
-    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch's thread pools exist
     errors: list[BaseException] = []
     died: list[str] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=(worker_threads(threads, workers), logging.getLogger().getEffectiveLevel())
-                             ) as pool:
+    with worker_pool(workers, worker_threads(threads, workers)) as pool:
         running: dict[Future, Stage] = {}
-        try:
-            while running or (pending and not errors and not died):
-                if not errors and not died:
-                    for stage in [s for s in pending if upstream[s.name] <= complete][:workers - len(running)]:
-                        pending.remove(stage)
-                        _prepare(stage)
-                        running[pool.submit(run_in_worker, stage.name)] = stage
-                if not running:
-                    raise ClaimError(f"stages {[s.name for s in pending]} wait on stages that never run")
-                ready, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in ready:
-                    stage = running.pop(future)
-                    try:
-                        seconds = future.result()  # a worker's error is raised here, in the parent
-                        _check(stage)
-                    except BrokenProcessPool:
-                        # A worker killed from outside (the system's out-of-memory killer, most often) breaks the
-                        # pool: every stage then running fails alike, and none can say which process died.
-                        died.append(stage.name)
-                        continue
-                    except Exception as error:  # the stages still running finish and are recorded first
-                        errors.append(error)
-                        continue
-                    complete.add(stage.name)
-                    finished(stage.name, seconds)
-        except BaseException:
-            # Interrupted (Ctrl-C, SIGTERM as SystemExit): stop the workers now rather than wait for their stages,
-            # whose folders a resumed run clears and redoes anyway.
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        while running or (pending and not errors and not died):
+            if not errors and not died:
+                for stage in [s for s in pending if upstream[s.name] <= complete][:workers - len(running)]:
+                    pending.remove(stage)
+                    _prepare(stage)
+                    running[pool.submit(run_in_worker, stage.name)] = stage
+            if not running:
+                raise ClaimError(f"stages {[s.name for s in pending]} wait on stages that never run")
+            ready, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in ready:
+                stage = running.pop(future)
+                try:
+                    seconds = future.result()  # a worker's error is raised here, in the parent
+                    _check(stage)
+                except BrokenProcessPool:
+                    # A worker killed from outside (the system's out-of-memory killer, most often) breaks the
+                    # pool: every stage then running fails alike, and none can say which process died.
+                    died.append(stage.name)
+                    continue
+                except Exception as error:  # the stages still running finish and are recorded first
+                    errors.append(error)
+                    continue
+                complete.add(stage.name)
+                finished(stage.name, seconds)
     if errors:
         raise errors[0]
     if died:
         raise ClaimError(f"stage{'s' if len(died) > 1 else ''} {', '.join(died)}: a worker process was killed before "
-                         "finishing (often for lack of memory: try fewer --workers); run the same command again to "
+                         f"finishing ({KILLED_HINT}: try fewer --workers); run the same command again to "
                          "resume, the finished stages are kept")

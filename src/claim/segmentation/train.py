@@ -8,12 +8,14 @@ patient; rank 0 writes every file.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from accelerate import PartialState
 
 from claim import __version__
@@ -36,6 +38,7 @@ from claim.segmentation.net import build_segmenter
 from claim.segmentation.predict import predict_label_maps, segment_folder
 from claim.segmentation.trainer import SegmenterTrainer, validation_metrics
 from claim.training import Cadence, RunFolder, run_steps
+from claim.training.parallel import run_in_workers
 from claim.training.run import CONFIG_NAME, check_checkpoint_resume
 
 __all__ = ["CHECKPOINT_NAME", "LAST_NAME", "LOG_NAME", "SegmenterResult", "SegmenterTrainer", "split_patients",
@@ -131,7 +134,8 @@ def selection_score(metrics: dict) -> tuple[float, float]:
 def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
                     synthetic_dirs: Sequence[Path] = (), seed: int = 0, device: str = "cpu",
                     val_patients: list[str] | None = None, progress: bool = True,
-                    resume: bool = False, overwrite: bool = False, precision: str = "fp32") -> SegmenterResult:
+                    resume: bool = False, overwrite: bool = False, precision: str = "fp32",
+                    member_workers: int | None = None) -> SegmenterResult:
     """Train (or continue) a segmenter up to ``config.steps`` steps; with ``config.members`` > 1, an ensemble.
 
     Args:
@@ -151,19 +155,26 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         resume: continue from ``out_dir/last.pt``.
         overwrite: replace an earlier run in ``out_dir``.
         precision: ``fp32`` | ``bf16`` | ``auto`` (recorded in ``config.json`` and the checkpoints as run).
+        member_workers: an ensemble's members trained at once, each in a worker process with an equal share of
+            this process's torch threads (None: on a CPU, as many as there are members and threads; 1: one after
+            another in this process). A member's weights depend on its thread count in the last bits only, as any
+            run's do; ``config.json`` records both.
     """
     kwargs = dict(synthetic_dirs=synthetic_dirs, seed=seed, device=device, val_patients=val_patients,
                   progress=progress, resume=resume, overwrite=overwrite, precision=precision)
+    if member_workers is not None and member_workers < 1:
+        raise ClaimError(f"--member-workers must be >= 1, got {member_workers}")
     if resume:
         _check_resumed_members(Path(out_dir), config, seed)
     if config.members > 1:
-        return _train_ensemble(real_dirs, out_dir, config, **kwargs)
+        return _train_ensemble(real_dirs, out_dir, config, member_workers=member_workers, **kwargs)
     return _train_one(real_dirs, out_dir, config, **kwargs)
 
 
 def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *, synthetic_dirs: Sequence[Path],
                seed: int, device: str, val_patients: list[str] | None, progress: bool, resume: bool,
-               overwrite: bool, precision: str) -> SegmenterResult:
+               overwrite: bool, precision: str, bar_position: int | None = None,
+               label: str = "train segmenter") -> SegmenterResult:
     real_dirs, synthetic_dirs = [Path(d) for d in real_dirs], [Path(d) for d in synthetic_dirs]
     run = RunFolder(out_dir, "train-segmenter")
     last_path, best_path = run.path(LAST_NAME), run.path(CHECKPOINT_NAME)
@@ -231,8 +242,8 @@ def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
         return entry
 
     history = run_steps(run, trainer.steps_done, config.steps, one_step,
-                        [Cadence(config.val_every, validate, at_end=True)], desc="train segmenter",
-                        progress=progress, postfix=lambda e: {"loss": f"{e['loss']:.4f}"})
+                        [Cadence(config.val_every, validate, at_end=True)], desc=label,
+                        progress=progress, postfix=lambda e: {"loss": f"{e['loss']:.4f}"}, bar_position=bar_position)
     if not best_path.exists() and main:
         # Nothing ran (0 steps): validate the initial weights so a checkpoint always exists.
         best = {"step": trainer.steps_done, "metrics": trainer.validate()}
@@ -270,10 +281,26 @@ def member_dir(out_dir: Path, k: int) -> Path:
     return Path(out_dir) / f"member{k}"
 
 
+def _member_workers(requested: int | None, members: int, device: torch.device, processes: int) -> int:
+    """How many members train at once. Never under ``accelerate launch``, whose processes already share each
+    member's steps; by default only on a CPU, whose cores two one-thread processes use better than one two-thread
+    process (``claim.training.parallel``), while a GPU runs one member's steps at a time anyway."""
+    if requested is not None:
+        if requested > 1 and processes > 1:
+            raise ClaimError("--member-workers > 1 cannot run under accelerate launch (its processes share each "
+                             "member's steps); leave it out")
+        return min(requested, members)
+    if device.type != "cpu" or processes > 1:
+        return 1
+    return max(1, min(members, torch.get_num_threads()))
+
+
 def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
                     synthetic_dirs: Sequence[Path], seed: int, device: str, val_patients: list[str] | None,
-                    progress: bool, resume: bool, overwrite: bool, precision: str) -> SegmenterResult:
-    """Train ``config.members`` segmenters one after another, then save them as one ensemble checkpoint.
+                    progress: bool, resume: bool, overwrite: bool, precision: str,
+                    member_workers: int | None) -> SegmenterResult:
+    """Train ``config.members`` segmenters, several at once in worker processes where ``member_workers`` says so,
+    then save them as one ensemble checkpoint.
 
     Member 0 is exactly the single run of ``seed``; member ``k`` the single run of ``seed + k`` on member 0's
     validation patients, so the members differ only in their weights, batches and augmentation, and validation
@@ -283,6 +310,8 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     # The members' trainers start HF Accelerate with the same ``cpu`` flag; starting it here as well lets rank 0
     # alone write the ensemble's files, with barriers, under ``accelerate launch``.
     state = PartialState(cpu=resolve_device(device).type == "cpu")
+    workers = _member_workers(member_workers, config.members, resolve_device(device), state.num_processes)
+    threads = max(1, torch.get_num_threads() // workers)
     run = RunFolder(out_dir, "train-segmenter")
     run.main = state.is_main_process
     run.claim(resume=resume, overwrite=overwrite)
@@ -297,19 +326,25 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
               "val_patients_requested": list(val_patients) if val_patients else None, "val_patients": ids,
               "train_patients": [p.patient_id for p in patients if p.patient_id not in set(ids)],
               "real_dirs": [str(d) for d in real_dirs], "synthetic_dirs": [str(d) for d in synthetic_dirs],
-              "num_processes": state.num_processes, "data_identity": data_identity([*real_dirs, *synthetic_dirs])}
+              "num_processes": state.num_processes, "member_workers": workers, "member_threads": threads,
+              "data_identity": data_identity([*real_dirs, *synthetic_dirs])}
     run.start(record, None, inputs=[*real_dirs, *synthetic_dirs])
     state.wait_for_everyone()  # the folder exists (and an --overwrite has emptied it) before any member claims one
-    single, results, seconds = config.replace(members=1), [], 0.0
-    for k in range(config.members):
-        folder = member_dir(out_dir, k)
-        result = _train_one(real_dirs, folder, single, synthetic_dirs=synthetic_dirs, seed=seed + k, device=device,
-                            val_patients=val_patients if k == 0 else (ids or None), progress=progress,
-                            resume=resume and folder.exists(), overwrite=False, precision=precision)
-        seconds += result.seconds
-        results.append(result)
+    single, started = config.replace(members=1), time.perf_counter()
+    calls = [dict(real_dirs=real_dirs, out_dir=member_dir(out_dir, k), config=single, synthetic_dirs=synthetic_dirs,
+                  seed=seed + k, device=device, val_patients=val_patients if k == 0 else (ids or None),
+                  progress=progress, resume=resume and member_dir(out_dir, k).exists(), overwrite=False,
+                  precision=precision, label=f"train member {k}", bar_position=k if workers > 1 else None)
+             for k in range(config.members)]
+    if workers > 1:
+        results = run_in_workers(_train_one, calls, workers=workers, threads=threads,
+                                 what=f"{out_dir}: training the ensemble's members")
+    else:
+        results = [_train_one(**call) for call in calls]
+    seconds = time.perf_counter() - started
+    for k, result in enumerate(results):
         run.log({"step": result.step, "member": k, "seed": seed + k, "best_step": result.best_step,
-                 "val": result.best_metrics, "seconds": seconds})
+                 "val": result.best_metrics, "seconds": result.seconds})
     payloads = [read_checkpoint(r.checkpoint) for r in results]
     weights = {f"members.{k}.{key}": value for k, p in enumerate(payloads) for key, value in p["model"].items()}
     ran_in = payloads[0].get("precision", precision)  # as resolved by the members' runs
@@ -320,7 +355,7 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
             ensemble.load_state_dict(weights)
             metrics = validation_metrics(ensemble.to(resolve_device(device)).eval(), config,
                                          [p for p in patients if p.patient_id in set(ids)], ran_in)
-            run.log({"step": step, "ensemble": config.members, "val": metrics})
+            run.log({"step": step, "ensemble": config.members, "val": metrics, "seconds": seconds})
         # ``best.step`` is the members' last step; each member's weights are from its own kept step.
         member_steps = [int(p["step"]) for p in payloads]
         save_checkpoint(path, config, weights, step=step, seed=seed, precision=ran_in,

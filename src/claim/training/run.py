@@ -166,16 +166,19 @@ class Cadence:
 
 def run_steps(run: RunFolder, start: int, total: int, step_fn: Callable[[int], dict[str, Any]],
               cadences: Sequence[Cadence] = (), *, desc: str, progress: bool = True,
-              postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None) -> list[dict[str, Any]]:
+              postfix: Callable[[dict[str, Any]], dict[str, str]] | None = None,
+              bar_position: int | None = None) -> list[dict[str, Any]]:
     """Steps ``start .. total-1``: ``step_fn(step)`` returns the step's log entry, which is logged (with ``step`` =
     steps done and ``seconds`` since the loop began) before the cadences due after it run in order.
+    ``bar_position`` puts the progress bar on that line, for runs side by side in worker processes.
 
     Returns:
         The entries logged by this call.
     """
     history: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    bar = tqdm(range(start, total), desc=desc, unit="step", disable=not (progress and run.main), leave=False)
+    bar = tqdm(range(start, total), desc=desc, unit="step", disable=not (progress and run.main), leave=False,
+               position=bar_position)
     for step in bar:
         done = step + 1
         entry = {"step": done, **step_fn(step)}

@@ -1,0 +1,54 @@
+"""Jobs in worker processes (``claim.training.parallel``): results in call order, each worker's thread count, every
+job finishing before the first error is raised here, a killed worker reported in one line."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from claim.errors import ClaimError, InputError
+from claim.training.parallel import run_in_workers
+
+
+def _job(root: Path, name: str) -> tuple[str, int]:
+    if name == "bad":
+        raise InputError(root / "bad.nii.gz", "not a NIfTI file")
+    if name == "killed":  # as the out-of-memory killer ends a process: no exception, no clean-up
+        os.kill(os.getpid(), signal.SIGKILL)
+    if name == "slow":  # still running when "bad" fails: it must finish all the same
+        time.sleep(1.0)
+    (root / f"{name}.done").write_text("")
+    return name, torch.get_num_threads()
+
+
+def test_results_come_in_call_order_from_workers_with_the_threads_asked_for(tmp_path):
+    calls = [{"root": tmp_path, "name": n} for n in ("a", "b", "c")]
+    assert run_in_workers(_job, calls, workers=2, threads=1, what="jobs") == [("a", 1), ("b", 1), ("c", 1)]
+    assert run_in_workers(_job, calls[:1], workers=1, threads=2, what="jobs") == [("a", 2)]
+
+
+def test_every_job_finishes_before_the_first_error_is_raised_whole(tmp_path):
+    calls = [{"root": tmp_path, "name": n} for n in ("bad", "slow", "c")]
+    with pytest.raises(InputError) as caught:
+        run_in_workers(_job, calls, workers=2, threads=1, what="jobs")
+    # The error a worker raised, rebuilt in the parent with its path and problem (the CLI prints it in one line).
+    assert caught.value.path == tmp_path / "bad.nii.gz" and caught.value.problem == "not a NIfTI file"
+    assert str(caught.value) == f"{tmp_path / 'bad.nii.gz'}: not a NIfTI file"
+    assert (tmp_path / "slow.done").exists() and (tmp_path / "c.done").exists()
+
+
+def test_an_input_error_survives_pickling():
+    error = pickle.loads(pickle.dumps(InputError("x/y.png", "empty image")))
+    assert isinstance(error, InputError) and error.path == Path("x/y.png") and str(error) == "x/y.png: empty image"
+
+
+def test_a_killed_worker_is_one_line_naming_the_work(tmp_path):
+    with pytest.raises(ClaimError, match=r"^members: a worker process was killed .*resume") as caught:
+        run_in_workers(_job, [{"root": tmp_path, "name": "killed"}], workers=1, threads=1, what="members")
+    assert "\n" not in str(caught.value)
