@@ -16,7 +16,19 @@ from claim.errors import ClaimError, InputError
 from claim.training.parallel import run_in_workers
 
 
+class _Unrebuildable(Exception):
+    def __init__(self, code: int, text: str) -> None:  # pickles as args=(message,), which this cannot take
+        super().__init__(f"code {code}: {text}")
+
+
 def _job(root: Path, name: str) -> tuple[str, int]:
+    (root / f"{name}.pid").write_text(str(os.getpid()))
+    if name == "interrupted":  # waits for the test's Ctrl-C, which the worker must not take
+        while not (root / "sent").exists():
+            time.sleep(0.05)
+        time.sleep(0.5)
+    if name == "unrebuildable":
+        raise _Unrebuildable(3, "odd")
     if name == "bad":
         raise InputError(root / "bad.nii.gz", "not a NIfTI file")
     if name == "killed":  # as the out-of-memory killer ends a process: no exception, no clean-up
@@ -49,6 +61,30 @@ def test_an_input_error_survives_pickling():
 
 
 def test_a_killed_worker_is_one_line_naming_the_work(tmp_path):
-    with pytest.raises(ClaimError, match=r"^members: a worker process was killed .*resume") as caught:
-        run_in_workers(_job, [{"root": tmp_path, "name": "killed"}], workers=1, threads=1, what="members")
+    with pytest.raises(ClaimError, match=r"^members: a worker process was killed .*: run it again") as caught:
+        run_in_workers(_job, [{"root": tmp_path, "name": "killed"}], workers=1, threads=1, what="members",
+                       when_killed="run it again")
     assert "\n" not in str(caught.value)
+
+
+def test_an_error_the_parent_cannot_rebuild_arrives_as_its_text_not_as_a_killed_worker(tmp_path):
+    with pytest.raises(RuntimeError, match="^_Unrebuildable: code 3: odd$"):
+        run_in_workers(_job, [{"root": tmp_path, "name": "unrebuildable"}], workers=1, threads=1, what="jobs")
+
+
+def test_a_ctrl_c_sent_to_a_worker_leaves_its_job_running(tmp_path):
+    import threading
+
+    def interrupt_the_worker() -> None:
+        pid_file = tmp_path / "interrupted.pid"
+        deadline = time.time() + 60
+        while not pid_file.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        os.kill(int(pid_file.read_text()), signal.SIGINT)  # as a terminal's Ctrl-C reaches every process
+        (tmp_path / "sent").write_text("")
+
+    sender = threading.Thread(target=interrupt_the_worker)
+    sender.start()
+    assert run_in_workers(_job, [{"root": tmp_path, "name": "interrupted"}], workers=1, threads=1,
+                          what="jobs") == [("interrupted", 1)]
+    sender.join()

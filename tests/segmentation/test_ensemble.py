@@ -158,6 +158,8 @@ def test_a_saved_ensemble_config_trains_the_same_ensemble_again(seg_data_dir, tm
     assert main(["train-segmenter", "-c", str(first / "config.json"), "--out", str(again)]) == 0
     saved = json.loads((again / "config.json").read_text())
     assert saved["config"]["members"] == 2 and saved["member_seeds"] == [7, 8] and saved["precision"] == "fp32"
+    # How many members ran at once depends on the machine: the saved run records it, and -c does not impose it.
+    assert saved["member_workers_requested"] is None and saved["member_workers"] == 1
     _same_weights(read_checkpoint(first / "segmenter.pt")["model"], read_checkpoint(again / "segmenter.pt")["model"])
 
 
@@ -178,19 +180,23 @@ def test_members_trained_at_once_in_workers_equal_the_members_trained_in_turn(pa
     assert [e.get("member") for e in log] == [0, 1, None] and all(e["seconds"] > 0 for e in log)
 
 
-def test_a_member_failing_in_a_worker_is_one_error_and_the_other_member_finishes(pair_run, seg_data_dir, tmp_path):
+def test_a_member_failing_in_a_worker_is_one_error_after_the_other_member_finished(pair_run, seg_data_dir,
+                                                                                     tmp_path, caplog):
     import shutil
 
     out = tmp_path / "run"
     shutil.copytree(pair_run[1], out)
     before = read_checkpoint(out / "segmenter.pt")["model"]
-    (member_dir(out, 1) / "last.pt").write_bytes(b"not a checkpoint")  # member 1 cannot resume; member 0 can
-    with torch_threads(2), pytest.raises(ClaimError, match="member1") as caught:
+    (member_dir(out, 0) / "last.pt").write_bytes(b"not a checkpoint")  # member 0 cannot resume; member 1 can
+    with torch_threads(2), pytest.raises(ClaimError, match="member0") as caught:
         train_segmenter([seg_data_dir], out, replace(PAIR, steps=PAIR.steps + 1), seed=4, progress=False,
                         resume=True, member_workers=2)
     assert "\n" not in str(caught.value)
-    assert read_checkpoint(member_dir(out, 0) / "last.pt")["step"] == PAIR.steps + 1
+    assert read_checkpoint(member_dir(out, 1) / "last.pt")["step"] == PAIR.steps + 1  # ran beside the failure
     _same_weights(read_checkpoint(out / "segmenter.pt")["model"], before)  # the ensemble is not rewritten
+    # The members started with one worker of one thread; the resume ran two workers: the log says so.
+    assert "resuming with 2 member worker(s) of 1 thread(s)" in caplog.text
+    assert json.loads((out / "config.json").read_text())["member_workers_requested"] == 2
 
 
 def test_member_workers_default_to_the_cpu_threads_and_never_run_under_accelerate_launch():
@@ -203,5 +209,6 @@ def test_member_workers_default_to_the_cpu_threads_and_never_run_under_accelerat
         assert _member_workers(None, 2, cpu, 1) == 1
     with pytest.raises(ClaimError, match="accelerate launch"):
         _member_workers(2, 2, cpu, 2)
-    with pytest.raises(ClaimError, match="--member-workers must be >= 1"):
-        train_segmenter([], "unused", PAIR, member_workers=0)
+    for bad in (0, "2", True):
+        with pytest.raises(ClaimError, match="--member-workers must be an integer >= 1"):
+            train_segmenter([], "unused", PAIR, member_workers=bad)

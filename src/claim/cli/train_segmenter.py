@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                              val_patients=first_given(val, saved.get("val_patients_requested")), resume=args.resume,
                              overwrite=args.overwrite,
                              precision=first_given(args.precision, saved.get("precision"), "fp32"),
-                             member_workers=first_given(args.member_workers, saved.get("member_workers")))
+                             member_workers=first_given(args.member_workers, saved.get("member_workers_requested")))
     what = f"ensemble of {config.members} segmenters" if config.members > 1 else "segmenter"
     if not result.best_metrics:
         print(f"{what} at step {result.step}; no validation patients, the last step's weights -> "

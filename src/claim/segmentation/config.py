@@ -74,7 +74,8 @@ class SegmenterConfig(Config):
             synthetic slices with the real ones and draws uniformly.
         rotate_deg / zoom_range / flip_prob / intensity_scale / gamma_range / noise_std / aug_prob: augmentation
             (nnU-Net-like; intensity terms act on the normalised image).
-        members: segmenters trained one after another on the same training and validation patients, member ``k``
+        members: segmenters trained on the same training and validation patients (on a CPU several at once in
+            worker processes, ``claim.segmentation.train``), member ``k``
             with seed ``seed + k`` (each exactly the run ``--members 1 --seed seed+k --val-patients <member 0's>``
             would be);
             predictions average their softmax, each member in its own ROI (an ensemble, as nnU-Net averages its

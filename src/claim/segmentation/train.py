@@ -8,6 +8,7 @@ patient; rank 0 writes every file.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ from claim.training.run import CONFIG_NAME, check_checkpoint_resume
 
 __all__ = ["CHECKPOINT_NAME", "LAST_NAME", "LOG_NAME", "SegmenterResult", "SegmenterTrainer", "split_patients",
            "train_segmenter", "member_dir", "load_segmenter", "predict_label_maps", "segment_folder"]
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "segmenter.pt"  # best by validation infarct Dice
 LAST_NAME = "last.pt"  # latest state incl. optimizer, for --resume
@@ -162,8 +165,9 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     """
     kwargs = dict(synthetic_dirs=synthetic_dirs, seed=seed, device=device, val_patients=val_patients,
                   progress=progress, resume=resume, overwrite=overwrite, precision=precision)
-    if member_workers is not None and member_workers < 1:
-        raise ClaimError(f"--member-workers must be >= 1, got {member_workers}")
+    if member_workers is not None and (isinstance(member_workers, bool) or not isinstance(member_workers, int)
+                                       or member_workers < 1):
+        raise ClaimError(f"--member-workers must be an integer >= 1, got {member_workers!r}")
     if resume:
         _check_resumed_members(Path(out_dir), config, seed)
     if config.members > 1:
@@ -295,6 +299,20 @@ def _member_workers(requested: int | None, members: int, device: torch.device, p
     return max(1, min(members, torch.get_num_threads()))
 
 
+def _warn_on_changed_threads(out_dir: Path, workers: int, threads: int) -> None:
+    """Torch's results differ in the last bits with the thread count, so a member resumed with another one is not
+    the run it would have been; say so (``config.json`` records the setting of the latest start only)."""
+    saved_path = out_dir / CONFIG_NAME
+    if not saved_path.is_file():
+        return
+    saved = read_run_config(saved_path, "train-segmenter")
+    before = (saved.get("member_workers"), saved.get("member_threads"))
+    if before != (None, None) and before != (workers, threads):
+        log.warning("train-segmenter: resuming with %d member worker(s) of %d thread(s), where the run started with "
+                    "%s of %s; the members' weights will differ in the last bits from an uninterrupted run",
+                    workers, threads, *before)
+
+
 def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
                     synthetic_dirs: Sequence[Path], seed: int, device: str, val_patients: list[str] | None,
                     progress: bool, resume: bool, overwrite: bool, precision: str,
@@ -326,8 +344,11 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
               "val_patients_requested": list(val_patients) if val_patients else None, "val_patients": ids,
               "train_patients": [p.patient_id for p in patients if p.patient_id not in set(ids)],
               "real_dirs": [str(d) for d in real_dirs], "synthetic_dirs": [str(d) for d in synthetic_dirs],
-              "num_processes": state.num_processes, "member_workers": workers, "member_threads": threads,
+              "num_processes": state.num_processes, "member_workers_requested": member_workers,
+              "member_workers": workers, "member_threads": threads,
               "data_identity": data_identity([*real_dirs, *synthetic_dirs])}
+    if resume:
+        _warn_on_changed_threads(out_dir, workers, threads)
     run.start(record, None, inputs=[*real_dirs, *synthetic_dirs])
     state.wait_for_everyone()  # the folder exists (and an --overwrite has emptied it) before any member claims one
     single, started = config.replace(members=1), time.perf_counter()
@@ -338,7 +359,9 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
              for k in range(config.members)]
     if workers > 1:
         results = run_in_workers(_train_one, calls, workers=workers, threads=threads,
-                                 what=f"{out_dir}: training the ensemble's members")
+                                 what=f"{out_dir}: training the ensemble's members",
+                                 when_killed="try --member-workers 1, and run the command again with --resume "
+                                             "(finished members and checkpoints are kept)")
     else:
         results = [_train_one(**call) for call in calls]
     seconds = time.perf_counter() - started

@@ -53,7 +53,7 @@ class SegmenterTrainer:
             raise ValueError("no real training slices")
         if config.members != 1:
             raise ValueError(f"a trainer trains one segmenter, not {config.members} members "
-                             "(claim.segmentation.train.train_segmenter trains an ensemble's members in turn)")
+                             "(claim.segmentation.train.train_segmenter trains an ensemble's members)")
         self.config, self.seed, self.val_patients = config, int(seed), list(val_patients)
         self.accelerator = accelerator or Accelerator(cpu=resolve_device(device).type == "cpu")
         synthetic = synthetic if synthetic is not None and len(synthetic) else None

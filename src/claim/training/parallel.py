@@ -6,7 +6,8 @@ more work per second than one two-thread process (a standard segmenter step on 2
 stages and an ensemble's members use these workers. Python's process pool does the work; what is added here is
 what a long training job needs around it: spawned workers (fork is unsafe once torch's thread pools exist) with
 their thread count set, workers that die with their parent, progress bars that do not overwrite each other, and a
-Ctrl-C that stops the workers at once instead of waiting for their jobs.
+Ctrl-C that the parent alone receives and answers by stopping the workers at once instead of waiting for their
+jobs (a terminal sends it to every process of the group, and each worker would print its own traceback).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing
+import pickle
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -32,6 +35,28 @@ __all__ = ["worker_threads", "worker_pool", "run_in_workers", "KILLED_HINT"]
 KILLED_HINT = "often for lack of memory"
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C while workers are started: a process started with SIGINT ignored keeps ignoring it (Python
+    installs its KeyboardInterrupt handler only over the default), also while it imports, before any initializer
+    could run. Only the main thread may change signal handlers; elsewhere the workers inherit what is set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class _Pool(ProcessPoolExecutor):
+    # Workers are started on demand, from ``submit`` (the spawn method), so that is where Ctrl-C is kept from them.
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        with _sigint_ignored():
+            return super().submit(fn, *args, **kwargs)
+
+
 def worker_threads(threads: int | None, workers: int) -> int:
     """Torch threads of each worker: ``threads`` when given, else the machine's cores shared out (at least 1)."""
     if threads is not None:
@@ -40,6 +65,7 @@ def worker_threads(threads: int | None, workers: int) -> int:
 
 
 def _init_worker(threads: int, log_level: int, bar_lock: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the workers (see _sigint_ignored)
     torch.set_num_threads(threads)
     logging.basicConfig(level=log_level, format="%(message)s")
     tqdm.set_lock(bar_lock)  # one lock for every worker's bars, so lines at different positions do not interleave
@@ -55,8 +81,7 @@ def worker_pool(workers: int, threads: int) -> Iterator[ProcessPoolExecutor]:
     resume from their own checkpoints when the command is run again."""
     context = multiprocessing.get_context("spawn")
     initargs = (threads, logging.getLogger().getEffectiveLevel(), context.RLock())
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
-                             initargs=initargs) as pool:
+    with _Pool(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
         try:
             yield pool
         except BaseException:
@@ -66,15 +91,28 @@ def worker_pool(workers: int, threads: int) -> Iterator[ProcessPoolExecutor]:
             raise
 
 
+def _call(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    try:
+        return function(**kwargs)
+    except Exception as error:
+        # An error the parent cannot rebuild would break the pool and read as a killed worker: send its text.
+        try:
+            pickle.loads(pickle.dumps(error))
+        except Exception:
+            raise RuntimeError(f"{type(error).__name__}: {error}") from None
+        raise
+
+
 def run_in_workers(function: Callable[..., Any], calls: Sequence[dict[str, Any]], *, workers: int, threads: int,
-                   what: str) -> list[Any]:
+                   what: str, when_killed: str = "use fewer workers; run the command again to resume") -> list[Any]:
     """``function(**call)`` for every call, ``workers`` at a time in worker processes; the results in call order.
 
     Every call runs to its end even when another fails; the first error (in call order) is then raised here. A
-    worker killed from outside (the out-of-memory killer, most often) is reported as one line naming ``what``.
+    worker killed from outside (the out-of-memory killer, most often) ends the others too, and is reported as one
+    line naming ``what``, with ``when_killed`` as the advice.
     """
     with worker_pool(workers, threads) as pool:
-        futures: list[Future] = [pool.submit(function, **call) for call in calls]
+        futures: list[Future] = [pool.submit(_call, function, call) for call in calls]
         wait(futures)
     results, errors, killed = [], [], False
     for future in futures:
@@ -87,6 +125,5 @@ def run_in_workers(function: Callable[..., Any], calls: Sequence[dict[str, Any]]
     if errors:
         raise errors[0]
     if killed:
-        raise ClaimError(f"{what}: a worker process was killed before finishing ({KILLED_HINT}: use fewer "
-                         "workers); run the same command again to resume, finished work is kept")
+        raise ClaimError(f"{what}: a worker process was killed before finishing ({KILLED_HINT}): {when_killed}")
     return results
