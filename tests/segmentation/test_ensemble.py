@@ -189,8 +189,8 @@ def test_a_member_failing_in_a_worker_is_one_error_after_the_other_member_finish
     before = read_checkpoint(out / "segmenter.pt")["model"]
     (member_dir(out, 0) / "last.pt").write_bytes(b"not a checkpoint")  # member 0 cannot resume; member 1 can
     with torch_threads(2), pytest.raises(ClaimError, match="member0") as caught:
-        train_segmenter([seg_data_dir], out, replace(PAIR, steps=PAIR.steps + 1), seed=4, progress=False,
-                        resume=True, member_workers=2)
+        train_segmenter([seg_data_dir], str(out), replace(PAIR, steps=PAIR.steps + 1), seed=4, progress=False,
+                        resume=True, member_workers=2)  # a str, as the CLI passes it
     assert "\n" not in str(caught.value)
     assert read_checkpoint(member_dir(out, 1) / "last.pt")["step"] == PAIR.steps + 1  # ran beside the failure
     _same_weights(read_checkpoint(out / "segmenter.pt")["model"], before)  # the ensemble is not rewritten

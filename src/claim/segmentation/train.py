@@ -348,7 +348,7 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
               "member_workers": workers, "member_threads": threads,
               "data_identity": data_identity([*real_dirs, *synthetic_dirs])}
     if resume:
-        _warn_on_changed_threads(out_dir, workers, threads)
+        _warn_on_changed_threads(Path(out_dir), workers, threads)
     run.start(record, None, inputs=[*real_dirs, *synthetic_dirs])
     state.wait_for_everyone()  # the folder exists (and an --overwrite has emptied it) before any member claims one
     single, started = config.replace(members=1), time.perf_counter()
