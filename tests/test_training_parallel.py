@@ -22,9 +22,12 @@ class _Unrebuildable(Exception):
 
 
 def _job(root: Path, name: str) -> tuple[str, int]:
-    (root / f"{name}.pid").write_text(str(os.getpid()))
+    pid_file = root / f"{name}.pid"
+    pid_file.with_suffix(".tmp").write_text(str(os.getpid()))
+    pid_file.with_suffix(".tmp").replace(pid_file)  # whole, for the test that reads it
     if name == "interrupted":  # waits for the test's Ctrl-C, which the worker must not take
-        while not (root / "sent").exists():
+        deadline = time.time() + 60
+        while not (root / "sent").exists() and time.time() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)
     if name == "unrebuildable":
@@ -85,6 +88,22 @@ def test_a_ctrl_c_sent_to_a_worker_leaves_its_job_running(tmp_path):
 
     sender = threading.Thread(target=interrupt_the_worker)
     sender.start()
-    assert run_in_workers(_job, [{"root": tmp_path, "name": "interrupted"}], workers=1, threads=1,
-                          what="jobs") == [("interrupted", 1)]
-    sender.join()
+    try:
+        result = run_in_workers(_job, [{"root": tmp_path, "name": "interrupted"}], workers=1, threads=1, what="jobs")
+    except KeyboardInterrupt:  # the worker took it (as a BaseException it would end the whole pytest run)
+        pytest.fail("the worker was interrupted")
+    finally:
+        sender.join()
+    assert result == [("interrupted", 1)] and (tmp_path / "sent").exists()
+
+
+def test_workers_ignore_ctrl_c_from_their_start_and_the_parent_gets_its_handler_back():
+    import multiprocessing
+
+    from claim.training.parallel import _Pool
+
+    before = signal.getsignal(signal.SIGINT)
+    # No initializer: what the worker reports is what it inherited at its start, before any import.
+    with _Pool(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGINT) is before is signal.default_int_handler

@@ -194,9 +194,21 @@ def test_a_member_failing_in_a_worker_is_one_error_after_the_other_member_finish
     assert "\n" not in str(caught.value)
     assert read_checkpoint(member_dir(out, 1) / "last.pt")["step"] == PAIR.steps + 1  # ran beside the failure
     _same_weights(read_checkpoint(out / "segmenter.pt")["model"], before)  # the ensemble is not rewritten
-    # The members started with one worker of one thread; the resume ran two workers: the log says so.
-    assert "resuming with 2 member worker(s) of 1 thread(s)" in caplog.text
+    # The members started in turn with one thread each and resumed in two workers of one thread: the same
+    # computation, so no warning; with two threads each they would not be.
+    assert "resuming the members" not in caplog.text
     assert json.loads((out / "config.json").read_text())["member_workers_requested"] == 2
+
+
+def test_a_resume_with_another_thread_count_per_member_warns(pair_run, seg_data_dir, tmp_path, caplog):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(pair_run[1], out)  # members trained with one thread each
+    with torch_threads(2):  # in turn, so each member now gets both threads
+        train_segmenter([seg_data_dir], out, PAIR, seed=4, progress=False, resume=True, member_workers=1)
+    assert "resuming the members with 2 torch thread(s) each, where the run started with 1" in caplog.text
+    assert json.loads((out / "config.json").read_text())["member_threads"] == 2
 
 
 def test_member_workers_default_to_the_cpu_threads_and_never_run_under_accelerate_launch():
@@ -209,6 +221,6 @@ def test_member_workers_default_to_the_cpu_threads_and_never_run_under_accelerat
         assert _member_workers(None, 2, cpu, 1) == 1
     with pytest.raises(ClaimError, match="accelerate launch"):
         _member_workers(2, 2, cpu, 2)
-    for bad in (0, "2", True):
+    for bad in (0, "2", True, 1.0):
         with pytest.raises(ClaimError, match="--member-workers must be an integer >= 1"):
             train_segmenter([], "unused", PAIR, member_workers=bad)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from claim.errors import ClaimError
-from claim.training.parallel import KILLED_HINT, worker_pool, worker_threads
+from claim.training.parallel import KILLED_HINT, call_in_worker, worker_pool, worker_threads
 
 __all__ = ["Stage", "run_stages", "worker_threads", "check_workers", "warn_on_changed_parallelism"]
 
@@ -130,7 +130,7 @@ def run_stages(stages: list[Stage], done: set[str], finished: Callable[[str, flo
                 for stage in [s for s in pending if upstream[s.name] <= complete][:workers - len(running)]:
                     pending.remove(stage)
                     _prepare(stage)
-                    running[pool.submit(run_in_worker, stage.name)] = stage
+                    running[pool.submit(call_in_worker, run_in_worker, stage.name)] = stage
             if not running:
                 raise ClaimError(f"stages {[s.name for s in pending]} wait on stages that never run")
             ready, _ = wait(running, return_when=FIRST_COMPLETED)

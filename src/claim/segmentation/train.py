@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,7 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     """
     kwargs = dict(synthetic_dirs=synthetic_dirs, seed=seed, device=device, val_patients=val_patients,
                   progress=progress, resume=resume, overwrite=overwrite, precision=precision)
-    if member_workers is not None and (isinstance(member_workers, bool) or not isinstance(member_workers, int)
+    if member_workers is not None and (isinstance(member_workers, bool) or not isinstance(member_workers, Integral)
                                        or member_workers < 1):
         raise ClaimError(f"--member-workers must be an integer >= 1, got {member_workers!r}")
     if resume:
@@ -299,18 +300,17 @@ def _member_workers(requested: int | None, members: int, device: torch.device, p
     return max(1, min(members, torch.get_num_threads()))
 
 
-def _warn_on_changed_threads(out_dir: Path, workers: int, threads: int) -> None:
-    """Torch's results differ in the last bits with the thread count, so a member resumed with another one is not
-    the run it would have been; say so (``config.json`` records the setting of the latest start only)."""
+def _warn_on_changed_threads(out_dir: Path, threads: int) -> None:
+    """Torch's results differ in the last bits with the thread count (not with how many members run at once), so a
+    member resumed with another count is not the run it would have been; say so (``config.json`` records the
+    setting of the latest start only)."""
     saved_path = out_dir / CONFIG_NAME
     if not saved_path.is_file():
         return
-    saved = read_run_config(saved_path, "train-segmenter")
-    before = (saved.get("member_workers"), saved.get("member_threads"))
-    if before != (None, None) and before != (workers, threads):
-        log.warning("train-segmenter: resuming with %d member worker(s) of %d thread(s), where the run started with "
-                    "%s of %s; the members' weights will differ in the last bits from an uninterrupted run",
-                    workers, threads, *before)
+    before = read_run_config(saved_path, "train-segmenter").get("member_threads")
+    if before is not None and before != threads:
+        log.warning("train-segmenter: resuming the members with %d torch thread(s) each, where the run started with "
+                    "%s; their weights will differ in the last bits from an uninterrupted run", threads, before)
 
 
 def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
@@ -347,8 +347,8 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
               "num_processes": state.num_processes, "member_workers_requested": member_workers,
               "member_workers": workers, "member_threads": threads,
               "data_identity": data_identity([*real_dirs, *synthetic_dirs])}
-    if resume:
-        _warn_on_changed_threads(Path(out_dir), workers, threads)
+    if resume and state.is_main_process:
+        _warn_on_changed_threads(Path(out_dir), threads)
     run.start(record, None, inputs=[*real_dirs, *synthetic_dirs])
     state.wait_for_everyone()  # the folder exists (and an --overwrite has emptied it) before any member claims one
     single, started = config.replace(members=1), time.perf_counter()

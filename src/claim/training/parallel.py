@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from claim.errors import ClaimError
 
-__all__ = ["worker_threads", "worker_pool", "run_in_workers", "KILLED_HINT"]
+__all__ = ["worker_threads", "worker_pool", "run_in_workers", "call_in_worker", "KILLED_HINT"]
 
 KILLED_HINT = "often for lack of memory"
 
@@ -40,8 +40,8 @@ def _sigint_ignored() -> Iterator[None]:
     """Ignore Ctrl-C while workers are started: a process started with SIGINT ignored keeps ignoring it (Python
     installs its KeyboardInterrupt handler only over the default), also while it imports, before any initializer
     could run. Only the main thread may change signal handlers; elsewhere the workers inherit what is set."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # (None: a handler installed from C, which Python could not put back)
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -91,15 +91,18 @@ def worker_pool(workers: int, threads: int) -> Iterator[ProcessPoolExecutor]:
             raise
 
 
-def _call(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+def call_in_worker(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)``, for a worker to run: an error the parent could not rebuild from its pickle
+    would break the pool and read as a killed worker, so such an error is sent as its text (a ``ClaimError`` stays
+    one, for the CLI's one-line message)."""
     try:
-        return function(**kwargs)
+        return function(*args, **kwargs)
     except Exception as error:
-        # An error the parent cannot rebuild would break the pool and read as a killed worker: send its text.
         try:
             pickle.loads(pickle.dumps(error))
         except Exception:
-            raise RuntimeError(f"{type(error).__name__}: {error}") from None
+            kind = ClaimError if isinstance(error, ClaimError) else RuntimeError
+            raise kind(f"{type(error).__name__}: {error}") from error
         raise
 
 
@@ -112,7 +115,7 @@ def run_in_workers(function: Callable[..., Any], calls: Sequence[dict[str, Any]]
     line naming ``what``, with ``when_killed`` as the advice.
     """
     with worker_pool(workers, threads) as pool:
-        futures: list[Future] = [pool.submit(_call, function, call) for call in calls]
+        futures: list[Future] = [pool.submit(call_in_worker, function, **call) for call in calls]
         wait(futures)
     results, errors, killed = [], [], False
     for future in futures:
