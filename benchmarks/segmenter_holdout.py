@@ -6,6 +6,10 @@ myocardium over all). Prints each run's mean Dice (with and without the anatomic
 time and steps, and for every pair of runs the paired difference with a patient-level bootstrap 95 % CI: a pair
 whose CI covers 0 is "not decided". Saves JSON.
 
+With ``--snapshots``, every weight snapshot a run kept (``--snapshot-every``, ``RUN/snapshots/step_*.pt``) is scored
+on the test folder as well: the held-out learning curve of a run that had no validation patients (a refit with
+``--val-fraction 0``). It is read after training and selects nothing; ``--plot`` draws it dashed.
+
     python benchmarks/segmenter_holdout.py --test outputs/split/test --runs fp32_s0 bf16_s0 bf16_s1 \
         --out outputs/benchmarks/segmenter_holdout.json
 """
@@ -29,6 +33,7 @@ from claim.evaluation.metrics import patient_metrics  # noqa: E402
 from claim.experiment.stats import mean_sd, paired_bootstrap_ci  # noqa: E402
 from claim.labels import Label  # noqa: E402
 from claim.segmentation import load_segmenter, predict_patient  # noqa: E402
+from claim.segmentation.run_files import list_snapshots  # noqa: E402
 
 METRICS = ("infarct_dice", "myocardium_dice", "mvo_dice")
 
@@ -60,17 +65,26 @@ def _run_info(run: Path) -> dict:
 def _plot_curves(path: Path, runs: dict) -> None:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 3.2))
+    fig = Figure(figsize=(9, 3.4))
     axes = fig.subplots(1, 3)
-    for name, entry in runs.items():
-        steps = [s for s, _ in entry["curve"]]
+    for i, (name, entry) in enumerate(runs.items()):
+        colour = f"C{i % 10}"
         for ax, metric in zip(axes, METRICS, strict=True):
-            ax.plot(steps, [v[metric] for _, v in entry["curve"]], marker="o", ms=3,
-                    label=f"{name} (test {entry['postprocess'][metric][0]:.3f})")
+            label = f"{name} (test {entry['postprocess'][metric][0]:.3f})"
+            if entry["curve"]:
+                ax.plot([s for s, _ in entry["curve"]], [v[metric] for _, v in entry["curve"]], marker="o", ms=3,
+                        color=colour, label=label)
+                label = None
+            if entry.get("snapshot_curve"):
+                ax.plot([e["step"] for e in entry["snapshot_curve"]], [e[metric] for e in entry["snapshot_curve"]],
+                        ls="--", marker="s", ms=3, color=colour, label=label)
     for ax, metric in zip(axes, METRICS, strict=True):
-        ax.set(xlabel="step", title=f"validation {metric.replace('_', ' ')}", ylim=(0, 1))
+        ax.set(xlabel="step", title=metric.replace("_", " "), ylim=(0, 1))
         ax.legend(fontsize=6)
-    fig.suptitle("standard segmenter: validation patients during training (legend: held-out test mean)", fontsize=9)
+    snapshots = any(entry.get("snapshot_curve") for entry in runs.values())
+    fig.suptitle("standard segmenter: validation patients during training (solid)"
+                 + ("; held-out test patients on weight snapshots, scored after training (dashed)" if snapshots
+                    else "") + "; legend: held-out test mean", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -86,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "segmenter_holdout.json")
     parser.add_argument("--plot", type=Path, default=None, help="write the runs' validation curves (PNG) here")
+    parser.add_argument("--snapshots", action="store_true",
+                        help="also score every RUN/snapshots/step_*.pt on the test folder (a learning curve; "
+                             "selects nothing)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     patients = read_dataset(args.test)
@@ -101,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
                 scores[run.name] = per_patient
             entry[key] = {m: mean_sd([v[m] for v in per_patient.values()]) for m in METRICS}
         entry["per_patient"] = scores[run.name]
+        if args.snapshots:
+            entry["snapshot_curve"] = []
+            for step, path in list_snapshots(run).items():
+                per_patient = patient_scores(*load_segmenter(path), patients)
+                means = {m: mean_sd([v[m] for v in per_patient.values()])[0] for m in METRICS}
+                entry["snapshot_curve"].append({"step": step, **means})
+                print(f"  {run.name} step {step}: " + "  ".join(f"{m.split('_')[0]} {means[m]:.3f}" for m in METRICS))
         results["runs"][run.name] = entry
         shown = "  ".join(f"{m.split('_')[0]} {entry['postprocess'][m][0]:.3f} (raw {entry['raw'][m][0]:.3f})"
                           for m in METRICS)

@@ -81,6 +81,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="train up to N members at once in worker processes that share this process's CPU "
                              "threads (1: one after another; default: on a CPU as many as the members and threads "
                              "allow, 2 one-thread members on 2 cores train faster than 2 two-thread members in turn)")
+    parser.add_argument("--snapshot-every", type=STEPS, default=None, metavar="N",
+                        help="also keep the weights segmenter.pt would hold every N steps, as RUN/snapshots/"
+                             "step_<N>.pt (an ensemble's combine its members'), to score a run without validation "
+                             "patients along its course afterwards; nothing selects among them (0 = none, the "
+                             "default)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
     parser.add_argument("--val-fraction", type=number(0.0, 1.0, hi_open=True), default=None,
                         help="share of the real patients held out for validation when --val-patients is not given; "
@@ -95,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     saved = saved_run(args, COMMAND)
     changes = explicit(args, ("steps", "val_every", "batch_size", "synthetic_fraction", "lr", "lr_schedule",
                               "lr_warmup", "foreground_fraction", "context_slices", "roi_jitter", "refine_roi",
-                              "dice_over", "ema_decay", "val_fraction", "members"))
+                              "dice_over", "ema_decay", "val_fraction", "members",
+                              "snapshot_every"))
 
     def make() -> SegmenterConfig:
         if saved:

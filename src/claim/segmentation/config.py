@@ -80,9 +80,15 @@ class SegmenterConfig(Config):
             would be);
             predictions average their softmax, each member in its own ROI (an ensemble, as nnU-Net averages its
             five folds). 1 = a single segmenter.
+        snapshot_every: also keep the weights ``segmenter.pt`` would hold (the EMA where there is one) every N
+            steps, as ``snapshots/step_<N>.pt`` (an ensemble's folder combines its members' snapshots of the same
+            step), so a run without validation patients can still be scored along its course afterwards
+            (``benchmarks/segmenter_holdout.py --snapshots``). They are copies only: nothing selects among them,
+            and training is the same with or without them (0 = none).
     """
 
-    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"steps"})
+    # Snapshots are copies of weights the run makes anyway; saving more or fewer of them changes no step.
+    RESUMABLE: ClassVar[frozenset[str]] = frozenset({"steps", "snapshot_every"})
 
     crop_size: int = 128
     roi_jitter: int = 0
@@ -114,6 +120,7 @@ class SegmenterConfig(Config):
     noise_std: float = 0.1
     aug_prob: float = 0.2
     members: int = 1
+    snapshot_every: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "filters", tuple(int(f) for f in self.filters))
@@ -167,6 +174,10 @@ class SegmenterConfig(Config):
                 or not 1 <= self.members <= MAX_MEMBERS:
             raise ValueError(f"members {self.members!r} must be an integer in 1..{MAX_MEMBERS}")
         object.__setattr__(self, "members", int(self.members))
+        if isinstance(self.snapshot_every, bool) or int(self.snapshot_every) != self.snapshot_every \
+                or self.snapshot_every < 0:
+            raise ValueError(f"snapshot_every {self.snapshot_every!r} must be an integer >= 0 (0 = no snapshots)")
+        object.__setattr__(self, "snapshot_every", int(self.snapshot_every))
 
     @property
     def training_window(self) -> int:

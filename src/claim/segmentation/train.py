@@ -7,7 +7,6 @@ patient; rank 0 writes every file.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -22,7 +21,6 @@ from accelerate import PartialState
 
 from claim import __version__
 from claim.config import read_run_config
-from claim.data.io import atomic_path
 from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
@@ -32,12 +30,12 @@ from claim.segmentation.checkpoint import (
     config_from_checkpoint,
     load_segmenter,
     read_checkpoint,
-    save_checkpoint,
 )
 from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.data import training_slices
 from claim.segmentation.net import build_segmenter
 from claim.segmentation.predict import predict_label_maps, segment_folder
+from claim.segmentation.run_files import combine_snapshots, save_ensemble_checkpoint, snapshot_path, write_curves
 from claim.segmentation.trainer import SegmenterTrainer, validation_metrics
 from claim.training import Cadence, RunFolder, run_steps
 from claim.training.parallel import run_in_workers
@@ -96,32 +94,6 @@ def _read_patients(dirs: Sequence[Path], what: str) -> list[Patient]:
                 raise InputError(d, f"{what} patient {p.patient_id} appears in two folders")
             patients[p.patient_id] = p
     return list(patients.values())
-
-
-def _write_curves(path: Path, log_path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    records = [json.loads(line) for line in log_path.read_text().splitlines() if line]
-    fig = Figure(figsize=(8, 3.2))
-    ax1, ax2 = fig.subplots(1, 2)
-    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
-    val = [(r["step"], r["val"]) for r in records if "val" in r]
-    if train:
-        ax1.plot(*zip(*train, strict=True), lw=0.8)
-    ax1.set(xlabel="step", ylabel="Dice + CE loss", title="training loss")
-    online = [(r["step"], r["val_online"]) for r in records if "val_online" in r]
-    for key, colour in (("infarct_dice", "C0"), ("myocardium_dice", "C1"), ("mvo_dice", "C2")):
-        if val:
-            ax2.plot([s for s, _ in val], [v[key] for _, v in val], marker="o", ms=3, color=colour,
-                     label=f"{key} (weight EMA)" if online else key)
-        if online:
-            ax2.plot([s for s, _ in online], [v[key] for _, v in online], ls="--", lw=0.8, color=colour,
-                     label=f"{key} (online weights)")
-    ax2.set(xlabel="step", ylabel="Dice", title="validation (real patients)", ylim=(0, 1))
-    if val:
-        ax2.legend(fontsize=7)
-    fig.tight_layout()
-    atomic_path(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
 def selection_score(metrics: dict) -> tuple[float, float]:
@@ -246,8 +218,15 @@ def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
             entry["localiser_loss"] = trainer.last_localiser_loss
         return entry
 
+    def snapshot(done: int) -> None:
+        path = snapshot_path(run.out_dir, done)
+        if main:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save(path, with_optimizer=False, best={"step": done, "metrics": {}}, **described)
+
     history = run_steps(run, trainer.steps_done, config.steps, one_step,
-                        [Cadence(config.val_every, validate, at_end=True)], desc=label,
+                        [Cadence(config.val_every, validate, at_end=True),
+                         Cadence(config.snapshot_every, snapshot)], desc=label,
                         progress=progress, postfix=lambda e: {"loss": f"{e['loss']:.4f}"}, bar_position=bar_position)
     if not best_path.exists() and main:
         # Nothing ran (0 steps): validate the initial weights so a checkpoint always exists.
@@ -255,7 +234,7 @@ def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
         trainer.save(best_path, with_optimizer=False, best=best, **described)
         trainer.save(last_path, best=best, **described)
     if main:
-        _write_curves(run.path("curves.png"), run.log_path)
+        write_curves(run.path("curves.png"), run.log_path)
         run.finish()
     trainer.accelerator.wait_for_everyone()
     seconds = history[-1]["seconds"] if history else 0.0
@@ -369,21 +348,21 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         run.log({"step": result.step, "member": k, "seed": seed + k, "best_step": result.best_step,
                  "val": result.best_metrics, "seconds": result.seconds})
     payloads = [read_checkpoint(r.checkpoint) for r in results]
-    weights = {f"members.{k}.{key}": value for k, p in enumerate(payloads) for key, value in p["model"].items()}
     ran_in = payloads[0].get("precision", precision)  # as resolved by the members' runs
     step, path, metrics = results[-1].step, run.path(CHECKPOINT_NAME), {}
     if run.main:
         if ids:
             ensemble = build_segmenter(config)
-            ensemble.load_state_dict(weights)
+            ensemble.load_state_dict({f"members.{k}.{key}": value for k, p in enumerate(payloads)
+                                      for key, value in p["model"].items()})
             metrics = validation_metrics(ensemble.to(resolve_device(device)).eval(), config,
                                          [p for p in patients if p.patient_id in set(ids)], ran_in)
             run.log({"step": step, "ensemble": config.members, "val": metrics, "seconds": seconds})
         # ``best.step`` is the members' last step; each member's weights are from its own kept step.
-        member_steps = [int(p["step"]) for p in payloads]
-        save_checkpoint(path, config, weights, step=step, seed=seed, precision=ran_in,
-                        best={"step": step, "metrics": metrics, "member_steps": member_steps},
-                        member_steps=member_steps, val_patients=ids)
+        save_ensemble_checkpoint(path, config, payloads, step=step, seed=seed, precision=ran_in, metrics=metrics,
+                                 val_patients=ids)
+        combine_snapshots(Path(out_dir), [member_dir(out_dir, k) for k in range(config.members)], config, seed=seed,
+                          precision=ran_in, val_patients=ids)
         run.finish()
     state.wait_for_everyone()
     return SegmenterResult(path, step, metrics, step, [loss for r in results for loss in r.losses], seconds)
