@@ -59,13 +59,15 @@ def _run_info(run: Path) -> dict:
     return {"steps": max((e["step"] for e in log), default=0),
             "minutes": timed[-1]["seconds"] / 60 if timed else float("nan"),
             "precision": config.get("precision"), "seed": config.get("seed"),
-            "curve": [(e["step"], e["val"]) for e in log if "val" in e]}
+            # The run's own validation steps (an ensemble's root log adds a summary line per member, and one for
+            # the ensemble at the end; a run without validation patients has none).
+            "curve": [(e["step"], e["val"]) for e in log if e.get("val") and "member" not in e]}
 
 
 def _plot_curves(path: Path, runs: dict) -> None:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 3.4))
+    fig = Figure(figsize=(9, 3.6))
     axes = fig.subplots(1, 3)
     for i, (name, entry) in enumerate(runs.items()):
         colour = f"C{i % 10}"
@@ -83,8 +85,8 @@ def _plot_curves(path: Path, runs: dict) -> None:
         ax.legend(fontsize=6)
     snapshots = any(entry.get("snapshot_curve") for entry in runs.values())
     fig.suptitle("standard segmenter: validation patients during training (solid)"
-                 + ("; held-out test patients on weight snapshots, scored after training (dashed)" if snapshots
-                    else "") + "; legend: held-out test mean", fontsize=8)
+                 + ("\nheld-out test patients on weight snapshots, scored after training, selecting nothing (dashed)"
+                    if snapshots else "") + "; legend: held-out test mean of the final model", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
