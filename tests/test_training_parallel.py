@@ -102,8 +102,14 @@ def test_workers_ignore_ctrl_c_from_their_start_and_the_parent_gets_its_handler_
 
     from claim.training.parallel import _Pool
 
-    before = signal.getsignal(signal.SIGINT)
-    # No initializer: what the worker reports is what it inherited at its start, before any import.
-    with _Pool(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
-    assert signal.getsignal(signal.SIGINT) is before is signal.default_int_handler
+    def handler(signum, frame):  # the parent's own handler, whatever the shell running the tests left in place
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGINT, handler)
+    try:
+        # No initializer: what the worker reports is what it inherited at its start, before any import.
+        with _Pool(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, before)
