@@ -86,6 +86,7 @@ def test_snapshot_every_is_a_flag_recorded_in_the_config_and_checked(seg_data_di
     assert "--snapshot-every" in capsys.readouterr().err
     assert main(["train-segmenter", "--data", str(seg_data_dir), "--out", str(tmp_path / "run"), "--preset", "tiny",
                  "--steps", "4", "--snapshot-every", "2", "--val-fraction", "0"]) == 0
+    assert f"2 weight snapshot(s), steps 2-4 -> {tmp_path / 'run' / 'snapshots'}" in capsys.readouterr().out
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["config"]["snapshot_every"] == 2 and list(list_snapshots(tmp_path / "run")) == [2, 4]
     assert main(["train-segmenter", "-c", str(tmp_path / "run" / "config.json"), "--out", str(tmp_path / "again")]) == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from claim.cli.common import (
     BATCH,
@@ -27,6 +28,7 @@ from claim.segmentation.config import (
     SegmenterConfig,
     segmenter_preset,
 )
+from claim.segmentation.run_files import SNAPSHOT_DIR, list_snapshots
 from claim.segmentation.train import train_segmenter
 
 COMMAND = "train-segmenter"
@@ -122,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
                              precision=first_given(args.precision, saved.get("precision"), "fp32"),
                              member_workers=first_given(args.member_workers, saved.get("member_workers_requested")))
     what = f"ensemble of {config.members} segmenters" if config.members > 1 else "segmenter"
+    if config.snapshot_every:
+        snapshots = list_snapshots(args.out)
+        print(f"{len(snapshots)} weight snapshot(s), steps {min(snapshots, default=0)}-{max(snapshots, default=0)} -> "
+              f"{Path(args.out) / SNAPSHOT_DIR}")
     if not result.best_metrics:
         print(f"{what} at step {result.step}; no validation patients, the last step's weights -> "
               f"{result.checkpoint}")
