@@ -80,6 +80,8 @@ def _plot_curves(path: Path, runs: dict) -> None:
             if entry.get("snapshot_curve"):
                 ax.plot([e["step"] for e in entry["snapshot_curve"]], [e[metric] for e in entry["snapshot_curve"]],
                         ls="--", marker="s", ms=3, color=colour, label=label)
+            elif label is not None:  # no curve to draw: the run still gets its line in the legend
+                ax.plot([], [], color=colour, label=label)
     for ax, metric in zip(axes, METRICS, strict=True):
         ax.set(xlabel="step", title=metric.replace("_", " "), ylim=(0, 1))
         ax.legend(fontsize=6)
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks" / "segmenter_holdout.json")
-    parser.add_argument("--plot", type=Path, default=None, help="write the runs' validation curves (PNG) here")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="write the runs' validation curves (with --snapshots, their held-out ones too) as a PNG")
     parser.add_argument("--snapshots", action="store_true",
                         help="also score every RUN/snapshots/step_*.pt on the test folder (a learning curve; "
                              "selects nothing)")

@@ -42,7 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--synthetic", action="append", default=None,
                         help="folder written by `claim generate` (training only); repeat for several "
                              "(default with -c: the run's)")
-    parser.add_argument("-o", "--out", required=True, help="run folder (segmenter.pt, train_log.jsonl, curves.png)")
+    parser.add_argument("-o", "--out", required=True,
+                        help="run folder (segmenter.pt, train_log.jsonl, curves.png; snapshots/ with --snapshot-every)")
     add_config_file(parser)
     parser.add_argument("--preset", choices=sorted(SEGMENTER_PRESETS), default=None,
                         help="model size preset (default standard)")
@@ -84,10 +85,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "threads (1: one after another; default: on a CPU as many as the members and threads "
                              "allow, 2 one-thread members on 2 cores train faster than 2 two-thread members in turn)")
     parser.add_argument("--snapshot-every", type=STEPS, default=None, metavar="N",
-                        help="also keep the weights segmenter.pt would hold every N steps, as RUN/snapshots/"
-                             "step_<N>.pt (an ensemble's combine its members'), to score a run without validation "
-                             "patients along its course afterwards; nothing selects among them (0 = none, the "
-                             "default)")
+                        help="also keep the weights segmenter.pt would hold every N steps and at the last, as "
+                             "RUN/snapshots/step_<STEP>.pt (e.g. step_000250.pt; an ensemble's folder combines its "
+                             "members'), to score a run without validation patients along its course afterwards; "
+                             "nothing selects among them (0 = none, the default)")
     parser.add_argument("--val-patients", default=None, help="comma-separated patient ids to validate on")
     parser.add_argument("--val-fraction", type=number(0.0, 1.0, hi_open=True), default=None,
                         help="share of the real patients held out for validation when --val-patients is not given; "
@@ -124,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
                              precision=first_given(args.precision, saved.get("precision"), "fp32"),
                              member_workers=first_given(args.member_workers, saved.get("member_workers_requested")))
     what = f"ensemble of {config.members} segmenters" if config.members > 1 else "segmenter"
-    if config.snapshot_every:
-        snapshots = list_snapshots(args.out)
-        print(f"{len(snapshots)} weight snapshot(s), steps {min(snapshots, default=0)}-{max(snapshots, default=0)} -> "
+    snapshots = list_snapshots(args.out)
+    if snapshots:
+        print(f"{len(snapshots)} weight snapshot(s), steps {min(snapshots)}-{max(snapshots)} -> "
               f"{Path(args.out) / SNAPSHOT_DIR}")
     if not result.best_metrics:
         print(f"{what} at step {result.step}; no validation patients, the last step's weights -> "

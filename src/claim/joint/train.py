@@ -169,7 +169,8 @@ def train_joint(
     # S is G's training partner: it judges, validates and is saved with its online weights, so it keeps no weight
     # EMA, and it is one network that G's gradient flows through, not an ensemble (the recorded config says so).
     seg_config = (segmenter or segmenter_preset("standard")).replace(steps=joint.steps - joint.generator_warmup,
-                                                                      ema_decay=0.0, members=1)
+                                                                      ema_decay=0.0, members=1,
+                                                                      snapshot_every=0)
     stride = _segmenter_stride(seg_config)
 
     gen = GeneratorTrainer(gen_config, crops, seed=seed, device=dev, hist_centres=centres, precision=precision)

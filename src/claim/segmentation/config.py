@@ -81,8 +81,9 @@ class SegmenterConfig(Config):
             predictions average their softmax, each member in its own ROI (an ensemble, as nnU-Net averages its
             five folds). 1 = a single segmenter.
         snapshot_every: also keep the weights ``segmenter.pt`` would hold (the EMA where there is one) every N
-            steps, as ``snapshots/step_<N>.pt`` (an ensemble's folder combines its members' snapshots of the same
-            step), so a run without validation patients can still be scored along its course afterwards
+            steps and at the last, as ``snapshots/step_<STEP>.pt`` (``step_000250.pt``; an ensemble's folder
+            combines its members' snapshots of the same step), so a run without validation patients can still be
+            scored along its course afterwards
             (``benchmarks/segmenter_holdout.py --snapshots``). They are copies only: nothing selects among them,
             and training is the same with or without them (0 = none).
     """

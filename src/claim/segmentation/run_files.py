@@ -8,6 +8,7 @@ course afterwards; nothing in a run reads them back or selects among them.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,15 +18,18 @@ from claim.data.io import atomic_path
 from claim.segmentation.checkpoint import read_checkpoint, save_checkpoint
 from claim.segmentation.config import SegmenterConfig
 
-__all__ = ["SNAPSHOT_DIR", "snapshot_path", "list_snapshots", "save_ensemble_checkpoint", "combine_snapshots",
-           "write_curves"]
+__all__ = ["SNAPSHOT_DIR", "snapshot_path", "list_snapshots", "drop_snapshots_after", "save_ensemble_checkpoint",
+           "combine_snapshots", "write_curves"]
+
+log = logging.getLogger(__name__)
 
 SNAPSHOT_DIR = "snapshots"
 _SNAPSHOT = re.compile(r"^step_(\d+)\.pt$")
 
 
 def snapshot_path(run_dir: Path, step: int) -> Path:
-    """Where a run keeps its snapshot of ``step``: ``RUN/snapshots/step_<step, 6 digits>.pt``."""
+    """Where a run keeps its snapshot of ``step``: ``RUN/snapshots/step_<STEP>.pt``, the step in 6 digits
+    (``step_000250.pt``)."""
     return Path(run_dir) / SNAPSHOT_DIR / f"step_{int(step):06d}.pt"
 
 
@@ -51,26 +55,42 @@ def save_ensemble_checkpoint(path: Path, config: SegmenterConfig, payloads: Sequ
                            member_steps=member_steps, val_patients=list(val_patients))
 
 
+def drop_snapshots_after(run_dir: Path, step: int) -> list[int]:
+    """Delete a run's snapshots of steps after ``step`` (a resumed run's lost part); returns their steps."""
+    dropped = [s for s in list_snapshots(run_dir) if s > step]
+    for s in dropped:
+        snapshot_path(run_dir, s).unlink()
+    return dropped
+
+
 def combine_snapshots(out_dir: Path, member_dirs: Sequence[Path], config: SegmenterConfig, *, seed: int,
                       precision: str, val_patients: Sequence[str]) -> list[int]:
-    """Write the ensemble's snapshot of every step all members kept one of (those already combined are left as
-    they are, so a resumed run only adds the new ones). Returns the steps the ensemble folder now holds."""
+    """Write the ensemble's snapshot of every step all members kept one of, from the members' files as they are now
+    (so a resumed member's new weights replace its lost ones), and remove the ensemble's snapshots of other steps.
+    Steps only some members kept (members resumed with other cadences) are named in a warning. Returns the steps
+    the ensemble folder now holds."""
     per_member = [list_snapshots(d) for d in member_dirs]
-    common = sorted(set.intersection(*(set(s) for s in per_member))) if per_member else []
+    if not per_member:
+        return []
+    common = sorted(set.intersection(*(set(s) for s in per_member)))
+    partial = sorted(set.union(*(set(s) for s in per_member)) - set(common))
+    if partial:
+        log.warning("train-segmenter: snapshots of steps %s were kept by some members only; the ensemble has "
+                    "snapshots of steps %s", partial, common)
     for step in common:
-        target = snapshot_path(out_dir, step)
-        if target.exists():
-            continue
         payloads = [read_checkpoint(snaps[step]) for snaps in per_member]
+        target = snapshot_path(out_dir, step)
         target.parent.mkdir(parents=True, exist_ok=True)
         save_ensemble_checkpoint(target, config, payloads, step=step, seed=seed, precision=precision, metrics={},
                                  val_patients=val_patients)
+    for step in set(list_snapshots(out_dir)) - set(common):
+        snapshot_path(out_dir, step).unlink()
     return common
 
 
-def write_curves(path: Path, log_path: Path) -> None:
+def write_curves(path: Path, log_path: Path, *, validated: bool = True) -> None:
     """``curves.png``: the training loss, and the validation Dice where the run has validation patients (the
-    panel says so where it has none, rather than standing empty)."""
+    panel says so where it has none, ``validated`` False, rather than standing empty)."""
     from matplotlib.figure import Figure
 
     records = [json.loads(line) for line in log_path.read_text().splitlines() if line]
@@ -92,7 +112,7 @@ def write_curves(path: Path, log_path: Path) -> None:
     ax2.set(xlabel="step", ylabel="Dice", title="validation (real patients)", ylim=(0, 1))
     if val:
         ax2.legend(fontsize=7)
-    else:
+    elif not validated:
         ax2.text(0.5, 0.5, "no validation patients\n(val_fraction 0): the last step's\nweights are kept; "
                  "score snapshots\nafterwards (snapshot_every)", ha="center", va="center",
                  transform=ax2.transAxes, fontsize=8, color="0.35")

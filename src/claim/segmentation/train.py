@@ -35,7 +35,13 @@ from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.data import training_slices
 from claim.segmentation.net import build_segmenter
 from claim.segmentation.predict import predict_label_maps, segment_folder
-from claim.segmentation.run_files import combine_snapshots, save_ensemble_checkpoint, snapshot_path, write_curves
+from claim.segmentation.run_files import (
+    combine_snapshots,
+    drop_snapshots_after,
+    save_ensemble_checkpoint,
+    snapshot_path,
+    write_curves,
+)
 from claim.segmentation.trainer import SegmenterTrainer, validation_metrics
 from claim.training import Cadence, RunFolder, run_steps
 from claim.training.parallel import run_in_workers
@@ -118,7 +124,8 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
         real_dirs: real data folders (any layout); patients are split into train/validation by patient.
         out_dir: run folder: ``segmenter.pt`` (best by validation infarct Dice; with no validation patients, the
             last step's), ``last.pt`` (for resume),
-            ``train_log.jsonl``, ``curves.png``, ``config.json``. An ensemble's folder holds one such run per
+            ``train_log.jsonl``, ``curves.png``, ``config.json``, ``snapshots/`` (with ``config.snapshot_every``).
+            An ensemble's folder holds one such run per
             member (``member<k>/``, seed ``seed + k``, all on member 0's validation patients), and its
             ``segmenter.pt`` holds every member's kept weights; its log has one entry per member and one for the
             ensemble's validation.
@@ -224,9 +231,14 @@ def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
             path.parent.mkdir(parents=True, exist_ok=True)
         trainer.save(path, with_optimizer=False, best={"step": done, "metrics": {}}, **described)
 
+    if main and resume:
+        # Snapshots past the resumed step are from the lost part of the run (or another --steps/--snapshot-every).
+        drop_snapshots_after(run.out_dir, trainer.steps_done)
+    # The snapshot comes before the validation that writes last.pt: a kill between the two repeats the step (bit
+    # for bit) and writes its snapshot again, where the other order would resume past a step with no snapshot.
     history = run_steps(run, trainer.steps_done, config.steps, one_step,
-                        [Cadence(config.val_every, validate, at_end=True),
-                         Cadence(config.snapshot_every, snapshot)], desc=label,
+                        [Cadence(config.snapshot_every, snapshot, at_end=bool(config.snapshot_every)),
+                         Cadence(config.val_every, validate, at_end=True)], desc=label,
                         progress=progress, postfix=lambda e: {"loss": f"{e['loss']:.4f}"}, bar_position=bar_position)
     if not best_path.exists() and main:
         # Nothing ran (0 steps): validate the initial weights so a checkpoint always exists.
@@ -234,7 +246,7 @@ def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
         trainer.save(best_path, with_optimizer=False, best=best, **described)
         trainer.save(last_path, best=best, **described)
     if main:
-        write_curves(run.path("curves.png"), run.log_path)
+        write_curves(run.path("curves.png"), run.log_path, validated=bool(val_p))
         run.finish()
     trainer.accelerator.wait_for_everyone()
     seconds = history[-1]["seconds"] if history else 0.0
