@@ -141,3 +141,30 @@ def test_missing_and_unmatched_predictions_are_clear_errors(phantom_cohort, tmp_
     with pytest.raises(ClaimError, match="without a ground-truth case"):
         evaluate_folders(pred_dir, gt_dir)
     assert math.isfinite(result["mean"]["myocardium_hd"])
+
+
+def test_scar_dice_is_also_averaged_over_the_patients_whose_ground_truth_holds_it(phantom_cohort, tmp_path, capsys):
+    from claim.data.write import write_patient
+    from claim.labels import Label
+
+    gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
+    patients = [case.patient for case in phantom_cohort]
+    normal = next(p for p in patients if not p.has_infarct)
+    for p in patients:
+        write_patient(p, gt_dir)
+        maps = p.label_maps.copy()
+        if p is normal:  # a false scar in a normal patient: its infarct Dice is 0.0, not "absent"
+            maps[maps == Label.MYOCARDIUM] = Label.INFARCT
+        write_label_maps(p, pred_dir, maps)
+    result = evaluate_folders(pred_dir, gt_dir)
+    n_infarct, n_mvo = sum(p.has_infarct for p in patients), sum(p.has_mvo for p in patients)
+    assert (result["n_with_infarct"], result["n_with_mvo"]) == (n_infarct, n_mvo) and 0 < n_infarct < len(patients)
+    assert result["patients"][normal.patient_id]["infarct_dice"] == 0.0
+    # Over every patient the false scar counts; over the pathological ones only the perfect predictions do.
+    assert result["mean"]["infarct_dice"] == pytest.approx((len(patients) - 1) / len(patients))
+    assert result["mean_where_present"]["infarct_dice"] == 1.0 and result["sd_where_present"]["infarct_dice"] == 0.0
+    assert result["mean_where_present"]["mvo_dice"] == (1.0 if n_mvo else None)
+    assert main(["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir)]) == 0
+    table = capsys.readouterr().out
+    assert f"mean*: infarct_dice over the {n_infarct} with infarct" in table
+    assert [line.split()[:2] for line in table.splitlines() if line.startswith("mean*")] == [["mean*", "1.000"]]

@@ -31,10 +31,15 @@ def format_table(result: dict) -> str:
     rows = [[pid, *(_cell(m[k]) for k in METRIC_KEYS)] for pid, m in result["patients"].items()]
     rows.append(["mean", *(_cell(result["mean"][k]) for k in METRIC_KEYS)])
     rows.append(["sd", *(_cell(result["sd"][k]) for k in METRIC_KEYS)])
+    present = result["mean_where_present"]
+    rows.append(["mean*", *(_cell(present[k]) if k in present else "" for k in METRIC_KEYS)])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
     volume = "mm3" if unit == "mm" else "voxels" if unit == "px" else "mixed units"
     lines.append(f"units: *_vd in {volume}, myocardium_hd in {unit}; *_ratio_error = |dV| / V_myo_gt (fraction)")
+    lines.append(f"mean: over all {result['n_patients']} patients (one without infarct or MVO scores that Dice 1.0 if "
+                 f"none is predicted, else 0.0); mean*: infarct_dice over the {result['n_with_infarct']} with infarct, "
+                 f"mvo_dice over the {result['n_with_mvo']} with MVO")
     return "\n".join(lines)
 
 

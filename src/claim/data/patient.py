@@ -79,6 +79,11 @@ class Patient:
         return bool(infarct_mask(self.label_maps).any())
 
     @property
+    def has_mvo(self) -> bool:
+        """True when any slice holds microvascular obstruction (label 4)."""
+        return bool(np.any(self.label_maps == Label.MVO))
+
+    @property
     def has_rv(self) -> bool:
         return bool(np.any(self.label_maps == Label.RV))
 

@@ -172,7 +172,9 @@ def evaluate_folders(pred_dir: Path, gt_dir: Path, hd_convention: str = "boundar
     """Metrics of every ground-truth patient against its prediction (matched by id, same layout).
 
     Returns:
-        ``{"unit": "mm" | "px" | "mixed", "n_patients", "patients": {id: metrics}, "mean": {...}, "sd": {...}}``;
+        ``{"unit": "mm" | "px" | "mixed", "n_patients", "patients": {id: metrics}, "mean": {...}, "sd": {...},
+        "n_with_infarct", "n_with_mvo", "mean_where_present": {...}, "sd_where_present": {...}}``: ``mean`` over
+        every patient, ``mean_where_present`` infarct and MVO Dice over the patients whose ground truth holds them;
         means and sample SDs skip NaN (e.g. Hausdorff with one empty mask), a metric with no finite value gives None.
         Non-finite per-patient values are reported as None so the result is valid JSON.
     """
@@ -185,6 +187,13 @@ def evaluate_folders(pred_dir: Path, gt_dir: Path, hd_convention: str = "boundar
                                   for k, v in m.items()}
     units = {m["unit"] for m in patients.values()}
     summaries = {key: _summary([m[key] for m in patients.values()]) for key in METRIC_KEYS}
+    with_infarct = [p.patient_id for p in gt_patients if p.has_infarct]
+    with_mvo = [p.patient_id for p in gt_patients if p.has_mvo]
+    # The other convention in use: scar Dice only over the patients whose ground truth holds the class (the
+    # study's, the benchmarks' and most published per-patient EMIDEC numbers); the plain mean above also counts a
+    # patient without it, who scores 1.0 for an empty prediction and 0.0 for any.
+    present = {"infarct_dice": _summary([patients[i]["infarct_dice"] for i in with_infarct]),
+               "mvo_dice": _summary([patients[i]["mvo_dice"] for i in with_mvo])}
     return {
         "unit": units.pop() if len(units) == 1 else "mixed",
         "hd_convention": hd_convention,
@@ -192,4 +201,8 @@ def evaluate_folders(pred_dir: Path, gt_dir: Path, hd_convention: str = "boundar
         "patients": patients,
         "mean": {k: s[0] for k, s in summaries.items()},
         "sd": {k: s[1] for k, s in summaries.items()},
+        "n_with_infarct": len(with_infarct),
+        "n_with_mvo": len(with_mvo),
+        "mean_where_present": {k: s[0] for k, s in present.items()},
+        "sd_where_present": {k: s[1] for k, s in present.items()},
     }

@@ -18,7 +18,6 @@ from accelerate import Accelerator
 
 from claim.data.patient import Patient
 from claim.evaluation.metrics import dice_scores
-from claim.labels import Label
 from claim.runtime import autocast, resolve_device, resolve_precision
 from claim.segmentation.checkpoint import save_checkpoint
 from claim.segmentation.config import SegmenterConfig
@@ -275,7 +274,7 @@ def validation_metrics(model: torch.nn.Module, config: SegmenterConfig, patients
         scores.append(dice_scores(predicted, patient.label_maps))
         present.append({"myocardium_dice": True,
                         "infarct_dice": patient.has_infarct,
-                        "mvo_dice": bool((patient.label_maps == Label.MVO).any())})
+                        "mvo_dice": patient.has_mvo})
     out: dict[str, Any] = {}
     for key in scores[0]:
         values = [s[key] for s, has in zip(scores, present, strict=True) if has[key]]
