@@ -31,7 +31,6 @@ from claim.data.io import write_json  # noqa: E402
 from claim.data.layouts import read_dataset  # noqa: E402
 from claim.evaluation.metrics import patient_metrics  # noqa: E402
 from claim.experiment.stats import mean_sd, paired_bootstrap_ci  # noqa: E402
-from claim.labels import Label  # noqa: E402
 from claim.segmentation import load_segmenter, predict_patient  # noqa: E402
 from claim.segmentation.run_files import list_snapshots  # noqa: E402
 
@@ -47,7 +46,7 @@ def patient_scores(model: torch.nn.Module, config, patients, post: bool = True) 
         out[p.patient_id] = {
             "infarct_dice": m["infarct_dice"] if p.has_infarct else float("nan"),
             "myocardium_dice": m["myocardium_dice"],
-            "mvo_dice": m["mvo_dice"] if (p.label_maps == Label.MVO).any() else float("nan"),
+            "mvo_dice": m["mvo_dice"] if p.has_mvo else float("nan"),
         }
     return out
 
