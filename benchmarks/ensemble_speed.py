@@ -25,6 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from claim.data.io import write_json  # noqa: E402
 from claim.phantom import PhantomConfig, write_phantom_cohort  # noqa: E402
 from claim.runtime import torch_threads  # noqa: E402
 from claim.segmentation.config import segmenter_preset  # noqa: E402
@@ -65,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     for way, rate in results["member_steps_per_s"].items():
         print(f"{way:8s}: {rate:.3f} member steps/s (median of {args.repeats})")
     print(f"at once over in turn: {results['at_once_over_in_turn']:.2f}x")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    write_json(args.out, results)
     return 0
 
 

@@ -12,7 +12,6 @@ a warm-up. Prints a table, saves JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import time
@@ -24,6 +23,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from claim.data.io import write_json  # noqa: E402
 from claim.generator.config import preset_config  # noqa: E402
 from claim.generator.data import build_training_set  # noqa: E402
 from claim.generator.inpaint import inpaint_patient  # noqa: E402
@@ -131,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in results["ratios"].items():
         print(f"{key}: {value:.2f}x")
     print(f"peak RSS {results['peak_rss_mib']:.0f} MiB")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    write_json(args.out, results)
     return 0
 
 
