@@ -85,6 +85,38 @@ def test_config_file_errors_are_one_line(cohort, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("lr", "fast", "segmenter config key 'lr': 'fast' is not a number"),
+    ("mirror", "yes", "segmenter config key 'mirror': 'yes' is not true or false"),
+    ("steps", None, "segmenter config key 'steps': null where an integer is expected"),
+    ("steps", True, "segmenter config key 'steps': True is not an integer"),
+    ("snapshot_every", "x", "segmenter config key 'snapshot_every': 'x' is not an integer"),
+    ("filters", 16, "segmenter config key 'filters': 16 is not a list"),
+    ("zoom_range", [0.9], "segmenter config key 'zoom_range': [0.9] must have 2 values"),
+])
+def test_a_hand_edited_config_of_the_wrong_type_fails_in_one_line_before_any_output(cohort, tmp_path, capsys, key,
+                                                                                    value, message):
+    # Before, 'lr': 'fast' crashed inside the optimizer with a traceback and 'mirror': 'yes' trained with mirroring.
+    config = SegmenterConfig().to_dict() | {key: value}
+    bad = tmp_path / "config.json"
+    bad.write_text(json.dumps({"command": "train-segmenter", "config": config}))
+    assert main(["train-segmenter", "-c", str(bad), "--data", str(cohort), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"claim train-segmenter: error: {bad}: {message}\n"
+    assert not (tmp_path / "x").exists()
+
+
+def test_config_values_keep_their_types_through_json():
+    # An integer where a number is expected is that number; nested configs and enums are checked the same way.
+    config = SegmenterConfig.from_dict({"lr": 1})
+    assert config.lr == 1.0 and isinstance(config.lr, float)
+    with pytest.raises(ValueError, match="generator config key 'mode': 'paint' is not one of"):
+        ExperimentConfig.from_dict({**experiment_preset("quick").to_dict(), "generator_config": {"mode": "paint"}})
+    with pytest.raises(ValueError, match="segmenter config key 'filters': 'x' is not an integer"):
+        SegmenterConfig.from_dict({"filters": [16, "x"]})
+    assert SegmenterConfig.from_dict({"synthetic_fraction": None}).synthetic_fraction is None
+
+
 @pytest.mark.parametrize("config", [preset_config("tiny", mode="lefusion"), preset_config("standard"),
                                     segmenter_preset("tiny"), joint_preset("tiny"), experiment_preset("quick"),
                                     experiment_preset("standard")])

@@ -50,7 +50,7 @@ class Config:
             raise ValueError(f"{_label(cls)} config must be a mapping, got {type(data).__name__}")
         cls.check_keys(data)
         hints = typing.get_type_hints(cls)
-        return cls(**{k: _decode(hints[k], v) for k, v in data.items()})
+        return cls(**{k: _decode(hints[k], v, f"{_label(cls)} config key {k!r}") for k, v in data.items()})
 
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` applied (validated again); unknown names are a ``ValueError``."""
@@ -85,27 +85,59 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(hint: Any, value: Any) -> Any:
-    """Rebuild ``value`` (as written by ``_encode``) for a field annotated ``hint``."""
-    if value is None:
-        return None
+def _type_name(hint: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        hint, getattr(hint, "__name__", str(hint)))
+
+
+def _decode(hint: Any, value: Any, where: str) -> Any:
+    """Rebuild ``value`` (as written by ``_encode``) for a field annotated ``hint``.
+
+    A value of the wrong JSON type (a hand-edited ``config.json`` given to ``-c``) is a ``ValueError`` naming
+    ``where`` here, not an exception deep inside training; ranges are each config's own ``__post_init__``.
+    """
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
         for option in options:
             if isinstance(option, type) and issubclass(option, Config) and isinstance(value, dict):
                 return option.from_dict(value)
-        return _decode(options[0], value) if len(options) == 1 else value
-    if origin is tuple and isinstance(value, list | tuple):
+        return _decode(options[0], value, where) if len(options) == 1 else value
+    if value is None:
+        raise ValueError(f"{where}: null where {_type_name(hint)} is expected")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where}: {value!r} is not a list")
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_decode(args[0], v) for v in value)
-        return tuple(_decode(a, v) for a, v in zip(args, value, strict=False)) if args else tuple(value)
-    if isinstance(hint, type):
-        if issubclass(hint, Config) and isinstance(value, dict):
-            return hint.from_dict(value)
-        if issubclass(hint, Enum):
+            return tuple(_decode(args[0], v, where) for v in value)
+        if args and len(args) != len(value):
+            raise ValueError(f"{where}: {value!r} must have {len(args)} values")
+        return tuple(_decode(a, v, where) for a, v in zip(args, value, strict=True)) if args else tuple(value)
+    if not isinstance(hint, type):
+        return value
+    if issubclass(hint, Config):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: {value!r} is not a mapping")
+        return hint.from_dict(value)
+    if issubclass(hint, Enum):
+        try:
             return hint(value)
+        except ValueError:
+            raise ValueError(f"{where}: {value!r} is not one of {[m.value for m in hint]}") from None
+    # bool is an int in Python but not in a config: true is no step count, and 1 is no switch.
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, str):
+        return value
+    if hint in (bool, int, float, str):
+        raise ValueError(f"{where}: {value!r} is not {_type_name(hint)}")
     return value
 
 
