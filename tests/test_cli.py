@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -26,6 +32,41 @@ def test_help_lists_commands(capsys):
     out = capsys.readouterr().out
     for command in ("info", "phantom", "aha", "demo"):
         assert command in out
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line(monkeypatch, capsys):
+    from claim import console
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "claim.cli":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert console.main(["--version"]) == 130
+    assert capsys.readouterr().err == "claim: interrupted\n"
+
+
+def _default_ctrl_c() -> None:
+    # A shell that runs the suite in the background starts it with SIGINT ignored, which a child would inherit.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_at_any_moment_of_a_real_start_is_one_line_and_no_traceback(tmp_path):
+    # Loading torch and every command takes seconds: a Ctrl-C then printed the import's traceback. Interrupts at
+    # several moments land while it loads or once the demo runs; either way one line, exit status 130.
+    for delay in (1.0, 2.5, 6.0):
+        process = subprocess.Popen([sys.executable, "-m", "claim", "demo", "--out", str(tmp_path / f"d{delay}")],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True, preexec_fn=_default_ctrl_c)
+        time.sleep(delay)
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+        _, err = process.communicate(timeout=120)
+        lines = [line for line in err.replace("\r", "\n").splitlines() if "interrupted" in line]
+        assert process.returncode == 130 and "Traceback" not in err, (delay, err[-2000:])
+        assert lines in (["claim: interrupted"], ["claim demo: interrupted"]), (delay, err[-2000:])
 
 
 def test_unknown_option_is_an_error(capsys):

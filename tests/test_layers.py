@@ -52,6 +52,7 @@ LAYER_OF = {
     "claim.demo": "study",
     "claim.cli": "cli",
     "claim.__main__": "cli",
+    "claim.console": "cli",
 }
 
 

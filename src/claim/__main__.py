@@ -2,6 +2,6 @@
 
 import sys
 
-from claim.cli import main
+from claim.console import main
 
 sys.exit(main())
