@@ -12,6 +12,7 @@ import pytest
 
 from claim.errors import ClaimError
 from claim.experiment.schedule import Stage, run_stages, warn_on_changed_parallelism, worker_threads
+from claim.runtime import torch_threads
 
 
 def _work(root: Path, name: str) -> float:
@@ -134,6 +135,9 @@ def test_a_stage_waits_for_every_stage_upstream_not_only_its_direct_parents(tmp_
 def test_worker_threads_share_the_cores():
     assert worker_threads(3, 2) == 3
     assert worker_threads(None, 10**6) == 1
+    # One rule for a study's stages and an ensemble's members: this process's torch threads, shared out.
+    with torch_threads(5):
+        assert worker_threads(None, 2) == 2 and worker_threads(None, 1) == 5
 
 
 def test_tree_memory_counts_pages_shared_with_forked_workers_once():

@@ -44,7 +44,7 @@ from claim.segmentation.run_files import (
 )
 from claim.segmentation.trainer import SegmenterTrainer, validation_metrics
 from claim.training import Cadence, RunFolder, run_steps
-from claim.training.parallel import run_in_workers
+from claim.training.parallel import run_in_workers, worker_threads
 from claim.training.run import CONFIG_NAME, check_checkpoint_resume
 
 __all__ = ["CHECKPOINT_NAME", "LAST_NAME", "LOG_NAME", "SegmenterResult", "SegmenterTrainer", "split_patients",
@@ -320,7 +320,7 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     # alone write the ensemble's files, with barriers, under ``accelerate launch``.
     state = PartialState(cpu=resolve_device(device).type == "cpu")
     workers = _member_workers(member_workers, config.members, resolve_device(device), state.num_processes)
-    threads = max(1, torch.get_num_threads() // workers)
+    threads = worker_threads(None, workers)
     run = RunFolder(out_dir, "train-segmenter")
     run.main = state.is_main_process
     run.claim(resume=resume, overwrite=overwrite)

@@ -58,10 +58,12 @@ class _Pool(ProcessPoolExecutor):
 
 
 def worker_threads(threads: int | None, workers: int) -> int:
-    """Torch threads of each worker: ``threads`` when given, else the machine's cores shared out (at least 1)."""
+    """Torch threads of each worker: ``threads`` when given, else this process's torch threads shared out (at
+    least 1). The one rule for a study's stage workers and an ensemble's member workers alike: torch's count
+    follows ``--threads``, OMP_NUM_THREADS and the physical cores, where ``cpu_count`` also counts SMT siblings."""
     if threads is not None:
         return threads
-    return max(1, (multiprocessing.cpu_count() or 1) // workers)
+    return max(1, torch.get_num_threads() // workers)
 
 
 def _init_worker(threads: int, log_level: int, bar_lock: Any) -> None:
