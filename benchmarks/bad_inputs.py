@@ -82,6 +82,9 @@ def main() -> None:
     notes.write_text("my notes")
     prior_list = w / "prior_list.json"
     prior_list.write_text("[1, 2]")
+    edited = w / "edited_config.json"  # a hand-edited -c file: a number written as a word
+    saved = json.loads((w / "seg" / "config.json").read_text())
+    edited.write_text(json.dumps(saved | {"config": saved["config"] | {"lr": "fast"}}))
     common_gen = ["generate", "--model", gen, "--data", w / "png", "--masks", w / "masks"]
     rows = [
         ("segment over ground-truth labels", ["segment", "--model", seg, "--data", w / "emidec", "--out", gt]),
@@ -105,6 +108,7 @@ def main() -> None:
                                       "--synthetic-fraction", "1.5"]),
         ("--prior JSON that is a list", ["masks", "--data", w / "png", "--out", w / "o9", "--prior", prior_list]),
         ("masks --fit-prior -o an existing file", ["masks", "--fit-prior", w / "png", "-o", notes]),
+        ("-c config.json with lr 'fast'", ["train-segmenter", "-c", edited, "--out", w / "o10"]),
     ]
     results = []
     for name, args in rows:
