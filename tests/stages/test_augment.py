@@ -157,6 +157,39 @@ def test_refuses_a_missing_model_and_a_changed_resume(cohort, tmp_path):
         run_augment(cohort, out, FAST.replace(per_patient=1), resume=True, progress=False)
 
 
+def test_precision_auto_follows_the_hardware_and_every_step_records_what_ran(cohort, tmp_path, monkeypatch):
+    # augment trained and painted in fp32 whatever the machine; auto now takes bf16 where it is fast.
+    import claim.runtime
+
+    config = FAST.replace(per_patient=1)
+    monkeypatch.setattr(claim.runtime, "_cpu_has_bf16", lambda: False)  # a CPU without fast bf16
+    with pytest.raises(ClaimError, match="--precision bf16: cpu here has no fast bf16"):
+        run_augment(cohort, tmp_path / "refused", config.replace(precision="bf16"), progress=False)
+    assert not (tmp_path / "refused").exists()  # refused before anything is written
+    for fast_bf16, expected in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(claim.runtime, "_cpu_has_bf16", lambda fast=fast_bf16: fast)
+        out = tmp_path / expected
+        result = run_augment(cohort, out, config, progress=False)
+        assert result.record["precision"] == expected and result.record["config"]["precision"] == "auto"
+        work = out / ".claim-augment"
+        assert json.loads((work / "generator" / "config.json").read_text())["precision"] == expected
+        painted = [json.loads(f.read_text()) for f in (work / "painted").glob("generation_shard*.json")]
+        assert painted and all(r["precision"] == expected for records in painted for r in records)
+
+
+def test_a_run_begun_before_precision_existed_resumes_as_the_fp32_run_it_was(cohort, tmp_path):
+    out = tmp_path / "old"
+    config = FAST.replace(per_patient=1, precision="fp32")
+    run_augment(cohort, out, config, progress=False)
+    record = out / ".claim-augment" / "run.json"
+    saved = json.loads(record.read_text())
+    del saved["settings"]["precision"]  # as an earlier version wrote it
+    record.write_text(json.dumps(saved))
+    with pytest.raises(ClaimError, match="precision: 'fp32' -> 'auto'"):
+        run_augment(cohort, out, config.replace(precision="auto"), resume=True, progress=False)
+    assert run_augment(cohort, out, config, resume=True, progress=False).record["precision"] == "fp32"
+
+
 def test_cli_one_line_errors_and_summary(cohort, augmented, tmp_path, capsys):
     model = str(augmented.out_dir / augmented.record["model"]["path"])
     with pytest.raises(SystemExit) as exc:  # a flag out of range: argparse's exit 2, one line
@@ -167,7 +200,7 @@ def test_cli_one_line_errors_and_summary(cohort, augmented, tmp_path, capsys):
     code = main(["augment", "--data", str(cohort), "-o", str(tmp_path / "cli"), "--model", model,
                  "--per-patient", "1", "--sampler", "dpm2:2", "--threads", "1"])
     assert code == 0
-    assert "4 real + 2 synthetic patients (dpm2:2)" in capsys.readouterr().out
+    assert "4 real + 2 synthetic patients (dpm2:2, " in capsys.readouterr().out
 
 
 @pytest.mark.slow  # trains a tiny generator, imports nnU-Net and runs its dataset check

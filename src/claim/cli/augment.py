@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from claim.cli.common import SEED, STEPS, THREADS, add_orientation, add_overwrite, build_config, integer
-from claim.runtime import torch_threads
+from claim.runtime import PRECISIONS, torch_threads
 from claim.smile.spec import Pattern
 from claim.stages.augment import AUGMENT_FILE, FORMATS, AugmentConfig, run_augment
 
@@ -38,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-s", "--seed", type=SEED, default=_DEFAULTS.seed, help="random seed (same seed, same files)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--threads", type=THREADS, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=_DEFAULTS.precision,
+                        help="auto (default): bf16 autocast for the generator's training and painting where the CPU "
+                             "or GPU has fast bf16 (weights stay fp32), else fp32; or fp32 | bf16")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     add_overwrite(parser)
     add_orientation(parser)
@@ -48,11 +51,12 @@ def run(args: argparse.Namespace) -> int:
     config = build_config("augment", lambda: AugmentConfig(
         per_patient=args.per_patient, pattern=args.pattern, output_format=args.output_format, seed=args.seed,
         sampler=args.sampler, generator_steps=args.generator_steps, orientation=args.orientation,
-        handedness=str(args.handedness)))
+        handedness=str(args.handedness), precision=args.precision))
     with torch_threads(args.threads):
         result = run_augment(args.data, args.out, config, model=args.model, device=args.device, resume=args.resume,
                              overwrite=args.overwrite)
     minutes = result.record["timings_s"]["total_s"] / 60
-    print(f"{result.n_real} real + {result.n_synthetic} synthetic patients ({result.record['sampler']['name']}) "
+    print(f"{result.n_real} real + {result.n_synthetic} synthetic patients ({result.record['sampler']['name']}, "
+          f"{result.record['precision']}) "
           f"-> {result.out_dir} in {minutes:.1f} min")
     return 0
