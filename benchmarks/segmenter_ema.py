@@ -38,7 +38,8 @@ from claim.data.layouts import read_dataset  # noqa: E402
 from claim.experiment.stats import mean_sd, paired_bootstrap_ci  # noqa: E402
 from claim.segmentation.config import segmenter_preset  # noqa: E402
 from claim.segmentation.data import training_slices  # noqa: E402
-from claim.segmentation.train import selection_score, split_patients  # noqa: E402
+from claim.segmentation.patients import split_patients  # noqa: E402
+from claim.segmentation.train import selection_score  # noqa: E402
 from claim.segmentation.trainer import SegmenterTrainer  # noqa: E402
 from claim.training import ema_horizon, update_ema  # noqa: E402
 

@@ -16,7 +16,8 @@ from claim.data.write import patient_files, write_patient
 from claim.errors import ClaimError
 from claim.segmentation.checkpoint import load_segmenter, read_checkpoint
 from claim.segmentation.data import training_slices
-from claim.segmentation.train import SegmenterTrainer, split_patients, train_segmenter
+from claim.segmentation.patients import split_patients
+from claim.segmentation.train import SegmenterTrainer, train_segmenter
 from tests.segmentation.conftest import TEST_CONFIG, train_killed_at_step
 
 

@@ -190,6 +190,39 @@ def test_a_run_begun_before_precision_existed_resumes_as_the_fp32_run_it_was(coh
     assert run_augment(cohort, out, config, resume=True, progress=False).record["precision"] == "fp32"
 
 
+def test_a_segmenter_trained_on_the_output_validates_on_real_patients_only(cohort, augmented, tmp_path):
+    # Before, augment's synthetic patients were ordinary patients of the folder: they could be drawn for validation,
+    # and a validation patient's own painted copies trained.
+    from claim.segmentation.patients import split_patients
+    from claim.segmentation.train import train_segmenter
+    from tests.segmentation.conftest import TEST_CONFIG
+
+    config = TEST_CONFIG.replace(steps=1, val_fraction=0.5)
+    real = read_dataset(cohort)
+    normal = sorted(p.patient_id for p in real if not p.has_infarct)
+    synthetic = {c["id"]: c["source_patient"] for c in augmented.record["synthetic_cases"]}
+    for seed in range(4):
+        run = tmp_path / f"seed{seed}"
+        train_segmenter([augmented.out_dir], run, config, seed=seed, progress=False)
+        described = json.loads((run / "config.json").read_text())
+        # The split is the one the folder had before it was augmented.
+        assert described["val_patients"] == [p.patient_id for p in split_patients(real, 0.5, seed)[1]]
+        assert set(described["train_patients"]) == {p.patient_id for p in real} - set(described["val_patients"])
+        left_out = sorted(k for k, source in synthetic.items() if source in described["val_patients"])
+        assert described["augment_synthetic_left_out"] == left_out
+        assert described["augment_synthetic"] == sorted(set(synthetic) - set(left_out))
+        assert described["n_synthetic_slices"] == sum(p.n_slices for p in read_dataset(augmented.out_dir)
+                                                      if p.patient_id in described["augment_synthetic"])
+    with pytest.raises(ClaimError, match=r"validation patients \['Phantom_N001_smile1'\] are synthetic"):
+        train_segmenter([augmented.out_dir], tmp_path / "named", config, val_patients=[f"{normal[0]}_smile1"],
+                        progress=False)
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(augmented.out_dir, unfinished)
+    (unfinished / AUGMENT_FILE).unlink()
+    with pytest.raises(InputError, match="unfinished claim augment output"):
+        train_segmenter([unfinished], tmp_path / "u", config, progress=False)
+
+
 def test_cli_one_line_errors_and_summary(cohort, augmented, tmp_path, capsys):
     model = str(augmented.out_dir / augmented.record["model"]["path"])
     with pytest.raises(SystemExit) as exc:  # a flag out of range: argparse's exit 2, one line

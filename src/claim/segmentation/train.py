@@ -21,8 +21,6 @@ from accelerate import PartialState
 
 from claim import __version__
 from claim.config import read_run_config
-from claim.data.layouts import read_dataset
-from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
 from claim.output import data_identity
 from claim.runtime import resolve_device, resolve_precision
@@ -34,6 +32,7 @@ from claim.segmentation.checkpoint import (
 from claim.segmentation.config import SegmenterConfig
 from claim.segmentation.data import training_slices
 from claim.segmentation.net import build_segmenter
+from claim.segmentation.patients import training_patients
 from claim.segmentation.predict import predict_label_maps, segment_folder
 from claim.segmentation.run_files import (
     combine_snapshots,
@@ -47,7 +46,7 @@ from claim.training import Cadence, RunFolder, run_steps
 from claim.training.parallel import run_in_workers, worker_threads
 from claim.training.run import CONFIG_NAME, check_checkpoint_resume
 
-__all__ = ["CHECKPOINT_NAME", "LAST_NAME", "LOG_NAME", "SegmenterResult", "SegmenterTrainer", "split_patients",
+__all__ = ["CHECKPOINT_NAME", "LAST_NAME", "LOG_NAME", "SegmenterResult", "SegmenterTrainer",
            "train_segmenter", "member_dir", "load_segmenter", "predict_label_maps", "segment_folder"]
 
 log = logging.getLogger(__name__)
@@ -67,39 +66,6 @@ class SegmenterResult:
     step: int
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def split_patients(patients: Sequence[Patient], val_fraction: float, seed: int) -> tuple[list[Patient], list[Patient]]:
-    """Patient-level split, stratified by scar (patients with/without infarct are held out in proportion).
-
-    ``val_fraction`` 0 holds no patient out.
-    """
-    if val_fraction == 0:
-        return list(patients), []
-    if len(patients) < 2:
-        raise ClaimError(f"need at least 2 real patients to hold one out for validation, got {len(patients)}")
-    rng = np.random.default_rng(seed)
-    val_ids: set[str] = set()
-    for group in ([p for p in patients if p.has_infarct], [p for p in patients if not p.has_infarct]):
-        ids = sorted(p.patient_id for p in group)
-        if ids:
-            n = int(round(val_fraction * len(ids)))
-            val_ids |= set(rng.permutation(ids)[:n].tolist())
-    if not val_ids:
-        val_ids = {sorted(p.patient_id for p in patients)[int(rng.integers(len(patients)))]}
-    if len(val_ids) == len(patients):
-        val_ids.discard(sorted(val_ids)[0])
-    return ([p for p in patients if p.patient_id not in val_ids], [p for p in patients if p.patient_id in val_ids])
-
-
-def _read_patients(dirs: Sequence[Path], what: str) -> list[Patient]:
-    patients: dict[str, Patient] = {}
-    for d in dirs:
-        for p in read_dataset(Path(d)):
-            if p.patient_id in patients:
-                raise InputError(d, f"{what} patient {p.patient_id} appears in two folders")
-            patients[p.patient_id] = p
-    return list(patients.values())
 
 
 def selection_score(metrics: dict) -> tuple[float, float]:
@@ -158,7 +124,7 @@ def train_segmenter(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
 def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *, synthetic_dirs: Sequence[Path],
                seed: int, device: str, val_patients: list[str] | None, progress: bool, resume: bool,
                overwrite: bool, precision: str, bar_position: int | None = None,
-               label: str = "train segmenter") -> SegmenterResult:
+               label: str = "train segmenter", announce: bool = True) -> SegmenterResult:
     real_dirs, synthetic_dirs = [Path(d) for d in real_dirs], [Path(d) for d in synthetic_dirs]
     run = RunFolder(out_dir, "train-segmenter")
     last_path, best_path = run.path(LAST_NAME), run.path(CHECKPOINT_NAME)
@@ -169,18 +135,10 @@ def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
     if payload is not None:
         check_checkpoint_resume(last_path, payload, config_from_checkpoint(last_path, payload), config, seed, data_id)
 
-    patients = _read_patients(real_dirs, "real")
-    if val_patients:
-        unknown = sorted(set(val_patients) - {p.patient_id for p in patients})
-        if unknown:
-            raise ClaimError(f"validation patients {unknown} are not in {[str(d) for d in real_dirs]}")
-        train_p = [p for p in patients if p.patient_id not in set(val_patients)]
-        val_p = [p for p in patients if p.patient_id in set(val_patients)]
-    else:
-        train_p, val_p = split_patients(patients, config.val_fraction, seed)
+    chosen = training_patients(real_dirs, synthetic_dirs, val_patients, config.val_fraction, seed, announce=announce)
+    train_p, val_p, synthetic_p = chosen.train, chosen.val, chosen.synthetic
     if payload is not None and sorted(payload.get("val_patients", [])) != sorted(p.patient_id for p in val_p):
         raise ClaimError(f"{last_path}: --resume with different validation patients than the run")
-    synthetic_p = _read_patients(synthetic_dirs, "synthetic")
     trainer = SegmenterTrainer(config, training_slices(train_p, config), val_p, seed=seed,
                                device=device, synthetic=training_slices(synthetic_p, config),
                                precision=precision)
@@ -196,6 +154,7 @@ def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
         "synthetic_dirs": [str(d) for d in synthetic_dirs],
         "n_train_slices": int(sum(p.n_slices for p in train_p)),
         "n_synthetic_slices": int(sum(p.n_slices for p in synthetic_p)),
+        **chosen.record(),
         "data_identity": data_id,
     }
     run.start({"command": "train-segmenter", "config": config, "seed": seed, "claim_version": __version__,
@@ -324,16 +283,13 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     run = RunFolder(out_dir, "train-segmenter")
     run.main = state.is_main_process
     run.claim(resume=resume, overwrite=overwrite)
-    patients = _read_patients(real_dirs, "real")
-    unknown = sorted(set(val_patients or ()) - {p.patient_id for p in patients})
-    if unknown:
-        raise ClaimError(f"validation patients {unknown} are not in {[str(d) for d in real_dirs]}")
-    ids = val_patients or [p.patient_id for p in split_patients(patients, config.val_fraction, seed)[1]]
+    chosen = training_patients(real_dirs, synthetic_dirs, val_patients, config.val_fraction, seed)
+    ids = val_patients or [p.patient_id for p in chosen.val]
     record = {"command": "train-segmenter", "config": config, "seed": seed, "claim_version": __version__,
               "device": device, "precision": resolve_precision(precision, state.device),
               "member_seeds": [seed + k for k in range(config.members)],
               "val_patients_requested": list(val_patients) if val_patients else None, "val_patients": ids,
-              "train_patients": [p.patient_id for p in patients if p.patient_id not in set(ids)],
+              "train_patients": [p.patient_id for p in chosen.train], **chosen.record(),
               "real_dirs": [str(d) for d in real_dirs], "synthetic_dirs": [str(d) for d in synthetic_dirs],
               "num_processes": state.num_processes, "member_workers_requested": member_workers,
               "member_workers": workers, "member_threads": threads,
@@ -346,7 +302,8 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
     calls = [dict(real_dirs=real_dirs, out_dir=member_dir(out_dir, k), config=single, synthetic_dirs=synthetic_dirs,
                   seed=seed + k, device=device, val_patients=val_patients if k == 0 else (ids or None),
                   progress=progress, resume=resume and member_dir(out_dir, k).exists(), overwrite=False,
-                  precision=precision, label=f"train member {k}", bar_position=k if workers > 1 else None)
+                  precision=precision, label=f"train member {k}", bar_position=k if workers > 1 else None,
+                  announce=False)
              for k in range(config.members)]
     if workers > 1:
         results = run_in_workers(_train_one, calls, workers=workers, threads=threads,
@@ -368,7 +325,7 @@ def _train_ensemble(real_dirs: list[Path], out_dir: Path, config: SegmenterConfi
             ensemble.load_state_dict({f"members.{k}.{key}": value for k, p in enumerate(payloads)
                                       for key, value in p["model"].items()})
             metrics = validation_metrics(ensemble.to(resolve_device(device)).eval(), config,
-                                         [p for p in patients if p.patient_id in set(ids)], ran_in)
+                                         chosen.val, ran_in)
             run.log({"step": step, "ensemble": config.members, "val": metrics, "seconds": seconds})
         # ``best.step`` is the members' last step; each member's weights are from its own kept step.
         save_ensemble_checkpoint(path, config, payloads, step=step, seed=seed, precision=ran_in, metrics=metrics,

@@ -31,6 +31,7 @@ from claim.aha.config import AhaConfig, geometry_for
 from claim.aha.orientation import parse_orientation
 from claim.aha.segments import Handedness
 from claim.config import Config
+from claim.data.augmented import AUGMENT_FILE, AUGMENT_WORK_DIR
 from claim.data.io import atomic_path, write_json, write_png
 from claim.data.layouts import read_dataset
 from claim.data.patient import Layout, Patient
@@ -56,7 +57,6 @@ from claim.stages.masks import MASKS_FILE, fit_prior_from_folder, write_mask
 
 __all__ = ["AUGMENT_FILE", "PREVIEW_FILE", "FORMATS", "AugmentConfig", "AugmentResult", "run_augment"]
 
-AUGMENT_FILE = "augment.json"
 PREVIEW_FILE = "preview.png"
 FORMATS = ("same", "nnunet")
 _PREVIEW_ROWS = 8
@@ -141,7 +141,7 @@ class AugmentResult:
 RUN_RECORD = "run.json"
 # What a run begun before a setting existed did: resuming it with that value is the same run.
 _SETTINGS_BEFORE_RECORDED = {"precision": "fp32"}
-WORK_DIR = ".claim-augment"  # hidden: readers of OUT never see the intermediate masks, paintings and generator
+WORK_DIR = AUGMENT_WORK_DIR
 
 
 def _claim(out_dir: Path, data_dir: Path, settings: dict[str, Any], *, resume: bool, overwrite: bool) -> Path:
