@@ -223,6 +223,22 @@ def test_a_segmenter_trained_on_the_output_validates_on_real_patients_only(cohor
         train_segmenter([unfinished], tmp_path / "u", config, progress=False)
 
 
+def test_split_and_the_study_refuse_an_augmented_folder_in_one_line(cohort, augmented, tmp_path, capsys):
+    # Its synthetic patients would reach the test side, and its generator has seen the would-be test patients.
+    out = augmented.out_dir
+    for args in (["split", "--data", str(out), "-o", str(tmp_path / "split"), "--test-pathological", "1",
+                  "--test-normal", "1"],
+                 ["experiment", "--train-data", str(out), "--test-data", str(cohort), "--out", str(tmp_path / "s"),
+                  "--preset", "smoke"],
+                 ["experiment", "--train-data", str(out), "--folds", "2", "--out", str(tmp_path / "cv"),
+                  "--preset", "smoke"]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"{out}: a claim augment output (real and synthetic patients)" in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not any((tmp_path / name).exists() for name in ("split", "s", "cv"))
+
+
 def test_cli_one_line_errors_and_summary(cohort, augmented, tmp_path, capsys):
     model = str(augmented.out_dir / augmented.record["model"]["path"])
     with pytest.raises(SystemExit) as exc:  # a flag out of range: argparse's exit 2, one line

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from claim.errors import InputError
 
-__all__ = ["AUGMENT_FILE", "AUGMENT_WORK_DIR", "synthetic_sources"]
+__all__ = ["AUGMENT_FILE", "AUGMENT_WORK_DIR", "refuse_augmented", "synthetic_sources"]
 
 AUGMENT_FILE = "augment.json"
 AUGMENT_WORK_DIR = ".claim-augment"  # hidden: readers of OUT never see the intermediate masks, paintings, generator
@@ -36,3 +36,10 @@ def synthetic_sources(folder: Path) -> dict[str, str]:
         return {str(case["id"]): str(case["source_patient"]) for case in cases}
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
         raise InputError(path, f"not a claim augment record ({type(exc).__name__}: {exc})") from exc
+
+
+def refuse_augmented(folder: Path, why: str) -> None:
+    """Refuse a ``claim augment`` output (finished or not) where only real patients belong, in one line."""
+    folder = Path(folder)
+    if (folder / AUGMENT_FILE).is_file() or (folder / AUGMENT_WORK_DIR).is_dir():
+        raise InputError(folder, f"a claim augment output (real and synthetic patients): {why}")

@@ -216,12 +216,15 @@ def open_study_folder(out: Path, inputs: Sequence[Path], identity: dict, overwri
     import json
     import shutil
 
+    from claim.data.augmented import refuse_augmented
     from claim.data.write import check_output_location
     from claim.errors import ClaimError
     from claim.output import OutputFolder
 
     out = Path(out)
     check_output_location(out, list(inputs))
+    for folder in inputs:  # the study paints its own synthetic patients, per fold, with generators blind to its tests
+        refuse_augmented(folder, "give the study the real data; it paints its own synthetic patients")
     for folder in inputs:
         if out.resolve() in Path(folder).resolve().parents:
             raise ClaimError(f"input folder {folder} lies inside --out {out}; choose another --out")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from claim.data.augmented import refuse_augmented
 from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 from claim.data.patient import Layout, Patient
@@ -68,6 +69,8 @@ def split_dataset(
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     check_output_location(out_dir, data_dir)
+    # Test patients must be unseen: no synthetic patient there, and no generator trained on them behind the train side.
+    refuse_augmented(data_dir, "split the real data, then augment the train side")
     patients = read_dataset(data_dir, progress=progress)
     if len({p.patient_id for p in patients}) != len(patients):
         raise ClaimError(f"{data_dir}: duplicate patient ids")
