@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
 from claim.cli import main
@@ -18,6 +19,7 @@ from claim.generator.inpaint import KEEP_DISTANCE_PX
 from claim.labels import infarct_mask
 from claim.phantom import write_phantom_cohort
 from claim.stages.augment import AUGMENT_FILE, PREVIEW_FILE, AugmentConfig, run_augment
+from claim.training.checkpoint import HASH_KEY, save_checkpoint
 from tests.conftest import EMIDEC_SLICES, SMALL
 
 # A seconds-long budget: the tiny generator for 3 steps, a 2-call sampler.
@@ -177,7 +179,9 @@ def test_precision_auto_follows_the_hardware_and_every_step_records_what_ran(coh
         assert painted and all(r["precision"] == expected for records in painted for r in records)
 
 
-def test_a_run_begun_before_precision_existed_resumes_as_the_fp32_run_it_was(cohort, tmp_path):
+def test_a_run_begun_before_precision_existed_resumes_as_the_fp32_run_it_was(cohort, tmp_path, monkeypatch):
+    import claim.runtime
+
     out = tmp_path / "old"
     config = FAST.replace(per_patient=1, precision="fp32")
     run_augment(cohort, out, config, progress=False)
@@ -185,8 +189,15 @@ def test_a_run_begun_before_precision_existed_resumes_as_the_fp32_run_it_was(coh
     saved = json.loads(record.read_text())
     del saved["settings"]["precision"]  # as an earlier version wrote it
     record.write_text(json.dumps(saved))
-    with pytest.raises(ClaimError, match="precision: 'fp32' -> 'auto'"):
+    del saved["settings"]["precision_run"]
+    record.write_text(json.dumps(saved))
+    # What matters is the precision that runs: auto resumes it where auto resolves to fp32, and is refused elsewhere.
+    monkeypatch.setattr(claim.runtime, "_cpu_has_bf16", lambda: True)
+    with pytest.raises(ClaimError, match="precision_run: 'fp32' -> 'bf16'"):
         run_augment(cohort, out, config.replace(precision="auto"), resume=True, progress=False)
+    monkeypatch.setattr(claim.runtime, "_cpu_has_bf16", lambda: False)
+    assert run_augment(cohort, out, config.replace(precision="auto"), resume=True,
+                       progress=False).record["precision"] == "fp32"
     assert run_augment(cohort, out, config, resume=True, progress=False).record["precision"] == "fp32"
 
 
@@ -216,6 +227,19 @@ def test_a_segmenter_trained_on_the_output_validates_on_real_patients_only(cohor
     with pytest.raises(ClaimError, match=r"validation patients \['Phantom_N001_smile1'\] are synthetic"):
         train_segmenter([augmented.out_dir], tmp_path / "named", config, val_patients=[f"{normal[0]}_smile1"],
                         progress=False)
+    # Given as --synthetic, its copied real patients (validation ones too) would train as synthetic.
+    with pytest.raises(InputError, match="pass it as --data"):
+        train_segmenter([cohort], tmp_path / "as_synthetic", config, synthetic_dirs=[augmented.out_dir],
+                        progress=False)
+    with pytest.raises(ClaimError, match="in a --data folder and a --synthetic folder"):
+        train_segmenter([cohort], tmp_path / "twice", config, synthetic_dirs=[cohort], progress=False)
+    # A run begun by a version that trained augment's synthetic patients as real ones is not resumed as this one.
+    run = tmp_path / "seed0"
+    payload = torch.load(run / "last.pt", weights_only=False)
+    del payload["augment_synthetic"], payload[HASH_KEY]
+    save_checkpoint(run / "last.pt", payload)
+    with pytest.raises(ClaimError, match="treated claim augment's synthetic patients otherwise"):
+        train_segmenter([augmented.out_dir], run, config.replace(steps=2), seed=0, progress=False, resume=True)
     unfinished = tmp_path / "unfinished"
     shutil.copytree(augmented.out_dir, unfinished)
     (unfinished / AUGMENT_FILE).unlink()
@@ -231,12 +255,15 @@ def test_split_and_the_study_refuse_an_augmented_folder_in_one_line(cohort, augm
                  ["experiment", "--train-data", str(out), "--test-data", str(cohort), "--out", str(tmp_path / "s"),
                   "--preset", "smoke"],
                  ["experiment", "--train-data", str(out), "--folds", "2", "--out", str(tmp_path / "cv"),
-                  "--preset", "smoke"]):
+                  "--preset", "smoke"],
+                 ["train-generator", "--data", str(out), "-o", str(tmp_path / "g"), "--preset", "tiny"],
+                 ["train-joint", "--data", str(out), "-o", str(tmp_path / "j"), "--preset", "tiny"],
+                 ["augment", "--data", str(out), "-o", str(tmp_path / "a")]):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert f"{out}: a claim augment output (real and synthetic patients)" in err, err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert not any((tmp_path / name).exists() for name in ("split", "s", "cv"))
+    assert not any((tmp_path / name).exists() for name in ("split", "s", "cv", "g", "j", "a"))
 
 
 def test_cli_one_line_errors_and_summary(cohort, augmented, tmp_path, capsys):

@@ -374,8 +374,9 @@ def run_experiment(
     ``threads`` sets torch's intra-op threads for the run (restored afterwards); on shared, oversubscribed
     cores 1 thread is many times faster than 2 for these small models. ``realism``: run the realism stage (a
     cross-validated study measures realism once over all folds instead). ``workers`` > 1 runs stages that do not
-    depend on each other at once, in that many worker processes with ``threads`` threads each (None: the cores
-    shared out); every stage computes what it would alone with that thread count.
+    depend on each other at once, in that many worker processes with ``threads`` threads each (None: this
+    process's torch threads shared out, ``claim.training.parallel.worker_threads``); every stage computes what
+    it would alone with that thread count.
     """
     check_workers(workers)
     with torch_threads(threads):

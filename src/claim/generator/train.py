@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from claim import __version__
+from claim.data.augmented import refuse_augmented
 from claim.data.layouts import read_dataset
 from claim.errors import InputError
 from claim.generator.checkpoint import (
@@ -236,6 +237,7 @@ def train_generator(
         precision: ``fp32`` | ``bf16`` | ``auto`` (recorded in ``config.json`` and the checkpoint as run).
     """
     data_dir = Path(data_dir)
+    refuse_augmented(data_dir, "train the generator on the real data, not on its own painted scar")
     run = RunFolder(out_dir, "train-generator")
     ckpt_path = run.path(CHECKPOINT_NAME)
     run.claim(resume=resume, overwrite=overwrite)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from claim import __version__
+from claim.data.augmented import refuse_augmented
 from claim.data.layouts import read_dataset
 from claim.data.patient import Patient
 from claim.errors import ClaimError, InputError
@@ -143,6 +144,7 @@ def train_joint(
         ClaimError: no normal patient among the training patients, no slice with scar, or resume mismatches.
     """
     data_dir = Path(data_dir)
+    refuse_augmented(data_dir, "joint training paints its own scar; give it the real data")
     if segmenter is not None and segmenter.context_slices:
         # G paints one slice at a time with gradient; its neighbours would need painting in step with it.
         raise ClaimError(f"joint training needs a single-slice segmenter (context_slices 0), got context_slices "
@@ -199,8 +201,11 @@ def train_joint(
         state = read_checkpoint(state_path, fmt=STATE_FORMAT, what="joint state",
                                 required=("step", "run_config", "generator", "segmenter", "buffer"))
         saved = dict(state["run_config"])
-        for key, kind in (("joint", JointConfig), ("generator", GeneratorConfig), ("segmenter", SegmenterConfig)):
-            saved[key] = kind.from_dict(saved[key])
+        try:
+            for key, kind in (("joint", JointConfig), ("generator", GeneratorConfig), ("segmenter", SegmenterConfig)):
+                saved[key] = kind.from_dict(saved[key])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(state_path, f"joint state holds an unreadable config ({exc})") from exc
         check_resume(state_path, saved, settings)
         try:
             gen.load_state_dict(state["generator"])

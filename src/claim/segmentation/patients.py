@@ -84,6 +84,10 @@ def training_patients(real_dirs: Sequence[Path], synthetic_dirs: Sequence[Path],
                       val_fraction: float, seed: int, *, announce: bool = True) -> TrainingPatients:
     """The split of ``real_dirs``' real patients (``val_patients``, else ``val_fraction`` by ``seed``) and the
     training-only synthetic patients; ``announce`` logs how many augmented patients train and are left out."""
+    for d in synthetic_dirs:
+        if synthetic_sources(Path(d)):
+            raise InputError(Path(d), "a claim augment output holds real patients too: pass it as --data (its "
+                                      "synthetic patients then train only), not as --synthetic")
     patients = read_patients(real_dirs, "real")
     sources: dict[str, str] = {}
     for d in real_dirs:
@@ -108,5 +112,8 @@ def training_patients(real_dirs: Sequence[Path], synthetic_dirs: Sequence[Path],
     if announce and painted:
         log.info("train-segmenter: %d synthetic patient(s) of claim augment train only, never validate%s", len(kept),
                  f"; {len(left_out)} left out, painted on validation patients" if left_out else "")
-    return TrainingPatients(train, val, kept + read_patients(synthetic_dirs, "synthetic"),
-                            sorted(p.patient_id for p in kept), left_out)
+    synthetic = read_patients(synthetic_dirs, "synthetic")
+    both = sorted({p.patient_id for p in patients} & {p.patient_id for p in synthetic})
+    if both:
+        raise ClaimError(f"patients {both[:3]} are in a --data folder and a --synthetic folder; give each once")
+    return TrainingPatients(train, val, kept + synthetic, sorted(p.patient_id for p in kept), left_out)

@@ -139,6 +139,10 @@ def _train_one(real_dirs: list[Path], out_dir: Path, config: SegmenterConfig, *,
     train_p, val_p, synthetic_p = chosen.train, chosen.val, chosen.synthetic
     if payload is not None and sorted(payload.get("val_patients", [])) != sorted(p.patient_id for p in val_p):
         raise ClaimError(f"{last_path}: --resume with different validation patients than the run")
+    if payload is not None and payload.get("augment_synthetic", []) != chosen.augmented:
+        # A run begun before augment's synthetic patients were told apart trained them as real ones.
+        raise ClaimError(f"{last_path}: the run treated claim augment's synthetic patients otherwise (an earlier "
+                         "version trained them as real patients); start a new run")
     trainer = SegmenterTrainer(config, training_slices(train_p, config), val_p, seed=seed,
                                device=device, synthetic=training_slices(synthetic_p, config),
                                precision=precision)

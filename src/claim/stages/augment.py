@@ -31,7 +31,7 @@ from claim.aha.config import AhaConfig, geometry_for
 from claim.aha.orientation import parse_orientation
 from claim.aha.segments import Handedness
 from claim.config import Config
-from claim.data.augmented import AUGMENT_FILE, AUGMENT_WORK_DIR
+from claim.data.augmented import AUGMENT_FILE, AUGMENT_WORK_DIR, refuse_augmented
 from claim.data.io import atomic_path, write_json, write_png
 from claim.data.layouts import read_dataset
 from claim.data.patient import Layout, Patient
@@ -140,8 +140,9 @@ class AugmentResult:
 
 RUN_RECORD = "run.json"
 # What a run begun before a setting existed did: resuming it with that value is the same run.
-_SETTINGS_BEFORE_RECORDED = {"precision": "fp32"}
-WORK_DIR = AUGMENT_WORK_DIR
+_SETTINGS_BEFORE_RECORDED = {"precision": "fp32", "precision_run": "fp32"}
+# Settings whose request may change on resume as long as what it resolves to does not (``auto`` -> ``precision_run``).
+_REQUESTS = {"precision"}
 
 
 def _claim(out_dir: Path, data_dir: Path, settings: dict[str, Any], *, resume: bool, overwrite: bool) -> Path:
@@ -152,12 +153,12 @@ def _claim(out_dir: Path, data_dir: Path, settings: dict[str, Any], *, resume: b
         raise ClaimError(f"{out_dir}: --resume continues a run and --overwrite replaces it; pass one")
     folder = OutputFolder(out_dir, "augment", resume=resume, overwrite=overwrite)
     state = folder.check()
-    work, now = out_dir / WORK_DIR, json.loads(json.dumps(settings, default=str))
+    work, now = out_dir / AUGMENT_WORK_DIR, json.loads(json.dumps(settings, default=str))
     if state == "ours" and resume:
         record = work / RUN_RECORD
         recorded = json.loads(record.read_text()).get("settings", {}) if record.is_file() else {}
         recorded = {**_SETTINGS_BEFORE_RECORDED, **recorded} if recorded else recorded
-        changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
+        changed = sorted(k for k in (set(recorded) | set(now)) - _REQUESTS if recorded.get(k) != now.get(k))
         if changed:
             shown = ", ".join(f"{k}: {recorded.get(k)!r} -> {now.get(k)!r}" for k in changed)
             raise ClaimError(f"{out_dir}: --resume with settings that differ from the run's ({shown})")
@@ -316,6 +317,7 @@ def run_augment(
     start = time.perf_counter()
     if model is not None and not Path(model).is_file():
         raise InputError(Path(model), "generator checkpoint not found")
+    refuse_augmented(data_dir, "augment the real data, not an earlier augment output")
     patients = read_dataset(data_dir, progress=progress)
     normals = [p for p in patients if not p.has_infarct]
     scarred = [p for p in patients if p.has_infarct]
@@ -330,7 +332,7 @@ def run_augment(
     nnunet = config.output_format == "nnunet"
     precision = resolve_precision(config.precision, device)  # an explicit bf16 where it is slow fails here, first
     settings = {"data": str(data_dir.resolve()), "model": str(Path(model).resolve()) if model else None,
-                **config.to_dict()}
+                **config.to_dict(), "precision_run": precision}
     work = _claim(out_dir, data_dir, settings, resume=resume, overwrite=overwrite)
     timings: dict[str, float] = {}
 
