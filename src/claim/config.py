@@ -85,6 +85,10 @@ def _encode(value: Any) -> Any:
     return value
 
 
+# The JSON values each scalar field type accepts (an integer is a number too).
+_SCALARS: dict[type, tuple[type, ...]] = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}
+
+
 def _type_name(hint: Any) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
         hint, getattr(hint, "__name__", str(hint)))
@@ -127,17 +131,11 @@ def _decode(hint: Any, value: Any, where: str) -> Any:
             return hint(value)
         except ValueError:
             raise ValueError(f"{where}: {value!r} is not one of {[m.value for m in hint]}") from None
-    # bool is an int in Python but not in a config: true is no step count, and 1 is no switch.
-    if hint is bool and isinstance(value, bool):
-        return value
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint is str and isinstance(value, str):
-        return value
-    if hint in (bool, int, float, str):
-        raise ValueError(f"{where}: {value!r} is not {_type_name(hint)}")
+    if hint in _SCALARS:
+        # bool is an int in Python but not in a config: true is no step count, and 1 is no switch.
+        if isinstance(value, bool) != (hint is bool) or not isinstance(value, _SCALARS[hint]):
+            raise ValueError(f"{where}: {value!r} is not {_type_name(hint)}")
+        return float(value) if hint is float else value
     return value
 
 

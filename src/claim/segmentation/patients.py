@@ -102,8 +102,9 @@ def training_patients(real_dirs: Sequence[Path], synthetic_dirs: Sequence[Path],
         unknown = sorted(set(val_patients) - {p.patient_id for p in real})
         if unknown:
             raise ClaimError(f"validation patients {unknown} are not in {[str(d) for d in real_dirs]}")
-        train = [p for p in real if p.patient_id not in set(val_patients)]
-        val = [p for p in real if p.patient_id in set(val_patients)]
+        wanted = set(val_patients)
+        train = [p for p in real if p.patient_id not in wanted]
+        val = [p for p in real if p.patient_id in wanted]
     else:
         train, val = split_patients(real, val_fraction, seed)
     val_ids = {p.patient_id for p in val}

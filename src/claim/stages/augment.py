@@ -140,7 +140,7 @@ class AugmentResult:
 
 RUN_RECORD = "run.json"
 # What a run begun before a setting existed did: resuming it with that value is the same run.
-_SETTINGS_BEFORE_RECORDED = {"precision": "fp32", "precision_run": "fp32"}
+_SETTINGS_BEFORE_RECORDED = {"precision_run": "fp32"}
 # Settings whose request may change on resume as long as what it resolves to does not (``auto`` -> ``precision_run``).
 _REQUESTS = {"precision"}
 
