@@ -40,6 +40,11 @@ from claim.labels import INFARCT_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "tests" / "aha" / "data" / "emidec_rv_insertion.csv"
+BLIND_REFERENCE = REPO / "tests" / "aha" / "data" / "emidec_rv_insertion_blind.csv"
+# Column suffix of each reader (tests/aha/data/README.md): readers 1 and 2 in REFERENCE, 3 and 4 in BLIND_REFERENCE.
+READERS = {"reader1": "", "reader2": "_r2", "reader3": "_r3", "reader4": "_r4"}
+# Consensus references: the mean of two readers' directions where they agree within 45 degrees.
+PAIRS = {"agreed": ("reader1", "reader2"), "blind_agreed": ("reader3", "reader4")}
 # One change from the defaults each, in both directions where it has two.
 VARIANTS = {"default": {}, "band 0.25": {"band_radii": 0.25}, "band 0.5": {"band_radii": 0.5},
             "blood tolerance 0.25": {"blood_tolerance": 0.25}, "blood tolerance 0.5": {"blood_tolerance": 0.5},
@@ -91,7 +96,16 @@ def _scores(records: list[dict], reader: str) -> dict:
     return result
 
 
-def reference_records(rows: list[dict], patients: dict, cues: ImageCues = ImageCues()) -> list[dict]:
+def read_reference() -> dict[str, dict]:
+    """Both annotation files merged per patient: reader 1 and 2's columns where they read it, 3 and 4's for all."""
+    rows: dict[str, dict] = {}
+    for path in (REFERENCE, BLIND_REFERENCE):
+        for row in csv.DictReader(path.open()):
+            rows.setdefault(row["patient_id"], {}).update(row)
+    return rows
+
+
+def reference_records(rows: dict[str, dict], patients: dict, cues: ImageCues = ImageCues()) -> list[dict]:
     """Per annotated patient: each reader's septum and insertion errors of the estimate, and its confidence.
 
     Every patient of ``patients`` is estimated once: all of them form the cohort whose outliers ``claim aha``
@@ -100,46 +114,61 @@ def reference_records(rows: list[dict], patients: dict, cues: ImageCues = ImageC
     estimates = {pid: estimate_orientation(p.images, p.label_maps, cues=cues) for pid, p in patients.items()}
     check = check_cohort(list(estimates.items()))
     outliers = set(check.outliers) if check is not None else set()
-    for row in rows:
-        patient = patients[row["patient_id"]]
-        ccw = estimates[row["patient_id"]]
+    for pid, row in rows.items():
+        patient = patients[pid]
+        ccw = estimates[pid]
         cw = estimate_orientation(patient.images, patient.label_maps, handedness=Handedness.CW, cues=cues)
         readers = {}
-        for reader, suffix in (("reader1", ""), ("reader2", "_r2")):
+        for reader, suffix in READERS.items():
             if not row.get(f"arc_start_deg{suffix}"):
                 continue
             start, end = float(row[f"arc_start_deg{suffix}"]), float(row[f"arc_end_deg{suffix}"])
             readers[reader] = {
                 "septum_deg": _septum(start, end),
+                "start": start,
+                "end": end,
                 "septum_error": _error(ccw.insertion_screen_deg + 60.0, _septum(start, end)),
                 "insertion_error_ccw": _error(ccw.insertion_screen_deg, start),
                 "insertion_error_cw": _error(cw.insertion_screen_deg, end),
                 "certainty": row[f"certainty{suffix}"],
             }
-        if len(readers) == 2:
-            between = _error(readers["reader1"]["septum_deg"], readers["reader2"]["septum_deg"])
-            if between <= 45.0:
-                # Where the readers agree, their mean direction is the consensus reference.
-                mean = _circular_mean([r["septum_deg"] for r in readers.values()])
-                start, end = (_circular_mean([float(row[f"arc_{end}_deg{suffix}"]) for suffix in ("", "_r2")])
-                              for end in ("start", "end"))
-                readers["agreed"] = {"septum_error": _error(ccw.insertion_screen_deg + 60.0, float(mean)),
-                                     "insertion_error_ccw": _error(ccw.insertion_screen_deg, start),
-                                     "insertion_error_cw": _error(cw.insertion_screen_deg, end)}
+        for pair, (first, second) in PAIRS.items():
+            if first not in readers or second not in readers:
+                continue
+            a, b = readers[first], readers[second]
+            if _error(a["septum_deg"], b["septum_deg"]) <= 45.0:
+                # Where two readers agree, their mean direction is the consensus reference.
+                mean = _circular_mean([a["septum_deg"], b["septum_deg"]])
+                start, end = (_circular_mean([a[key], b[key]]) for key in ("start", "end"))
+                readers[pair] = {"septum_error": _error(ccw.insertion_screen_deg + 60.0, mean),
+                                 "insertion_error_ccw": _error(ccw.insertion_screen_deg, start),
+                                 "insertion_error_cw": _error(cw.insertion_screen_deg, end),
+                                 "certainty": "unsure" if "unsure" == a["certainty"] == b["certainty"] else "fair"}
         records.append(
             {
-                "patient_id": row["patient_id"],
-                "certainty": row["certainty"],
+                "patient_id": pid,
                 "readers": readers,
                 "estimate_septum_deg": (ccw.insertion_screen_deg + 60.0) % 360.0,
                 "confidence": ccw.confidence,
                 # getattr: older versions, scored for comparison, had no flag
                 "low_confidence_by_confidence": bool(getattr(ccw, "low_confidence", False)),
-                "cohort_outlier": row["patient_id"] in outliers,
-                "low_confidence": bool(getattr(ccw, "low_confidence", False)) or row["patient_id"] in outliers,
+                "cohort_outlier": pid in outliers,
+                "low_confidence": bool(getattr(ccw, "low_confidence", False)) or pid in outliers,
             }
         )
     return records
+
+
+def _between(records: list[dict], first: str, second: str) -> dict:
+    """Two readers' agreement on the patients both read: share of septum directions within 45 degrees."""
+    pairs = [r["readers"] for r in records if first in r["readers"] and second in r["readers"]]
+    between = np.array([_error(p[first]["septum_deg"], p[second]["septum_deg"]) for p in pairs])
+    return {"patients": len(pairs), "septum_within_45": float(np.mean(between <= 45.0)),
+            "median_septum_difference": float(np.median(between))}
+
+
+def _not_unsure(records: list[dict], reader: str) -> list[dict]:
+    return [r for r in records if reader in r["readers"] and r["readers"][reader]["certainty"] != "unsure"]
 
 
 def territory_gain(patients: list, cues: ImageCues) -> dict:
@@ -158,24 +187,25 @@ def territory_gain(patients: list, cues: ImageCues) -> dict:
             "gain_bootstrap_sd": float(boot.std()), "patients": len(gain)}
 
 
-def screen_variants(rows: list[dict], patients: dict) -> dict:
-    """Every entry of VARIANTS scored against both readers and by the territory test."""
+def screen_variants(rows: dict[str, dict], patients: dict) -> dict:
+    """Every entry of VARIANTS scored against every reader and by the territory test."""
     everyone = list(patients.values())
     results = {}
     for name, change in VARIANTS.items():
         cues = ImageCues(**change)
         records = reference_records(rows, patients, cues)
         gross = [r["patient_id"] + ("*" if r["low_confidence"] else "") for r in records
-                 if r["readers"]["reader1"]["septum_error"] > 45.0]
-        results[name] = {"cues": change, "reader1": _scores(records, "reader1"),
-                         "reader2": _scores(records, "reader2"), "territory": territory_gain(everyone, cues),
-                         "reader1_gross_errors": gross}
-        r1, r2, t = results[name]["reader1"], results[name]["reader2"], results[name]["territory"]
-        print(f"{name:22s} reader1 within 45 {r1['septum_within_45']:.3f}, "
-              f"median {r1['median_insertion_error_ccw']:.1f}, "
-              f"gross {r1['gross_septum']} ({r1['gross_septum_flagged']} flagged) | reader2 within 45 "
-              f"{r2['septum_within_45']:.3f} | territory gain {t['gain_over_rotation_average']:+.3f} "
-              f"(sd {t['gain_bootstrap_sd']:.3f}) | {' '.join(gross)}")
+                 if r["readers"].get("blind_agreed", {}).get("septum_error", 0.0) > 45.0]
+        results[name] = {"cues": change, "territory": territory_gain(everyone, cues),
+                         "blind_agreed_gross_errors": gross}
+        results[name] |= {reader: _scores(records, reader) for reader in (*READERS, *PAIRS)}
+        scored, t = results[name], results[name]["territory"]
+        print(f"{name:22s} within 45: " + " ".join(f"{reader} {scored[reader]['septum_within_45']:.3f}"
+                                                 for reader in (*READERS, "blind_agreed"))
+              + f" | blind_agreed median {scored['blind_agreed']['median_insertion_error_ccw']:.1f}, gross "
+              f"{scored['blind_agreed']['gross_septum']} ({scored['blind_agreed']['gross_septum_flagged']} flagged)"
+              f" | territory gain {t['gain_over_rotation_average']:+.3f} (sd {t['gain_bootstrap_sd']:.3f})"
+              f" | {' '.join(gross)}")
     return results
 
 
@@ -185,22 +215,26 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "benchmarks")
     parser.add_argument("--variants", action="store_true", help="screen other settings of the estimate's cues")
     args = parser.parse_args()
-    rows = list(csv.DictReader(REFERENCE.open()))
+    rows = read_reference()
     patients = {p.patient_id: p for p in read_dataset(args.data, progress=False)}
     if args.variants:
         write_json(args.out / "aha_orientation_variants.json", screen_variants(rows, patients))
         return
     records = reference_records(rows, patients)
-    results: dict = {"reader1": _scores(records, "reader1"), "reader2": _scores(records, "reader2"),
-                     "reader1_on_reader2_patients": _scores(
-                         [r for r in records if "reader2" in r["readers"]], "reader1"),
-                     "both_readers_agree": _scores(records, "agreed")}
-    pairs = [r["readers"] for r in records if "reader2" in r["readers"]]
-    between = np.array([_error(p["reader1"]["septum_deg"], p["reader2"]["septum_deg"]) for p in pairs])
-    results["inter_reader"] = {"patients": len(pairs), "septum_within_45": float(np.mean(between <= 45.0)),
-                               "median_septum_difference": float(np.median(between))}
-    sure = [r for r in records if r["certainty"] != "unsure"]
-    results["reader1_sure_or_fair"] = _scores(sure, "reader1")
+    results: dict = {reader: _scores(records, reader) for reader in READERS}
+    results |= {"reader1_on_reader2_patients": _scores([r for r in records if "reader2" in r["readers"]], "reader1"),
+                "both_readers_agree": _scores(records, "agreed"),
+                "blind_readers_agree": _scores(records, "blind_agreed"),
+                "inter_reader": _between(records, "reader1", "reader2"),
+                "inter_reader_blind": _between(records, "reader3", "reader4"),
+                "reader1_vs_reader3": _between(records, "reader1", "reader3"),
+                "reader1_vs_reader4": _between(records, "reader1", "reader4"),
+                "reader1_sure_or_fair": _scores(_not_unsure(records, "reader1"), "reader1"),
+                "blind_agreed_sure_or_fair": _scores(_not_unsure(records, "blind_agreed"), "blind_agreed"),
+                "blind_agreed_on_reader1_patients": _scores(
+                    [r for r in records if "reader1" in r["readers"]], "blind_agreed"),
+                "blind_agreed_on_new_patients": _scores(
+                    [r for r in records if "reader1" not in r["readers"]], "blind_agreed")}
     for name, block in results.items():
         print(f"{name}: " + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
                                       for k, v in block.items()))

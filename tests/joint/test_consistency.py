@@ -278,8 +278,8 @@ def test_border_ring_is_left_out_of_the_consistency_loss(joint_dir):
     assert not (ring & ((labels == Label.INFARCT) | (labels == Label.MVO))).any()  # the scar itself always counts
     torch.manual_seed(0)
     logits = torch.randn(1, 5, 10, 10, requires_grad=True)
-    assert float(masked_dice_ce(logits, labels, torch.ones_like(ring))) == pytest.approx(
-        float(dice_ce_loss(logits, labels)), abs=1e-6)
+    assert float(masked_dice_ce(logits, labels, torch.ones_like(ring)).detach()) == pytest.approx(
+        float(dice_ce_loss(logits, labels).detach()), abs=1e-6)
     masked_dice_ce(logits, labels, ~ring).backward()
     assert not logits.grad[0][:, ring[0]].any() and logits.grad[0][:, ~ring[0]].abs().sum() > 0
     # Through the frozen segmenter: the feedback with the ring left out differs, and its gradient still reaches G.
@@ -381,7 +381,7 @@ def test_consistency_bounds_reward_and_penalise_as_documented():
         for bound, value in expected.items():
             synthetic = torch.tensor(synthetic_value, requires_grad=True)
             term = bounded_consistency(synthetic, real, bound)
-            assert float(term) == pytest.approx(value)
+            assert float(term.detach()) == pytest.approx(value)
             term.backward()
             # Gradient descent on the term: harder-than-real scar is pushed easier under every bound; easier-than-real
             # scar is pushed easier by none, left alone by real, pushed harder (towards real) by match.

@@ -86,7 +86,7 @@ class AugmentConfig(Config):
 
     RESUMABLE: ClassVar[frozenset[str]] = frozenset()
 
-    per_patient: int = 2
+    per_patient: int = 1
     pattern: str = Pattern.ISCHEMIC.value
     output_format: str = "same"
     seed: int = 0
@@ -161,7 +161,8 @@ def _claim(out_dir: Path, data_dir: Path, settings: dict[str, Any], *, resume: b
         changed = sorted(k for k in (set(recorded) | set(now)) - _REQUESTS if recorded.get(k) != now.get(k))
         if changed:
             shown = ", ".join(f"{k}: {recorded.get(k)!r} -> {now.get(k)!r}" for k in changed)
-            raise ClaimError(f"{out_dir}: --resume with settings that differ from the run's ({shown})")
+            raise ClaimError(f"{out_dir}: --resume with settings that differ from the run's ({shown}); "
+                            "pass the run's values, or --overwrite to start again")
     elif state == "ours":
         folder.clear()  # --overwrite (check() refused it otherwise)
     out_dir.mkdir(parents=True, exist_ok=True)
