@@ -1,10 +1,11 @@
 """The image orientation estimate against the RV insertion angles annotated on real EMIDEC slices.
 
-Reference: tests/aha/data/emidec_rv_insertion.csv (how it was made: tests/aha/data/README.md). Reports the share
-of patients whose septum direction lies within 45 degrees of the annotated one, the median anterior-insertion
-error under either handedness, and how many of the gross (> 45 degree) errors are flagged low confidence.
-Scored against reader 1 (all patients) and reader 2 (the second, independent pass: the ``_r2`` columns), and
-against the patients on which both readers agree within 45 degrees; with the readers' own agreement beside.
+Reference: tests/aha/data/emidec_rv_insertion.csv (readers 1 and 2) and emidec_rv_insertion_blind.csv (readers 3
+and 4, blind, all 75 patients); how they were made: tests/aha/data/README.md. Reports the share of patients whose
+septum direction lies within 45 degrees of the annotated one, the median anterior-insertion error under either
+handedness, and how many of the gross (> 45 degree) errors are flagged low confidence. Scored against each reader,
+against the mean of readers 1 and 2 where they agree within 45 degrees (``both_readers_agree``) and of readers 3 and
+4 (``blind_readers_agree``); with the readers' agreement with each other beside.
 ``loo_`` numbers choose the low-confidence threshold by leave-one-out: for each patient, the smallest
 threshold that flags >= 80 % of the other patients' gross errors, applied to the patient left out.
 A patient is flagged as ``claim aha`` flags it: its own confidence below the threshold, or its estimate far from
@@ -12,7 +13,7 @@ the other patients' of ``--data`` (``claim.aha.cohort``, computed over every pat
 ``gross_septum_flagged_by_confidence`` counts the first reason alone.
 
 ``--variants`` screens other settings of the estimate's cues (``claim.aha.orientation_image.ImageCues``) one at a
-time, each scored against both readers and by the territory test (``benchmarks/aha_territory.py``: the
+time, each scored against every reader and by the territory test (``benchmarks/aha_territory.py``: the
 scar-in-one-territory share under the estimate minus its rotation average, with a patient-bootstrap sd, over every
 pathological patient): a change has to help beyond the reference it was looked at on. Saves
 ``aha_orientation_variants.json``.
