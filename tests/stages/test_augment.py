@@ -279,6 +279,29 @@ def test_cli_one_line_errors_and_summary(cohort, augmented, tmp_path, capsys):
     assert "4 real + 2 synthetic patients (dpm2:2, " in capsys.readouterr().out
 
 
+def test_mvo_channel_trains_a_generator_that_sees_the_mvo_mask(cohort, augmented, tmp_path, capsys):
+    # Without the channel the generator cannot tell MVO from scar and paints both alike; with it, MVO is its own
+    # context channel. A run recorded before the option existed resumes as the run without it.
+    out = tmp_path / "mvo"
+    result = run_augment(cohort, out, FAST.replace(per_patient=1, mvo_channel=True), progress=False)
+    work = out / ".claim-augment"
+    assert json.loads((work / "generator" / "config.json").read_text())["config"]["mvo_channel"] is True
+    assert result.record["config"]["mvo_channel"] is True
+    plain = json.loads((augmented.out_dir / ".claim-augment" / "generator" / "config.json").read_text())
+    assert plain["config"]["mvo_channel"] is False
+    record = work / "run.json"
+    saved = json.loads(record.read_text())
+    del saved["settings"]["mvo_channel"]  # as an earlier version wrote it: the run without the channel
+    record.write_text(json.dumps(saved))
+    with pytest.raises(ClaimError, match="mvo_channel: False -> True"):
+        run_augment(cohort, out, FAST.replace(per_patient=1, mvo_channel=True), resume=True, progress=False)
+    # A model brings its own channels: asking for one with --model is refused before anything is written.
+    model = str(augmented.out_dir / augmented.record["model"]["path"])
+    assert main(["augment", "--data", str(cohort), "-o", str(tmp_path / "m"), "--model", model, "--mvo-channel"]) == 2
+    err = capsys.readouterr().err
+    assert "--mvo-channel" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+
+
 @pytest.mark.slow  # trains a tiny generator, imports nnU-Net and runs its dataset check
 @pytest.mark.realdata
 def test_nnunet_output_of_real_slices_passes_nnunet_check(tmp_path):

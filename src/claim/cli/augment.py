@@ -35,6 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--generator-steps", type=STEPS, default=_DEFAULTS.generator_steps,
                         help=f"training steps of the generator trained without --model "
                         f"(default {_DEFAULTS.generator_steps})")
+    parser.add_argument("--mvo-channel", action="store_true",
+                        help="train the generator with the MVO mask as a context channel, so MVO is painted as a "
+                             "dark core rather than as scar (not with --model)")
     parser.add_argument("-s", "--seed", type=SEED, default=_DEFAULTS.seed, help="random seed (same seed, same files)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--threads", type=THREADS, default=None, help="torch CPU threads (default: torch's choice)")
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     config = build_config("augment", lambda: AugmentConfig(
         per_patient=args.per_patient, pattern=args.pattern, output_format=args.output_format, seed=args.seed,
         sampler=args.sampler, generator_steps=args.generator_steps, orientation=args.orientation,
-        handedness=str(args.handedness), precision=args.precision))
+        handedness=str(args.handedness), precision=args.precision, mvo_channel=args.mvo_channel))
     with torch_threads(args.threads):
         result = run_augment(args.data, args.out, config, model=args.model, device=args.device, resume=args.resume,
                              overwrite=args.overwrite)

@@ -79,6 +79,9 @@ class AugmentConfig(Config):
             included) and the direction of segments 1-6 on screen.
         min_fit_patients: fit the prior on the folder's scars from this many pathological patients on; below it,
             the shipped EMIDEC prior.
+        mvo_channel: the generator trained here sees the MVO mask as one more context channel
+            (``GeneratorConfig.mvo_channel``), so it can paint MVO as the dark core real MVO is; without it MVO is
+            painted as scar. Only for the generator trained here: a ``--model`` brings its own.
         precision: ``auto`` | ``fp32`` | ``bf16`` autocast of the generator's training and painting
             (``claim.runtime.resolve_precision``). ``auto``, the default: bf16 where the CPU or GPU runs it fast
             (generator training 1.6x faster on an AVX-512 BF16 CPU), fp32 elsewhere; ``augment.json`` records what ran.
@@ -97,6 +100,7 @@ class AugmentConfig(Config):
     orientation: str = "auto"
     handedness: str = "ccw"
     precision: str = "auto"
+    mvo_channel: bool = False
 
     def __post_init__(self) -> None:
         if self.per_patient < 1:
@@ -140,7 +144,7 @@ class AugmentResult:
 
 RUN_RECORD = "run.json"
 # What a run begun before a setting existed did: resuming it with that value is the same run.
-_SETTINGS_BEFORE_RECORDED = {"precision_run": "fp32"}
+_SETTINGS_BEFORE_RECORDED = {"precision_run": "fp32", "mvo_channel": False}
 # Settings whose request may change on resume as long as what it resolves to does not (``auto`` -> ``precision_run``).
 _REQUESTS = {"precision"}
 
@@ -185,7 +189,8 @@ def _train(data_dir: Path, work: Path, config: AugmentConfig, device: str, preci
     checkpoint = run_dir / "generator.pt"
     if _state(work).get("generator_done"):
         return checkpoint
-    generator_config = preset_config(config.generator_preset, steps=config.generator_steps)
+    generator_config = preset_config(config.generator_preset, steps=config.generator_steps,
+                                     mvo_channel=config.mvo_channel)
     # A run stopped before its first checkpoint resumes from step 0 (claim.training), so resuming is always right.
     train_generator(data_dir, run_dir, generator_config, seed=config.seed, resume=run_dir.exists(),
                     device=device, checkpoint_every=250, progress=progress, precision=precision)
@@ -318,6 +323,9 @@ def run_augment(
     start = time.perf_counter()
     if model is not None and not Path(model).is_file():
         raise InputError(Path(model), "generator checkpoint not found")
+    if model is not None and config.mvo_channel:
+        raise ClaimError("--mvo-channel sets up the generator claim augment trains; a --model brings its own "
+                         "(claim train-generator --mvo-channel)")
     refuse_augmented(data_dir, "augment the real data, not an earlier augment output")
     patients = read_dataset(data_dir, progress=progress)
     normals = [p for p in patients if not p.has_infarct]
