@@ -6,7 +6,10 @@ stacked per patient: the study's measure (`claim experiment`'s `fidelity`). Besi
 as a share of the painted volume (below 1: painted scar the judge does not call scar), both split by whether the
 mask holds MVO, and, with ``--test``, the judge's own infarct Dice on real held-out patients, the scale to read
 fidelity against (painted scar should be found about as well as unseen real scar: much better means too easy,
-much worse means not scar-like). Mean fidelity has a patient-bootstrap 95 % CI.
+much worse means not scar-like). Mean fidelity has a patient-bootstrap 95 % CI. No judge is needed for the last
+part: how bright painted scar and MVO are against the output's real scarred patients, in contrast units (remote
+myocardium 0, blood pool 1; `claim.evaluation.realism.contrast_units`), median per slice (real MVO is a dark core,
+about 0.5; real scar about 1).
 
     python benchmarks/augment_fidelity.py --augment AUG --judge RUN1 RUN2 --test SPLIT/test --out fidelity.json
 """
@@ -27,6 +30,7 @@ from claim.data.augmented import synthetic_sources  # noqa: E402
 from claim.data.io import write_json  # noqa: E402
 from claim.data.layouts import read_dataset  # noqa: E402
 from claim.evaluation.metrics import dice  # noqa: E402
+from claim.evaluation.realism import contrast_units  # noqa: E402
 from claim.labels import Label, infarct_mask  # noqa: E402
 from claim.segmentation import load_segmenter, predict_label_maps  # noqa: E402
 
@@ -69,6 +73,24 @@ def summarise(rows: list[dict]) -> dict:
     return result
 
 
+def contrast_levels(patients: list) -> dict:
+    """Per-slice medians of scar (label 3) and MVO (label 4) in contrast units, summarised over the slices."""
+    scar, mvo = [], []
+    for patient in patients:
+        for image, labels in zip(patient.images, patient.label_maps, strict=True):
+            measured = contrast_units(image, labels)
+            if measured is None:
+                continue
+            unit = measured[0]
+            if (labels == Label.INFARCT).sum() >= 3:
+                scar.append(float(np.median(unit[labels == Label.INFARCT])))
+            if (labels == Label.MVO).sum() >= 3:
+                mvo.append(float(np.median(unit[labels == Label.MVO])))
+    return {name: {"slices": len(v), "median": float(np.median(v)) if v else None,
+                   "p25_p75": [float(q) for q in np.percentile(v, [25, 75])] if v else None}
+            for name, v in (("scar", scar), ("mvo", mvo))}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--augment", type=Path, required=True, help="a finished claim augment output")
@@ -82,9 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     sources = synthetic_sources(args.augment)
     if not sources:
         parser.error(f"--augment {args.augment}: no augment.json listing synthetic patients")
-    synthetic = [p for p in read_dataset(args.augment, progress=False) if p.patient_id in sources]
+    everyone = read_dataset(args.augment, progress=False)
+    synthetic = [p for p in everyone if p.patient_id in sources]
     test = read_dataset(args.test, progress=False) if args.test else []
-    results: dict = {"augment": str(args.augment), "test": str(args.test) if args.test else None, "judges": {}}
+    levels = {"painted": contrast_levels(synthetic),
+              "real": contrast_levels([p for p in everyone if p.patient_id not in sources and p.has_infarct])}
+    for group, block in levels.items():
+        print(f"{group} contrast (myocardium 0, blood 1), median per slice: " + ", ".join(
+            f"{name} {v['median']:.2f} over {v['slices']} slices" for name, v in block.items() if v["slices"]))
+    results: dict = {"augment": str(args.augment), "test": str(args.test) if args.test else None,
+                     "contrast": levels, "judges": {}}
     for judge in args.judge:
         rows = judge_patients(judge, synthetic)
         painted = summarise(rows)

@@ -279,27 +279,29 @@ def test_cli_one_line_errors_and_summary(cohort, augmented, tmp_path, capsys):
     assert "4 real + 2 synthetic patients (dpm2:2, " in capsys.readouterr().out
 
 
-def test_mvo_channel_trains_a_generator_that_sees_the_mvo_mask(cohort, augmented, tmp_path, capsys):
-    # Without the channel the generator cannot tell MVO from scar and paints both alike; with it, MVO is its own
-    # context channel. A run recorded before the option existed resumes as the run without it.
-    out = tmp_path / "mvo"
-    result = run_augment(cohort, out, FAST.replace(per_patient=1, mvo_channel=True), progress=False)
-    work = out / ".claim-augment"
+def test_mvo_channel_by_default_and_runs_recorded_before_it_resume_without_it(cohort, augmented, tmp_path, capsys):
+    # Without the channel the generator cannot tell MVO from scar and paints both alike; with it (the default), MVO
+    # is its own context channel. A run recorded before the option existed resumes as the run without it.
+    work = augmented.out_dir / ".claim-augment"
     assert json.loads((work / "generator" / "config.json").read_text())["config"]["mvo_channel"] is True
-    assert result.record["config"]["mvo_channel"] is True
-    plain = json.loads((augmented.out_dir / ".claim-augment" / "generator" / "config.json").read_text())
-    assert plain["config"]["mvo_channel"] is False
-    record = work / "run.json"
+    assert augmented.record["config"]["mvo_channel"] is True and augmented.record["model"]["mvo_channel"] is True
+    out = tmp_path / "plain"
+    plain = run_augment(cohort, out, FAST.replace(per_patient=1, mvo_channel=False), progress=False)
+    assert plain.record["model"]["mvo_channel"] is False
+    record = out / ".claim-augment" / "run.json"
     saved = json.loads(record.read_text())
-    del saved["settings"]["mvo_channel"]  # as an earlier version wrote it: the run without the channel
+    del saved["settings"]["mvo_channel"]  # as an earlier version wrote it: a run without the channel
     record.write_text(json.dumps(saved))
-    with pytest.raises(ClaimError, match="mvo_channel: False -> True"):
-        run_augment(cohort, out, FAST.replace(per_patient=1, mvo_channel=True), resume=True, progress=False)
-    # A model brings its own channels: asking for one with --model is refused before anything is written.
+    with pytest.raises(ClaimError, match=r"mvo_channel: False -> True\); pass the run.s values"):
+        run_augment(cohort, out, FAST.replace(per_patient=1), resume=True, progress=False)
+    assert run_augment(cohort, out, FAST.replace(per_patient=1, mvo_channel=False), resume=True,
+                       progress=False).record["model"]["mvo_channel"] is False
+    # A model brings its own channels: asking for or against one with --model is refused before anything is written.
     model = str(augmented.out_dir / augmented.record["model"]["path"])
-    assert main(["augment", "--data", str(cohort), "-o", str(tmp_path / "m"), "--model", model, "--mvo-channel"]) == 2
-    err = capsys.readouterr().err
-    assert "--mvo-channel" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+    for flag in ("--mvo-channel", "--no-mvo-channel"):
+        assert main(["augment", "--data", str(cohort), "-o", str(tmp_path / "m"), "--model", model, flag]) == 2
+        err = capsys.readouterr().err
+        assert "--mvo-channel" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
 
 
 @pytest.mark.slow  # trains a tiny generator, imports nnU-Net and runs its dataset check

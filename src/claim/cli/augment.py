@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from claim.cli.common import SEED, STEPS, THREADS, add_orientation, add_overwrite, build_config, integer
+from claim.errors import ClaimError
 from claim.runtime import PRECISIONS, torch_threads
 from claim.smile.spec import Pattern
 from claim.stages.augment import AUGMENT_FILE, FORMATS, AugmentConfig, run_augment
@@ -35,9 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--generator-steps", type=STEPS, default=_DEFAULTS.generator_steps,
                         help=f"training steps of the generator trained without --model "
                         f"(default {_DEFAULTS.generator_steps})")
-    parser.add_argument("--mvo-channel", action="store_true",
-                        help="train the generator with the MVO mask as a context channel, so MVO is painted as a "
-                             "dark core rather than as scar (not with --model)")
+    parser.add_argument("--mvo-channel", action=argparse.BooleanOptionalAction, default=None,
+                        help="train the generator with the MVO mask as a context channel, so MVO is painted as the "
+                             "dark core real MVO is (default; --no-mvo-channel paints it as scar, as runs before "
+                             "this option did); not with --model, which brings its own")
     parser.add_argument("-s", "--seed", type=SEED, default=_DEFAULTS.seed, help="random seed (same seed, same files)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
     parser.add_argument("--threads", type=THREADS, default=None, help="torch CPU threads (default: torch's choice)")
@@ -51,10 +53,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model is not None and args.mvo_channel is not None:
+        raise ClaimError("--mvo-channel / --no-mvo-channel set up the generator claim augment trains; a --model "
+                         "brings its own (claim train-generator --mvo-channel)")
+    mvo_channel = _DEFAULTS.mvo_channel if args.mvo_channel is None else args.mvo_channel
     config = build_config("augment", lambda: AugmentConfig(
         per_patient=args.per_patient, pattern=args.pattern, output_format=args.output_format, seed=args.seed,
         sampler=args.sampler, generator_steps=args.generator_steps, orientation=args.orientation,
-        handedness=str(args.handedness), precision=args.precision, mvo_channel=args.mvo_channel))
+        handedness=str(args.handedness), precision=args.precision, mvo_channel=mvo_channel))
     with torch_threads(args.threads):
         result = run_augment(args.data, args.out, config, model=args.model, device=args.device, resume=args.resume,
                              overwrite=args.overwrite)
