@@ -74,7 +74,7 @@ class AugmentConfig(Config):
             the painting.
         sampler: sampler name (None: the generator's default, few-step DPM-Solver++ for claim-mode models).
         generator_preset / generator_steps: the generator trained when no model is given. The default, 2,000 steps
-            of ``standard``, takes ~25 min on a 2-core laptop CPU (benchmarks/sampler_quality.py's model).
+            of ``standard``, takes about 12.5 min in bf16 on a 2-core AVX-512 BF16 CPU (README: expected wall time).
         orientation / handedness: the AHA angle origin of the masks (as ``claim aha --orientation``, ``file:PATH``
             included) and the direction of segments 1-6 on screen.
         min_fit_patients: fit the prior on the folder's scars from this many pathological patients on; below it,
