@@ -284,24 +284,40 @@ def test_mvo_channel_by_default_and_runs_recorded_before_it_resume_without_it(co
     # is its own context channel. A run recorded before the option existed resumes as the run without it.
     work = augmented.out_dir / ".claim-augment"
     assert json.loads((work / "generator" / "config.json").read_text())["config"]["mvo_channel"] is True
-    assert augmented.record["config"]["mvo_channel"] is True and augmented.record["model"]["mvo_channel"] is True
+    assert augmented.record["config"]["mvo_channel"] is None and augmented.record["model"]["mvo_channel"] is True
     out = tmp_path / "plain"
     plain = run_augment(cohort, out, FAST.replace(per_patient=1, mvo_channel=False), progress=False)
     assert plain.record["model"]["mvo_channel"] is False
-    record = out / ".claim-augment" / "run.json"
-    saved = json.loads(record.read_text())
-    del saved["settings"]["mvo_channel"]  # as an earlier version wrote it: a run without the channel
-    record.write_text(json.dumps(saved))
-    with pytest.raises(ClaimError, match=r"mvo_channel: False -> True\); pass the run.s values"):
+
+    def as_recorded_before_the_option(folder):
+        record = folder / ".claim-augment" / "run.json"
+        saved = json.loads(record.read_text())
+        for key in ("mvo_channel", "mvo_channel_run"):
+            del saved["settings"][key]
+        record.write_text(json.dumps(saved))
+
+    as_recorded_before_the_option(out)
+    with pytest.raises(ClaimError, match=r"mvo_channel_run: False -> True\); pass the run.s values"):
         run_augment(cohort, out, FAST.replace(per_patient=1), resume=True, progress=False)
     assert run_augment(cohort, out, FAST.replace(per_patient=1, mvo_channel=False), resume=True,
                        progress=False).record["model"]["mvo_channel"] is False
-    # A model brings its own channels: asking for or against one with --model is refused before anything is written.
+    # A model brings its own channels: asking for or against one with --model is refused before anything is written,
+    # and a run painted with a model before the option existed resumes as it was.
     model = str(augmented.out_dir / augmented.record["model"]["path"])
     for flag in ("--mvo-channel", "--no-mvo-channel"):
         assert main(["augment", "--data", str(cohort), "-o", str(tmp_path / "m"), "--model", model, flag]) == 2
         err = capsys.readouterr().err
         assert "--mvo-channel" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+    with pytest.raises(ClaimError, match="--mvo-channel"):
+        run_augment(cohort, tmp_path / "m", FAST.replace(mvo_channel=True), model=model, progress=False)
+    assert not (tmp_path / "m").exists()
+    given = tmp_path / "given"
+    args = ["augment", "--data", str(cohort), "-o", str(given), "--model", model, "--per-patient", "1",
+            "--sampler", "ddim:2", "--threads", "1"]
+    assert main(args) == 0
+    as_recorded_before_the_option(given)
+    assert main([*args, "--resume"]) == 0, capsys.readouterr().err
+    assert json.loads((given / "augment.json").read_text())["model"]["mvo_channel"] is True
 
 
 @pytest.mark.slow  # trains a tiny generator, imports nnU-Net and runs its dataset check

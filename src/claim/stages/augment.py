@@ -79,11 +79,12 @@ class AugmentConfig(Config):
             included) and the direction of segments 1-6 on screen.
         min_fit_patients: fit the prior on the folder's scars from this many pathological patients on; below it,
             the shipped EMIDEC prior.
-        mvo_channel: the generator trained here sees the MVO mask as one more context channel
-            (``GeneratorConfig.mvo_channel``), so it paints MVO as the dark core real MVO is; without it the
-            network cannot tell MVO from scar and paints the MVO label brighter than the blood pool (measured on
-            EMIDEC: MVO at 0.59 against real 0.51 with it, 1.25 without, in units of remote myocardium 0 and blood
-            1). Ignored with a ``model``, which brings its own (``augment.json`` records which).
+        mvo_channel: whether the generator trained here sees the MVO mask as one more context channel
+            (``GeneratorConfig.mvo_channel``). None, the default, means yes: with it the generator paints MVO as the
+            dark core real MVO is; without it the network cannot tell MVO from scar and paints the MVO label
+            brighter than the blood pool (measured on EMIDEC: MVO at 0.59 against real 0.51 with it, 1.25
+            without, in units of remote myocardium 0 and blood 1). Must stay None with a ``model``, which brings
+            its own; ``augment.json``'s ``model`` block records the channel either way.
         precision: ``auto`` | ``fp32`` | ``bf16`` autocast of the generator's training and painting
             (``claim.runtime.resolve_precision``). ``auto``, the default: bf16 where the CPU or GPU runs it fast
             (generator training 1.6x faster on an AVX-512 BF16 CPU), fp32 elsewhere; ``augment.json`` records what ran.
@@ -102,7 +103,7 @@ class AugmentConfig(Config):
     orientation: str = "auto"
     handedness: str = "ccw"
     precision: str = "auto"
-    mvo_channel: bool = True
+    mvo_channel: bool | None = None
 
     def __post_init__(self) -> None:
         if self.per_patient < 1:
@@ -146,9 +147,20 @@ class AugmentResult:
 
 RUN_RECORD = "run.json"
 # What a run begun before a setting existed did: resuming it with that value is the same run.
-_SETTINGS_BEFORE_RECORDED = {"precision_run": "fp32", "mvo_channel": False}
-# Settings whose request may change on resume as long as what it resolves to does not (``auto`` -> ``precision_run``).
-_REQUESTS = {"precision"}
+_SETTINGS_BEFORE_RECORDED = {"precision_run": "fp32", "mvo_channel_run": False}
+# Settings whose request may change on resume as long as what it resolves to does not (``auto`` -> ``precision_run``,
+# the MVO channel's default -> ``mvo_channel_run``).
+_REQUESTS = {"precision", "mvo_channel"}
+
+
+def _mvo_channel_run(config: AugmentConfig, model: Path | None) -> bool | None:
+    """The MVO channel of the generator trained here (on unless asked otherwise); None where a model brings its own."""
+    if model is not None:
+        if config.mvo_channel is not None:
+            raise ClaimError("--mvo-channel / --no-mvo-channel set up the generator claim augment trains; a --model "
+                             "brings its own (claim train-generator --mvo-channel)")
+        return None
+    return True if config.mvo_channel is None else config.mvo_channel
 
 
 def _claim(out_dir: Path, data_dir: Path, settings: dict[str, Any], *, resume: bool, overwrite: bool) -> Path:
@@ -163,7 +175,9 @@ def _claim(out_dir: Path, data_dir: Path, settings: dict[str, Any], *, resume: b
     if state == "ours" and resume:
         record = work / RUN_RECORD
         recorded = json.loads(record.read_text()).get("settings", {}) if record.is_file() else {}
-        recorded = {**_SETTINGS_BEFORE_RECORDED, **recorded} if recorded else recorded
+        # A run that painted with a given model never had a channel of its own to record.
+        before = _SETTINGS_BEFORE_RECORDED | ({"mvo_channel_run": None} if recorded.get("model") else {})
+        recorded = {**before, **recorded} if recorded else recorded
         changed = sorted(k for k in (set(recorded) | set(now)) - _REQUESTS if recorded.get(k) != now.get(k))
         if changed:
             shown = ", ".join(f"{k}: {recorded.get(k)!r} -> {now.get(k)!r}" for k in changed)
@@ -186,13 +200,14 @@ def _mark(work: Path, **done: Any) -> None:
     write_json(work / "state.json", {**_state(work), **done})
 
 
-def _train(data_dir: Path, work: Path, config: AugmentConfig, device: str, precision: str, progress: bool) -> Path:
+def _train(data_dir: Path, work: Path, config: AugmentConfig, device: str, precision: str, mvo_channel: bool,
+           progress: bool) -> Path:
     run_dir = work / "generator"
     checkpoint = run_dir / "generator.pt"
     if _state(work).get("generator_done"):
         return checkpoint
     generator_config = preset_config(config.generator_preset, steps=config.generator_steps,
-                                     mvo_channel=config.mvo_channel)
+                                     mvo_channel=mvo_channel)
     # A run stopped before its first checkpoint resumes from step 0 (claim.training), so resuming is always right.
     train_generator(data_dir, run_dir, generator_config, seed=config.seed, resume=run_dir.exists(),
                     device=device, checkpoint_every=250, progress=progress, precision=precision)
@@ -325,6 +340,7 @@ def run_augment(
     start = time.perf_counter()
     if model is not None and not Path(model).is_file():
         raise InputError(Path(model), "generator checkpoint not found")
+    mvo_channel = _mvo_channel_run(config, Path(model) if model is not None else None)
     refuse_augmented(data_dir, "augment the real data, not an earlier augment output")
     patients = read_dataset(data_dir, progress=progress)
     normals = [p for p in patients if not p.has_infarct]
@@ -340,12 +356,13 @@ def run_augment(
     nnunet = config.output_format == "nnunet"
     precision = resolve_precision(config.precision, device)  # an explicit bf16 where it is slow fails here, first
     settings = {"data": str(data_dir.resolve()), "model": str(Path(model).resolve()) if model else None,
-                **config.to_dict(), "precision_run": precision}
+                **config.to_dict(), "precision_run": precision, "mvo_channel_run": mvo_channel}
     work = _claim(out_dir, data_dir, settings, resume=resume, overwrite=overwrite)
     timings: dict[str, float] = {}
 
     tick = time.perf_counter()
-    model_path = Path(model) if model is not None else _train(data_dir, work, config, device, precision, progress)
+    model_path = Path(model) if model is not None else _train(data_dir, work, config, device, precision,
+                                                               bool(mvo_channel), progress)
     timings["generator_s"] = time.perf_counter() - tick
     tick = time.perf_counter()
     prior, fitted = _prior(data_dir, work, len(scarred), config, progress)
