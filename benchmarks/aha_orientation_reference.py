@@ -144,7 +144,7 @@ def reference_records(rows: dict[str, dict], patients: dict, cues: ImageCues = I
                 readers[pair] = {"septum_error": _error(ccw.insertion_screen_deg + 60.0, mean),
                                  "insertion_error_ccw": _error(ccw.insertion_screen_deg, start),
                                  "insertion_error_cw": _error(cw.insertion_screen_deg, end),
-                                 "certainty": "unsure" if "unsure" == a["certainty"] == b["certainty"] else "fair"}
+                                 "certainty": "unsure" if "unsure" in (a["certainty"], b["certainty"]) else "fair"}
         records.append(
             {
                 "patient_id": pid,
