@@ -141,3 +141,8 @@ def test_snapshot_every_is_a_flag_recorded_in_the_config_and_checked(seg_data_di
     assert saved["config"]["snapshot_every"] == 2 and list(list_snapshots(tmp_path / "run")) == [2, 4]
     assert main(["train-segmenter", "-c", str(tmp_path / "run" / "config.json"), "--out", str(tmp_path / "again")]) == 0
     assert list(list_snapshots(tmp_path / "again")) == [2, 4]
+    # A resume that does not repeat --snapshot-every keeps the run's cadence (it fell back to the preset's 0 before).
+    assert main(["train-segmenter", "--data", str(seg_data_dir), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                 "--steps", "6", "--val-fraction", "0", "--resume"]) == 0
+    assert list(list_snapshots(tmp_path / "run")) == [2, 4, 6]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["snapshot_every"] == 2

@@ -18,6 +18,7 @@ from claim.cli.common import (
     number,
     saved_run,
 )
+from claim.config import read_run_config
 from claim.errors import ClaimError
 from claim.segmentation.config import (
     DICE_TARGETS,
@@ -94,8 +95,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="share of the real patients held out for validation when --val-patients is not given; "
                              "0 trains on all of them and keeps the last step's weights, for a final model once "
                              "the recipe was chosen on validation patients (default: the preset's)")
-    add_run_flags(parser, "continue RUN/last.pt up to --steps (a killed run resumes exactly; with the poly "
-                          "schedule a longer --steps reshapes the decay from where it stands)")
+    add_run_flags(parser, "continue RUN/last.pt up to --steps (default: the run's; a killed run resumes exactly; "
+                          "with the poly schedule a longer --steps reshapes the decay from where it stands)")
     parser.set_defaults(run=run)
 
 
@@ -105,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
                               "lr_warmup", "foreground_fraction", "context_slices", "roi_jitter", "refine_roi",
                               "dice_over", "ema_decay", "val_fraction", "members",
                               "snapshot_every"))
+    if args.resume and not saved and (Path(args.out) / "config.json").is_file():
+        # A resume continues the run as it was: what may change on a resume and is not given again (the target
+        # steps, the snapshot cadence) keeps the run's value, not the preset's.
+        recorded = read_run_config(Path(args.out) / "config.json", COMMAND).get("config", {})
+        changes = {**{k: recorded[k] for k in SegmenterConfig.RESUMABLE if k in recorded}, **changes}
 
     def make() -> SegmenterConfig:
         if saved:
