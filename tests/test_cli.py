@@ -69,6 +69,39 @@ def test_ctrl_c_at_any_moment_of_a_real_start_is_one_line_and_no_traceback(tmp_p
         assert lines in (["claim: interrupted"], ["claim demo: interrupted"]), (delay, err[-2000:])
 
 
+_DROPPED_INTERRUPT = """
+import os, signal, sys, time
+from claim import interrupts
+if sys.argv[1] == "install":
+    interrupts.install()
+class Collected:
+    def __del__(self):  # Ctrl-C arrives while a garbage-collection callback runs: Python drops it there
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+try:
+    Collected()
+    start = time.time()
+    while time.time() - start < 5:
+        sum(range(1000))
+    print("ran on")
+except KeyboardInterrupt:
+    interrupts.handled()
+    print(f"interrupted after {time.time() - start:.2f} s")
+"""
+
+
+@pytest.mark.parametrize("install", [True, False])
+def test_an_interrupt_dropped_in_a_collection_callback_is_raised_again(install):
+    # Measured on claim demo: a Ctrl-C 7 s in was dropped in a weakref callback and the demo ran to its end.
+    done = subprocess.run([sys.executable, "-c", _DROPPED_INTERRUPT, "install" if install else "plain"],
+                          capture_output=True, text=True, timeout=60, preexec_fn=_default_ctrl_c)
+    if install:
+        assert done.stdout.startswith("interrupted after 0.0"), (done.stdout, done.stderr)
+        assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
+    else:  # Python's own handler: the interrupt is lost, with a traceback printed
+        assert done.stdout.startswith("ran on") and "Exception ignored" in done.stderr
+
+
 def test_unknown_option_is_an_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["phantom", "--out", "x", "--patiens", "3"])

@@ -13,9 +13,16 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from claim import interrupts
+
+    interrupts.install()
     try:
-        from claim.cli import main as run_command
-    except KeyboardInterrupt:
-        print("claim: interrupted", file=sys.stderr)
-        return 130
-    return run_command(argv)
+        try:
+            from claim.cli import main as run_command
+        except KeyboardInterrupt:
+            interrupts.handled()
+            print("claim: interrupted", file=sys.stderr)
+            return 130
+        return run_command(argv)
+    finally:
+        interrupts.handled()

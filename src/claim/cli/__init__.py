@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from claim import __version__
+from claim import __version__, interrupts
 from claim.cli import (
     aha,
     augment,
@@ -83,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"claim {args.command}: error: {where + ': ' if where else ''}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        interrupts.handled()
         print(f"claim {args.command}: interrupted", file=sys.stderr)
         return 130
 

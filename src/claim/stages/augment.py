@@ -16,14 +16,12 @@ The stage chains what the other stages do, each step resumable inside ``OUT/.cla
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from claim import __version__
@@ -32,15 +30,12 @@ from claim.aha.orientation import parse_orientation
 from claim.aha.segments import Handedness
 from claim.config import Config
 from claim.data.augmented import AUGMENT_FILE, AUGMENT_WORK_DIR, refuse_augmented
-from claim.data.io import atomic_path, write_json, write_png
+from claim.data.io import write_json
 from claim.data.layouts import read_dataset
 from claim.data.patient import Layout, Patient
 from claim.data.write import (
     check_output_location,
-    copy_patient,
-    patient_files,
     write_nnunet_dataset_json,
-    write_patient,
 )
 from claim.errors import ClaimError, InputError
 from claim.generator.checkpoint import load_generator
@@ -52,14 +47,13 @@ from claim.runtime import PRECISIONS, resolve_precision
 from claim.smile.prior import Prior, default_prior, load_prior, save_prior
 from claim.smile.sampler import SmileSampler
 from claim.smile.spec import Pattern, SmileConfig
+from claim.stages.augment_files import PREVIEW_FILE, write_preview, write_real, write_synthetic
 from claim.stages.generate import generate_scars, generation_file_name
 from claim.stages.masks import MASKS_FILE, fit_prior_from_folder, write_mask
 
 __all__ = ["AUGMENT_FILE", "PREVIEW_FILE", "FORMATS", "AugmentConfig", "AugmentResult", "run_augment"]
 
-PREVIEW_FILE = "preview.png"
 FORMATS = ("same", "nnunet")
-_PREVIEW_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -263,49 +257,6 @@ def _paint(model: Path, data_dir: Path, work: Path, n_shards: int, config: Augme
     return records
 
 
-def _write_real(patients: list[Patient], data_dir: Path, out_dir: Path, convert: bool) -> None:
-    for patient in patients:
-        if convert:
-            write_patient(replace(patient, layout=Layout.NNUNET, slice_stems=()), out_dir)
-        else:
-            copy_patient(patient, data_dir, out_dir)
-
-
-def _write_synthetic(painted: Path, records: list[dict], out_dir: Path, convert: bool) -> dict[str, list[str]]:
-    """Place the painted patients in ``out_dir`` (``convert``: as nnU-Net v2 raw); returns each case's files."""
-    files: dict[str, list[str]] = {}
-    if convert:
-        for patient in read_dataset(painted):
-            patient = replace(patient, layout=Layout.NNUNET, slice_stems=())
-            write_patient(patient, out_dir)
-            files[patient.patient_id] = [str(p.relative_to(out_dir)) for role in ("image", "label")
-                                         for p in patient_files(patient, out_dir, role)]
-        return files
-    for record in records:
-        for key in ("image", "label"):
-            target = out_dir / record[key]
-            atomic_path(target, lambda tmp, src=painted / record[key]: shutil.copyfile(src, tmp))
-            files.setdefault(record["mask_id"], []).append(record[key])
-    return files
-
-
-def _write_preview(painted: Path, out_dir: Path) -> Path | None:
-    """Stack the first painted slice of the first synthetic cases (source | mask | synthetic) into one PNG."""
-    seen, rows = set(), []
-    for path in sorted((painted / "previews").glob("*.png")):
-        case = path.stem.rsplit("_slice", 1)[0]
-        if case not in seen and len(rows) < _PREVIEW_ROWS:
-            seen.add(case)
-            rows.append(np.asarray(Image.open(path).convert("L")))
-    if not rows:
-        return None
-    width = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]))) for r in rows]
-    grid = np.concatenate(rows)[:-2]
-    scale = max(1, 600 // width)  # small crops are enlarged (nearest) so scars can be seen
-    return write_png(out_dir / PREVIEW_FILE, grid.repeat(scale, axis=0).repeat(scale, axis=1))
-
-
 def _shown_path(path: Path, out_dir: Path) -> str:
     try:
         return str(path.resolve().relative_to(out_dir.resolve()))
@@ -375,11 +326,11 @@ def run_augment(
     tick = time.perf_counter()
     # An nnU-Net input is already in the output format: its files are copied, as in the ``same`` format.
     convert = nnunet and patients[0].layout != Layout.NNUNET
-    _write_real(patients, data_dir, out_dir, convert)
-    files = _write_synthetic(work / "painted", records, out_dir, convert)
+    write_real(patients, data_dir, out_dir, convert)
+    files = write_synthetic(work / "painted", records, out_dir, convert)
     if nnunet or patients[0].layout == Layout.NNUNET:
         write_nnunet_dataset_json(out_dir, len(patients) + len(files), name="claim_augmented")
-    preview = _write_preview(work / "painted", out_dir)
+    preview = write_preview(work / "painted", out_dir)
     timings["writing_s"] = time.perf_counter() - tick
 
     generator = load_generator(model_path)
