@@ -20,21 +20,27 @@ __all__ = ["install", "handled"]
 
 _REPEAT_S = 1.0
 _installed = False
+_pending = False  # an interrupt raised and not yet handled
 
 
-def _raise(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+def _raise_again(signum: int, frame: FrameType | None) -> None:
+    # A timer signal already on its way when handled() stopped the timer must not interrupt what follows.
+    if _pending:
+        raise KeyboardInterrupt
 
 
 def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     # Raised now as Python would; if something swallows it, SIGALRM raises it again until handled() stops it.
+    global _pending
+    _pending = True
     signal.setitimer(signal.ITIMER_REAL, _REPEAT_S, _REPEAT_S)
     raise KeyboardInterrupt
 
 
 def _unraisable(info: Any, default: Any = sys.unraisablehook) -> None:
     if isinstance(info.exc_value, KeyboardInterrupt):
-        signal.setitimer(signal.ITIMER_REAL, 0.01, _REPEAT_S)  # dropped in a callback: raise it again right away
+        if _pending:  # dropped in a callback: raise it again right away
+            signal.setitimer(signal.ITIMER_REAL, 0.01, _REPEAT_S)
         return
     default(info)
 
@@ -47,7 +53,7 @@ def install() -> None:
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
             or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None)):
         return
-    signal.signal(signal.SIGALRM, _raise)
+    signal.signal(signal.SIGALRM, _raise_again)
     signal.signal(signal.SIGINT, _on_interrupt)
     sys.unraisablehook = _unraisable
     _installed = True
@@ -55,5 +61,7 @@ def install() -> None:
 
 def handled() -> None:
     """The interrupt was caught: stop repeating it."""
+    global _pending
+    _pending = False
     if _installed:
         signal.setitimer(signal.ITIMER_REAL, 0.0)
