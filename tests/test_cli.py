@@ -78,9 +78,9 @@ class Collected:
     def __del__(self):  # Ctrl-C arrives while a garbage-collection callback runs: Python drops it there
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.2)
+start = time.time()
 try:
     Collected()
-    start = time.time()
     while time.time() - start < 5:
         sum(range(1000))
     print("ran on")
@@ -90,13 +90,15 @@ except KeyboardInterrupt:
 """
 
 
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no interval timers on this system")
 @pytest.mark.parametrize("install", [True, False])
 def test_an_interrupt_dropped_in_a_collection_callback_is_raised_again(install):
     # Measured on claim demo: a Ctrl-C 7 s in was dropped in a weakref callback and the demo ran to its end.
     done = subprocess.run([sys.executable, "-c", _DROPPED_INTERRUPT, "install" if install else "plain"],
                           capture_output=True, text=True, timeout=60, preexec_fn=_default_ctrl_c)
     if install:
-        assert done.stdout.startswith("interrupted after 0.0"), (done.stdout, done.stderr)
+        # Raised again 0.01 s after it was dropped, well before the 1 s repeat; without this, never.
+        assert done.stdout.startswith("interrupted after ") and float(done.stdout.split()[2]) < 0.9, done
         assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
     else:  # Python's own handler: the interrupt is lost, with a traceback printed
         assert done.stdout.startswith("ran on") and "Exception ignored" in done.stderr

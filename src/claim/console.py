@@ -1,7 +1,8 @@
 """The ``claim`` console script: Ctrl-C while the command line loads is one line, as it is once a command runs.
 
 Loading ``claim.cli`` imports torch, MONAI and every command (a few seconds), and an interrupt there would
-otherwise print the import's traceback. This module imports nothing heavy, so it can catch it.
+otherwise print the import's traceback. This module imports nothing heavy, so it can catch it. It also installs
+``claim.interrupts`` for the command's run, so a Ctrl-C Python would drop is raised again.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     interrupts.install()
     try:
-        try:
-            from claim.cli import main as run_command
-        except KeyboardInterrupt:
-            interrupts.handled()
-            print("claim: interrupted", file=sys.stderr)
-            return 130
+        from claim.cli import main as run_command
+
         return run_command(argv)
-    finally:
+    except KeyboardInterrupt:  # while the command line loads or is parsed, before a command catches it
         interrupts.handled()
+        print("claim: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        interrupts.uninstall()

@@ -16,16 +16,17 @@ import threading
 from types import FrameType
 from typing import Any
 
-__all__ = ["install", "handled"]
+__all__ = ["install", "handled", "uninstall"]
 
 _REPEAT_S = 1.0
-_installed = False
+_installed: tuple[Any, Any, Any] | None = None  # what install() replaced: SIGINT and SIGALRM handlers, unraisable hook
 _pending = False  # an interrupt raised and not yet handled
 
 
 def _raise_again(signum: int, frame: FrameType | None) -> None:
-    # A timer signal already on its way when handled() stopped the timer must not interrupt what follows.
-    if _pending:
+    # Not while the interrupt is on its way up (its finally and __exit__ blocks clean up), nor once handled (a timer
+    # signal already sent when handled() stopped the timer).
+    if _pending and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
         raise KeyboardInterrupt
 
 
@@ -37,26 +38,26 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _unraisable(info: Any, default: Any = sys.unraisablehook) -> None:
+def _unraisable(info: Any) -> None:
     if isinstance(info.exc_value, KeyboardInterrupt):
         if _pending:  # dropped in a callback: raise it again right away
             signal.setitimer(signal.ITIMER_REAL, 0.01, _REPEAT_S)
         return
-    default(info)
+    (_installed[2] if _installed else sys.__unraisablehook__)(info)
 
 
 def install() -> None:
     """Make Ctrl-C repeat until handled, where Python's own handler is in place (not where SIGINT is ignored, as in
     a background job, or handled by someone else), on the main thread of a system with interval timers."""
     global _installed
-    if (threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer")
+    if (_installed or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer")
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
             or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None)):
         return
+    _installed = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGALRM), sys.unraisablehook)
     signal.signal(signal.SIGALRM, _raise_again)
     signal.signal(signal.SIGINT, _on_interrupt)
     sys.unraisablehook = _unraisable
-    _installed = True
 
 
 def handled() -> None:
@@ -65,3 +66,16 @@ def handled() -> None:
     _pending = False
     if _installed:
         signal.setitimer(signal.ITIMER_REAL, 0.0)
+
+
+def uninstall() -> None:
+    """Stop repeating and put back what :func:`install` replaced (the command is over: interpreter shutdown, or the
+    caller's own process when ``claim.console.main`` is called from Python)."""
+    global _installed
+    handled()
+    if _installed:
+        interrupt, alarm, hook = _installed
+        signal.signal(signal.SIGINT, interrupt)
+        signal.signal(signal.SIGALRM, alarm)
+        sys.unraisablehook = hook
+        _installed = None

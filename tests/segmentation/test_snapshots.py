@@ -146,3 +146,8 @@ def test_snapshot_every_is_a_flag_recorded_in_the_config_and_checked(seg_data_di
                  "--steps", "6", "--val-fraction", "0", "--resume"]) == 0
     assert list(list_snapshots(tmp_path / "run")) == [2, 4, 6]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["snapshot_every"] == 2
+    # Nor does it fall back to the preset's steps (tiny's 20): a plain resume of a finished run stays at step 6.
+    assert main(["train-segmenter", "--data", str(seg_data_dir), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                 "--val-fraction", "0", "--resume"]) == 0
+    assert list(list_snapshots(tmp_path / "run")) == [2, 4, 6]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["steps"] == 6

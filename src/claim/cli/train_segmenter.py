@@ -109,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not saved and (Path(args.out) / "config.json").is_file():
         # A resume continues the run as it was: what may change on a resume and is not given again (the target
         # steps, the snapshot cadence) keeps the run's value, not the preset's.
-        recorded = read_run_config(Path(args.out) / "config.json", COMMAND).get("config", {})
+        recorded = read_run_config(Path(args.out) / "config.json", COMMAND).get("config")
+        if not isinstance(recorded, dict):
+            raise ClaimError(f"{Path(args.out) / 'config.json'}: no segmenter config recorded (key 'config')")
         changes = {**{k: recorded[k] for k in SegmenterConfig.RESUMABLE if k in recorded}, **changes}
 
     def make() -> SegmenterConfig:

@@ -1,5 +1,5 @@
 """How ``claim augment`` fills its output folder: the real patients copied (or converted to nnU-Net v2 raw), the
-painted ones moved in beside them, and ``preview.png``."""
+painted ones copied in beside them, and ``preview.png``."""
 
 from __future__ import annotations
 
