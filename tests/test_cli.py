@@ -65,7 +65,9 @@ def test_ctrl_c_at_any_moment_of_a_real_start_is_one_line_and_no_traceback(tmp_p
         os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
         _, err = process.communicate(timeout=120)
         lines = [line for line in err.replace("\r", "\n").splitlines() if "interrupted" in line]
-        assert process.returncode == 130 and "Traceback" not in err, (delay, err[-2000:])
+        # 130, or death by SIGINT (a shell reports 130 for both): an interrupt while the command loads was seen to
+        # end that way after its one line, though the interrupt was caught (CPython's exit after an interrupt).
+        assert process.returncode in (130, -signal.SIGINT) and "Traceback" not in err, (delay, err[-2000:])
         assert lines in (["claim: interrupted"], ["claim demo: interrupted"]), (delay, err[-2000:])
 
 
