@@ -31,6 +31,7 @@ from claim.data.io import write_json  # noqa: E402
 from claim.data.layouts import read_dataset  # noqa: E402
 from claim.evaluation.metrics import dice  # noqa: E402
 from claim.evaluation.realism import contrast_units  # noqa: E402
+from claim.experiment.stats import paired_bootstrap_ci  # noqa: E402
 from claim.labels import Label, infarct_mask  # noqa: E402
 from claim.segmentation import load_segmenter, predict_label_maps  # noqa: E402
 
@@ -39,12 +40,10 @@ def _checkpoint(path: Path) -> Path:
     return path / "segmenter.pt" if path.is_dir() else path
 
 
-def _mean_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> dict[str, float]:
-    data = np.asarray(values, dtype=float)
-    draws = np.random.default_rng(seed).integers(0, len(data), size=(resamples, len(data)))
-    means = data[draws].mean(axis=1)
-    return {"mean": float(data.mean()), "ci_low": float(np.percentile(means, 2.5)),
-            "ci_high": float(np.percentile(means, 97.5)), "n": len(data)}
+def _mean_ci(values: list[float]) -> dict[str, float]:
+    """Mean and patient-bootstrap 95 % interval: the project's one bootstrap, against a zero baseline."""
+    ci = paired_bootstrap_ci(values, [0.0] * len(values))
+    return {"mean": ci["mean"], "ci_low": ci["low"], "ci_high": ci["high"], "n": int(ci["n"])}
 
 
 def judge_patients(judge: Path, patients: list) -> list[dict]:
