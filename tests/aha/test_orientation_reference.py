@@ -23,6 +23,11 @@ def _angle_error(a: float, b: float) -> float:
     return abs((a - b + 180.0) % 360.0 - 180.0)
 
 
+def _septum(row: dict, suffix: str) -> float:
+    start, end = float(row[f"arc_start_deg{suffix}"]), float(row[f"arc_end_deg{suffix}"])
+    return (start + ((end - start) % 360.0) / 2.0) % 360.0
+
+
 def reference_scores() -> list[dict]:
     """Per annotated patient: insertion error, septum-direction error, confidence and flag of the estimate."""
     rows = list(csv.DictReader(REFERENCE.open()))
@@ -34,7 +39,7 @@ def reference_scores() -> list[dict]:
         orientation = estimate_orientation(patient.images, patient.label_maps)
         assert orientation.method == OrientationMethod.IMAGE
         start, end = float(row["arc_start_deg"]), float(row["arc_end_deg"])
-        septum = (start + ((end - start) % 360.0) / 2.0) % 360.0
+        septum = _septum(row, "")
         mirrored = estimate_orientation(patient.images, patient.label_maps, handedness=Handedness.CW)
         scores.append(
             {
@@ -92,11 +97,6 @@ def test_second_reader_columns_are_well_formed():
 
 BLIND_REFERENCE = Path(__file__).parent / "data" / "emidec_rv_insertion_blind.csv"
 BLIND_READERS = ("_r3", "_r4")
-
-
-def _septum(row: dict, suffix: str) -> float:
-    start, end = float(row[f"arc_start_deg{suffix}"]), float(row[f"arc_end_deg{suffix}"])
-    return (start + ((end - start) % 360.0) / 2.0) % 360.0
 
 
 def test_blind_reference_is_well_formed():
