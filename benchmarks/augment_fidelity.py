@@ -8,8 +8,8 @@ mask holds MVO, and, with ``--test``, the judge's own infarct Dice on real held-
 fidelity against (painted scar should be found about as well as unseen real scar: much better means too easy,
 much worse means not scar-like). Mean fidelity has a patient-bootstrap 95 % CI. No judge is needed for the last
 part: how bright painted scar and MVO are against the output's real scarred patients, in contrast units (remote
-myocardium 0, blood pool 1; `claim.evaluation.realism.contrast_units`), median per slice (real MVO is a dark core,
-about 0.5; real scar about 1).
+myocardium 0, blood pool 1), median per slice, scar with its MVO and MVO alone as the study's realism statistics
+measure them (`claim.evaluation.realism.scar_levels`; real MVO is a dark core, about 0.5; real scar about 1).
 
     python benchmarks/augment_fidelity.py --augment AUG --judge RUN1 RUN2 --test SPLIT/test --out fidelity.json
 """
@@ -30,7 +30,7 @@ from claim.data.augmented import synthetic_sources  # noqa: E402
 from claim.data.io import write_json  # noqa: E402
 from claim.data.layouts import read_dataset  # noqa: E402
 from claim.evaluation.metrics import dice  # noqa: E402
-from claim.evaluation.realism import contrast_units  # noqa: E402
+from claim.evaluation.realism import contrast_units, scar_levels  # noqa: E402
 from claim.experiment.stats import paired_bootstrap_ci  # noqa: E402
 from claim.labels import Label, infarct_mask  # noqa: E402
 from claim.segmentation import load_segmenter, predict_label_maps  # noqa: E402
@@ -73,21 +73,19 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def contrast_levels(patients: list) -> dict:
-    """Per-slice medians of scar (label 3) and MVO (label 4) in contrast units, summarised over the slices."""
-    scar, mvo = [], []
+    """Per-slice scar (MVO included) and MVO brightness in contrast units, as the study's realism statistics
+    measure them (``claim.evaluation.realism.scar_levels``), summarised over the slices."""
+    levels: dict[str, list[float]] = {"scar": [], "mvo": []}
     for patient in patients:
         for image, labels in zip(patient.images, patient.label_maps, strict=True):
             measured = contrast_units(image, labels)
             if measured is None:
                 continue
-            unit = measured[0]
-            if (labels == Label.INFARCT).sum() >= 3:
-                scar.append(float(np.median(unit[labels == Label.INFARCT])))
-            if (labels == Label.MVO).sum() >= 3:
-                mvo.append(float(np.median(unit[labels == Label.MVO])))
+            for name, value in scar_levels(measured[0], labels).items():
+                levels[name.removesuffix("_contrast")].append(value)
     return {name: {"slices": len(v), "median": float(np.median(v)) if v else None,
                    "p25_p75": [float(q) for q in np.percentile(v, [25, 75])] if v else None}
-            for name, v in (("scar", scar), ("mvo", mvo))}
+            for name, v in levels.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     everyone = read_dataset(args.augment, progress=False)
     synthetic = [p for p in everyone if p.patient_id in sources]
     test = read_dataset(args.test, progress=False) if args.test else []
+    if args.test and not any(p.has_infarct for p in test):
+        # The judges' held-out Dice is over scarred patients; without one it would be an empty mean (NaN).
+        parser.error(f"--test {args.test}: no patient with infarct labels to score the judges on")
     levels = {"painted": contrast_levels(synthetic),
               "real": contrast_levels([p for p in everyone if p.patient_id not in sources and p.has_infarct])}
     for group, block in levels.items():

@@ -16,6 +16,8 @@ from claim.cli import main
 from claim.data.write import write_patient
 from claim.evaluation.c2st import C2stConfig, auc, classifier_two_sample_test, without_draws
 from claim.evaluation.realism import (
+    RealismConfig,
+    scar_levels,
     scar_samples,
     segment_fractions,
     shape_statistics,
@@ -201,3 +203,16 @@ def test_shape_statistics_tell_flat_sectors_from_tapering_jagged_patchy_scar():
     assert rough["scar_solidity"] < 1.0
     pieces = shape_statistics(patchy, flat)
     assert pieces["scar_components"] == 3 and pieces["scar_solidity"] < 0.4
+
+
+def test_scar_levels_measure_scar_with_its_mvo_and_the_mvo_alone():
+    labels = np.full((20, 20), Label.MYOCARDIUM, dtype=np.uint8)
+    unit = np.zeros((20, 20))
+    labels[2:5, 2:6], unit[2:5, 2:6] = Label.INFARCT, 1.2  # 12 scar pixels
+    labels[2:5, 6:7], unit[2:5, 6:7] = Label.MVO, 0.3  # 3 MVO pixels inside the scar
+    levels = scar_levels(unit, labels)
+    # The scar's median counts its MVO (15 pixels: 12 at 1.2, 3 at 0.3), as the realism table's scar_contrast does.
+    assert levels == {"scar_contrast": 1.2, "mvo_contrast": 0.3}
+    assert scar_levels(unit, labels, RealismConfig(min_scar_px=16)) == {"mvo_contrast": 0.3}
+    labels[2:5, 6:7] = Label.INFARCT
+    assert "mvo_contrast" not in scar_levels(unit, labels)

@@ -25,8 +25,8 @@ from skimage.transform import resize
 from claim.aha.geometry import PatientGeometry
 from claim.labels import Label, infarct_mask
 
-__all__ = ["RealismConfig", "ScarSample", "contrast_units", "scar_samples", "segment_fractions", "soft_dice",
-           "STATISTICS", "SHAPE_STATISTICS", "shape_statistics", "wasserstein_table", "split_half_floor"]
+__all__ = ["RealismConfig", "ScarSample", "contrast_units", "scar_levels", "scar_samples", "segment_fractions",
+           "soft_dice", "STATISTICS", "SHAPE_STATISTICS", "shape_statistics", "wasserstein_table", "split_half_floor"]
 
 # Per-slice statistics (contrast units: (value - remote median) / (blood median - remote median)).
 STATISTICS = {
@@ -145,6 +145,20 @@ def contrast_units(image: np.ndarray, labels: np.ndarray,
     return (image - r) / (b - r), r
 
 
+def scar_levels(unit: np.ndarray, labels: np.ndarray, config: RealismConfig = RealismConfig()) -> dict[str, float]:
+    """How bright a slice's scar and MVO are in contrast units (``unit`` from ``contrast_units``): ``scar_contrast``,
+    the median over the infarct with its MVO, where it has at least ``min_scar_px`` pixels; ``mvo_contrast``, the
+    median over the MVO, where the MVO and the scar around it have at least 3 pixels each. Only the keys measured."""
+    levels = {}
+    scar = infarct_mask(labels)
+    if scar.sum() >= config.min_scar_px:
+        levels["scar_contrast"] = float(np.median(unit[scar]))
+    mvo, core = labels == Label.MVO, labels == Label.INFARCT
+    if mvo.sum() >= 3 and core.sum() >= 3:
+        levels["mvo_contrast"] = float(np.median(unit[mvo]))
+    return levels
+
+
 def scar_samples(images: np.ndarray, label_maps: np.ndarray, geometry: PatientGeometry, group: str,
                  config: RealismConfig = RealismConfig()) -> list[ScarSample]:
     """Every slice of a patient with at least ``min_scar_px`` scar pixels, a remote myocardium and a blood pool."""
@@ -160,15 +174,13 @@ def scar_samples(images: np.ndarray, label_maps: np.ndarray, geometry: PatientGe
         unit, r = measured
         healthy = labels == Label.MYOCARDIUM
         ring = healthy & ndimage.binary_dilation(scar, iterations=3)
-        stats = {
-            "scar_contrast": float(np.median(unit[scar])),
+        stats = scar_levels(unit, labels, config) | {
             "scar_to_remote_ratio": float(np.median(image[scar]) / r) if r > 0 else float("nan"),
             "scar_texture_sd": float(unit[scar].std()),
             "scar_border_step": float(np.median(unit[scar]) - np.median(unit[ring])) if ring.any() else float("nan"),
         }
         mvo, core = labels == Label.MVO, labels == Label.INFARCT
-        if mvo.sum() >= 3 and core.sum() >= 3:
-            stats["mvo_contrast"] = float(np.median(unit[mvo]))
+        if "mvo_contrast" in stats:
             scar_median = float(np.median(image[core]))
             stats["mvo_to_scar_ratio"] = float(np.median(image[mvo]) / scar_median) if scar_median > 0 else float(
                 "nan")
