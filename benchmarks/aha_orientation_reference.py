@@ -2,11 +2,12 @@
 
 Reference: tests/aha/data/emidec_rv_insertion.csv (readers 1 and 2) and emidec_rv_insertion_blind.csv (readers 3
 and 4, blind, all 75 patients); how they were made: tests/aha/data/README.md. Reports the share of patients whose
-septum direction lies within 45 degrees of the annotated one, the median anterior-insertion error under either
-handedness, and how many of the gross (> 45 degree) errors are flagged low confidence. Scored against each reader,
-against the mean of readers 1 and 2 where they agree within 45 degrees (``both_readers_agree``), of readers 3 and
-4 (``blind_readers_agree``), and of every reader who read the patient (``all_readers_mean``, no agreement asked);
-with the readers' agreement with each other beside.
+septum direction lies within 45 degrees of the annotated one, the median signed septum error (estimate minus
+reference, counterclockwise positive: a bias in one screen direction), the median anterior-insertion error under
+either handedness, and how many of the gross (> 45 degree) errors are flagged low confidence. Scored against each
+reader, against the mean of readers 1 and 2 where they agree within 45 degrees (``both_readers_agree``), of
+readers 3 and 4 (``blind_readers_agree``), and of every reader who read the patient (``all_readers_mean``, no
+agreement asked); with the readers' agreement with each other beside.
 ``loo_`` numbers choose the low-confidence threshold by leave-one-out: for each patient, the smallest
 threshold that flags >= 80 % of the other patients' gross errors, applied to the patient left out.
 A patient is flagged as ``claim aha`` flags it: its own confidence below the threshold, or its estimate far from
@@ -67,8 +68,13 @@ VARIANTS = {"default": {}, "band 0.25": {"band_radii": 0.25}, "band 0.5": {"band
 LUNG_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
 
 
+def _signed(a: float, b: float) -> float:
+    """``a - b`` in (-180, 180]: positive when ``a`` lies counterclockwise of ``b`` on screen."""
+    return -((b - a + 180.0) % 360.0 - 180.0)
+
+
 def _error(a: float, b: float) -> float:
-    return abs((a - b + 180.0) % 360.0 - 180.0)
+    return abs(_signed(a, b))
 
 
 def _septum(start: float, end: float) -> float:
@@ -88,7 +94,10 @@ def _scores(records: list[dict], reader: str) -> dict:
     low = np.array([r["low_confidence"] for r in rows])
     confidence = np.array([r["confidence"] for r in rows])
     gross = septum > 45.0
-    result: dict = {"patients": len(rows), "septum_within_45": float(np.mean(~gross))}
+    # A bias shows as a signed median far from 0: the estimate off the reference in one screen direction.
+    signed = [r["readers"][reader]["septum_signed_error"] for r in rows]
+    result: dict = {"patients": len(rows), "septum_within_45": float(np.mean(~gross)),
+                    "median_signed_septum_error": float(np.median(signed))}
     for key in ("insertion_error_ccw", "insertion_error_cw"):
         errors = np.array([r["readers"][reader][key] for r in rows])
         result[f"median_{key}"] = float(np.median(errors))
@@ -142,6 +151,7 @@ def reference_records(rows: dict[str, dict], patients: dict, cues: ImageCues = I
                 "start": start,
                 "end": end,
                 "septum_error": _error(ccw.insertion_screen_deg + 60.0, _septum(start, end)),
+                "septum_signed_error": _signed(ccw.insertion_screen_deg + 60.0, _septum(start, end)),
                 "insertion_error_ccw": _error(ccw.insertion_screen_deg, start),
                 "insertion_error_cw": _error(cw.insertion_screen_deg, end),
                 "certainty": row[f"certainty{suffix}"],
@@ -155,6 +165,7 @@ def reference_records(rows: dict[str, dict], patients: dict, cues: ImageCues = I
                 mean = _circular_mean([a["septum_deg"], b["septum_deg"]])
                 start, end = (_circular_mean([a[key], b[key]]) for key in ("start", "end"))
                 readers[pair] = {"septum_error": _error(ccw.insertion_screen_deg + 60.0, mean),
+                                 "septum_signed_error": _signed(ccw.insertion_screen_deg + 60.0, mean),
                                  "insertion_error_ccw": _error(ccw.insertion_screen_deg, start),
                                  "insertion_error_cw": _error(cw.insertion_screen_deg, end),
                                  "certainty": "unsure" if "unsure" in (a["certainty"], b["certainty"]) else "fair"}
@@ -162,6 +173,7 @@ def reference_records(rows: dict[str, dict], patients: dict, cues: ImageCues = I
         mean = _circular_mean([r["septum_deg"] for r in everyone])
         start, end = (_circular_mean([r[key] for r in everyone]) for key in ("start", "end"))
         readers[ALL_READERS] = {"septum_error": _error(ccw.insertion_screen_deg + 60.0, mean),
+                                "septum_signed_error": _signed(ccw.insertion_screen_deg + 60.0, mean),
                                 "insertion_error_ccw": _error(ccw.insertion_screen_deg, start),
                                 "insertion_error_cw": _error(cw.insertion_screen_deg, end),
                                 "certainty": "unsure" if any(r["certainty"] == "unsure" for r in everyone)
@@ -214,8 +226,8 @@ def _territory_summary(gain: np.ndarray, baseline: np.ndarray) -> dict:
     paired = (gain - baseline)[resamples].mean(axis=1)
     return {"gain_over_rotation_average": float(gain.mean()),
             "gain_bootstrap_sd": float(gain[resamples].mean(axis=1).std()), "patients": len(gain),
-            "minus_default": float((gain - baseline).mean()),
-            "minus_default_95ci": [float(np.percentile(paired, 2.5)), float(np.percentile(paired, 97.5))]}
+            "minus_baseline": float((gain - baseline).mean()),
+            "minus_baseline_95ci": [float(np.percentile(paired, 2.5)), float(np.percentile(paired, 97.5))]}
 
 
 def _readers_origin(rows: dict[str, dict]):
@@ -249,14 +261,21 @@ def screen_variants(rows: dict[str, dict], patients: dict) -> dict:
               + f" | blind_agreed median {scored['blind_agreed']['median_insertion_error_ccw']:.1f}, gross "
               f"{scored['blind_agreed']['gross_septum']} ({scored['blind_agreed']['gross_septum_flagged']} flagged)"
               f" | territory gain {t['gain_over_rotation_average']:+.3f} (sd {t['gain_bootstrap_sd']:.3f}), minus "
-              f"default {t['minus_default']:+.3f} [{t['minus_default_95ci'][0]:+.3f}, "
-              f"{t['minus_default_95ci'][1]:+.3f}]"
+              f"default {t['minus_baseline']:+.3f} [{t['minus_baseline_95ci'][0]:+.3f}, "
+              f"{t['minus_baseline_95ci'][1]:+.3f}]"
               f" | {' '.join(gross)}")
-    readers = _territory_summary(_territory_gains(everyone, _readers_origin(rows)), default)
-    results["blind readers' angles"] = {"territory": readers}
-    print(f"blind readers' own angles: territory gain {readers['gain_over_rotation_average']:+.3f} (sd "
-          f"{readers['gain_bootstrap_sd']:.3f}), minus default {readers['minus_default']:+.3f} "
-          f"[{readers['minus_default_95ci'][0]:+.3f}, {readers['minus_default_95ci'][1]:+.3f}]")
+    # The readers' angles against the current and the earlier estimate, over the patients the blind readers read.
+    annotated = [p for p in everyone if p.patient_id in rows]
+    by_readers = _territory_gains(annotated, _readers_origin(rows))
+    earlier = ImageCues(**VARIANTS["lung weight 2 (before)"])
+    against = {"default": ImageCues(), "lung weight 2 (before)": earlier}
+    results["blind readers' angles"] = {"territory": {name: _territory_summary(by_readers, _territory_gains(
+        annotated, lambda p, c=cues: estimate_orientation(p.images, p.label_maps, cues=c)))
+        for name, cues in against.items()}}
+    for name, t in results["blind readers' angles"]["territory"].items():
+        print(f"blind readers' own angles: territory gain {t['gain_over_rotation_average']:+.3f} (sd "
+              f"{t['gain_bootstrap_sd']:.3f}), minus the estimate with {name} {t['minus_baseline']:+.3f} "
+              f"[{t['minus_baseline_95ci'][0]:+.3f}, {t['minus_baseline_95ci'][1]:+.3f}]")
     return results
 
 
@@ -294,10 +313,11 @@ def select_lung_weight(rows: dict[str, dict], patients: dict) -> dict:
                                                                                    "reader1", "reader2")}
                                    for w, records in per_weight.items()}}
     for ref in ("blind_agreed", ALL_READERS):
-        errors = {w: np.array([r["readers"][ref]["septum_error"] for r in recs]) for w, recs in per_weight.items()}
-        insertion = {w: np.array([r["readers"][ref]["insertion_error_ccw"] for r in recs])
-                     for w, recs in per_weight.items()}
-        flagged = {w: np.array([r["low_confidence"] for r in recs]) for w, recs in per_weight.items()}
+        # The patients holding the reference (the blind pair only where its readers agree); the same for every weight.
+        held = {w: [r for r in recs if ref in r["readers"]] for w, recs in per_weight.items()}
+        errors = {w: np.array([r["readers"][ref]["septum_error"] for r in recs]) for w, recs in held.items()}
+        insertion = {w: np.array([r["readers"][ref]["insertion_error_ccw"] for r in recs]) for w, recs in held.items()}
+        flagged = {w: np.array([r["low_confidence"] for r in recs]) for w, recs in held.items()}
         results[f"cross_validated_{ref}"] = _held_out_selection(errors, insertion, flagged)
     for w in LUNG_WEIGHTS:
         block = results["in_sample"][str(w)]

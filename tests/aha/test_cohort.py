@@ -126,7 +126,7 @@ def test_orientation_section_names_the_outliers(tmp_path):
 
 
 @pytest.mark.realdata
-def test_emidec_outliers_are_few_and_flag_the_confident_miss():
+def test_emidec_outliers_are_few_and_flag_reader1_misses():
     patients = read_dataset(EMIDEC_SLICES, progress=False)
     estimates = [(p.patient_id, estimate_orientation(p.images, p.label_maps)) for p in patients]
     flagged, check = flag_cohort_outliers(estimates)

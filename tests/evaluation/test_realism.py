@@ -208,11 +208,14 @@ def test_shape_statistics_tell_flat_sectors_from_tapering_jagged_patchy_scar():
 def test_scar_levels_measure_scar_with_its_mvo_and_the_mvo_alone():
     labels = np.full((20, 20), Label.MYOCARDIUM, dtype=np.uint8)
     unit = np.zeros((20, 20))
-    labels[2:5, 2:6], unit[2:5, 2:6] = Label.INFARCT, 1.2  # 12 scar pixels
-    labels[2:5, 6:7], unit[2:5, 6:7] = Label.MVO, 0.3  # 3 MVO pixels inside the scar
-    levels = scar_levels(unit, labels)
-    # The scar's median counts its MVO (15 pixels: 12 at 1.2, 3 at 0.3), as the realism table's scar_contrast does.
-    assert levels == {"scar_contrast": 1.2, "mvo_contrast": 0.3}
-    assert scar_levels(unit, labels, RealismConfig(min_scar_px=16)) == {"mvo_contrast": 0.3}
-    labels[2:5, 6:7] = Label.INFARCT
+    labels[2:5, 2:6], unit[2:5, 2:6] = Label.INFARCT, 1.2  # 12 scar pixels around the core
+    labels[6, 2:15], unit[6, 2:15] = Label.MVO, 0.3  # 13 MVO pixels
+    # The scar's median counts its MVO: 25 pixels, 13 of them at 0.3 (label 3 alone would give 1.2).
+    assert scar_levels(unit, labels) == {"scar_contrast": 0.3, "mvo_contrast": 0.3}
+    # min_scar_px counts the scar with its MVO.
+    assert "scar_contrast" in scar_levels(unit, labels, RealismConfig(min_scar_px=25))
+    assert scar_levels(unit, labels, RealismConfig(min_scar_px=26)) == {"mvo_contrast": 0.3}
+    # MVO is measured only beside at least 3 pixels of scar core.
+    labels[2:5, 2:6] = Label.MYOCARDIUM
+    labels[2, 2:4] = Label.INFARCT
     assert "mvo_contrast" not in scar_levels(unit, labels)

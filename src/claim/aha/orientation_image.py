@@ -43,10 +43,11 @@ class ImageCues:
         lung_weight: weight of the lung cue against the blood cue. The dark region beside the free wall is not
             centred opposite the septum (likely because the lung wraps the anterolateral wall more than the
             inferolateral one, where liver and diaphragm lie), so a heavy lung cue pulls the estimate off. 0.5
-            was chosen on the annotated reference (benchmarks/aha_orientation_reference.py
-            --select-lung-weight): against the mean of the blind readers, and of all readers, every weight from
-            0.25 to 1.5 puts 72-74 of 75 septa within 45 degrees, against 70-71 with the earlier 2.0, whose
-            estimates lay a median 14 degrees off the blind readers' in one screen direction.
+            was picked on the annotated reference (tests/aha/data; benchmarks/aha_orientation_reference.py
+            --select-lung-weight scores every weight): every weight from 0.25 to 1.5 puts 72-73 of 75 septa
+            within 45 degrees of the blind readers' mean and 73-74 of every reader's, against 70 and 71 with the
+            earlier 2.0; within that plateau 0.5 meets the orientation bars against both and scores best against
+            the second reader. That command's cross-validated numbers say what such a choice generalises to.
         window_deg: width of the septal window (the septum spans AHA 60..180).
         contrast_weighted: weight each slice's cues by its blood-muscle contrast-to-noise (confidence 0..1 scale,
             floored at 0.05) instead of equally. Off: on the annotated reference it lost patients against both
@@ -70,8 +71,9 @@ class ImageCues:
 # Image estimates with a confidence below this are flagged ``low_confidence`` (CNR below 1.8, or slices spread
 # widely). Chosen on the annotated EMIDEC reference (tests/aha/data) with the earlier lung weight: it flagged 20
 # of reader 1's 48 patients and 3 of the 4 septum errors over 45 degrees; 0.45 would have flagged all 4 but 29
-# of 48. With the current cues it flags 32 of 75 patients, among them both septum errors over 45 degrees against
-# the blind readers' mean. See the README section on orientation.
+# of 48. With the current cues it flags 32 of the 75 patients by their own confidence (39 with the cohort check
+# of `claim aha`), among them both septum errors over 45 degrees against the blind readers' mean. See the README
+# section on orientation.
 LOW_CONFIDENCE_THRESHOLD = 0.4
 
 
