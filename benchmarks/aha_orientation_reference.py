@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -205,7 +206,7 @@ def _not_unsure(records: list[dict], reader: str) -> list[dict]:
     return [r for r in records if reader in r["readers"] and r["readers"][reader]["certainty"] != "unsure"]
 
 
-def _territory_gains(patients: list, orientation_of) -> np.ndarray:
+def _territory_gains(patients: list, orientation_of: Callable) -> np.ndarray:
     """Per patient with scar: the territory test's gain (benchmarks/aha_territory.py, 30 degree steps) under the
     origin ``orientation_of(patient)`` gives."""
     # A sibling script (benchmarks/ is on the path when this one runs).
@@ -230,7 +231,7 @@ def _territory_summary(gain: np.ndarray, baseline: np.ndarray) -> dict:
             "minus_baseline_95ci": [float(np.percentile(paired, 2.5)), float(np.percentile(paired, 97.5))]}
 
 
-def _readers_origin(rows: dict[str, dict]):
+def _readers_origin(rows: dict[str, dict]) -> Callable:
     """The blind readers' mean septum as each patient's origin (the estimate's 120 degree arc placed on it)."""
     def orientation_of(patient):
         row = rows[patient.patient_id]
@@ -322,7 +323,8 @@ def select_lung_weight(rows: dict[str, dict], patients: dict) -> dict:
     for w in LUNG_WEIGHTS:
         block = results["in_sample"][str(w)]
         print(f"lung weight {w:<5} " + " | ".join(
-            f"{ref} {b['septum_within_45']:.3f}, median {b['median_insertion_error_ccw']:.1f}, gross "
+            f"{ref} {b['septum_within_45']:.3f}, median {b['median_insertion_error_ccw']:.1f}, signed "
+            f"{b['median_signed_septum_error']:+.1f}, gross "
             f"{b['gross_septum']} ({b['gross_septum_flagged']} flagged)" for ref, b in block.items()))
     for ref in ("blind_agreed", ALL_READERS):
         held_out = results[f"cross_validated_{ref}"]
