@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from claim.aha.geometry import PatientGeometry
 from claim.aha.segments import Level, segment_from_angle
@@ -32,6 +33,7 @@ class ScarCanvas:
         slice_index: slice of each pixel.
         grid_index: index into the flattened ``(S, N_ANGLES)`` polar grid (slice, angle bin).
         depth: transmural depth in [0, 1] (0 endocardium).
+        endocardial: True for pixels beside the cavity (8-connected), the layer an ischemic scar grows from.
         segment: AHA segment 1-17.
         levels: per slice its ``Level`` (None without myocardium).
         segment_pixels: ``(18,)`` pixel count per segment (index 0 unused).
@@ -44,6 +46,7 @@ class ScarCanvas:
     slice_index: np.ndarray
     grid_index: np.ndarray
     depth: np.ndarray
+    endocardial: np.ndarray
     segment: np.ndarray
     levels: tuple[Level | None, ...]
     segment_pixels: np.ndarray
@@ -61,6 +64,7 @@ class ScarCanvas:
         angle_bin = np.minimum((angle / ANGLE_BIN_DEG).astype(np.int64), N_ANGLES - 1)
         segment = segment_maps.ravel()[flat_index].astype(np.int64)
         depth = geometry.depth.ravel()[flat_index].astype(np.float64)
+        endocardial = _beside_cavity(segment_maps > 0).ravel()[flat_index]
         sorted_depth = tuple(np.sort(depth[segment == s]) for s in range(18))
         return cls(
             patient_id=geometry.patient_id,
@@ -69,6 +73,7 @@ class ScarCanvas:
             slice_index=slice_index,
             grid_index=slice_index.astype(np.int64) * N_ANGLES + angle_bin,
             depth=depth,
+            endocardial=endocardial,
             segment=segment,
             levels=geometry.levels,
             segment_pixels=np.bincount(segment, minlength=18),
@@ -143,3 +148,20 @@ def apply_scar(
     flat[canvas.flat_index[scar_pixels]] = Label.INFARCT
     flat[canvas.flat_index[mvo_pixels]] = Label.MVO
     return out
+
+
+def _beside_cavity(myocardium: np.ndarray) -> np.ndarray:
+    """``(S, H, W)``: myocardial pixels 8-connected to the cavity, taken as the hole the myocardial ring encloses
+    (the geometry carries no cavity label; on EMIDEC the hole equals it on 529 of 530 slices, the other one's ring
+    is open). Slices without an enclosed hole have none."""
+    eight = np.ones((3, 3), dtype=bool)
+    rim = np.zeros_like(myocardium)
+    box = ndimage.find_objects(myocardium.any(axis=0).astype(np.int8))
+    if not box:
+        return rim
+    rows, cols = box[0]  # the hole lies inside the rings' bounding box, so the work is done on it alone
+    for s, ring in enumerate(myocardium[:, rows, cols]):
+        hole = ndimage.binary_fill_holes(ring) & ~ring
+        if hole.any():
+            rim[s, rows, cols] = ring & ndimage.binary_dilation(hole, eight)
+    return rim

@@ -145,6 +145,27 @@ def _top(score: np.ndarray, n: int) -> np.ndarray:
     return np.sort(finite[chosen])
 
 
+def _reach_endocardium(picked: np.ndarray, score: np.ndarray, endocardial: np.ndarray,
+                       slices: np.ndarray) -> np.ndarray:
+    """An ischemic scar grows from the endocardium on every slice it occupies. The pixel noise can leave a slice's
+    last few pixels (where the burden runs out) just off it, about one mask in a thousand on EMIDEC: there, the
+    slice's weakest scar pixel gives way to its strongest endocardial candidate. Burden, segments, transmurality and
+    slice run are unchanged."""
+    chosen = np.zeros(score.size, dtype=bool)
+    chosen[picked] = True
+    for s in np.unique(slices[picked]):
+        on_slice = slices == s
+        if (chosen & on_slice & endocardial).any():
+            continue
+        candidates = np.flatnonzero(on_slice & endocardial & ~chosen & np.isfinite(score))
+        if candidates.size == 0:
+            continue
+        mine = np.flatnonzero(chosen & on_slice)
+        chosen[mine[np.argmin(score[mine])]] = False
+        chosen[candidates[np.argmax(score[candidates])]] = True
+    return np.flatnonzero(chosen)
+
+
 def _transmural_distance(pattern: Pattern, depth: np.ndarray, centre: np.ndarray | None, extent: float) -> np.ndarray:
     if pattern == Pattern.ISCHEMIC:
         return depth / extent
@@ -214,6 +235,8 @@ def render_scar(spec: ScarSpec, canvas: ScarCanvas | PatientGeometry) -> ScarRes
     if spec.pattern != Pattern.PATCHY:  # foci may skip slices; bands and infarcts may not
         score = _lift_slice_gaps(score, canvas.slice_index[allowed], canvas.n_slices)
     picked = _top(score, n_target)
+    if spec.pattern == Pattern.ISCHEMIC:
+        picked = _reach_endocardium(picked, score, canvas.endocardial[allowed], canvas.slice_index[allowed])
     scar = allowed[picked]
     mvo = np.zeros(0, dtype=np.int64)
     if spec.mvo and spec.pattern == Pattern.ISCHEMIC and picked.size:
