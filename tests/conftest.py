@@ -21,9 +21,9 @@ EMIDEC_VOLUMES = SHARED_DATA / "emidec-volumes"
 # tiny training steps tens of times slower when other processes share the cores.
 torch.set_num_threads(1)
 
-# Property tests draw the same examples on every run, so a suite that passed here passes in CI: a chance failure
-# would keep a change from landing. CLAIM_HYPOTHESIS=explore draws fresh examples each run, to hunt for new ones
-# (a failure found so is pinned with @example).
+# Property tests draw the same examples on every run (with the pinned hypothesis version), so a suite that passed
+# here passes in CI: a chance failure would keep a change from landing. CLAIM_HYPOTHESIS=explore draws fresh
+# examples each run, to hunt for new ones (a failure found so is pinned with @example).
 settings.register_profile("fixed", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("CLAIM_HYPOTHESIS", "fixed"))

@@ -54,8 +54,10 @@ class ScarCanvas:
     _sorted_depth: tuple[np.ndarray, ...]
 
     @classmethod
-    def from_geometry(cls, geometry: PatientGeometry) -> ScarCanvas:
-        """Prepare the canvas of a patient from its AHA geometry."""
+    def from_geometry(cls, geometry: PatientGeometry, cavity: np.ndarray | None = None) -> ScarCanvas:
+        """Prepare the canvas of a patient from its AHA geometry; ``cavity``, the ``(S, H, W)`` LV cavity mask where
+        the label maps are at hand, places the endocardial layer (without it: the hole each myocardial ring
+        encloses)."""
         segment_maps = geometry.segment_maps
         flat_index = np.flatnonzero(segment_maps.ravel() > 0)
         shape = segment_maps.shape
@@ -64,7 +66,7 @@ class ScarCanvas:
         angle_bin = np.minimum((angle / ANGLE_BIN_DEG).astype(np.int64), N_ANGLES - 1)
         segment = segment_maps.ravel()[flat_index].astype(np.int64)
         depth = geometry.depth.ravel()[flat_index].astype(np.float64)
-        endocardial = _beside_cavity(segment_maps > 0).ravel()[flat_index]
+        endocardial = _beside_cavity(segment_maps > 0, cavity).ravel()[flat_index]
         sorted_depth = tuple(np.sort(depth[segment == s]) for s in range(18))
         return cls(
             patient_id=geometry.patient_id,
@@ -150,18 +152,20 @@ def apply_scar(
     return out
 
 
-def _beside_cavity(myocardium: np.ndarray) -> np.ndarray:
-    """``(S, H, W)``: myocardial pixels 8-connected to the cavity, taken as the hole the myocardial ring encloses
-    (the geometry carries no cavity label; on EMIDEC the hole equals it on 529 of 530 slices, the other one's ring
-    is open). Slices without an enclosed hole have none."""
+def _beside_cavity(myocardium: np.ndarray, cavity: np.ndarray | None = None) -> np.ndarray:
+    """``(S, H, W)``: myocardial pixels 8-connected to the cavity. Without a cavity mask, the cavity is the hole the
+    myocardial ring encloses: on EMIDEC it equals the cavity label on 529 of 530 slices (the other ring is open, and
+    has no hole)."""
     eight = np.ones((3, 3), dtype=bool)
     rim = np.zeros_like(myocardium)
     box = ndimage.find_objects(myocardium.any(axis=0).astype(np.int8))
     if not box:
         return rim
-    rows, cols = box[0]  # the hole lies inside the rings' bounding box, so the work is done on it alone
+    # The cavity touches the rings' bounding box at most from inside, so the work is done on the box, widened by
+    # one pixel for the dilation.
+    rows, cols = (slice(max(b.start - 1, 0), b.stop + 1) for b in box[0])
     for s, ring in enumerate(myocardium[:, rows, cols]):
-        hole = ndimage.binary_fill_holes(ring) & ~ring
+        hole = cavity[s, rows, cols] if cavity is not None else ndimage.binary_fill_holes(ring) & ~ring
         if hole.any():
             rim[s, rows, cols] = ring & ndimage.binary_dilation(hole, eight)
     return rim

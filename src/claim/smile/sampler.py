@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from claim.aha.geometry import PatientGeometry
+from claim.labels import Label
 from claim.smile.canvas import ScarCanvas
 from claim.smile.prior import Prior, default_prior
 from claim.smile.render import ScarResult, render_scar
@@ -37,7 +38,7 @@ class SmileSampler:
     ) -> None:
         if label_maps.shape != geometry.segment_maps.shape:
             raise ValueError(f"label maps {label_maps.shape} do not match geometry {geometry.segment_maps.shape}")
-        self.canvas = ScarCanvas.from_geometry(geometry)
+        self.canvas = ScarCanvas.from_geometry(geometry, cavity=label_maps == Label.CAVITY)
         self.label_maps = label_maps
         self.config = config
         self.prior = prior or default_prior()
