@@ -17,9 +17,9 @@ the other patients' of ``--data`` (``claim.aha.cohort``, computed over every pat
 ``--variants`` screens other settings of the estimate's cues (``claim.aha.orientation_image.ImageCues``) one at a
 time, each scored against every reader and by the territory test (``benchmarks/aha_territory.py``: the
 scar-in-one-territory share under the estimate minus its rotation average, with a patient-bootstrap sd, over every
-pathological patient, and its paired difference from the defaults with a 95 % CI): a change has to help beyond the
-reference it was looked at on. The blind readers' own angles take the territory test too, which says how finely
-the test can tell origins apart. Saves ``aha_orientation_variants.json``.
+annotated pathological patient, and its paired difference from the defaults with a 95 % CI): a change has to help
+beyond the reference it was looked at on. The blind readers' own angles take the territory test too, which says
+how finely the test can tell origins apart. Saves ``aha_orientation_variants.json``.
 
 ``--select-lung-weight`` chooses the lung cue's weight by cross-validation against the blind readers' mean (and
 against every reader's mean): 5 patient folds, repeated 20 times with seeded shuffles; on each fold's other
@@ -43,7 +43,7 @@ import numpy as np
 
 from claim.aha.cohort import check_cohort
 from claim.aha.geometry import compute_geometry
-from claim.aha.orientation import estimate_orientation
+from claim.aha.orientation import circular_mean_deg, estimate_orientation
 from claim.aha.orientation_image import ImageCues
 from claim.aha.segments import Handedness
 from claim.data.io import write_json
@@ -83,7 +83,7 @@ def _septum(start: float, end: float) -> float:
 
 
 def _circular_mean(angles_deg: list[float]) -> float:
-    return float(np.degrees(np.angle(np.exp(1j * np.radians(angles_deg)).sum())) % 360.0)
+    return circular_mean_deg(np.asarray(angles_deg))[0]
 
 
 def _scores(records: list[dict], reader: str) -> dict:
@@ -170,14 +170,14 @@ def reference_records(rows: dict[str, dict], patients: dict, cues: ImageCues = I
                                  "insertion_error_ccw": _error(ccw.insertion_screen_deg, start),
                                  "insertion_error_cw": _error(cw.insertion_screen_deg, end),
                                  "certainty": "unsure" if "unsure" in (a["certainty"], b["certainty"]) else "fair"}
-        everyone = [readers[reader] for reader in READERS if reader in readers]
-        mean = _circular_mean([r["septum_deg"] for r in everyone])
-        start, end = (_circular_mean([r[key] for r in everyone]) for key in ("start", "end"))
+        read_by = [readers[reader] for reader in READERS if reader in readers]
+        mean = _circular_mean([r["septum_deg"] for r in read_by])
+        start, end = (_circular_mean([r[key] for r in read_by]) for key in ("start", "end"))
         readers[ALL_READERS] = {"septum_error": _error(ccw.insertion_screen_deg + 60.0, mean),
                                 "septum_signed_error": _signed(ccw.insertion_screen_deg + 60.0, mean),
                                 "insertion_error_ccw": _error(ccw.insertion_screen_deg, start),
                                 "insertion_error_cw": _error(cw.insertion_screen_deg, end),
-                                "certainty": "unsure" if any(r["certainty"] == "unsure" for r in everyone)
+                                "certainty": "unsure" if any(r["certainty"] == "unsure" for r in read_by)
                                 else "fair"}
         records.append(
             {
@@ -244,16 +244,24 @@ def _readers_origin(rows: dict[str, dict]) -> Callable:
 def screen_variants(rows: dict[str, dict], patients: dict) -> dict:
     """Every entry of VARIANTS scored against every reader and by the territory test, paired with the defaults;
     the blind readers' own angles are put to the territory test too."""
-    everyone = list(patients.values())
-    default = _territory_gains(everyone, lambda p: estimate_orientation(p.images, p.label_maps))
+    # The territory test runs over the annotated patients, the readers' angles included; each setting once.
+    annotated = [p for p in patients.values() if p.patient_id in rows]
+    territory: dict[ImageCues, np.ndarray] = {}
+
+    def gains_under(cues: ImageCues) -> np.ndarray:
+        if cues not in territory:
+            territory[cues] = _territory_gains(
+                annotated, lambda p: estimate_orientation(p.images, p.label_maps, cues=cues))
+        return territory[cues]
+
+    default = gains_under(ImageCues())
     results = {}
     for name, change in VARIANTS.items():
         cues = ImageCues(**change)
         records = reference_records(rows, patients, cues)
         gross = [r["patient_id"] + ("*" if r["low_confidence"] else "") for r in records
                  if r["readers"].get("blind_agreed", {}).get("septum_error", 0.0) > 45.0]
-        gains = _territory_gains(everyone, lambda p, c=cues: estimate_orientation(p.images, p.label_maps, cues=c))
-        results[name] = {"cues": change, "territory": _territory_summary(gains, default),
+        results[name] = {"cues": change, "territory": _territory_summary(gains_under(cues), default),
                          "blind_agreed_gross_errors": gross}
         results[name] |= {reader: _scores(records, reader) for reader in (*READERS, *PAIRS, ALL_READERS)}
         scored, t = results[name], results[name]["territory"]
@@ -265,14 +273,11 @@ def screen_variants(rows: dict[str, dict], patients: dict) -> dict:
               f"default {t['minus_baseline']:+.3f} [{t['minus_baseline_95ci'][0]:+.3f}, "
               f"{t['minus_baseline_95ci'][1]:+.3f}]"
               f" | {' '.join(gross)}")
-    # The readers' angles against the current and the earlier estimate, over the patients the blind readers read.
-    annotated = [p for p in everyone if p.patient_id in rows]
+    # The readers' angles against the current and the earlier estimate.
     by_readers = _territory_gains(annotated, _readers_origin(rows))
-    earlier = ImageCues(**VARIANTS["lung weight 2 (before)"])
-    against = {"default": ImageCues(), "lung weight 2 (before)": earlier}
-    results["blind readers' angles"] = {"territory": {name: _territory_summary(by_readers, _territory_gains(
-        annotated, lambda p, c=cues: estimate_orientation(p.images, p.label_maps, cues=c)))
-        for name, cues in against.items()}}
+    against = {"default": ImageCues(), "lung weight 2 (before)": ImageCues(**VARIANTS["lung weight 2 (before)"])}
+    results["blind readers' angles"] = {"territory": {name: _territory_summary(by_readers, gains_under(cues))
+                                                      for name, cues in against.items()}}
     for name, t in results["blind readers' angles"]["territory"].items():
         print(f"blind readers' own angles: territory gain {t['gain_over_rotation_average']:+.3f} (sd "
               f"{t['gain_bootstrap_sd']:.3f}), minus the estimate with {name} {t['minus_baseline']:+.3f} "

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from tests.conftest import EMIDEC_SLICES
 
-from claim.aha.orientation import OrientationMethod, estimate_orientation
+from claim.aha.orientation import OrientationMethod, circular_mean_deg, estimate_orientation
 from claim.aha.segments import Handedness
 from claim.data.layouts import read_dataset
 
@@ -138,10 +138,6 @@ def test_image_estimate_against_the_blind_readers():
     assert np.median(insertion["_r3"]) <= 20.0 and np.median(insertion["_r4"]) <= 15.0
 
 
-def _circular_mean(angles_deg: list[float]) -> float:
-    return float(np.degrees(np.angle(np.exp(1j * np.radians(angles_deg)).sum())) % 360.0)
-
-
 @pytest.mark.realdata
 def test_image_estimate_meets_the_bars_against_the_blind_readers_mean():
     # Issue bars on the consensus of the two blind readers (all 75 patients): septum side within 45 degrees for
@@ -153,8 +149,8 @@ def test_image_estimate_meets_the_bars_against_the_blind_readers_mean():
     for row in rows:
         patient = patients[row["patient_id"]]
         orientation = estimate_orientation(patient.images, patient.label_maps)
-        septum = _circular_mean([_septum(row, suffix) for suffix in BLIND_READERS])
-        start = _circular_mean([float(row[f"arc_start_deg{suffix}"]) for suffix in BLIND_READERS])
+        septum = circular_mean_deg(np.array([_septum(row, suffix) for suffix in BLIND_READERS]))[0]
+        start = circular_mean_deg(np.array([float(row[f"arc_start_deg{suffix}"]) for suffix in BLIND_READERS]))[0]
         septum_errors.append(_angle_error(orientation.insertion_screen_deg + 60.0, septum))
         insertion_errors.append(_angle_error(orientation.insertion_screen_deg, start))
         flagged.append(orientation.low_confidence)

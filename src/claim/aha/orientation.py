@@ -23,7 +23,8 @@ from claim.aha.segments import (
 from claim.errors import ClaimError
 from claim.labels import Label
 
-__all__ = ["OrientationMethod", "Orientation", "parse_orientation", "estimate_orientation", "lv_centre"]
+__all__ = ["OrientationMethod", "Orientation", "parse_orientation", "estimate_orientation", "lv_centre",
+           "circular_mean_deg"]
 
 
 class OrientationMethod(StrEnum):
@@ -103,8 +104,8 @@ def lv_centre(label_map: np.ndarray) -> tuple[float, float] | None:
     return None
 
 
-def _circular_mean_deg(angles_deg: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
-    """Mean direction and resultant length (0 = spread, 1 = all equal)."""
+def circular_mean_deg(angles_deg: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean direction in [0, 360) and resultant length (0 = spread, 1 = all equal) of angles in degrees."""
     radians = np.radians(angles_deg)
     w = np.ones_like(radians) if weights is None else weights
     c, s = float(np.sum(w * np.cos(radians))), float(np.sum(w * np.sin(radians)))
@@ -175,7 +176,7 @@ def _orientation_from_rv(label_maps: np.ndarray, handedness: Handedness) -> Orie
         weights.append(float(contact.sum()))
     if not insertions:
         raise ClaimError("the RV label never touches the myocardium; cannot place the RV insertion points")
-    insertion, spread = _circular_mean_deg(np.asarray(insertions), np.asarray(weights))
+    insertion, spread = circular_mean_deg(np.asarray(insertions), np.asarray(weights))
     origin = origin_from_screen(insertion, ANTERIOR_INSERTION_DEG, handedness)
     return Orientation(OrientationMethod.RV_LABEL, origin, handedness, insertion, round(spread, 4))
 
